@@ -1,0 +1,1 @@
+"""The torch-free vision runtime: decode, quality gate, ONNX scoring, calibrated decisions."""

@@ -1,0 +1,105 @@
+"""Safe decoding of untrusted photo bytes into RGB uint8 (plus an optional alpha mask).
+
+Limits are checked from the header before any pixel is decoded, so a decompression bomb
+costs nothing. Training reads its photos through this same function, so serving sees
+exactly the pixels the model was trained on.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from authenticator.errors import (
+    CorruptImage,
+    DecompressionBomb,
+    ImageTooLarge,
+    ImageTooSmall,
+    UnsupportedFormat,
+)
+
+try:  # HEIC/HEIF support is an optional plugin of Pillow.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    _HEIF = True
+except ImportError:  # pragma: no cover - pillow-heif is a core dependency
+    _HEIF = False
+
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "HEIF", "HEIC", "MPO"})
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_megapixels: float = 50.0
+    min_short_side: int = 64
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    rgb: np.ndarray  # HxWx3 uint8, EXIF orientation applied
+    alpha: np.ndarray | None  # HxW uint8, or None when the photo is opaque
+    format: str
+    width: int
+    height: int
+
+
+def decode_image(data: bytes, limits: DecodeLimits | None = None) -> DecodedImage:
+    """Decode ``data``; raise a typed :class:`~authenticator.errors.ImageError` on bad input."""
+    limits = limits or DecodeLimits()
+    if not data:
+        raise CorruptImage("The file is empty.")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(f"The file is {len(data)} bytes; the limit is {limits.max_bytes}.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise UnsupportedFormat("The file is not a JPEG, PNG, WebP or HEIC photo.") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecompressionBomb("The image header announces too many pixels.") from exc
+    except Exception as exc:
+        raise CorruptImage(f"The file cannot be read as an image: {exc}") from exc
+    fmt = (img.format or "").upper()
+    if fmt not in SUPPORTED_FORMATS:
+        raise UnsupportedFormat(f"Format {fmt or 'unknown'} is not accepted; send JPEG, PNG, WebP or HEIC.")
+    if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":
+        raise UnsupportedFormat("Animated images are not accepted; send a still photo.")
+    w, h = img.size
+    if w * h > limits.max_megapixels * 1_000_000:
+        raise DecompressionBomb(f"The image is {w}x{h} pixels; the limit is {limits.max_megapixels} megapixels.")
+    if min(w, h) < limits.min_short_side:
+        raise ImageTooSmall(f"The image is {w}x{h} pixels; the short side must be at least {limits.min_short_side}.")
+    try:
+        img.load()
+        upright: Image.Image = ImageOps.exif_transpose(img)
+        rgb, alpha = _to_rgb(upright)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImage(f"The image is corrupt or truncated: {exc}") from exc
+    return DecodedImage(rgb=rgb, alpha=alpha, format=fmt, width=rgb.shape[1], height=rgb.shape[0])
+
+
+def _to_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any mode -> (RGB uint8, alpha uint8 or None). 16-bit is scaled, CMYK converted."""
+    alpha: np.ndarray | None = None
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        g = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.stack([g, g, g], axis=-1)), None
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        arr = np.asarray(rgba)
+        a = arr[..., 3]
+        if int(a.min()) < 255:
+            alpha = np.ascontiguousarray(a)
+        return np.ascontiguousarray(arr[..., :3]), alpha
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"))), None

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh machine, then run lint, types and every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-venv.sh "dev,train"
+# Services the tests talk to: PostgreSQL at 127.0.0.1:5432 (database test, trust auth).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+# Headless Chromium for the browser tests (Debian package; no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+   (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)) || \
+   echo "warning: could not install chromium; browser tests will fail" >&2
+fi
+.venv/bin/ruff check .
+.venv/bin/mypy authenticator api training
+exec .venv/bin/python -m pytest "$@"
