@@ -1,0 +1,235 @@
+"""C2SP signed notes (https://c2sp.org/signed-note) with Ed25519 signatures.
+
+A note is UTF-8 text ending in a newline, a blank line, then one line per signature:
+``— <key name> <base64(4-byte key hash || 64-byte signature)>``. The signature covers the
+text exactly as sent (final newline included, blank line excluded). Parsing follows
+golang.org/x/mod/sumdb/note (the reference implementation) and is stricter where that one is
+lenient: base64 must be canonical. Any malformed input raises
+:class:`~authenticator.errors.CheckpointError`; nothing here returns ``False`` for a bad note.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from authenticator.errors import CheckpointError
+
+ALG_ED25519 = 0x01
+"""Signature-type byte of Ed25519 keys in C2SP verifier keys and key hashes."""
+ED25519_KEY_SIZE = 32
+ED25519_SIG_SIZE = 64
+KEY_HASH_SIZE = 4
+SIG_PREFIX = "\u2014 "
+"""Every signature line starts with an em dash (U+2014) and a space."""
+MAX_NOTE_BYTES = 1_000_000
+MAX_SIGNATURES = 100
+"""Same caps as the Go reference: a note is small, and a flood of lines is an attack."""
+
+# Text: no ASCII control characters other than newline (the Go reference's rule).
+_BAD_TEXT_CHAR = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_HEX8 = re.compile(r"[0-9a-fA-F]{8}")
+
+
+def _b64decode_canonical(value: str, what: str) -> bytes:
+    """Standard padded base64, accepted only in the one form that encodes it back the same."""
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise CheckpointError(f"{what} is not valid base64") from exc
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise CheckpointError(f"{what} is not canonical base64")
+    return raw
+
+
+def is_valid_key_name(name: str) -> bool:
+    """A key name is non-empty UTF-8 without whitespace and without ``+``."""
+    if not name or "+" in name:
+        return False
+    if any(ch.isspace() for ch in name) or _BAD_TEXT_CHAR.search(name):
+        return False
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_key(name: str, public_key_raw: bytes) -> None:
+    if not is_valid_key_name(name):
+        raise CheckpointError(f"invalid key name {name!r}: non-empty, no whitespace, no '+'")
+    if not isinstance(public_key_raw, bytes) or len(public_key_raw) != ED25519_KEY_SIZE:
+        raise CheckpointError(f"an Ed25519 public key is {ED25519_KEY_SIZE} bytes")
+
+
+def key_hash(name: str, public_key_raw: bytes) -> bytes:
+    """First 4 bytes of SHA-256(name || "\\n" || 0x01 || key): the key's id on signature lines."""
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + public_key_raw).digest()
+    return digest[:KEY_HASH_SIZE]
+
+
+def verifier_key_string(name: str, public_key_raw: bytes) -> str:
+    """C2SP verifier key: ``<name>+<8 hex key hash>+<base64(0x01 || key)>``."""
+    _check_key(name, public_key_raw)
+    encoded = base64.b64encode(bytes([ALG_ED25519]) + public_key_raw).decode("ascii")
+    return f"{name}+{key_hash(name, public_key_raw).hex()}+{encoded}"
+
+
+@dataclass(frozen=True)
+class NoteVerifier:
+    """A named Ed25519 public key that checks note signatures."""
+
+    name: str
+    public_key_raw: bytes
+
+    def __post_init__(self) -> None:
+        _check_key(self.name, self.public_key_raw)
+
+    @classmethod
+    def from_verifier_key(cls, vkey: str) -> NoteVerifier:
+        """Parse a C2SP verifier key; the key hash in it must match the name and key."""
+        if not isinstance(vkey, str):
+            raise CheckpointError("a verifier key is a string")
+        parts = vkey.split("+", 2)  # the base64 key may itself contain "+"
+        if len(parts) != 3:
+            raise CheckpointError("a verifier key has the form <name>+<hex key hash>+<base64 key>")
+        name, hash_hex, key_b64 = parts
+        if not is_valid_key_name(name):
+            raise CheckpointError(f"invalid key name {name!r} in verifier key")
+        if not _HEX8.fullmatch(hash_hex):
+            raise CheckpointError("the key hash of a verifier key is 8 hex digits")
+        key = _b64decode_canonical(key_b64, "verifier key")
+        if not key or key[0] != ALG_ED25519:
+            raise CheckpointError("unsupported verifier key type (only Ed25519, 0x01)")
+        if len(key) != 1 + ED25519_KEY_SIZE:
+            raise CheckpointError(f"an Ed25519 verifier key is {1 + ED25519_KEY_SIZE} bytes")
+        verifier = cls(name, key[1:])
+        if verifier.key_hash != bytes.fromhex(hash_hex):
+            raise CheckpointError("the key hash of the verifier key does not match its name and key")
+        return verifier
+
+    @classmethod
+    def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> NoteVerifier:
+        return cls(name, public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    @property
+    def key_hash(self) -> bytes:
+        return key_hash(self.name, self.public_key_raw)
+
+    @property
+    def verifier_key(self) -> str:
+        return verifier_key_string(self.name, self.public_key_raw)
+
+    def verify(self, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` (64 bytes, no key hash) is this key's Ed25519 signature of ``message``."""
+        if len(signature) != ED25519_SIG_SIZE:
+            return False
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key_raw).verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+
+def _check_text(text: str) -> None:
+    if not text.endswith("\n"):
+        raise CheckpointError("note text must end with a newline")
+    if _BAD_TEXT_CHAR.search(text):
+        raise CheckpointError("note text must not contain control characters other than newline")
+
+
+class NoteSigner:
+    """Signs notes with one named Ed25519 private key."""
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        if not isinstance(private_key, Ed25519PrivateKey):
+            raise CheckpointError("a note signer needs an Ed25519 private key")
+        self.name = name
+        self._private_key = private_key
+        self.verifier = NoteVerifier.from_public_key(name, private_key.public_key())
+        self.verifier_key = self.verifier.verifier_key
+        self._line_prefix = f"{SIG_PREFIX}{name} "
+        self._key_hash = self.verifier.key_hash
+
+    def signature_line(self, text: str) -> str:
+        """The ``— name base64`` line (with its newline) for ``text``; the text is not re-checked."""
+        sig = self._private_key.sign(text.encode("utf-8"))
+        return self._line_prefix + base64.b64encode(self._key_hash + sig).decode("ascii") + "\n"
+
+    def sign(self, text: str) -> str:
+        """The full signed note: ``text``, a blank line, one signature line."""
+        _check_text(text)
+        return text + "\n" + self.signature_line(text)
+
+
+def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> tuple[str, list[str]]:
+    """Check a signed note; return its text (final newline included) and the names that verified.
+
+    Signatures by keys not in ``verifiers`` (matched by name *and* key hash) are ignored, as the
+    spec requires, so co-signers and witnesses do not break verification. A signature by a known
+    key that does not verify rejects the whole note, and so does a note with no verified
+    signature from a known key.
+    """
+    if isinstance(note, bytes | bytearray):
+        if len(note) > MAX_NOTE_BYTES:
+            raise CheckpointError("note is too large")
+        try:
+            note = bytes(note).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CheckpointError("note is not valid UTF-8") from exc
+    if not isinstance(note, str):
+        raise CheckpointError("a note is text")
+    if len(note) > MAX_NOTE_BYTES:
+        raise CheckpointError("note is too large")
+    try:
+        note.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise CheckpointError("note is not valid UTF-8") from exc
+
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise CheckpointError("note has no blank line before its signatures")
+    text, sigs = note[: split + 1], note[split + 2 :]
+    if _BAD_TEXT_CHAR.search(text):
+        raise CheckpointError("note text must not contain control characters other than newline")
+    if not sigs or not sigs.endswith("\n"):
+        raise CheckpointError("note signatures must be non-empty and end with a newline")
+    lines = sigs[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise CheckpointError("note has too many signatures")
+
+    known = {(v.name, v.key_hash): v for v in verifiers}
+    message = text.encode("utf-8")
+    verified: list[str] = []
+    seen: set[tuple[str, bytes]] = set()
+    for line in lines:
+        if not line.startswith(SIG_PREFIX):
+            raise CheckpointError("malformed signature line: it must start with an em dash and a space")
+        fields = line[len(SIG_PREFIX) :].split(" ")
+        if len(fields) != 2:
+            raise CheckpointError("malformed signature line: want '— <name> <base64>'")
+        name, sig_b64 = fields
+        if not is_valid_key_name(name) or not sig_b64:
+            raise CheckpointError("malformed signature line: bad key name or empty signature")
+        raw = _b64decode_canonical(sig_b64, "signature")
+        if len(raw) < KEY_HASH_SIZE + 1:
+            raise CheckpointError("malformed signature line: signature too short")
+        ident = (name, raw[:KEY_HASH_SIZE])
+        verifier = known.get(ident)
+        if verifier is None or ident in seen:
+            continue  # unknown key (a co-signer) or a repeat: ignored, per the spec
+        if not verifier.verify(message, raw[KEY_HASH_SIZE:]):
+            raise CheckpointError(f"the signature of key {name!r} does not verify", key=name)
+        seen.add(ident)
+        verified.append(name)
+    if not verified:
+        raise CheckpointError("note has no verified signature from a known key")
+    return text, verified
