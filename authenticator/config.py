@@ -30,12 +30,23 @@ class Settings(BaseSettings):
     )
     weights_dir: Path = Field(default=REPO_ROOT / "weights", description="Folder with <name>.onnx + card.")
     model_name: str = Field(default="authenticator", description="Name of the shipped model in weights_dir.")
+    # --- HTTP API (issue 5) ---
+    api_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, description="Largest request body the API reads; bigger ones get 413 before reading."
+    )
+    api_max_photos: int = Field(default=12, description="Most photos in one assessment request.")
+    api_max_json_bytes: int = Field(default=256 * 1024, description="Largest JSON request body (items, certificates).")
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'authenticator.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        """Content-addressed blobs (photos, envelopes, listing titles): ``<data_dir>/blobs``."""
+        return self.data_dir / "blobs"
 
     @property
     def resolved_log_key_path(self) -> Path:

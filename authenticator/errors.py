@@ -162,3 +162,31 @@ class ModelError(AuthenticatorError):
     """The model files are missing, do not match their card, or cannot be loaded."""
 
     code = "model_error"
+
+
+# --- HTTP API (issue 5) ----------------------------------------------------------------------
+class BadRequest(AuthenticatorError):
+    """The request cannot be read at all (malformed JSON, a header that is not what it says)."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body is bigger than the configured limit; it was refused before being read."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(InvalidInput):
+    """The request's Content-Type is not the one this endpoint reads."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class IdempotencyConflict(Conflict):
+    """An ``Idempotency-Key`` was reused for a different request, or its first use is still running."""
+
+    code = "idempotency_conflict"
