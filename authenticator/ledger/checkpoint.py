@@ -107,7 +107,7 @@ def _check_key_file_mode(path: Path, mode: int) -> None:
 
 def _load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY)  # symlinks allowed: secret mounts (Kubernetes) use them
     except OSError as exc:
         raise ConfigurationError(f"cannot read log key {path}: {exc.strerror}", path=str(path)) from exc
     try:

@@ -224,8 +224,12 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> tuple[str
             raise CheckpointError("malformed signature line: signature too short")
         ident = (name, raw[:KEY_HASH_SIZE])
         verifier = known.get(ident)
-        if verifier is None or ident in seen:
-            continue  # unknown key (a co-signer) or a repeat: ignored, per the spec
+        if verifier is None:
+            continue  # an unknown key (a co-signer, a witness): ignored, per the spec
+        if ident in seen:
+            # As the Go reference does: a known key signs once; a second line could
+            # otherwise hide a failing signature behind a good one.
+            raise CheckpointError(f"key {name!r} signed the note more than once", key=name)
         if not verifier.verify(message, raw[KEY_HASH_SIZE:]):
             raise CheckpointError(f"the signature of key {name!r} does not verify", key=name)
         seen.add(ident)
