@@ -1,0 +1,376 @@
+"""The ledger service: append entries in batches, answer proofs, entries and item histories.
+
+One writer at a time integrates a batch in one transaction: it fills each entry's ``prev``
+from the item's latest leaf, writes the entries and every perfect subtree they complete, and
+signs one checkpoint. Everything that does not need the log's current state (body schema
+validation and RFC 8785 canonicalisation) is done before the writer lock is taken, so the
+lock is held for byte splicing, hashing and the inserts only.
+
+Reads never rebuild the tree: a proof is ``O(log n)`` lookups of stored perfect-subtree hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from authenticator.config import Settings
+from authenticator.errors import (
+    CheckpointError,
+    ConfigurationError,
+    IntegrityError,
+    NotFound,
+    ProofError,
+)
+from authenticator.ledger import store
+from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
+from authenticator.ledger.entries import canonical_json, encode_prev, entry_bytes, format_time, make_entry, parse_entry
+from authenticator.ledger.merkle import NodeId, extend_perfect_nodes, fold_nodes, root_nodes
+from authenticator.ledger.proofplan import (
+    ProofPlan,
+    consistency_plan,
+    inclusion_plan,
+    materialise,
+    plan_nodes,
+    root_plan,
+)
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One leaf of the log as stored: its index, leaf hash and canonical entry bytes."""
+
+    index: int
+    leaf_hash: bytes
+    data: bytes
+    item: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof that an entry is in the log: the signed checkpoint and the path to its root."""
+
+    index: int
+    leaf_hash: bytes
+    tree_size: int
+    checkpoint: str
+    """The signed note (C2SP tlog-checkpoint) of the tree of ``tree_size`` leaves."""
+    inclusion_proof: list[bytes]
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to append; the ledger fills in ``prev`` (the item's chain) and ``time``."""
+
+    type: str
+    item: str
+    body: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    type: str
+    item: str
+    body: bytes
+    """RFC 8785 bytes of the validated body."""
+
+
+def _prepare(entry: NewEntry) -> _Prepared:
+    """Validate and canonicalise outside the writer lock (the expensive, state-free part)."""
+    checked = make_entry(entry.type, entry.item, entry.body, None)
+    return _Prepared(checked.type, checked.item, canonical_json(checked.body))
+
+
+def _stored(row: Sequence[Any]) -> StoredEntry:
+    idx, leaf_hash, item, type_, data = row
+    return StoredEntry(int(idx), bytes(leaf_hash), bytes(data), str(item), str(type_))
+
+
+class Ledger:
+    """The append-only Merkle log in SQLite or PostgreSQL, with signed checkpoints."""
+
+    def __init__(self, engine: Engine, signer: CheckpointSigner, ops: store.Ops) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.verifier_key: str = signer.verifier_key
+        self.origin: str = signer.origin
+        self._ops = ops
+        self._p = ops.placeholder()
+        self._frontier_lock = threading.Lock()
+        self._frontier: tuple[int, list[bytes]] = (-1, [])
+
+    # --- Lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, database_url: str, signer: CheckpointSigner, *, engine: Engine | None = None, check_key: bool = True
+    ) -> Ledger:
+        """Open (creating and migrating) the log at ``database_url``.
+
+        The first open signs the empty tree's checkpoint. With ``check_key`` the latest stored
+        checkpoint must verify with ``signer``'s key, so a lost or swapped key file is noticed
+        at start-up rather than by buyers; ``authenticator ledger verify`` turns it off to be
+        able to report such a log.
+        """
+        engine = store.configure_engine(engine) if engine is not None else store.create_ledger_engine(database_url)
+        ops = store.ops_for(engine)
+        store.migrate(engine, ops)
+        ledger = cls(engine, signer, ops)
+        ledger._ensure_first_checkpoint()
+        if check_key:
+            note = ledger.latest_checkpoint()
+            try:
+                verify_checkpoint(note, ledger.verifier_key, ledger.origin)
+            except CheckpointError as exc:
+                raise ConfigurationError(
+                    "the log key does not match the key that signed this log's latest checkpoint "
+                    f"({exc.message}); point log_key_path at the log's key",
+                ) from exc
+        return ledger
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, check_key: bool = True) -> Ledger:
+        """The ledger at ``settings.resolved_database_url`` with the key at the settings' path."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        signer = CheckpointSigner.load_or_create(settings.resolved_log_key_path, settings.log_origin)
+        return cls.open(settings.resolved_database_url, signer, check_key=check_key)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _ensure_first_checkpoint(self) -> None:
+        with store.reader(self.engine) as cur:
+            if cur.execute("SELECT 1 FROM log_checkpoints LIMIT 1").fetchone() is not None:
+                return
+        with store.writer(self.engine, self._ops) as cur:
+            if cur.execute("SELECT 1 FROM log_checkpoints LIMIT 1").fetchone() is not None:
+                return
+            if self._ops.size(cur) != 0:
+                raise IntegrityError("the log has entries but no checkpoint")
+            root = fold_nodes([])
+            note = self.signer.sign(Checkpoint(self.origin, 0, root))
+            self._ops.insert_checkpoint(cur, 0, root, note)
+
+    # --- Appending ------------------------------------------------------------------------
+
+    def append(self, entry: NewEntry) -> Receipt:
+        """Append one entry (a batch of one); see :meth:`append_batch`."""
+        return self.append_batch([entry])[0]
+
+    def append_batch(self, entries: Sequence[NewEntry]) -> list[Receipt]:
+        """Integrate ``entries`` in one transaction under one new signed checkpoint.
+
+        Each entry's ``prev`` is the leaf hash of its item's latest entry, earlier entries of
+        the same batch included. Returns one receipt per entry, in order. Raises
+        :class:`~authenticator.errors.EntryValidationError` (nothing appended) when any body is
+        invalid, :class:`~authenticator.errors.StorageUnavailable` when the database is down.
+        """
+        prepared = [_prepare(e) for e in entries]
+        if not prepared:
+            return []
+        items = list(dict.fromkeys(p.item for p in prepared))
+        sha256 = hashlib.sha256
+
+        def build(cur: Any, size: int) -> tuple[list[store.EntryRow], list[bytes]]:
+            heads = self._ops.last_leaf_hashes(cur, items)
+            stamp = format_time(datetime.now(UTC))
+            rows: list[store.EntryRow] = []
+            leaves: list[bytes] = []
+            for offset, p in enumerate(prepared):
+                data = entry_bytes(p.type, p.item, encode_prev(heads.get(p.item)), stamp, p.body)
+                leaf = sha256(b"\x00" + data).digest()
+                heads[p.item] = leaf
+                leaves.append(leaf)
+                rows.append((size + offset, leaf, p.item, p.type, data))
+            # The splice must give exactly what parse_entry accepts: cross-check one per batch.
+            parse_entry(rows[0][4])
+            return rows, leaves
+
+        size, new_size, note, known, leaves = self._integrate(build)
+        return [
+            Receipt(size + k, leaves[k], new_size, note, self._proof_from(known, inclusion_plan(size + k, new_size)))
+            for k in range(len(prepared))
+        ]
+
+    def _append_prebuilt(self, entries: Sequence[tuple[str, str, bytes]]) -> int:
+        """Integrate ``(item, type, canonical bytes)`` as given: no validation, no chain filling.
+
+        For building large logs quickly in the benchmark and for tests that forge a log a
+        buggy or malicious writer could have produced; the service never calls it. Returns
+        the new size.
+        """
+        sha256 = hashlib.sha256
+
+        def build(cur: Any, size: int) -> tuple[list[store.EntryRow], list[bytes]]:
+            leaves = [sha256(b"\x00" + data).digest() for _, _, data in entries]
+            rows = [(size + k, leaves[k], item, type_, data) for k, (item, type_, data) in enumerate(entries)]
+            return rows, leaves
+
+        return self._integrate(build)[1]
+
+    def _integrate(
+        self, build: Callable[[Any, int], tuple[list[store.EntryRow], list[bytes]]]
+    ) -> tuple[int, int, str, dict[NodeId, bytes], list[bytes]]:
+        """Under the writer lock: rows from ``build(cur, size)``, their subtree hashes, one
+        signed checkpoint. Returns the old and new size, the note, the nodes a receipt needs."""
+        ops = self._ops
+        with store.writer(self.engine, ops) as cur:
+            size = ops.size(cur)
+            frontier = self._load_frontier(cur, size)
+            rows, leaves = build(cur, size)
+            new_nodes, new_frontier = extend_perfect_nodes(size, frontier, leaves)
+            new_size = size + len(rows)
+            root = fold_nodes(new_frontier)
+            note = self.signer.sign(Checkpoint(self.origin, new_size, root))
+            ops.insert_entries(cur, rows)
+            ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
+            ops.insert_checkpoint(cur, new_size, root, note)
+            # Receipts need only the old frontier and the nodes just computed (no reads).
+            known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
+            known.update(new_nodes)
+        with self._frontier_lock:
+            self._frontier = (new_size, new_frontier)
+        return size, new_size, note, known, leaves
+
+    def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
+        missing = [n for n in plan_nodes(plan) if n not in known]
+        if missing:  # not reachable for leaves of the batch, but never guess
+            with store.reader(self.engine) as cur:
+                known = {**known, **self._nodes(cur, missing)}
+        return materialise(plan, known)
+
+    def _load_frontier(self, cur: Any, size: int) -> list[bytes]:
+        with self._frontier_lock:
+            cached_size, cached = self._frontier
+        if cached_size == size:
+            return cached
+        ids = root_nodes(size)
+        nodes = self._nodes(cur, ids)
+        return [nodes[n] for n in ids]
+
+    def _nodes(self, cur: Any, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        nodes = self._ops.get_nodes(cur, ids)
+        missing = [n for n in ids if n not in nodes]
+        if missing:
+            level, idx = missing[0]
+            raise IntegrityError(f"stored subtree hash ({level}, {idx}) is missing", level=level, index=idx)
+        return nodes
+
+    # --- Tree state -----------------------------------------------------------------------
+
+    def size(self) -> int:
+        """Number of entries in the log (the size of the latest checkpoint)."""
+        with store.reader(self.engine) as cur:
+            return self._ops.size(cur)
+
+    def latest_checkpoint(self) -> str:
+        """The latest signed checkpoint note."""
+        with store.reader(self.engine) as cur:
+            row = cur.execute("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        if row is None:
+            raise IntegrityError("the log has no checkpoint")
+        return str(row[0])
+
+    def checkpoint_at(self, size: int) -> str | None:
+        """The signed checkpoint of the tree of ``size`` leaves, if one was signed."""
+        with store.reader(self.engine) as cur:
+            row = cur.execute(f"SELECT note FROM log_checkpoints WHERE size = {self._p}", (size,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_size(self, cur: Any, size: int) -> int:
+        current = self._ops.size(cur)
+        if size < 0:
+            raise ProofError(f"tree size {size} is negative")
+        if size > current:
+            raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
+        return current
+
+    def _read_plan(self, cur: Any, plan: ProofPlan) -> list[bytes]:
+        return materialise(plan, self._nodes(cur, plan_nodes(plan)))
+
+    def root_at(self, size: int) -> bytes:
+        """Root hash of the tree of the first ``size`` entries (any size up to the current one)."""
+        with store.reader(self.engine) as cur:
+            self._check_size(cur, size)
+            return self._read_plan(cur, root_plan(size))[0] if size else fold_nodes([])
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` (default: current)."""
+        with store.reader(self.engine) as cur:
+            current = self._ops.size(cur)
+            if size is None:
+                size = current
+            elif size > current:
+                raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
+            if not 0 <= index < current:
+                raise NotFound(f"no entry at index {index}", index=index)
+            if index >= size:
+                raise ProofError(f"entry {index} is not in the tree of size {size}")
+            return self._read_plan(cur, inclusion_plan(index, size))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """RFC 9162 consistency proof that the tree of ``size2`` extends the one of ``size1``."""
+        if not 0 <= size1 <= size2:
+            raise ProofError(f"no consistency proof from size {size1} to size {size2}")
+        with store.reader(self.engine) as cur:
+            self._check_size(cur, size2)
+            return self._read_plan(cur, consistency_plan(size1, size2))
+
+    # --- Entries --------------------------------------------------------------------------
+
+    _COLUMNS = "idx, leaf_hash, item, type, data"
+
+    def entries(self, start: int, end: int) -> list[StoredEntry]:
+        """Entries with ``start <= index < end`` (fewer at the end of the log), in log order."""
+        if start < 0 or end < start:
+            raise ProofError(f"bad entry range [{start}, {end})")
+        p = self._p
+        with store.reader(self.engine) as cur:
+            rows = cur.execute(
+                f"SELECT {self._COLUMNS} FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx", (start, end)
+            ).fetchall()
+        return [_stored(r) for r in rows]
+
+    def entry(self, index: int) -> StoredEntry:
+        """The entry at ``index``; :class:`~authenticator.errors.NotFound` beyond the log."""
+        with store.reader(self.engine) as cur:
+            row = cur.execute(f"SELECT {self._COLUMNS} FROM log_entries WHERE idx = {self._p}", (index,)).fetchone()
+        if row is None:
+            raise NotFound(f"no entry at index {index}", index=index)
+        return _stored(row)
+
+    def index_of(self, leaf_hash: bytes) -> int:
+        """Index of the entry with this leaf hash; :class:`~authenticator.errors.NotFound` if none."""
+        with store.reader(self.engine) as cur:
+            row = cur.execute(
+                f"SELECT idx FROM log_entries WHERE leaf_hash = {self._p}", (bytes(leaf_hash),)
+            ).fetchone()
+        if row is None:
+            raise NotFound("no entry with this leaf hash")
+        return int(row[0])
+
+    def history(self, item: str) -> list[StoredEntry]:
+        """Every entry of ``item`` in log order: a hash chain through each entry's ``prev``."""
+        with store.reader(self.engine) as cur:
+            rows = cur.execute(
+                f"SELECT {self._COLUMNS} FROM log_entries WHERE item = {self._p} ORDER BY idx", (item,)
+            ).fetchall()
+        return [_stored(r) for r in rows]
+
+    def last_leaf_hash(self, item: str) -> bytes | None:
+        """Leaf hash of ``item``'s latest entry (what its next entry's ``prev`` will be)."""
+        with store.reader(self.engine) as cur:
+            return self._ops.last_leaf_hashes(cur, [item]).get(item)

@@ -1,0 +1,1 @@
+"""Alembic environment of the ledger, run programmatically by :func:`authenticator.ledger.store.migrate`."""

@@ -1,0 +1,67 @@
+"""Which stored perfect-subtree hashes a proof needs, and how to fold them. Pure, no I/O.
+
+A proof element is either one perfect node or an imperfect right-border node; the latter is the
+fold of at most ``log2(n)`` perfect nodes (:func:`~authenticator.ledger.merkle.range_nodes`).
+A *plan* lists, per proof element, the perfect nodes to fold, so a store can fetch every node
+of a proof at once (one query on PostgreSQL, one primary-key lookup per node on SQLite) and
+a writer can answer receipts from the nodes it has just computed, without any read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from authenticator.errors import ProofError
+from authenticator.ledger.merkle import NodeId, consistency_proof_ranges, fold_nodes, range_nodes, root_nodes
+
+ProofPlan = list[tuple[NodeId, ...]]
+
+
+def inclusion_plan(index: int, size: int) -> ProofPlan:
+    """Nodes of the RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
+
+    Same order as :func:`~authenticator.ledger.merkle.inclusion_proof_ranges` (leaf upwards):
+    first the siblings below the level where the path leaves the right border (a right sibling
+    cut off by ``size`` is an imperfect node), then the perfect left siblings above it.
+    """
+    if not 0 <= index < size:
+        raise ProofError(f"index {index} is not in a tree of size {size}")
+    plan: ProofPlan = []
+    inner = (index ^ (size - 1)).bit_length()
+    for level in range(inner):
+        sibling = (index >> level) ^ 1
+        lo = sibling << level
+        if lo + (1 << level) <= size:
+            plan.append(((level, sibling),))
+        else:
+            plan.append(tuple(range_nodes(lo, size)))
+    for level in range(inner, size.bit_length()):
+        if (index >> level) & 1:
+            plan.append(((level, (index >> level) - 1),))
+    return plan
+
+
+def consistency_plan(size1: int, size2: int) -> ProofPlan:
+    """Nodes of the RFC 9162 consistency proof from ``size1`` to ``size2``."""
+    return [tuple(range_nodes(lo, hi)) for lo, hi in consistency_proof_ranges(size1, size2)]
+
+
+def root_plan(size: int) -> ProofPlan:
+    """The root as a one-element plan (empty for the empty tree)."""
+    return [tuple(root_nodes(size))] if size else []
+
+
+def plan_nodes(plan: Sequence[tuple[NodeId, ...]]) -> list[NodeId]:
+    """Every distinct node of ``plan``, in first-use order."""
+    return list(dict.fromkeys(node for element in plan for node in element))
+
+
+def materialise(plan: Sequence[tuple[NodeId, ...]], nodes: Mapping[NodeId, bytes]) -> list[bytes]:
+    """The proof hashes of ``plan``; ``nodes`` must hold every node it names."""
+    out: list[bytes] = []
+    for element in plan:
+        if len(element) == 1:
+            out.append(nodes[element[0]])
+        else:
+            out.append(fold_nodes([nodes[n] for n in element]))
+    return out

@@ -1,0 +1,311 @@
+"""Recompute everything the log commits to and report the first thing that does not match.
+
+The structural pass (always) streams the entries in aligned chunks and recomputes every leaf
+hash from the stored bytes and every stored perfect-subtree hash from the recomputed leaves,
+level by level, comparing whole lists at once; then it checks every stored checkpoint's
+signature, size and root. The semantic pass (optional) re-parses every entry strictly
+(RFC 8785 canonical form, its type's schema, the ``item``/``type`` columns) and walks every
+item's hash chain: each entry's ``prev`` must be the leaf hash of the item's previous entry,
+and an item's first entry has none. Parsing is the expensive part, so it is spread over
+worker processes when the machine has more than one core.
+
+Problems are reported by leaf index; a checkpoint's problem is placed at its last leaf.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from authenticator.errors import AuthenticatorError
+from authenticator.ledger import store
+from authenticator.ledger.checkpoint import verify_checkpoint
+from authenticator.ledger.entries import parse_entry
+
+if TYPE_CHECKING:
+    from authenticator.ledger.log import Ledger
+
+CHUNK_LEVEL = 14
+CHUNK = 1 << CHUNK_LEVEL
+"""Leaves per streamed chunk; aligned so every perfect node below this level is in one chunk."""
+MAX_PROBLEMS = 100
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One mismatch; ``index`` is the first leaf it concerns."""
+
+    index: int
+    reason: str
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_ledger` checked and the problems it found (sorted by index)."""
+
+    size: int = 0
+    semantic: bool = True
+    entries_checked: int = 0
+    nodes_checked: int = 0
+    checkpoints_checked: int = 0
+    items_checked: int = 0
+    seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return min(self.problems) if self.problems else None
+
+    @property
+    def first_bad_index(self) -> int | None:
+        first = self.first_problem
+        return None if first is None else first.index
+
+    def add(self, index: int, reason: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(index, reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        first = self.first_problem
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "semantic": self.semantic,
+            "entries_checked": self.entries_checked,
+            "nodes_checked": self.nodes_checked,
+            "checkpoints_checked": self.checkpoints_checked,
+            "items_checked": self.items_checked,
+            "seconds": round(self.seconds, 3),
+            "entries_per_second": round(self.entries_checked / self.seconds) if self.seconds > 0 else None,
+            "first_bad_index": None if first is None else first.index,
+            "first_problem": None if first is None else first.reason,
+            "problems": [{"index": p.index, "reason": p.reason} for p in sorted(self.problems)],
+        }
+
+
+# --- Semantic checks (run in worker processes) ----------------------------------------------
+
+SemanticResult = list[tuple[str | None, str | None]]
+"""Per entry: ``(prev, error)``; ``prev`` is the entry's base64 prev when it parsed."""
+
+
+def check_entries(rows: Sequence[tuple[str, str, bytes]]) -> SemanticResult:
+    """Parse each ``(item, type, data)`` strictly and compare with its stored columns."""
+    out: SemanticResult = []
+    for item, type_, data in rows:
+        try:
+            entry = parse_entry(data)
+        except AuthenticatorError as exc:
+            out.append((None, f"entry is not a valid canonical entry: {exc.message}"))
+            continue
+        if entry.item != item or entry.type != type_:
+            out.append((entry.prev, f"stored columns (item={item!r}, type={type_!r}) do not match the entry"))
+        else:
+            out.append((entry.prev, None))
+    return out
+
+
+class _InlineExecutor:
+    """Runs the semantic checks in this process (small logs, one core)."""
+
+    def submit(self, fn: Any, rows: Any) -> Future[SemanticResult]:
+        fut: Future[SemanticResult] = Future()
+        fut.set_result(fn(rows))
+        return fut
+
+    def shutdown(self) -> None:
+        pass
+
+
+# --- The structural pass ----------------------------------------------------------------------
+
+
+def _pair_up(hashes: Sequence[bytes]) -> list[bytes]:
+    sha256 = hashlib.sha256
+    it = iter(hashes)
+    return [sha256(b"\x01" + a + b).digest() for a, b in zip(it, it, strict=False)]
+
+
+class _Checker:
+    """Checks each stored node against the hash of its *stored* children, so a mismatch is
+    local: one bad row is reported once, at the first leaf it covers, and never blamed on
+    an ancestor (a problem inside a node's range explains that node's mismatch)."""
+
+    def __init__(self, ledger: Ledger, cur: Any, report: VerifyReport) -> None:
+        self.cur = cur
+        self.report = report
+        ph = ledger._ops.placeholder()
+        self.q_entries = (
+            f"SELECT idx, leaf_hash, item, type, data FROM log_entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx"
+        )
+        self.q_nodes = f"SELECT idx, hash FROM log_nodes WHERE level = {ph} AND idx >= {ph} AND idx < {ph} ORDER BY idx"
+        self.q_max = f"SELECT max(idx) FROM log_nodes WHERE level = {ph}"
+
+    def add_range(self, lo: int, hi: int, reason: str) -> None:
+        if not any(lo <= p.index < hi for p in self.report.problems):
+            self.report.add(lo, reason)
+
+    def level(self, level: int, first: int, children: Sequence[bytes]) -> list[bytes]:
+        """Check stored nodes ``first, first+1, ...`` of ``level``; return them (computed ones
+        standing in for missing rows) so the next level is checked against what is stored."""
+        computed = _pair_up(children)
+        if not computed:
+            return computed
+        rows = self.cur.execute(self.q_nodes, (level, first, first + len(computed))).fetchall()
+        self.report.nodes_checked += len(computed)
+        stored = [bytes(r[1]) for r in rows]
+        if stored == computed:
+            return stored
+        got = {int(i): bytes(h) for i, h in rows}
+        out = []
+        for k, want in enumerate(computed):
+            node = first + k
+            have = got.get(node)
+            if have != want:
+                state = "missing" if have is None else "not the hash of its children"
+                self.add_range(
+                    node << level, (node + 1) << level, f"stored subtree hash (level {level}, index {node}) is {state}"
+                )
+            out.append(want if have is None else have)
+        return out
+
+
+def verify_ledger(ledger: Ledger, *, semantic: bool = True, workers: int | None = None) -> VerifyReport:
+    """Check the whole log; ``report.ok`` when sound, else see ``report.first_problem``.
+
+    ``workers``: processes for the semantic pass (default: the CPU count; inline for small logs).
+    """
+    started = time.perf_counter()
+    report = VerifyReport(semantic=semantic)
+    sha256 = hashlib.sha256
+    n_workers = workers if workers is not None else (os.cpu_count() or 1)
+    with store.reader(ledger.engine) as cur:
+        size = ledger._ops.size(cur)
+        report.size = size
+        check = _Checker(ledger, cur, report)
+        executor: Executor | _InlineExecutor = _InlineExecutor()
+        if semantic and n_workers > 1 and size > 2 * CHUNK:
+            executor = ProcessPoolExecutor(max_workers=n_workers)
+        pending: list[_Job] = []
+        heads: dict[str, str] = {}
+        tops: list[bytes] = []
+        complete = True
+        try:
+            for start in range(0, size, CHUNK):
+                end = min(start + CHUNK, size)
+                rows = cur.execute(check.q_entries, (start, end)).fetchall()
+                idxs = [int(r[0]) for r in rows]
+                if idxs != list(range(start, end)):
+                    present = set(idxs)
+                    missing = next(i for i in range(start, end) if i not in present)
+                    report.add(missing, f"entry {missing} is missing (a gap in the log)")
+                    complete = False
+                    break
+                stored_leaves = [bytes(r[1]) for r in rows]
+                datas = [bytes(r[4]) for r in rows]
+                leaves = [sha256(b"\x00" + d).digest() for d in datas]
+                report.entries_checked += len(rows)
+                if leaves != stored_leaves:
+                    for k, (a, b) in enumerate(zip(leaves, stored_leaves, strict=True)):
+                        if a != b:
+                            report.add(start + k, f"entry {start + k}: its data does not hash to its stored leaf hash")
+                level_hashes = stored_leaves
+                for level in range(1, CHUNK_LEVEL + 1):
+                    level_hashes = check.level(level, start >> level, level_hashes)
+                if end - start == CHUNK:
+                    tops.extend(level_hashes)
+                if semantic:
+                    chunk_rows = [(str(r[2]), str(r[3]), d) for r, d in zip(rows, datas, strict=True)]
+                    pending.append(_Job(start, chunk_rows, leaves, executor.submit(check_entries, chunk_rows)))
+                    while len(pending) > 2 * n_workers or (pending and pending[0].result.done()):
+                        _chain(report, heads, pending.pop(0))
+            for job in pending:
+                _chain(report, heads, job)
+        finally:
+            executor.shutdown()
+        report.items_checked = len(heads)
+        if complete:
+            level = CHUNK_LEVEL
+            while len(tops) > 1:
+                level += 1
+                tops = check.level(level, 0, tops)
+            _check_no_extra_nodes(check, size)
+            _check_checkpoints(ledger, cur, report, size)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+@dataclass
+class _Job:
+    start: int
+    rows: list[tuple[str, str, bytes]]
+    leaves: list[bytes]
+    result: Future[SemanticResult]
+
+
+def _chain(report: VerifyReport, heads: dict[str, str], job: _Job) -> None:
+    """Walk the item chains through one chunk, in log order."""
+    b64 = base64.b64encode
+    results = job.result.result()
+    for k, ((item, _type, _data), (prev, error), leaf) in enumerate(zip(job.rows, results, job.leaves, strict=True)):
+        if error is not None:
+            report.add(job.start + k, f"entry {job.start + k}: {error}")
+        elif prev != heads.get(item):
+            want = heads.get(item)
+            report.add(
+                job.start + k,
+                f"entry {job.start + k}: item {item!r} chain is broken: prev is {prev}, "
+                + (f"the item's previous entry has leaf hash {want}" if want else "but it is the item's first entry"),
+            )
+        heads[item] = b64(leaf).decode("ascii")
+
+
+def _check_no_extra_nodes(check: _Checker, size: int) -> None:
+    top = check.cur.execute("SELECT max(level) FROM log_nodes").fetchone()[0]
+    for level in range(1, max(int(top or 0), size.bit_length()) + 1):
+        last = check.cur.execute(check.q_max, (level,)).fetchone()[0]
+        if last is not None and int(last) >= size >> level:
+            check.report.add(
+                max(size - 1, 0),
+                f"stored subtree hash (level {level}, index {last}) lies beyond the log of {size} entries",
+            )
+
+
+def _check_checkpoints(ledger: Ledger, cur: Any, report: VerifyReport, size: int) -> None:
+    rows = cur.execute("SELECT size, root_hash, note FROM log_checkpoints ORDER BY size").fetchall()
+    latest = -1
+    for cp_size_raw, root_hash, note in rows:
+        cp_size = int(cp_size_raw)
+        at = max(cp_size - 1, 0)
+        report.checkpoints_checked += 1
+        latest = max(latest, cp_size)
+        if cp_size > size:
+            report.add(at, f"checkpoint of size {cp_size} is beyond the log of {size} entries")
+            continue
+        try:
+            cp = verify_checkpoint(str(note), ledger.verifier_key, ledger.origin)
+        except AuthenticatorError as exc:
+            report.add(at, f"checkpoint of size {cp_size} does not verify: {exc.message}")
+            continue
+        if cp.size != cp_size or cp.root_hash != bytes(root_hash):
+            report.add(at, f"checkpoint of size {cp_size}: the stored size or root differs from the signed note")
+            continue
+        try:
+            root = ledger.root_at(cp_size)
+        except AuthenticatorError as exc:
+            report.add(at, f"checkpoint of size {cp_size}: cannot compute the root: {exc.message}")
+            continue
+        if root != cp.root_hash:
+            report.add(at, f"checkpoint of size {cp_size} signs a root that the stored tree does not have")
+    if latest != size:
+        report.add(max(size - 1, 0), f"the latest checkpoint is of size {latest} but the log has {size} entries")
