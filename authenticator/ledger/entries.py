@@ -299,7 +299,11 @@ def format_time(when: datetime) -> str:
     """RFC 3339 UTC with microseconds and ``Z``: the one time format of entries."""
     if when.tzinfo is None or when.utcoffset() is None:
         raise EntryValidationError("entry time must be timezone-aware")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        utc = when.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise EntryValidationError(f"entry time is out of range: {exc}") from None
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _check_time(value: Any) -> None:
