@@ -14,6 +14,9 @@ def main() -> None:
 
 def _register() -> None:
     # Sub-apps are added here, one line each; modules stay small and single-purpose.
+    from authenticator.cli.ledger import ledger_app
+
+    app.add_typer(ledger_app, name="ledger")
     pass
 
 

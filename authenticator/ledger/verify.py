@@ -180,10 +180,13 @@ class _Checker:
         return out
 
 
-def verify_ledger(ledger: Ledger, *, semantic: bool = True, workers: int | None = None) -> VerifyReport:
+def verify_ledger(
+    ledger: Ledger, *, semantic: bool = True, workers: int | None = None, verifier_key: str | None = None
+) -> VerifyReport:
     """Check the whole log; ``report.ok`` when sound, else see ``report.first_problem``.
 
     ``workers``: processes for the semantic pass (default: the CPU count; inline for small logs).
+    ``verifier_key``: check checkpoints with this published key instead of the ledger's own.
     """
     started = time.perf_counter()
     report = VerifyReport(semantic=semantic)
@@ -240,7 +243,7 @@ def verify_ledger(ledger: Ledger, *, semantic: bool = True, workers: int | None 
                 level += 1
                 tops = check.level(level, 0, tops)
             _check_no_extra_nodes(check, size)
-            _check_checkpoints(ledger, cur, report, size)
+            _check_checkpoints(ledger, cur, report, size, verifier_key)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -281,7 +284,7 @@ def _check_no_extra_nodes(check: _Checker, size: int) -> None:
             )
 
 
-def _check_checkpoints(ledger: Ledger, cur: Any, report: VerifyReport, size: int) -> None:
+def _check_checkpoints(ledger: Ledger, cur: Any, report: VerifyReport, size: int, verifier_key: str | None) -> None:
     rows = cur.execute("SELECT size, root_hash, note FROM log_checkpoints ORDER BY size").fetchall()
     latest = -1
     for cp_size_raw, root_hash, note in rows:
@@ -293,7 +296,10 @@ def _check_checkpoints(ledger: Ledger, cur: Any, report: VerifyReport, size: int
             report.add(at, f"checkpoint of size {cp_size} is beyond the log of {size} entries")
             continue
         try:
-            cp = verify_checkpoint(str(note), ledger.verifier_key, ledger.origin)
+            if verifier_key is None:
+                cp = verify_checkpoint(str(note), ledger.verifier_key, ledger.origin)
+            else:
+                cp = verify_checkpoint(str(note), verifier_key)
         except AuthenticatorError as exc:
             report.add(at, f"checkpoint of size {cp_size} does not verify: {exc.message}")
             continue
