@@ -36,6 +36,35 @@ class Settings(BaseSettings):
     )
     api_max_photos: int = Field(default=12, description="Most photos in one assessment request.")
     api_max_json_bytes: int = Field(default=256 * 1024, description="Largest JSON request body (items, certificates).")
+    # --- Vision runtime (issue 4); gate defaults are calibrated in docs/vision-thresholds.md ---
+    vision_max_photo_bytes: int = Field(default=25 * 1024 * 1024, description="Largest photo file accepted.")
+    vision_max_megapixels: float = Field(default=50.0, description="Most pixels (from the header) decoded.")
+    vision_min_short_side: int = Field(default=64, description="Smaller images are refused at decode.")
+    vision_reduced_decode: bool = Field(
+        default=True, description="Decode large JPEGs at 1/2-1/8 scale, keeping twice the network input size."
+    )
+    gate_min_short_side: int = Field(default=160, description="Quality gate: low_resolution below this.")
+    gate_min_sharpness: float = Field(default=227.0, description="Variance of the Laplacian at 384 px.")
+    gate_max_dark_fraction: float = Field(default=0.728, description="Share of pixels with luma <= 16.")
+    gate_min_luma_p90: float = Field(default=43.0, description="90th percentile of luma; lower is underexposed.")
+    gate_max_centre_bright_fraction: float = Field(default=0.446, description="Clipped share of the centre.")
+    gate_max_luma_p10: float = Field(default=227.0, description="10th percentile of luma; higher is overexposed.")
+    gate_min_contrast: float = Field(default=15.8, description="Standard deviation of luma.")
+    gate_max_glare_fraction: float = Field(default=0.0479, description="Saturated blobs away from the border.")
+    gate_min_object_fraction: float = Field(default=0.168, description="Bounding box of the detail / frame.")
+    ort_intra_op_threads: int = Field(default=2, description="onnxruntime threads per inference (0 = all cores).")
+    ort_inter_op_threads: int = Field(default=1, description="onnxruntime parallel graph branches.")
+    enable_unvalidated_categories: bool = Field(
+        default=False, description="Give verdicts for categories the model card has no validated metrics for."
+    )
+    ood_distance_threshold: float | None = Field(
+        default=None, description="Override the card's embedding-distance threshold for the unfamiliar-photo check."
+    )
+    ood_imagenet_min_prob: float | None = Field(
+        default=None, description="Override the ImageNet probability mass that alone identifies a category."
+    )
+    phash_max_hamming: int = Field(default=8, description="pHash distance (of 64 bits) that counts as the same photo.")
+    heatmap_grid: int = Field(default=7, description="Occlusion heat map: cells per side.")
 
     @property
     def resolved_database_url(self) -> str:

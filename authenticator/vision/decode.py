@@ -8,6 +8,7 @@ exactly the pixels the model was trained on.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -47,10 +48,21 @@ class DecodedImage:
     format: str
     width: int
     height: int
+    #: Size of the photo as uploaded (after EXIF rotation); larger than width/height when the
+    #: JPEG was decoded at reduced scale (see ``reduce_to``).
+    source_width: int = 0
+    source_height: int = 0
 
 
-def decode_image(data: bytes, limits: DecodeLimits | None = None) -> DecodedImage:
-    """Decode ``data``; raise a typed :class:`~authenticator.errors.ImageError` on bad input."""
+def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: int | None = None) -> DecodedImage:
+    """Decode ``data``; raise a typed :class:`~authenticator.errors.ImageError` on bad input.
+
+    ``reduce_to``: for JPEGs, let libjpeg decode at 1/2, 1/4 or 1/8 scale (its DCT scaling, 2-3x
+    cheaper than a full decode) as long as the long side stays >= ``reduce_to``. Use
+    :func:`model_decode_size` so the model still gets twice its input size before the final
+    area resize; photos that small are decoded in full, so training (which decodes the same
+    way) and serving see the same pixels.
+    """
     limits = limits or DecodeLimits()
     if not data:
         raise CorruptImage("The file is empty.")
@@ -69,20 +81,33 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None) -> DecodedImag
     fmt = (img.format or "").upper()
     if fmt not in SUPPORTED_FORMATS:
         raise UnsupportedFormat(f"Format {fmt or 'unknown'} is not accepted; send JPEG, PNG, WebP or HEIC.")
-    if getattr(img, "n_frames", 1) > 1 and fmt != "MPO":
+    # MPO (camera stereo/depth pairs) and HEIF (bursts, depth) hold extra images: use the primary one.
+    if getattr(img, "n_frames", 1) > 1 and fmt not in ("MPO", "HEIF", "HEIC"):
         raise UnsupportedFormat("Animated images are not accepted; send a still photo.")
     w, h = img.size
     if w * h > limits.max_megapixels * 1_000_000:
         raise DecompressionBomb(f"The image is {w}x{h} pixels; the limit is {limits.max_megapixels} megapixels.")
     if min(w, h) < limits.min_short_side:
         raise ImageTooSmall(f"The image is {w}x{h} pixels; the short side must be at least {limits.min_short_side}.")
+    if reduce_to is not None and fmt in ("JPEG", "MPO") and max(w, h) >= 2 * reduce_to:
+        r = reduce_to / max(w, h)
+        img.draft(img.mode, (max(1, math.ceil(w * r)), max(1, math.ceil(h * r))))
     try:
         img.load()
         upright: Image.Image = ImageOps.exif_transpose(img)
         rgb, alpha = _to_rgb(upright)
     except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptImage(f"The image is corrupt or truncated: {exc}") from exc
-    return DecodedImage(rgb=rgb, alpha=alpha, format=fmt, width=rgb.shape[1], height=rgb.shape[0])
+    # Orientation 5-8 swaps the axes.
+    sw, sh = (h, w) if (upright.size[0] > upright.size[1]) != (img.size[0] > img.size[1]) else (w, h)
+    return DecodedImage(
+        rgb=rgb, alpha=alpha, format=fmt, width=rgb.shape[1], height=rgb.shape[0], source_width=sw, source_height=sh
+    )
+
+
+def model_decode_size(input_size: int) -> int:
+    """The ``reduce_to`` that keeps twice the network input: what serving and training both use."""
+    return 2 * input_size
 
 
 def _to_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -90,7 +115,9 @@ def _to_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     alpha: np.ndarray | None = None
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
+        # 16-bit modes span 0..65535 whatever the content; mode I (32-bit) is only seen from
+        # 16-bit PNGs, so it is scaled the same way unless its values fit 8 bits.
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         g = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(np.stack([g, g, g], axis=-1)), None
     if img.mode == "P":

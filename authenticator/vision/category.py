@@ -1,0 +1,139 @@
+"""What is in the photo? A category (bag, watch, sneaker) or none.
+
+Two signals from the same forward pass: the ImageNet head (knows watches, shoes and handbags in
+general, but calls many Birkin and sneaker close-ups something else) and the cosine distance of
+the embedding to the training photos' reference bank (knows close-ups, knows nothing of other
+categories). A photo is accepted when either signal is confident; otherwise it is an
+``unsupported_object``. Pure numpy; the bank is loaded once by the assessor.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from authenticator.errors import ModelError
+
+
+@dataclass(frozen=True)
+class CategoryConfig:
+    """The card's ``ood`` section (plus settings overrides) in typed form."""
+
+    imagenet_classes: dict[str, list[int]] = field(default_factory=dict)
+    imagenet_min_prob: float = 0.3
+    k: int = 5
+    distance_threshold: float | None = None
+
+    @classmethod
+    def from_card(
+        cls, ood: dict[str, Any], *, distance_threshold: float | None = None, imagenet_min_prob: float | None = None
+    ) -> CategoryConfig:
+        classes = {str(c): [int(i) for i in ids] for c, ids in (ood.get("imagenet_category_classes") or {}).items()}
+        thr = distance_threshold if distance_threshold is not None else ood.get("distance_threshold")
+        min_prob = imagenet_min_prob if imagenet_min_prob is not None else ood.get("imagenet_min_prob", 0.3)
+        return cls(
+            imagenet_classes=classes,
+            imagenet_min_prob=float(min_prob),
+            k=int(ood.get("k", 5)),
+            distance_threshold=None if thr is None else float(thr),
+        )
+
+
+@dataclass(frozen=True)
+class ReferenceBank:
+    """L2-normalised embeddings of the training photos, with their categories."""
+
+    embeddings: np.ndarray  # (M, D) float32, rows of unit length
+    categories: np.ndarray  # (M,) str
+
+    @classmethod
+    def load(cls, path: Path) -> ReferenceBank:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                emb = np.asarray(z["embeddings"], dtype=np.float32)
+                cats = np.asarray(z["category"]).astype(str)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ModelError(f"reference bank {path} cannot be read: {exc}") from exc
+        if emb.ndim != 2 or len(emb) != len(cats) or len(emb) == 0:
+            raise ModelError(f"reference bank {path} has inconsistent arrays")
+        return cls(embeddings=_l2n(emb), categories=cats)
+
+
+@dataclass(frozen=True)
+class CategoryResult:
+    category: str | None
+    imagenet_category: str | None
+    imagenet_prob: float  # probability mass of the best category's ImageNet classes
+    bank_distance: float | None  # 1 - mean cosine similarity of the k nearest bank photos
+    bank_category: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "imagenet_category": self.imagenet_category,
+            "imagenet_prob": round(self.imagenet_prob, 4),
+            "bank_distance": None if self.bank_distance is None else round(self.bank_distance, 4),
+            "bank_category": self.bank_category,
+        }
+
+
+def _l2n(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    out: np.ndarray = (x / np.maximum(n, 1e-12)).astype(np.float32)
+    return out
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def categorize(
+    imagenet_logits: np.ndarray, embeddings: np.ndarray, cfg: CategoryConfig, bank: ReferenceBank | None
+) -> list[CategoryResult]:
+    """One result per photo (rows of the two arrays)."""
+    probs = _softmax(imagenet_logits.astype(np.float64))
+    names = list(cfg.imagenet_classes)
+    mass = (
+        np.stack([probs[:, cfg.imagenet_classes[c]].sum(axis=1) for c in names], axis=1)
+        if names
+        else np.zeros((len(probs), 0))
+    )
+    dist: np.ndarray | None = None
+    nearest: np.ndarray | None = None
+    if bank is not None:
+        sims = _l2n(embeddings.astype(np.float32)) @ bank.embeddings.T
+        k = max(1, min(cfg.k, sims.shape[1]))
+        nearest = np.argsort(-sims, axis=1)[:, :k]
+        dist = 1.0 - np.take_along_axis(sims, nearest, axis=1).mean(axis=1)
+    out: list[CategoryResult] = []
+    for i in range(len(probs)):
+        inet_cat: str | None = None
+        inet_p = 0.0
+        if names:
+            j = int(mass[i].argmax())
+            inet_p = float(mass[i, j])
+            inet_cat = names[j] if inet_p >= cfg.imagenet_min_prob else None
+        bank_cat: str | None = None
+        d: float | None = None
+        if dist is not None and nearest is not None and bank is not None:
+            d = float(dist[i])
+            votes = Counter(str(c) for c in bank.categories[nearest[i]])
+            best = max(votes.values())
+            # ties go to the category of the nearest neighbour among the tied ones
+            bank_cat = next(str(bank.categories[n]) for n in nearest[i] if votes[str(bank.categories[n])] == best)
+        familiar = d is not None and cfg.distance_threshold is not None and d <= cfg.distance_threshold
+        category = bank_cat if familiar else inet_cat
+        out.append(
+            CategoryResult(
+                category=category,
+                imagenet_category=inet_cat,
+                imagenet_prob=inet_p,
+                bank_distance=d,
+                bank_category=bank_cat,
+            )
+        )
+    return out

@@ -1,0 +1,162 @@
+"""The quality gate: cheap OpenCV measurements that tell a seller to retake a photo.
+
+Measurements (:func:`measure_quality`) are separate from the decision (:func:`gate`) so the
+thresholds can be calibrated on real photos (``python -m authenticator.vision.calibrate_gate``)
+and tested without the model. Everything is measured at a normalised size so a 12 MP phone
+photo and a 640 px marketplace photo are judged on the same scale; transparent pixels (photos
+whose background was removed) are left out of every measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from authenticator.vision.reasons import Reason, reason
+
+#: Long side (pixels) at which blur, exposure, glare and framing are measured.
+NORMALISED_LONG_SIDE = 384
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Limits of the gate; the defaults are the calibrated values in docs/vision-thresholds.md."""
+
+    min_short_side: int = 160
+    min_sharpness: float = 227.0
+    max_dark_fraction: float = 0.728
+    max_centre_bright_fraction: float = 0.446
+    min_luma_p90: float = 43.0
+    max_luma_p10: float = 227.0
+    min_contrast: float = 15.8
+    max_glare_fraction: float = 0.0479
+    min_object_fraction: float = 0.168
+
+
+@dataclass(frozen=True)
+class QualityMetrics:
+    """What the gate measured on one photo (all in the normalised image)."""
+
+    short_side: int  # of the photo as uploaded, before any reduction
+    sharpness: float  # variance of the Laplacian
+    dark_fraction: float  # luma <= 16
+    centre_bright_fraction: float  # luma >= 250 in the central half (a white studio background is not)
+    luma_p10: float
+    luma_p90: float
+    contrast: float  # standard deviation of luma
+    glare_fraction: float  # saturated blobs that do not touch the border
+    object_fraction: float  # area of the bounding box of the detail (edges or opaque pixels)
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+
+
+def normalised_gray(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Luma at ``NORMALISED_LONG_SIDE`` plus a mask of the opaque pixels (None when opaque)."""
+    h, w = rgb.shape[:2]
+    scale = NORMALISED_LONG_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    gray = cv2.resize(gray, size, interpolation=interp)
+    mask = None
+    if alpha is not None:
+        m = cv2.resize(alpha, size, interpolation=cv2.INTER_NEAREST) >= 128
+        # Erode so the cut-out edge (a hard step to the background) does not count as detail.
+        m = cv2.erode(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        if int(m.sum()) >= 0.02 * m.size:
+            mask = m
+    return gray, mask
+
+
+def measure_quality(
+    rgb: np.ndarray, alpha: np.ndarray | None = None, *, source_short_side: int | None = None
+) -> QualityMetrics:
+    """Measure one decoded photo. ``source_short_side`` is the uploaded size when decoding was reduced."""
+    gray, mask = normalised_gray(rgb, alpha)
+    values = gray[mask] if mask is not None else gray.reshape(-1)
+    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
+    lap_values = lap[mask] if mask is not None else lap.reshape(-1)
+    p10, p90 = np.percentile(values, [10, 90])
+    return QualityMetrics(
+        short_side=int(source_short_side if source_short_side is not None else min(rgb.shape[:2])),
+        sharpness=float(lap_values.var()),
+        dark_fraction=float(np.mean(values <= 16)),
+        centre_bright_fraction=_centre_bright_fraction(gray, mask),
+        luma_p10=float(p10),
+        luma_p90=float(p90),
+        contrast=float(values.std()),
+        glare_fraction=_glare_fraction(gray, mask),
+        object_fraction=_object_fraction(gray, mask),
+    )
+
+
+def _centre_bright_fraction(gray: np.ndarray, mask: np.ndarray | None) -> float:
+    """Clipped highlights where the item is (the centre), so a white studio background does not count."""
+    h, w = gray.shape
+    box = (slice(h // 4, h - h // 4), slice(w // 4, w - w // 4))
+    centre = gray[box]
+    if mask is not None and int(mask[box].sum()) >= 100:
+        centre = centre[mask[box]]
+    return float(np.mean(centre >= 250))
+
+
+def _glare_fraction(gray: np.ndarray, mask: np.ndarray | None) -> float:
+    """Area of saturated blobs inside the frame: a white background touches the border, glare does not."""
+    sat = (gray >= 250).astype(np.uint8)
+    if mask is not None:
+        sat &= mask.astype(np.uint8)
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(sat, connectivity=8)
+    h, w = gray.shape
+    area = 0
+    for i in range(1, n):
+        x, y, bw, bh, a = (int(v) for v in stats[i])
+        if x == 0 or y == 0 or x + bw >= w or y + bh >= h:
+            continue
+        if a >= 0.002 * h * w:  # ignore specks: small highlights are normal on metal
+            area += a
+    denom = int(mask.sum()) if mask is not None else h * w
+    return float(area / max(1, denom))
+
+
+def _object_fraction(gray: np.ndarray, mask: np.ndarray | None) -> float:
+    """Bounding-box area of where the detail is, as a fraction of the frame."""
+    h, w = gray.shape
+    if mask is not None:
+        ys, xs = np.nonzero(mask)
+    else:
+        edges = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 50, 150)
+        ys, xs = np.nonzero(edges)
+        if len(xs) < 50:
+            return 0.0
+    if len(xs) == 0:
+        return 0.0
+    x0, x1 = np.percentile(xs, [2, 98])
+    y0, y1 = np.percentile(ys, [2, 98])
+    return float((x1 - x0 + 1) * (y1 - y0 + 1) / (h * w))
+
+
+def gate(m: QualityMetrics, t: QualityThresholds) -> list[Reason]:
+    """Reasons (possibly none) why a photo with metrics ``m`` cannot be judged."""
+    out: list[Reason] = []
+    if m.short_side < t.min_short_side:
+        out.append(reason("low_resolution", f"short side {m.short_side} px, at least {t.min_short_side} needed"))
+    under = m.dark_fraction > t.max_dark_fraction or m.luma_p90 < t.min_luma_p90
+    over = m.centre_bright_fraction > t.max_centre_bright_fraction or m.luma_p10 > t.max_luma_p10
+    if under:
+        out.append(reason("underexposed"))
+    if over:
+        out.append(reason("overexposed"))
+    exposure_failed = under or over
+    if not exposure_failed and m.contrast < t.min_contrast:
+        out.append(reason("low_contrast"))
+    # A dark or washed-out photo also loses its edges; report the cause, not the symptom.
+    if not exposure_failed and m.sharpness < t.min_sharpness:
+        out.append(reason("blurred"))
+    if m.glare_fraction > t.max_glare_fraction:
+        out.append(reason("glare"))
+    if not exposure_failed and m.object_fraction < t.min_object_fraction:
+        out.append(reason("object_too_small"))
+    return out

@@ -1,0 +1,49 @@
+"""Reason codes and the messages a person can act on.
+
+Codes are stable strings for machines (the API, the ledger); messages tell the seller what to
+do next. One table, so the CLI, the API and the web page all say the same thing.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class Reason(BaseModel):
+    """Why a photo or an assessment did not get (or did not fully get) a verdict."""
+
+    code: str
+    message: str
+
+
+MESSAGES: dict[str, str] = {
+    # quality gate
+    "low_resolution": "The photo is too small to judge details: retake it closer or at full resolution.",
+    "blurred": "The photo is blurred: hold the phone steady and tap the item to focus.",
+    "underexposed": "The photo is too dark: add light or move next to a window, without flash glare.",
+    "overexposed": "The photo is too bright: move out of direct light or lower the exposure.",
+    "low_contrast": "The photo has too little contrast: use even light and a plain background.",
+    "glare": "Strong glare hides part of the item: change the angle or switch the flash off.",
+    "object_too_small": "The item fills too little of the frame: move closer so it fills most of the photo.",
+    # decode (codes of authenticator.errors.ImageError subclasses)
+    "unsupported_format": "The file is not a still JPEG, PNG, WebP or HEIC photo.",
+    "corrupt_image": "The file is corrupt or truncated: upload the original photo again.",
+    "image_too_large": "The file is larger than allowed: upload a smaller version of the photo.",
+    "decompression_bomb": "The image announces far more pixels than allowed and was not decoded.",
+    "image_too_small": "The image is too small to be assessed.",
+    "invalid_image": "The file cannot be used as a photo.",
+    # what is it?
+    "unsupported_object": "This does not look like a bag, watch or sneaker: photograph the item itself.",
+    "category_not_validated": "The model has no validated accuracy for this kind of item yet: a lab must check it.",
+    "mixed_categories": "The photos seem to show different kinds of items: send photos of one item only.",
+    # decision
+    "uncertain_score": "The photos do not allow a confident verdict: a lab inspection is needed.",
+    "no_usable_photo": "No photo passed the checks: retake the photos following the hints above.",
+    "photo_reused": "This photo was already submitted for another item: a common sign of a scam listing.",
+}
+
+
+def reason(code: str, detail: str | None = None) -> Reason:
+    """The standard message for ``code``, optionally followed by a detail sentence."""
+    base = MESSAGES.get(code, code.replace("_", " ").capitalize() + ".")
+    return Reason(code=code, message=f"{base} ({detail})" if detail else base)

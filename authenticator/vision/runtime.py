@@ -1,0 +1,73 @@
+"""The onnxruntime session: loaded once per process, checked against its card, warmed up.
+
+``InferenceSession.run`` is thread-safe, so one session serves every worker thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from authenticator.errors import ModelError
+from authenticator.vision.card import ModelCard
+
+
+@dataclass(frozen=True)
+class ModelOutputs:
+    logits: np.ndarray  # (N,) authenticity logit, positive = authentic
+    imagenet_logits: np.ndarray | None  # (N, 1000)
+    embeddings: np.ndarray | None  # (N, D)
+
+
+class OnnxModel:
+    """A checked ONNX graph with the card's input and output names."""
+
+    def __init__(self, card: ModelCard, card_path: Path, *, intra_op_threads: int = 0, inter_op_threads: int = 1):
+        card.verify_files(card_path)  # refuses a file whose sha256 differs from the card
+        self.card = card
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = intra_op_threads
+        opts.inter_op_num_threads = inter_op_threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(card.onnx_path(card_path)), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(f"onnxruntime cannot load {card.onnx_path(card_path)}: {exc}") from exc
+        inputs = {i.name for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if card.input_name not in inputs:
+            raise ModelError(f"the ONNX graph has no input {card.input_name!r} (has {sorted(inputs)})")
+        if not card.output_names or card.output_names[0] not in outputs:
+            raise ModelError(f"the ONNX graph lacks output {card.output_names[:1]} (has {sorted(outputs)})")
+        self._outputs = [n for n in ("authenticity_logit", "imagenet_logits", "embedding") if n in outputs]
+        if card.output_names[0] not in self._outputs:
+            self._outputs.insert(0, card.output_names[0])
+        self.input_size = card.preprocessing.input_size
+
+    def warm_up(self) -> None:
+        """Run once so the first request does not pay for allocation and kernel selection."""
+        self.run(np.zeros((1, 3, self.input_size, self.input_size), dtype=np.float32))
+
+    def run(self, batch: np.ndarray) -> ModelOutputs:
+        """``batch``: (N, 3, S, S) float32, preprocessed with the card's spec."""
+        res = dict(zip(self._outputs, self.session.run(self._outputs, {self.card.input_name: batch}), strict=True))
+        logit_name = self.card.output_names[0]
+        return ModelOutputs(
+            logits=np.asarray(res[logit_name], dtype=np.float32).reshape(len(batch)),
+            imagenet_logits=res.get("imagenet_logits"),
+            embeddings=res.get("embedding"),
+        )
+
+    def logits(self, batch: np.ndarray, chunk: int = 32) -> np.ndarray:
+        """Authenticity logits only, in chunks (used by the occlusion heat maps)."""
+        name = self.card.output_names[0]
+        parts = [
+            np.asarray(self.session.run([name], {self.card.input_name: batch[i : i + chunk]})[0]).reshape(-1)
+            for i in range(0, len(batch), chunk)
+        ]
+        return np.concatenate(parts).astype(np.float32)
