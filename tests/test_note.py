@@ -204,3 +204,35 @@ def test_verify_wrong_sizes() -> None:
     assert v.verify(b"x", b"\x00" * 64) is False
     with pytest.raises(CheckpointError):
         NoteVerifier("x", bytes(31))
+
+
+_P = 2**255 - 19
+
+
+@pytest.mark.parametrize(
+    ("raw", "why", "error"),
+    [
+        ((1).to_bytes(32, "little"), "identity (order 1)", "small order"),
+        ((_P - 1).to_bytes(32, "little"), "y = -1 (order 2)", "small order"),
+        (bytes(32), "y = 0 (order 4)", "small order"),
+        (bytes(31) + b"\x80", "y = 0, other x (order 4)", "small order"),
+        (bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), "order 8", "small order"),
+        (bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"), "order 8", "small order"),
+        ((_P + 1).to_bytes(32, "little"), "non-canonical y >= p (identity again)", "canonical"),
+        ((1).to_bytes(32, "little")[:31] + b"\x80", "x = 0 with the sign bit set", "canonical"),
+        ((2).to_bytes(32, "little"), "y = 2 is not on the curve", "curve point"),
+    ],
+)
+def test_weak_or_invalid_public_keys_refused(raw: bytes, why: str, error: str) -> None:
+    # With a small-order key anyone can make signatures that verify; the Go reference refuses
+    # such keys too. A verifier key string carrying one is refused the same way.
+    with pytest.raises(CheckpointError, match=error):
+        NoteVerifier("example.com/log", raw)
+    vkey = "example.com/log+" + key_hash("example.com/log", raw).hex() + "+" + base64.b64encode(b"\x01" + raw).decode()
+    with pytest.raises(CheckpointError, match=error):
+        NoteVerifier.from_verifier_key(vkey)
+
+
+def test_real_keys_pass_the_point_checks() -> None:
+    for _ in range(50):
+        NoteVerifier.from_public_key("k", Ed25519PrivateKey.generate().public_key())

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_der_public_key
 
 from authenticator.errors import CheckpointError, ProofError
@@ -104,7 +104,7 @@ def test_wrong_origin_or_key_rejected(tlog_entry: dict[str, Any], verifier: Note
     envelope = tlog_entry["inclusionProof"]["checkpoint"]["envelope"]
     with pytest.raises(CheckpointError, match="origin"):
         verify_checkpoint(envelope, verifier.verifier_key, origin="log2025-alpha2.rekor.sigstage.dev")
-    other = NoteVerifier(ORIGIN, bytes(32))
+    other = NoteVerifier.from_public_key(ORIGIN, Ed25519PrivateKey.generate().public_key())
     with pytest.raises(CheckpointError):
         verify_checkpoint(envelope, other.verifier_key)
 

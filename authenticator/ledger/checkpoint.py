@@ -14,6 +14,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -200,10 +201,17 @@ class CheckpointSigner:
         return self._signer.sign(cp.body())
 
 
+@lru_cache(maxsize=64)
+def _verifier(verifier_key: str) -> NoteVerifier:
+    """Parsed verifier keys, kept: ``ledger verify`` checks thousands of notes with one key."""
+    return NoteVerifier.from_verifier_key(verifier_key)
+
+
 def verify_checkpoint(note: str | bytes, verifier_key: str, origin: str | None = None) -> Checkpoint:
     """Open a signed checkpoint with one verifier key; check the origin when one is given."""
-    verifier = NoteVerifier.from_verifier_key(verifier_key)
-    text, _ = open_note(note, [verifier])
+    if not isinstance(verifier_key, str):
+        raise CheckpointError("a verifier key is a string")
+    text, _ = open_note(note, [_verifier(verifier_key)])
     cp = Checkpoint.parse(text)
     if origin is not None and cp.origin != origin:
         raise CheckpointError(f"checkpoint origin {cp.origin!r} is not the expected {origin!r}")

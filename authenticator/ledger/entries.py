@@ -46,6 +46,7 @@ Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:\-]{0,63}$"
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 """A short single-line label (brand, model name, version) with no control characters."""
 ReasonText = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
+KeyId = Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Base64Text = Annotated[
     str,
@@ -114,7 +115,8 @@ class CertificateAttached(_Body):
     payload_sha256: Sha256Hex
     envelope_sha256: Sha256Hex
     signature: Base64Text
-    keyid: ShortText | None
+    keyid: KeyId | None
+    """The DSSE signature's keyid as the lab sent it (DSSE allows an empty one)."""
     inspection_date: DateText
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -63,11 +64,56 @@ def is_valid_key_name(name: str) -> bool:
     return True
 
 
+# Curve25519 in Edwards form (RFC 8032 §5.1), for the public-key sanity checks below.
+_P = 2**255 - 19
+_D = -121665 * pow(121666, -1, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _ed25519_point(encoded: bytes) -> tuple[int, int] | None:
+    """Decode a point (RFC 8032 §5.1.3); None unless the encoding is canonical and on the curve."""
+    y = int.from_bytes(encoded, "little") & ((1 << 255) - 1)
+    sign = encoded[31] >> 7
+    if y >= _P:
+        return None
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x2 = u * pow(v, -1, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if x * x % _P != x2:
+        x = x * _SQRT_M1 % _P
+        if x * x % _P != x2:
+            return None
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return x, y
+
+
+def _ed25519_double(pt: tuple[int, int]) -> tuple[int, int]:
+    x, y = pt
+    t = _D * x * x * y * y % _P
+    return (2 * x * y * pow(1 + t, -1, _P) % _P, (y * y + x * x) * pow(1 - t, -1, _P) % _P)
+
+
+def _check_ed25519_public_key(raw: bytes) -> None:
+    """Refuse keys that are not canonical curve points or have small order, as the Go reference
+    does: with a small-order key, signatures that verify can be made without the private key."""
+    pt = _ed25519_point(raw)
+    if pt is None:
+        raise CheckpointError("the Ed25519 public key is not a canonical curve point")
+    for _ in range(3):
+        pt = _ed25519_double(pt)
+    if pt == (0, 1):
+        raise CheckpointError("the Ed25519 public key has small order")
+
+
 def _check_key(name: str, public_key_raw: bytes) -> None:
     if not is_valid_key_name(name):
         raise CheckpointError(f"invalid key name {name!r}: non-empty, no whitespace, no '+'")
     if not isinstance(public_key_raw, bytes) or len(public_key_raw) != ED25519_KEY_SIZE:
         raise CheckpointError(f"an Ed25519 public key is {ED25519_KEY_SIZE} bytes")
+    _check_ed25519_public_key(public_key_raw)
 
 
 def key_hash(name: str, public_key_raw: bytes) -> bytes:
@@ -120,9 +166,16 @@ class NoteVerifier:
     def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> NoteVerifier:
         return cls(name, public_key.public_bytes(Encoding.Raw, PublicFormat.Raw))
 
-    @property
+    @cached_property
     def key_hash(self) -> bytes:
         return key_hash(self.name, self.public_key_raw)
+
+    @cached_property
+    def _public_key(self) -> Ed25519PublicKey:
+        try:
+            return Ed25519PublicKey.from_public_bytes(self.public_key_raw)
+        except ValueError as exc:
+            raise CheckpointError("invalid Ed25519 public key") from exc
 
     @property
     def verifier_key(self) -> str:
@@ -133,7 +186,7 @@ class NoteVerifier:
         if len(signature) != ED25519_SIG_SIZE:
             return False
         try:
-            Ed25519PublicKey.from_public_bytes(self.public_key_raw).verify(signature, message)
+            self._public_key.verify(signature, message)
         except InvalidSignature:
             return False
         return True
