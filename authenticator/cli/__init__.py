@@ -17,6 +17,7 @@ def _register() -> None:
     from authenticator.cli.ledger import ledger_app
 
     app.add_typer(ledger_app, name="ledger")
+    app.command("assess")(__import__("authenticator.cli.assess", fromlist=["assess"]).assess)
     pass
 
 

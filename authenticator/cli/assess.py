@@ -1,0 +1,74 @@
+"""``authenticator assess PHOTO... [--json] [--heatmaps DIR]``: a verdict from photos, offline.
+
+Exit status 0 for any decision (authentic, counterfeit, inconclusive); 2 when no photo could
+be decoded, 1 when the model cannot be loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from authenticator.config import Settings
+from authenticator.errors import AuthenticatorError, ImageError
+from authenticator.vision.service import Assessment, Assessor, PhotoInput
+
+
+def assess(
+    photos: Annotated[list[Path], typer.Argument(help="Photos of one item (JPEG, PNG, WebP, HEIC).", exists=True)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full assessment as JSON.")] = False,
+    heatmaps: Annotated[
+        Path | None, typer.Option("--heatmaps", help="Write an occlusion heat map PNG per scored photo here.")
+    ] = None,
+) -> None:
+    """Assess photos of one item and print the decision."""
+    settings = Settings()
+    try:
+        assessor = Assessor.from_settings(settings)
+        result = assessor.assess(
+            [PhotoInput(filename=str(p), data=p.read_bytes()) for p in photos], heatmaps=heatmaps is not None
+        )
+    except ImageError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    except AuthenticatorError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
+    written: dict[str, str] = {}
+    if heatmaps is not None:
+        heatmaps.mkdir(parents=True, exist_ok=True)
+        for i, photo in enumerate(result.photos):
+            png = result.heatmaps.get(photo.sha256)
+            if png is not None:
+                out = heatmaps / f"{i:02d}-{Path(photo.file).stem}.heatmap.png"
+                out.write_bytes(png)
+                written[photo.file] = str(out)
+    if as_json:
+        doc = result.model_dump(mode="json")
+        if written:
+            for p in doc["photos"]:
+                p["heatmap"] = written.get(p["file"])
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        typer.echo(_summary(result, written))
+
+
+def _summary(a: Assessment, written: dict[str, str]) -> str:
+    prob = "n/a" if a.probability_authentic is None else f"{a.probability_authentic:.3f}"
+    t = a.thresholds
+    lines = [
+        f"decision: {a.decision}   P(authentic) = {prob}   category: {a.category or 'none'}",
+        f"model: {a.model.name} {a.model.version} sha256:{a.model.sha256[:16]}...   "
+        f"thresholds: authentic > {t.authentic_above:.3f}, counterfeit < {t.counterfeit_below:.3f}",
+    ]
+    lines += [f"  - {r.code}: {r.message}" for r in a.reasons]
+    for p in a.photos:
+        pp = "  -  " if p.probability_authentic is None else f"{p.probability_authentic:.3f}"
+        note = "; ".join(r.code for r in p.reasons) or "ok"
+        lines.append(f"  {pp}  {p.category or '-':8s} {note:28s} {p.file}")
+        if p.file in written:
+            lines.append(f"         heat map: {written[p.file]}")
+    return "\n".join(lines)

@@ -1,0 +1,297 @@
+"""The assessment service: photos of one item in, a calibrated and explained decision out.
+
+Pipeline (issue 4): safe decode -> quality gate -> one batched forward pass -> category /
+unfamiliar-photo check -> aggregation of the usable photos -> temperature -> the card's two
+thresholds -> evidence (per-photo scores, reuse flags, optional occlusion heat maps).
+
+Failure rule (one rule, everywhere): :meth:`Assessor.assess` raises the typed
+:class:`~authenticator.errors.ImageError` of the first photo **only when no photo of the request
+can be decoded** (there is nothing to assess: the API answers 4xx, the CLI exits non-zero).
+Otherwise an undecodable photo becomes a per-photo result whose reasons carry the error code
+(``corrupt_image``, ``unsupported_format``, ...) and the other photos are assessed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from authenticator.config import Settings
+from authenticator.errors import ImageError, InvalidInput
+from authenticator.vision.card import ModelCard, Thresholds
+from authenticator.vision.category import CategoryConfig, CategoryResult, ReferenceBank, categorize
+from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
+from authenticator.vision.decode import DecodedImage, DecodeLimits, decode_image, model_decode_size
+from authenticator.vision.heatmap import occlusion_maps, overlay_png
+from authenticator.vision.phash import PhotoReuseIndex, phash, phash_hex
+from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
+from authenticator.vision.quality import QualityThresholds, gate, measure_quality
+from authenticator.vision.reasons import Reason, reason
+from authenticator.vision.runtime import OnnxModel
+
+__all__ = [
+    "Assessment",
+    "Assessor",
+    "ModelInfo",
+    "PhotoInput",
+    "PhotoResult",
+    "Reason",
+    "ReusedFrom",
+]
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    """One uploaded photo: the name the user gave it and its bytes."""
+
+    filename: str
+    data: bytes
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    sha256: str
+
+
+class ReusedFrom(BaseModel):
+    """A photo of another item with (almost) the same perceptual hash."""
+
+    item_id: str
+    photo_sha256: str
+    distance: int
+
+
+class PhotoResult(BaseModel):
+    file: str
+    sha256: str
+    width: int | None = None
+    height: int | None = None
+    probability_authentic: float | None = Field(
+        default=None, description="Calibrated, from this photo alone; null when the photo was not scored."
+    )
+    logit: float | None = None
+    category: str | None = None
+    category_evidence: dict[str, Any] | None = None
+    quality: dict[str, float] | None = None
+    reasons: list[Reason] = Field(default_factory=list)
+    phash: str | None = Field(default=None, description="64-bit DCT pHash, 16 hex digits.")
+    reused_from: list[ReusedFrom] = Field(default_factory=list)
+
+
+class Assessment(BaseModel):
+    decision: Decision
+    probability_authentic: float | None
+    category: str | None
+    reasons: list[Reason]
+    thresholds: Thresholds
+    aggregation: str
+    temperature: float
+    model: ModelInfo
+    photos: list[PhotoResult]
+    #: PNG overlays keyed by photo sha256 (only with ``heatmaps=True``); not part of the JSON.
+    heatmaps: dict[str, bytes] = Field(default_factory=dict, exclude=True)
+
+
+@dataclass
+class _Work:
+    """Per-photo state while a request is assessed."""
+
+    result: PhotoResult
+    image: DecodedImage | None = None
+    square: np.ndarray | None = None
+    usable: bool = False
+    cat: CategoryResult | None = None
+    error: ImageError | None = None
+
+
+_CACHE: dict[tuple[Any, ...], Assessor] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class Assessor:
+    """Holds the model (one onnxruntime session per process) and assesses photos; thread-safe."""
+
+    def __init__(self, card: ModelCard, card_path: Path, settings: Settings) -> None:
+        self.card = card
+        self.card_path = card_path
+        self.settings = settings
+        self.model = OnnxModel(
+            card,
+            card_path,
+            intra_op_threads=settings.ort_intra_op_threads,
+            inter_op_threads=settings.ort_inter_op_threads,
+        )
+        self.model.warm_up()
+        self.model_sha256 = card.sha256
+        bank_file = card.ood.get("bank")
+        self.bank = ReferenceBank.load(card_path.parent / str(bank_file)) if bank_file else None
+        self.category_config = CategoryConfig.from_card(
+            card.ood,
+            distance_threshold=settings.ood_distance_threshold,
+            imagenet_min_prob=settings.ood_imagenet_min_prob,
+        )
+        self.limits = DecodeLimits(
+            max_bytes=settings.vision_max_photo_bytes,
+            max_megapixels=settings.vision_max_megapixels,
+            min_short_side=settings.vision_min_short_side,
+        )
+        self.reduce_to = model_decode_size(card.preprocessing.input_size) if settings.vision_reduced_decode else None
+        self.gate_thresholds = QualityThresholds(
+            min_short_side=settings.gate_min_short_side,
+            min_sharpness=settings.gate_min_sharpness,
+            max_dark_fraction=settings.gate_max_dark_fraction,
+            max_centre_bright_fraction=settings.gate_max_centre_bright_fraction,
+            min_luma_p90=settings.gate_min_luma_p90,
+            max_luma_p10=settings.gate_max_luma_p10,
+            min_contrast=settings.gate_min_contrast,
+            max_glare_fraction=settings.gate_max_glare_fraction,
+            min_object_fraction=settings.gate_min_object_fraction,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Assessor:
+        """The process-wide assessor for ``settings.weights_dir / settings.model_name`` (loaded once)."""
+        card_path = (settings.weights_dir / f"{settings.model_name}.card.json").resolve()
+        key = (str(card_path), settings.model_dump_json())
+        with _CACHE_LOCK:
+            found = _CACHE.get(key)
+            if found is None:
+                found = cls(ModelCard.load(card_path), card_path, settings)
+                _CACHE[key] = found
+            return found
+
+    @property
+    def model_info(self) -> dict[str, str]:
+        return {"name": self.card.name, "version": self.card.version, "sha256": self.card.sha256}
+
+    # --- the pipeline -------------------------------------------------------------------------
+    def assess(
+        self,
+        photos: Sequence[PhotoInput],
+        *,
+        item_id: str | None = None,
+        reuse_index: PhotoReuseIndex | None = None,
+        heatmaps: bool = False,
+    ) -> Assessment:
+        """Assess the photos of one item. See the module docstring for when this raises."""
+        if not photos:
+            raise InvalidInput("An assessment needs at least one photo.")
+        work = [self._decode_and_gate(p) for p in photos]
+        if all(w.image is None for w in work):
+            raise next(w.error for w in work if w.error is not None)
+        self._check_reuse(work, item_id, reuse_index)
+        scored = [w for w in work if w.usable]
+        maps: dict[str, bytes] = {}
+        if scored:
+            spec = self.card.preprocessing
+            batch = np.stack([normalize(w.square, spec) for w in scored if w.square is not None])
+            out = self.model.run(batch)
+            cats = self._categorize(out.imagenet_logits, out.embeddings, len(scored))
+            for w, z, cat in zip(scored, out.logits, cats, strict=True):
+                w.cat = cat
+                w.result.logit = round(float(z), 5)
+                w.result.probability_authentic = round(calibrate(float(z), self.card.temperature), 5)
+                w.result.category = cat.category
+                w.result.category_evidence = cat.as_dict()
+                if cat.category is None:
+                    w.result.reasons.append(reason("unsupported_object"))
+            if heatmaps:
+                cell = occlusion_maps(batch, out.logits, self.model.logits, grid=self.settings.heatmap_grid)
+                for w, m in zip(scored, cell, strict=True):
+                    if w.square is not None:
+                        maps[w.result.sha256] = overlay_png(w.square, m)
+        decision, prob, category, reasons = self._decide(work)
+        return Assessment(
+            decision=decision,
+            probability_authentic=prob,
+            category=category,
+            reasons=reasons,
+            thresholds=self.card.thresholds,
+            aggregation=self.card.aggregation,
+            temperature=self.card.temperature,
+            model=ModelInfo(**self.model_info),
+            photos=[w.result for w in work],
+            heatmaps=maps,
+        )
+
+    def _decode_and_gate(self, photo: PhotoInput) -> _Work:
+        sha = hashlib.sha256(photo.data).hexdigest()
+        w = _Work(result=PhotoResult(file=photo.filename, sha256=sha))
+        try:
+            img = decode_image(photo.data, self.limits, reduce_to=self.reduce_to)
+        except ImageError as exc:
+            w.error = exc
+            w.result.reasons.append(Reason(code=exc.code, message=exc.message))
+            return w
+        w.image = img
+        w.result.width, w.result.height = img.source_width or img.width, img.source_height or img.height
+        metrics = measure_quality(
+            img.rgb, img.alpha, source_short_side=min(w.result.width or img.width, w.result.height or img.height)
+        )
+        w.result.quality = metrics.as_dict()
+        w.result.phash = phash_hex(phash(img.rgb))
+        problems = gate(metrics, self.gate_thresholds)
+        w.result.reasons.extend(problems)
+        w.usable = not problems
+        if w.usable:
+            spec = self.card.preprocessing
+            w.square = resize_to_input(composite_alpha(img.rgb, img.alpha, spec.alpha_background), spec)
+        return w
+
+    def _check_reuse(self, work: list[_Work], item_id: str | None, index: PhotoReuseIndex | None) -> None:
+        if index is None:
+            return
+        for w in work:
+            if w.result.phash is None:
+                continue
+            h = int(w.result.phash, 16)
+            matches = index.lookup(h, exclude_item=item_id)
+            if matches:
+                w.result.reused_from = [
+                    ReusedFrom(item_id=m.item_id, photo_sha256=m.photo_sha256, distance=m.distance) for m in matches
+                ]
+                w.result.reasons.append(reason("photo_reused", f"seen for item {matches[0].item_id}"))
+            if item_id is not None:
+                index.add(h, item_id, w.result.sha256)
+
+    def _categorize(self, imagenet: np.ndarray | None, emb: np.ndarray | None, n: int) -> list[CategoryResult]:
+        if imagenet is None or emb is None:  # a graph without the extra heads cannot tell: trust nothing
+            return [CategoryResult(None, None, 0.0, None, None) for _ in range(n)]
+        return categorize(imagenet, emb, self.category_config, self.bank)
+
+    def _decide(self, work: list[_Work]) -> tuple[Decision, float | None, str | None, list[Reason]]:
+        """Assessment-level rules, most fundamental first; see docs/vision-pipeline.md."""
+        reasons: list[Reason] = []
+        reused = any(w.result.reused_from for w in work)
+        if reused:
+            reasons.append(reason("photo_reused"))
+        scored = [w for w in work if w.usable and w.cat is not None]
+        if not scored:
+            return "inconclusive", None, None, [*reasons, reason("no_usable_photo")]
+        cats = Counter(w.cat.category for w in scored if w.cat is not None and w.cat.category is not None)
+        category = cats.most_common(1)[0][0] if cats else None
+        if any(w.cat is not None and w.cat.category is None for w in scored):
+            return "inconclusive", None, category, [*reasons, reason("unsupported_object")]
+        top = cats.most_common(2)
+        if len(top) > 1 and top[0][1] == top[1][1]:
+            return "inconclusive", None, None, [*reasons, reason("mixed_categories")]
+        if category not in self.card.validated_categories and not self.settings.enable_unvalidated_categories:
+            return "inconclusive", None, category, [*reasons, reason("category_not_validated", f"category {category}")]
+        z = aggregate_logits([float(w.result.logit or 0.0) for w in scored], self.card.aggregation)
+        p = calibrate(z, self.card.temperature)
+        decision = decide(p, self.card.thresholds.authentic_above, self.card.thresholds.counterfeit_below)
+        if decision == "inconclusive":
+            reasons.append(reason("uncertain_score"))
+        if reused and decision == "authentic":
+            # someone else's photo proves nothing about this item
+            decision = "inconclusive"
+        return decision, round(p, 5), category, reasons
