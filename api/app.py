@@ -1,0 +1,97 @@
+"""The FastAPI application factory. Nothing is opened at import time.
+
+``create_app(settings)`` wires the routers, the error handler, the body limits and metrics;
+its lifespan opens the ledger, the projection tables, the blob store and the model once per
+process, registers the served model in the log (``model.registered``) the first time any
+process serves it, and closes everything on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from api import problems
+from api.limits import BodyLimitMiddleware
+from api.metrics import Metrics, MetricsMiddleware
+from api.routers import admin, assessments, health, items, labs, listings, log, models
+from authenticator.config import Settings
+from authenticator.services.context import ServiceContext
+from authenticator.services.models import ensure_model_registered
+
+DESCRIPTION = """
+Photos in; verdicts, lab certificates, listings and verifiable traces out.
+
+Every state change is an entry of an append-only RFC 9162 Merkle log with signed C2SP
+checkpoints. Write endpoints answer a **receipt** (leaf index, leaf hash, signed checkpoint,
+inclusion proof); `GET /v1/items/{id}/trace` gives a buyer everything needed to check an item's
+history offline (`authenticator trace verify`).
+
+Authenticate with `Authorization: Bearer <API key>`. Roles: `admin` (operators), `platform`
+(marketplaces and sellers), `lab` (appraisal labs). Reads a buyer needs are public. Errors are
+RFC 9457 `application/problem+json`.
+"""
+
+
+def _open(settings: Settings) -> ServiceContext:
+    ctx = ServiceContext.open(settings)
+    assessor = ctx.assessor
+    if assessor is not None:
+        info = assessor.model_info
+        ensure_model_registered(
+            ctx,
+            sha256=info["sha256"],
+            name=info["name"],
+            version=info["version"],
+            card_path=assessor.card_path,
+            metrics=assessor.card.metrics,
+        )
+    return ctx
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API app; ``settings`` default to the environment (``AUTHENTICATOR_*``)."""
+    resolved = settings if settings is not None else Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await run_in_threadpool(_open, resolved)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            await run_in_threadpool(ctx.close)
+
+    app = FastAPI(
+        title="authenticator",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "items", "description": "Register items, assess them from photos, certify, track custody."},
+            {"name": "log", "description": "The Merkle log: checkpoints, proofs and entries for auditors."},
+        ],
+    )
+    app.state.settings = resolved
+    app.state.metrics = metrics
+    problems.install(app)
+    for router in (
+        items.router,
+        assessments.router,
+        labs.router,
+        listings.router,
+        models.router,
+        log.router,
+        admin.router,
+        health.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=resolved.api_max_body_bytes, max_json_bytes=resolved.api_max_json_bytes
+    )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

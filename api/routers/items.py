@@ -1,0 +1,149 @@
+"""Items and everything that hangs off an item: assessments, certificates, custody, its trace."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from api.auth import Ctx, LabRole, Platform
+from api.routers.common import MAX_INT, errors
+from api.schemas import (
+    Assessment,
+    Certificate,
+    CustodyCreate,
+    CustodyRecorded,
+    DsseEnvelope,
+    Item,
+    ItemCreate,
+    ItemCreated,
+    Trace,
+)
+from authenticator.errors import UnsupportedMediaType
+from authenticator.services import assessments, certificates, custody, items, traces
+
+router = APIRouter(tags=["items"])
+
+_MULTIPART: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["photos"],
+                    "properties": {
+                        "photos": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "minItems": 1,
+                            "maxItems": 12,
+                            "description": "1 to 12 photos of one item: JPEG, PNG, WebP or HEIC.",
+                        }
+                    },
+                },
+                "encoding": {"photos": {"contentType": "image/jpeg, image/png, image/webp, image/heic"}},
+            }
+        },
+    }
+}
+
+
+@router.post("/v1/items", status_code=201, response_model=ItemCreated, responses=errors(401, 403, 413, 415, 422))
+def register_item(body: ItemCreate, principal: Platform, ctx: Ctx) -> dict[str, Any]:
+    """Register an item (platform). Appends `item.registered`; the serial number only as a salted commitment."""
+    return items.register_item(ctx, principal, body.category, body.brand, body.model, body.serial_number)
+
+
+@router.get("/v1/items/{item_id}", response_model=Item, responses=errors(404))
+def get_item(item_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Public: what the item is and its current badge, derived from the log."""
+    return items.get_item(ctx, item_id)
+
+
+@router.get(
+    "/v1/items/{item_id}/trace", response_model=Trace, response_model_exclude_none=True, responses=errors(404, 422)
+)
+def get_trace(
+    item_id: str,
+    ctx: Ctx,
+    since: Annotated[
+        int | None, Query(ge=0, le=MAX_INT, description="Size of a checkpoint you hold: adds a consistency proof.")
+    ] = None,
+) -> dict[str, Any]:
+    """Public: the item's whole history, each entry with its inclusion proof against one signed checkpoint.
+
+    Check it offline with `authenticator trace verify URL --key VERIFIER_KEY`.
+    """
+    return traces.item_trace(ctx, item_id, since)
+
+
+@router.post(
+    "/v1/items/{item_id}/assessments",
+    status_code=201,
+    response_model=Assessment,
+    openapi_extra=_MULTIPART,
+    responses=errors(400, 401, 403, 404, 409, 413, 415, 422),
+)
+async def create_assessment(
+    request: Request,
+    item_id: str,
+    principal: Platform,
+    ctx: Ctx,
+    heatmaps: Annotated[bool, Query(description="Also compute occlusion heat maps (slower).")] = False,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=200, description="Retry-safe: same key, same answer.")
+    ] = None,
+) -> JSONResponse:
+    """Assess an item from 1-12 photos (platform, the item's owner): verdict plus a receipt from the log."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise UnsupportedMediaType("send the photos as multipart/form-data in the field 'photos'")
+    form = await request.form(max_files=64, max_fields=64)
+    try:
+        uploads = []
+        for value in form.getlist("photos"):
+            if isinstance(value, UploadFile):
+                uploads.append(assessments.Upload(value.filename or "photo", await value.read()))
+    finally:
+        await form.close()
+    status, answer = await run_in_threadpool(
+        assessments.assess_item,
+        ctx,
+        principal,
+        item_id,
+        uploads,
+        want_heatmaps=heatmaps,
+        idempotency_key=idempotency_key,
+    )
+    request.app.state.metrics.assessments.labels(answer["decision"]).inc()
+    return JSONResponse(answer, status_code=status)
+
+
+@router.post(
+    "/v1/items/{item_id}/certificates",
+    status_code=201,
+    response_model=Certificate,
+    responses=errors(400, 401, 403, 404, 409, 413, 415, 422),
+)
+async def attach_certificate(
+    request: Request, item_id: str, envelope: DsseEnvelope, principal: LabRole, ctx: Ctx
+) -> dict[str, Any]:
+    """Attach a lab certificate (lab): a DSSE envelope signed with the lab's registered Ed25519 key."""
+    del envelope  # validated for the schema; the exact bytes are what gets stored and verified
+    raw = await request.body()
+    return await run_in_threadpool(certificates.attach_certificate, ctx, principal, item_id, raw)
+
+
+@router.post(
+    "/v1/items/{item_id}/custody",
+    status_code=201,
+    response_model=CustodyRecorded,
+    responses=errors(401, 403, 404, 413, 415, 422),
+)
+def record_custody(item_id: str, body: CustodyCreate, principal: Platform, ctx: Ctx) -> dict[str, Any]:
+    """Record a custody transfer (platform, the item's owner): consignment, buy-back, sale."""
+    return custody.record_transfer(ctx, principal, item_id, body.event, body.counterparty)

@@ -1,0 +1,43 @@
+"""Labs and their certificates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.auth import Admin, Ctx, LabRole
+from api.routers.common import errors
+from api.schemas import Certificate, Lab, LabCreate, LabCreated, Revocation
+from authenticator.services import certificates, labs
+
+router = APIRouter(tags=["labs and certificates"])
+
+
+@router.post("/v1/labs", status_code=201, response_model=LabCreated, responses=errors(401, 403, 413, 415, 422))
+def register_lab(body: LabCreate, principal: Admin, ctx: Ctx) -> dict[str, Any]:
+    """Register an appraisal lab with its Ed25519 public key (admin); answers the lab's API key once."""
+    return labs.register_lab(ctx, body.name, body.accreditation, body.public_key)
+
+
+@router.get("/v1/labs/{lab_id}", response_model=Lab, responses=errors(404))
+def get_lab(lab_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Public: a lab and its public key, so anyone can check its certificates' signatures."""
+    return labs.get_lab(ctx, lab_id)
+
+
+@router.get("/v1/certificates/{certificate_id}", response_model=Certificate, responses=errors(404))
+def get_certificate(certificate_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Public: a certificate, its status, and the lab's signed envelope."""
+    return certificates.get_certificate(ctx, certificate_id)
+
+
+@router.post(
+    "/v1/certificates/{certificate_id}/revocation",
+    status_code=201,
+    response_model=Certificate,
+    responses=errors(401, 403, 404, 409, 413, 415, 422),
+)
+def revoke_certificate(certificate_id: str, body: Revocation, principal: LabRole, ctx: Ctx) -> dict[str, Any]:
+    """Revoke a certificate (the issuing lab only). Appends `certificate.revoked`; the badge turns to a warning."""
+    return certificates.revoke_certificate(ctx, principal, certificate_id, body.reason)

@@ -1,0 +1,568 @@
+"""Request and response bodies of the HTTP API, with the examples shown at ``/docs``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["admin", "platform", "lab"]
+Decision = Literal["authentic", "counterfeit", "inconclusive"]
+Category = Literal["bag", "watch", "sneaker"]
+B64 = str
+
+_CHECKPOINT = (
+    "authenticator.local/log\n42\nR2dlWm1yN0l0aGlzaXNhcm9vdGhhc2hleGFtcGxlMDA=\n\n"
+    "— authenticator.local/log Az3grl2zzm2tC8ho4LZ3rWh2mS2Wqx5Ws3Q3rTqW8C5Ya8pC6XxLqK7O3fzKf4yQfdbE1Y7b3wXb7sQ==\n"
+)
+_HASH = "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+def _example(value: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [value]})
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: every error answer of this API."""
+
+    model_config = _example(
+        {
+            "type": "https://authenticator.local/problems/not_found",
+            "title": "Not Found",
+            "status": 404,
+            "detail": "no item itm_0123",
+            "code": "not_found",
+        }
+    )
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+# --- receipts, proofs, traces -------------------------------------------------------------------
+
+
+class Receipt(BaseModel):
+    """Proof that an entry is in the log: verify ``inclusion_proof`` against the checkpoint's root."""
+
+    model_config = _example(
+        {
+            "index": 41,
+            "leaf_hash": _HASH,
+            "tree_size": 42,
+            "checkpoint": _CHECKPOINT,
+            "inclusion_proof": [_HASH],
+            "entry": "eyJib2R5Ijp7fX0=",
+        }
+    )
+    index: int
+    leaf_hash: B64
+    tree_size: int
+    checkpoint: str
+    inclusion_proof: list[B64]
+    entry: B64 | None = Field(default=None, description="Standard base64 of the exact canonical entry bytes.")
+
+
+class TraceEvent(BaseModel):
+    index: int
+    entry: B64 = Field(description="Standard base64 of the exact canonical entry bytes (RFC 8785 JSON).")
+    leaf_hash: B64
+    inclusion_proof: list[B64]
+
+
+class Consistency(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: int = Field(alias="from")
+    to: int
+    hashes: list[B64]
+
+
+class Trace(BaseModel):
+    """An item's whole history, verifiable offline with ``authenticator trace verify``."""
+
+    model_config = _example(
+        {
+            "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+            "checkpoint": _CHECKPOINT,
+            "verifier_key": "authenticator.local/log+1a2b3c4d+AdGhpcyBpcyBhbiBleGFtcGxlIGtleSBvZiAzMiBieXRlcyE=",
+            "events": [{"index": 7, "entry": "eyJib2R5Ijp7fX0=", "leaf_hash": _HASH, "inclusion_proof": [_HASH]}],
+        }
+    )
+    item_id: str
+    checkpoint: str
+    verifier_key: str
+    events: list[TraceEvent]
+    consistency: Consistency | None = None
+
+
+class Evidence(BaseModel):
+    checkpoint: str
+    verifier_key: str
+    events: list[TraceEvent]
+
+
+class LogKey(BaseModel):
+    model_config = _example(
+        {
+            "origin": "authenticator.local/log",
+            "verifier_key": "authenticator.local/log+1a2b3c4d+AdGhpcyBpcyBhbiBleGFtcGxlIGtleSBvZiAzMiBieXRlcyE=",
+        }
+    )
+    origin: str
+    verifier_key: str
+
+
+class InclusionProof(BaseModel):
+    model_config = _example({"index": 3, "size": 42, "leaf_hash": _HASH, "hashes": [_HASH, _HASH]})
+    index: int
+    size: int
+    leaf_hash: B64
+    hashes: list[B64]
+
+
+class ConsistencyProof(BaseModel):
+    model_config = ConfigDict(
+        populate_by_name=True, json_schema_extra={"examples": [{"from": 10, "to": 42, "hashes": [_HASH]}]}
+    )
+    from_: int = Field(alias="from")
+    to: int
+    hashes: list[B64]
+
+
+class LogEntry(BaseModel):
+    index: int
+    entry: B64
+    leaf_hash: B64
+
+
+class LogEntries(BaseModel):
+    model_config = _example({"start": 0, "entries": [{"index": 0, "entry": "eyJib2R5Ijp7fX0=", "leaf_hash": _HASH}]})
+    start: int
+    entries: list[LogEntry]
+
+
+# --- items ------------------------------------------------------------------------------------
+
+
+class ItemCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"category": "bag", "brand": "Hermès", "model": "Birkin 30", "serial_number": "X-1234-AB"}]
+        },
+    )
+    category: Category
+    brand: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    model: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    serial_number: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Stored only as a salted commitment; the salt is answered once, keep it to prove the serial.",
+    )
+
+
+class Badge(BaseModel):
+    level: Literal["lab_certified", "ai_verified", "inconclusive", "warning"]
+    reason: str
+    evidence: list[int] = Field(description="Log indexes of the entries the badge rests on.")
+
+
+class Item(BaseModel):
+    model_config = _example(
+        {
+            "id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+            "category": "bag",
+            "brand": "Hermès",
+            "model": "Birkin 30",
+            "serial_commitment": None,
+            "platform": "plt_0a1b2c3d4e5f60718293a4b5",
+            "registered_at": "2026-11-25T16:00:00.000000Z",
+            "badge": {"level": "inconclusive", "reason": "This item has not been assessed yet.", "evidence": []},
+            "trace_url": "/v1/items/itm_5b1f0c2a9d3e4f5a6b7c8d9e/trace",
+        }
+    )
+    id: str
+    category: str
+    brand: str
+    model: str
+    serial_commitment: str | None
+    platform: str
+    registered_at: str
+    badge: Badge
+    trace_url: str
+
+
+class ItemCreated(Item):
+    receipt: Receipt
+    serial_salt: str | None = Field(description="Hex salt of the serial commitment; shown once.")
+
+
+# --- assessments ------------------------------------------------------------------------------
+
+
+class ReasonOut(BaseModel):
+    code: str
+    message: str
+
+
+class Thresholds(BaseModel):
+    authentic_above: float
+    counterfeit_below: float
+
+
+class ModelRef(BaseModel):
+    sha256: str
+    name: str | None
+    version: str
+
+
+class PhotoVerdict(BaseModel):
+    sha256: str
+    probability_authentic: float | None
+    category: str | None
+    reasons: list[ReasonOut]
+    file: str | None = None
+    heatmap_url: str | None = None
+    reused_from: Any = None
+
+
+class Assessment(BaseModel):
+    model_config = _example(
+        {
+            "id": "asm_9f8e7d6c5b4a392817161514",
+            "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+            "decision": "authentic",
+            "probability_authentic": 0.97,
+            "category": "bag",
+            "reasons": [],
+            "thresholds": {"authentic_above": 0.9, "counterfeit_below": 0.1},
+            "model": {"sha256": "ab" * 32, "name": "authenticator", "version": "1.0.0"},
+            "photos": [
+                {
+                    "sha256": "cd" * 32,
+                    "probability_authentic": 0.96,
+                    "category": "bag",
+                    "reasons": [],
+                    "file": "front.jpg",
+                    "heatmap_url": None,
+                }
+            ],
+            "index": 41,
+            "recorded_at": "2026-11-25T16:00:00.000000Z",
+            "receipt": {
+                "index": 41,
+                "leaf_hash": _HASH,
+                "tree_size": 42,
+                "checkpoint": _CHECKPOINT,
+                "inclusion_proof": [_HASH],
+            },
+        }
+    )
+    id: str
+    item_id: str
+    decision: Decision
+    probability_authentic: float | None
+    category: str | None
+    reasons: list[ReasonOut]
+    thresholds: Thresholds
+    model: ModelRef
+    photos: list[PhotoVerdict]
+    index: int
+    recorded_at: str
+    receipt: Receipt
+
+
+# --- labs and certificates ---------------------------------------------------------------------
+
+
+class LabCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Geneva Appraisal Lab",
+                    "accreditation": "ISO/IEC 17025 #1234",
+                    "public_key": "MCowBQYDK2VwAyEA...",
+                }
+            ]
+        },
+    )
+    name: str = Field(min_length=1, max_length=200)
+    accreditation: str = Field(min_length=1, max_length=500)
+    public_key: str = Field(min_length=1, max_length=1000, description="Ed25519: PEM, or base64 of the raw 32 bytes.")
+
+
+class Lab(BaseModel):
+    model_config = _example(
+        {
+            "id": "lab_0a1b2c3d4e5f60718293a4b5",
+            "name": "Geneva Appraisal Lab",
+            "accreditation": "ISO/IEC 17025 #1234",
+            "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+            "keyid": "ef" * 32,
+            "created_at": "2026-11-25T16:00:00.000000Z",
+        }
+    )
+    id: str
+    name: str
+    accreditation: str
+    public_key: str
+    keyid: str
+    created_at: str
+
+
+class LabCreated(Lab):
+    api_key: str = Field(description="The lab's API key: shown once, store it safely.")
+    key_id: str
+
+
+class DsseSignature(BaseModel):
+    keyid: str | None = None
+    sig: B64
+
+
+class DsseEnvelope(BaseModel):
+    """A DSSE envelope; see docs/certificates.md for the payload and how to sign it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "payloadType": "application/vnd.authenticator.certificate+json",
+                    "payload": "eyJpbnNwZWN0aW9uX2RhdGUiOiIyMDI2LTExLTI1Ii4uLn0=",
+                    "signatures": [{"keyid": "ef" * 32, "sig": "c2lnbmF0dXJl"}],
+                }
+            ]
+        }
+    )
+    payloadType: str
+    payload: B64
+    signatures: list[DsseSignature]
+
+
+class Certificate(BaseModel):
+    model_config = _example(
+        {
+            "id": "crt_0123456789abcdef01234567",
+            "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+            "lab_id": "lab_0a1b2c3d4e5f60718293a4b5",
+            "outcome": "authentic",
+            "inspection_date": "2026-11-25",
+            "method": "physical inspection, UV, stitching",
+            "status": "active",
+            "revocation_reason": None,
+            "attached_index": 43,
+            "revoked_index": None,
+            "payload_sha256": "12" * 32,
+            "envelope": "eyJwYXlsb2FkIjoiLi4uIn0=",
+        }
+    )
+    id: str
+    item_id: str
+    lab_id: str
+    outcome: Literal["authentic", "counterfeit"]
+    inspection_date: str
+    method: str | None
+    status: Literal["active", "revoked"]
+    revocation_reason: str | None
+    attached_index: int
+    revoked_index: int | None
+    payload_sha256: str
+    envelope: B64 | None = Field(description="Base64 of the envelope as the lab sent it (null if deleted).")
+    receipt: Receipt | None = None
+
+
+class Revocation(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "Stitching re-examined: replica."}]}
+    )
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+# --- listings, custody, models, keys -----------------------------------------------------------
+
+
+class ListingCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+                    "title": "Hermès Birkin 30 Himalaya",
+                    "price": "45000.00",
+                    "currency": "EUR",
+                }
+            ]
+        },
+    )
+    item_id: str = Field(min_length=1, max_length=128)
+    title: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")
+    price: str = Field(pattern=r"^(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,6})?$", description="Decimal text, never a float.")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+
+
+class ListingClose(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "sold"}]})
+    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+class Listing(BaseModel):
+    model_config = _example(
+        {
+            "id": "lst_0a1b2c3d4e5f60718293a4b5",
+            "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+            "platform": "plt_0a1b2c3d4e5f60718293a4b5",
+            "title": "Hermès Birkin 30 Himalaya",
+            "price": "45000.00",
+            "currency": "EUR",
+            "status": "open",
+            "closed_reason": None,
+            "published_at": "2026-11-25T16:00:00.000000Z",
+            "badge": {
+                "level": "lab_certified",
+                "reason": "An independent lab inspected and certified this item.",
+                "evidence": [43],
+            },
+            "proof": {
+                "checkpoint": _CHECKPOINT,
+                "verifier_key": "authenticator.local/log+1a2b3c4d+AdGhpcw==",
+                "events": [{"index": 43, "entry": "eyJib2R5Ijp7fX0=", "leaf_hash": _HASH, "inclusion_proof": [_HASH]}],
+            },
+            "trace_url": "/v1/items/itm_5b1f0c2a9d3e4f5a6b7c8d9e/trace",
+        }
+    )
+    id: str
+    item_id: str
+    platform: str
+    title: str | None
+    price: str
+    currency: str
+    status: Literal["open", "closed"]
+    closed_reason: str | None
+    published_at: str
+    badge: Badge
+    proof: Evidence
+    trace_url: str
+    receipt: Receipt | None = None
+
+
+class CustodyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"event": "received_for_consignment", "counterparty": "seller-8841"}]},
+    )
+    event: Literal["received_for_consignment", "bought_back", "consigned", "sold"]
+    counterparty: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Kept out of the log: only a salted commitment."
+    )
+
+
+class CustodyRecorded(BaseModel):
+    model_config = _example(
+        {
+            "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+            "event": "sold",
+            "counterparty_commitment": None,
+            "counterparty_salt": None,
+            "receipt": {
+                "index": 44,
+                "leaf_hash": _HASH,
+                "tree_size": 45,
+                "checkpoint": _CHECKPOINT,
+                "inclusion_proof": [],
+            },
+        }
+    )
+    item_id: str
+    event: str
+    counterparty_commitment: str | None
+    counterparty_salt: str | None
+    receipt: Receipt
+
+
+class Model(BaseModel):
+    model_config = _example(
+        {
+            "sha256": "ab" * 32,
+            "name": "authenticator",
+            "version": "1.0.0",
+            "card_sha256": "cd" * 32,
+            "metrics": {"auc": 0.93},
+            "registered_index": 0,
+            "registered_at": "2026-11-25T16:00:00.000000Z",
+        }
+    )
+    sha256: str
+    name: str
+    version: str
+    card_sha256: str
+    metrics: dict[str, Any]
+    registered_index: int
+    registered_at: str
+
+
+class ModelAssessment(BaseModel):
+    id: str
+    item_id: str
+    index: int
+    decision: Decision
+    probability_authentic: float | None
+    recorded_at: str
+
+
+class ModelAssessments(BaseModel):
+    model_config = _example(
+        {
+            "model_sha256": "ab" * 32,
+            "assessments": [
+                {
+                    "id": "asm_9f8e7d6c5b4a392817161514",
+                    "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+                    "index": 41,
+                    "decision": "authentic",
+                    "probability_authentic": 0.97,
+                    "recorded_at": "2026-11-25T16:00:00.000000Z",
+                }
+            ],
+            "next_after": None,
+        }
+    )
+    model_sha256: str
+    assessments: list[ModelAssessment]
+    next_after: int | None
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"role": "platform", "name": "Acme Resale"}]}
+    )
+    role: Literal["admin", "platform"]
+    name: str = Field(min_length=1, max_length=200)
+
+
+class KeyCreated(BaseModel):
+    model_config = _example(
+        {
+            "principal_id": "plt_0a1b2c3d4e5f60718293a4b5",
+            "role": "platform",
+            "key_id": "key_0123456789abcdef",
+            "api_key": "key_0123456789abcdef.q9Jx...",
+        }
+    )
+    principal_id: str
+    role: Role
+    key_id: str
+    api_key: str
+
+
+class Health(BaseModel):
+    model_config = _example({"status": "ok"})
+    status: str
+    checks: dict[str, str] | None = None

@@ -1,0 +1,89 @@
+"""The resources every service needs, opened once per process and closed on shutdown."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+
+from authenticator.config import Settings
+from authenticator.ledger.log import Ledger, NewEntry, Receipt
+from authenticator.store.blobs import BlobStore
+from authenticator.store.db import migrate
+from authenticator.store.photo_index import SqlPhotoReuseIndex
+from authenticator.store.projections import Projector
+
+if TYPE_CHECKING:
+    from authenticator.vision.service import Assessor
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 (with padding), the encoding of every hash in the API."""
+    return base64.b64encode(data).decode("ascii")
+
+
+@dataclass
+class ServiceContext:
+    """Ledger, projections, blob store, photo index and (when serving) the model."""
+
+    settings: Settings
+    ledger: Ledger
+    blobs: BlobStore
+    projector: Projector
+    photo_index: SqlPhotoReuseIndex
+    assessor: Assessor | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def engine(self) -> Engine:
+        return self.ledger.engine
+
+    @classmethod
+    def open(cls, settings: Settings, *, load_model: bool = True) -> ServiceContext:
+        """Open the ledger (migrating it), the API tables, the blob store and the model."""
+        ledger = Ledger.from_settings(settings)
+        try:
+            migrate(ledger.engine)
+            blobs = BlobStore(settings.blob_dir)
+            ctx = cls(
+                settings=settings,
+                ledger=ledger,
+                blobs=blobs,
+                projector=Projector(ledger.engine, ledger, blobs),
+                photo_index=SqlPhotoReuseIndex(ledger.engine, settings.phash_max_hamming),
+            )
+            ctx.projector.catch_up()
+            if load_model:
+                from authenticator.vision.service import Assessor
+
+                ctx.assessor = Assessor.from_settings(settings)
+        except BaseException:
+            ledger.close()
+            raise
+        return ctx
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def append(self, entries: Sequence[NewEntry]) -> list[Receipt]:
+        """Append to the log (one transaction, one checkpoint), then update the projections."""
+        receipts = self.ledger.append_batch(entries)
+        self.projector.catch_up()
+        return receipts
+
+
+def receipt_json(receipt: Receipt, entry_data: bytes | None = None) -> dict[str, Any]:
+    """A receipt as the API answers it: everything a client needs to check inclusion itself."""
+    out: dict[str, Any] = {
+        "index": receipt.index,
+        "leaf_hash": b64(receipt.leaf_hash),
+        "tree_size": receipt.tree_size,
+        "checkpoint": receipt.checkpoint,
+        "inclusion_proof": [b64(h) for h in receipt.inclusion_proof],
+    }
+    if entry_data is not None:
+        out["entry"] = b64(entry_data)
+    return out

@@ -1,0 +1,75 @@
+"""Items: registration (``item.registered``) and the read model a buyer or page needs."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from sqlalchemy import Row, select
+
+from authenticator.errors import NotFound, PermissionDenied
+from authenticator.ledger.log import NewEntry
+from authenticator.services.badges import badge_for_item
+from authenticator.services.context import ServiceContext, receipt_json
+from authenticator.store.db import read_tx
+from authenticator.store.keys import Principal, new_id
+from authenticator.store.tables import items
+
+
+def serial_commitment(serial_number: str, salt: bytes) -> str:
+    """SHA-256(salt || serial): publishes nothing, yet proves the serial to whoever has the salt."""
+    return hashlib.sha256(salt + serial_number.encode("utf-8")).hexdigest()
+
+
+def register_item(
+    ctx: ServiceContext, principal: Principal, category: str, brand: str, model: str, serial_number: str | None
+) -> dict[str, Any]:
+    """Append ``item.registered``; the serial number enters the log only as a salted commitment."""
+    item_id = new_id("itm")
+    salt = secrets.token_bytes(16) if serial_number else None
+    commitment = serial_commitment(serial_number, salt) if serial_number and salt else None
+    body = {
+        "category": category,
+        "brand": brand,
+        "model": model,
+        "serial_commitment": commitment,
+        "platform": principal.id,
+    }
+    [receipt] = ctx.append([NewEntry("item.registered", item_id, body)])
+    out = get_item(ctx, item_id)
+    out["receipt"] = receipt_json(receipt, ctx.ledger.entry(receipt.index).data)
+    out["serial_salt"] = salt.hex() if salt else None
+    return out
+
+
+def item_row(ctx: ServiceContext, item_id: str) -> Row[Any]:
+    with read_tx(ctx.engine) as conn:
+        row = conn.execute(select(items).where(items.c.id == item_id)).first()
+    if row is None:
+        raise NotFound(f"no item {item_id}", item_id=item_id)
+    return row
+
+
+def require_own_item(ctx: ServiceContext, principal: Principal, item_id: str) -> Row[Any]:
+    """The item, if ``principal`` is the platform that registered it."""
+    row = item_row(ctx, item_id)
+    if row.platform != principal.id:
+        raise PermissionDenied("only the platform that registered this item may do this", item_id=item_id)
+    return row
+
+
+def get_item(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+    """Public summary of an item: what it is, its current badge and where its trace is."""
+    row = item_row(ctx, item_id)
+    return {
+        "id": row.id,
+        "category": row.category,
+        "brand": row.brand,
+        "model": row.model,
+        "serial_commitment": row.serial_commitment,
+        "platform": row.platform,
+        "registered_at": row.registered_at,
+        "badge": badge_for_item(ctx, item_id),
+        "trace_url": f"/v1/items/{row.id}/trace",
+    }

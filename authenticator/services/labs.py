@@ -1,0 +1,79 @@
+"""Labs: registered by an operator with their Ed25519 public key; they get a ``lab`` API key."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
+from sqlalchemy import insert, select
+
+from authenticator.errors import InvalidInput, NotFound
+from authenticator.services.context import ServiceContext
+from authenticator.services.dsse import keyid_for
+from authenticator.store.db import read_tx, utc_now, write_tx
+from authenticator.store.keys import create_principal, issue_key, new_id
+from authenticator.store.tables import labs
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """An Ed25519 public key given as PEM (SubjectPublicKeyInfo) or base64 of the raw 32 bytes."""
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        try:
+            key = load_pem_public_key(text.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise InvalidInput("public_key is not a PEM public key") from exc
+        if not isinstance(key, Ed25519PublicKey):
+            raise InvalidInput("public_key must be an Ed25519 key")
+        return key
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput("public_key must be PEM or the base64 of a raw 32-byte Ed25519 key") from exc
+    if len(raw) != 32:
+        raise InvalidInput("a raw Ed25519 public key is 32 bytes")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def register_lab(ctx: ServiceContext, name: str, accreditation: str, public_key: str) -> dict[str, Any]:
+    """Register a lab and issue its first API key (shown once)."""
+    key = parse_public_key(public_key)
+    raw_b64 = base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+    lab_id = new_id("lab")
+    create_principal(ctx.engine, "lab", name, principal_id=lab_id)
+    with write_tx(ctx.engine) as conn:
+        conn.execute(
+            insert(labs).values(
+                id=lab_id,
+                name=name,
+                accreditation=accreditation,
+                public_key=raw_b64,
+                keyid=keyid_for(key),
+                created_at=utc_now(),
+            )
+        )
+    issued = issue_key(ctx.engine, lab_id)
+    return {**get_lab(ctx, lab_id), "api_key": issued.api_key, "key_id": issued.key_id}
+
+
+def get_lab(ctx: ServiceContext, lab_id: str) -> dict[str, Any]:
+    """Public record of a lab: anyone may check its certificates' signatures with this key."""
+    with read_tx(ctx.engine) as conn:
+        row = conn.execute(select(labs).where(labs.c.id == lab_id)).first()
+    if row is None:
+        raise NotFound(f"no lab {lab_id}", lab_id=lab_id)
+    return {
+        "id": row.id,
+        "name": row.name,
+        "accreditation": row.accreditation,
+        "public_key": row.public_key,
+        "keyid": row.keyid,
+        "created_at": row.created_at,
+    }
+
+
+def lab_public_key(ctx: ServiceContext, lab_id: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(get_lab(ctx, lab_id)["public_key"]))

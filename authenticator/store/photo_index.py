@@ -1,0 +1,80 @@
+"""SQL-backed photo-reuse index: finds photos within a small Hamming distance of a pHash.
+
+A 64-bit perceptual hash is split into four 16-bit bands, each an indexed column. Two hashes
+within distance ``d <= 3`` differ in at most three bands, so they agree on at least one
+(pigeonhole): looking up the four bands finds every candidate with four index probes, and the
+exact distance is checked in Python. Implements the vision runtime's ``PhotoReuseIndex``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, insert, or_, select
+
+from authenticator.store.db import read_tx, write_tx
+from authenticator.store.tables import photo_hashes
+from authenticator.vision.phash import ReuseMatch
+
+GUARANTEED_DISTANCE = 3
+"""Largest Hamming distance the band lookup is guaranteed to find (pigeonhole over 4 bands).
+Pairs further apart are still found whenever one band survives intact, which is likely for
+near-duplicates whose differing bits cluster in the high-frequency half of the hash."""
+_MASK64 = (1 << 64) - 1
+
+
+def _bands(phash: int) -> list[int]:
+    return [(phash >> (16 * i)) & 0xFFFF for i in range(4)]
+
+
+def _to_signed(phash: int) -> int:
+    """PostgreSQL's BIGINT is signed: store the unsigned 64-bit hash in two's complement."""
+    phash &= _MASK64
+    return phash - (1 << 64) if phash >= 1 << 63 else phash
+
+
+class SqlPhotoReuseIndex:
+    """Band-indexed pHash table shared by every server process (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine, max_distance: int = GUARANTEED_DISTANCE) -> None:
+        self.engine = engine
+        self.max_distance = max_distance
+
+    def lookup(self, phash: int, exclude_item: str | None = None) -> list[ReuseMatch]:
+        """Every indexed photo within ``max_distance`` of ``phash``, closest first."""
+        phash &= _MASK64
+        b = _bands(phash)
+        cond = or_(*(photo_hashes.c[f"band{i}"] == b[i] for i in range(4)))
+        query = select(photo_hashes.c.item_id, photo_hashes.c.photo_sha256, photo_hashes.c.phash).where(cond)
+        if exclude_item is not None:
+            query = query.where(photo_hashes.c.item_id != exclude_item)
+        with read_tx(self.engine) as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for row in rows:
+            distance = ((int(row.phash) & _MASK64) ^ phash).bit_count()
+            if distance <= self.max_distance:
+                out.append(ReuseMatch(item_id=row.item_id, photo_sha256=row.photo_sha256, distance=distance))
+        out.sort(key=lambda m: (m.distance, m.item_id, m.photo_sha256))
+        return out
+
+    def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
+        """Index a photo of an item (idempotent)."""
+        phash &= _MASK64
+        b = _bands(phash)
+        with write_tx(self.engine) as conn:
+            exists = conn.execute(
+                select(photo_hashes.c.item_id).where(
+                    photo_hashes.c.item_id == item_id, photo_hashes.c.photo_sha256 == photo_sha256
+                )
+            ).first()
+            if exists is None:
+                conn.execute(
+                    insert(photo_hashes).values(
+                        item_id=item_id,
+                        photo_sha256=photo_sha256,
+                        phash=_to_signed(phash),
+                        band0=b[0],
+                        band1=b[1],
+                        band2=b[2],
+                        band3=b[3],
+                    )
+                )

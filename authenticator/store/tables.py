@@ -1,0 +1,202 @@
+"""The API's tables (SQLAlchemy Core), shared by the migrations, the repositories and rebuild."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+VERSION_TABLE = "alembic_version_app"
+"""Alembic version table of these tables; the ledger keeps ``alembic_version_ledger``."""
+
+# --- Projections: derived from the log, rebuilt by ``authenticator projections rebuild`` ------
+
+projection_state = Table(
+    "proj_state",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("applied_size", BigInteger, nullable=False),
+)
+"""How many log entries the projections have applied; one row named ``main``."""
+
+items = Table(
+    "proj_items",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("platform", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("brand", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("serial_commitment", Text),
+    Column("registered_index", BigInteger, nullable=False),
+    Column("registered_at", Text, nullable=False),
+)
+
+assessments = Table(
+    "proj_assessments",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("item_id", Text, nullable=False),
+    Column("entry_index", BigInteger, nullable=False, unique=True),
+    Column("decision", Text, nullable=False),
+    Column("probability_authentic", Numeric(asdecimal=False)),
+    Column("model_sha256", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("recorded_at", Text, nullable=False),
+    Column("body", Text, nullable=False),
+)
+Index("ix_proj_assessments_item", assessments.c.item_id, assessments.c.entry_index)
+Index("ix_proj_assessments_model", assessments.c.model_sha256, assessments.c.entry_index)
+
+certificates = Table(
+    "proj_certificates",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("item_id", Text, nullable=False),
+    Column("lab_id", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("inspection_date", Text, nullable=False),
+    Column("method", Text),
+    Column("payload_sha256", Text, nullable=False),
+    Column("envelope_sha256", Text, nullable=False),
+    Column("attached_index", BigInteger, nullable=False),
+    Column("attached_at", Text, nullable=False),
+    Column("revoked_index", BigInteger),
+    Column("revoked_at", Text),
+    Column("revocation_reason", Text),
+)
+Index("ix_proj_certificates_item", certificates.c.item_id, certificates.c.attached_index)
+
+listings = Table(
+    "proj_listings",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("item_id", Text, nullable=False),
+    Column("platform", Text, nullable=False),
+    Column("title", Text),
+    Column("title_sha256", Text, nullable=False),
+    Column("price", Text, nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("published_index", BigInteger, nullable=False),
+    Column("published_at", Text, nullable=False),
+    Column("closed_index", BigInteger),
+    Column("closed_reason", Text),
+)
+Index("ix_proj_listings_item", listings.c.item_id)
+
+custody = Table(
+    "proj_custody",
+    metadata,
+    Column("entry_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("item_id", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("platform", Text, nullable=False),
+    Column("counterparty_commitment", Text),
+    Column("recorded_at", Text, nullable=False),
+)
+Index("ix_proj_custody_item", custody.c.item_id, custody.c.entry_index)
+
+models = Table(
+    "proj_models",
+    metadata,
+    Column("sha256", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("card_sha256", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("registered_index", BigInteger, nullable=False),
+    Column("registered_at", Text, nullable=False),
+)
+
+PROJECTION_TABLES = (projection_state, items, assessments, certificates, listings, custody, models)
+"""Emptied and refilled from the log by a rebuild, in this order's reverse for deletes."""
+
+# --- Source tables: what the log does not hold ------------------------------------------------
+
+principals = Table(
+    "app_principals",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+"""Who acts: an operator, a platform or a lab. Keys belong to a principal."""
+
+labs = Table(
+    "app_labs",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("accreditation", Text, nullable=False),
+    Column("public_key", Text, nullable=False),
+    Column("keyid", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+)
+"""Registered labs and their Ed25519 public keys (base64 of the raw 32 bytes)."""
+
+api_keys = Table(
+    "app_api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("principal_id", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("secret_sha256", LargeBinary(32), nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("revoked_at", Text),
+)
+"""Only the SHA-256 of each key's secret; the key itself is shown once, at creation."""
+
+idempotency = Table(
+    "app_idempotency",
+    metadata,
+    Column("principal_id", Text, primary_key=True),
+    Column("key", Text, primary_key=True),
+    Column("fingerprint", Text, nullable=False),
+    Column("status_code", Integer),
+    Column("response", Text),
+    Column("created_at", Text, nullable=False),
+)
+"""One row per (caller, Idempotency-Key): pending while ``response`` is null."""
+
+photo_hashes = Table(
+    "app_photo_hashes",
+    metadata,
+    Column("item_id", Text, primary_key=True),
+    Column("photo_sha256", Text, primary_key=True),
+    Column("phash", BigInteger, nullable=False),
+    Column("band0", Integer, nullable=False),
+    Column("band1", Integer, nullable=False),
+    Column("band2", Integer, nullable=False),
+    Column("band3", Integer, nullable=False),
+)
+"""Perceptual hashes of stored photos, split in four 16-bit bands (each indexed): two hashes
+within Hamming distance 3 share at least one band, so a band match finds every candidate."""
+for _band in range(4):
+    Index(f"ix_app_photo_hashes_band{_band}", photo_hashes.c[f"band{_band}"])
+
+heatmaps = Table(
+    "app_heatmaps",
+    metadata,
+    Column("assessment_id", Text, primary_key=True),
+    Column("photo_sha256", Text, primary_key=True),
+    Column("png_sha256", Text, nullable=False),
+)
+
+claims = Table(
+    "app_claims",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("created_at", Text, nullable=False),
+)
+"""One-time jobs claimed by one process (registering a model version in the log)."""
