@@ -10,10 +10,11 @@ import base64
 import hashlib
 import random
 from functools import cache
+from pathlib import Path
 
 import pytest
-from alembic.script import ScriptDirectory
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from authenticator.errors import EntryValidationError, NotFound, ProofError
@@ -32,15 +33,9 @@ from authenticator.ledger.merkle import (
 )
 from authenticator.ledger.proofplan import inclusion_plan
 from authenticator.ledger.verify import verify_ledger
-from tests.ledger_fixtures import (  # noqa: F401 (fixtures)
-    ORIGIN,
-    db_url,
-    key_path,
-    ledger,
-    sample_entries,
-    sample_entry,
-    signer,
-)
+from tests.ledger_samples import ORIGIN, sample_entries, sample_entry
+
+pytest_plugins = ["tests.ledger_fixtures"]
 
 
 def naive_root(leaves: list[bytes], lo: int, hi: int) -> bytes:
@@ -109,7 +104,7 @@ def test_first_open_signs_the_empty_tree_and_reopen_is_idempotent(db_url: str, s
         again.close()
 
 
-def test_open_refuses_another_key(db_url: str, signer: CheckpointSigner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_open_refuses_another_key(db_url: str, signer: CheckpointSigner, tmp_path: Path) -> None:
     from authenticator.errors import ConfigurationError
 
     Ledger.open(db_url, signer).close()
