@@ -18,6 +18,11 @@ def _register() -> None:
 
     app.add_typer(ledger_app, name="ledger")
     app.command("assess")(__import__("authenticator.cli.assess", fromlist=["assess"]).assess)
+    app.command("serve")(__import__("authenticator.cli.serve", fromlist=["serve"]).serve)
+    app.add_typer(__import__("authenticator.cli.keys", fromlist=["keys_app"]).keys_app, name="keys")
+    app.add_typer(__import__("authenticator.cli.lab", fromlist=["lab_app"]).lab_app, name="lab")
+    app.add_typer(__import__("authenticator.cli.trace", fromlist=["trace_app"]).trace_app, name="trace")
+    app.add_typer(__import__("authenticator.cli.projections", fromlist=["app"]).projections_app, name="projections")
     pass
 
 

@@ -1,0 +1,56 @@
+"""``authenticator keys``: create (shown once), list and revoke API keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from authenticator.cli._context import open_context
+from authenticator.store import keys
+
+keys_app = typer.Typer(help="API keys (stored only as hashes).", no_args_is_help=True)
+DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: the settings').")]
+
+
+@keys_app.command("create")
+def create(
+    role: Annotated[str, typer.Option(help="admin, platform or lab.")] = "platform",
+    name: Annotated[str, typer.Option(help="Who the key is for.")] = "operator",
+    db: DbOption = None,
+) -> None:
+    """Create a principal and its API key; the key is printed once and never stored."""
+    if role not in keys.ROLES:
+        typer.echo(f"error: role must be one of {', '.join(keys.ROLES)}", err=True)
+        raise typer.Exit(2)
+    if role == "lab":
+        typer.echo("error: labs are registered with their public key: POST /v1/labs (admin)", err=True)
+        raise typer.Exit(2)
+    with open_context(db) as ctx:
+        issued = keys.create_key(ctx.engine, role, name)
+    typer.echo(
+        json.dumps(
+            {
+                "principal_id": issued.principal_id,
+                "role": issued.role,
+                "key_id": issued.key_id,
+                "api_key": issued.api_key,
+            }
+        )
+    )
+
+
+@keys_app.command("list")
+def list_(db: DbOption = None) -> None:
+    """Key ids, roles and owners (never the keys)."""
+    with open_context(db) as ctx:
+        typer.echo(json.dumps(keys.list_keys(ctx.engine), indent=2))
+
+
+@keys_app.command("revoke")
+def revoke(key_id: str, db: DbOption = None) -> None:
+    """Revoke a key at once."""
+    with open_context(db) as ctx:
+        keys.revoke_key(ctx.engine, key_id)
+    typer.echo(f"revoked {key_id}")

@@ -1,0 +1,136 @@
+"""``authenticator lab``: everything an appraisal lab needs: a key pair and signed certificates.
+
+``keygen`` writes an Ed25519 private key (PEM, mode 0600) and prints the public key to register
+with the operator. ``sign`` builds the certificate payload (RFC 8785 canonical JSON), signs it
+as a DSSE envelope and writes it, or posts it to the API with the lab's API key.
+See docs/certificates.md for the format.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+)
+
+from authenticator.services.dsse import keyid_for, sign_envelope
+
+lab_app = typer.Typer(help="Lab tooling: key pairs and signed certificates.", no_args_is_help=True)
+
+
+@lab_app.command("keygen")
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Private key file to create (mode 0600).")] = Path("lab.key"),
+) -> None:
+    """Create an Ed25519 key pair; prints the public key (base64, raw 32 bytes) to register."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        typer.echo(f"error: {out} exists; refusing to overwrite a key", err=True)
+        raise typer.Exit(2) from exc
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(pem)
+    public = key.public_key()
+    raw = base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+    pub_path = out.with_suffix(".pub")
+    pub_path.write_text(raw + "\n")
+    typer.echo(
+        json.dumps(
+            {"private_key": str(out), "public_key": raw, "public_key_file": str(pub_path), "keyid": keyid_for(public)}
+        )
+    )
+
+
+def _load_key(path: Path) -> Ed25519PrivateKey:
+    key = load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise typer.BadParameter("the key is not an Ed25519 private key")
+    return key
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_payload(
+    item_id: str,
+    lab_id: str,
+    outcome: str,
+    method: str,
+    inspection_date: str,
+    photos: list[Path],
+    report: Path | None,
+) -> dict[str, Any]:
+    """The certificate payload: hashes of the lab's photos and report, never the files."""
+    return {
+        "v": 1,
+        "item_id": item_id,
+        "lab_id": lab_id,
+        "outcome": outcome,
+        "inspection_date": inspection_date,
+        "method": method,
+        "photos": [_sha256_file(p) for p in photos],
+        "report_sha256": _sha256_file(report) if report is not None else None,
+    }
+
+
+@lab_app.command("sign")
+def sign(
+    item_id: Annotated[str, typer.Argument(help="The item's id (itm_…).")],
+    outcome: Annotated[str, typer.Option(help="authentic or counterfeit.")],
+    method: Annotated[str, typer.Option(help="How the item was inspected.")],
+    key: Annotated[Path, typer.Option("--key", help="The lab's Ed25519 private key (PEM).")],
+    lab_id: Annotated[str, typer.Option("--lab-id", help="The lab's id, as registered (lab_…).")],
+    photos: Annotated[
+        list[Path] | None, typer.Option("--photos", help="A photo taken by the lab (repeatable).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="The inspection report file.")] = None,
+    inspection_date: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD (default: today).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the envelope here (default: stdout).")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="API base URL: post the certificate there.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="AUTHENTICATOR_API_KEY", help="The lab's key.")
+    ] = None,
+) -> None:
+    """Sign a certificate for ITEM_ID as a DSSE envelope; write it, or post it with --url."""
+    if outcome not in ("authentic", "counterfeit"):
+        raise typer.BadParameter("outcome must be authentic or counterfeit")
+    when = inspection_date or date.today().isoformat()
+    payload = build_payload(item_id, lab_id, outcome, method, when, list(photos or []), report)
+    envelope = sign_envelope(payload, _load_key(key))
+    text = json.dumps(envelope, indent=2)
+    if out is not None:
+        out.write_text(text + "\n")
+    if url is None:
+        if out is None:
+            typer.echo(text)
+        return
+    if not api_key:
+        raise typer.BadParameter("--api-key (or AUTHENTICATOR_API_KEY) is needed with --url")
+    import httpx
+
+    response = httpx.post(
+        f"{url.rstrip('/')}/v1/items/{item_id}/certificates",
+        content=json.dumps(envelope).encode("utf-8"),
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+        timeout=30.0,
+    )
+    typer.echo(response.text)
+    if response.status_code != 201:
+        raise typer.Exit(1)

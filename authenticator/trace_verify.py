@@ -1,0 +1,201 @@
+"""Offline verification of an item's trace, as a buyer would do it. Pure: no I/O, no database.
+
+Given the trace JSON (``GET /v1/items/{id}/trace``) and the log's verifier key obtained
+independently, check that:
+
+1. the checkpoint is signed by that key (C2SP signed note, Ed25519);
+2. every event's leaf hash is SHA-256(0x00 || entry bytes) and its inclusion proof leads to
+   the checkpoint's root (RFC 9162);
+3. every entry is canonical, well-formed and about this item, and the item's hash chain is
+   complete and in order: the first entry has ``prev = null`` and each next ``prev`` is the
+   leaf hash of the one before, at increasing indexes;
+4. with an older checkpoint the buyer kept: it verifies too, and the trace's consistency proof
+   shows the current tree extends it (the log was not rewritten in between).
+
+What it cannot see: entries appended after the checkpoint, or a log that shows different
+buyers different trees (compare checkpoints with others, or with witnesses, for that).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from authenticator.errors import AuthenticatorError
+from authenticator.ledger.checkpoint import Checkpoint, verify_checkpoint
+from authenticator.ledger.entries import parse_entry
+from authenticator.ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
+
+
+@dataclass
+class EventCheck:
+    """The result for one event: ``ok`` with a short reason when it is not."""
+
+    position: int
+    index: int | None
+    type: str | None = None
+    ok: bool = True
+    problems: list[str] = field(default_factory=list)
+
+    def fail(self, why: str) -> None:
+        self.ok = False
+        self.problems.append(why)
+
+
+@dataclass
+class TraceReport:
+    item_id: str | None
+    checkpoint: Checkpoint | None = None
+    events: list[EventCheck] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and all(e.ok for e in self.events)
+
+    def all_failures(self) -> list[str]:
+        out = list(self.failures)
+        for e in self.events:
+            for p in e.problems:
+                out.append(f"event {e.position} (index {e.index}): {p}")
+        return out
+
+
+def _b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is not a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"{what} is not valid base64") from exc
+    return raw
+
+
+def _hashes(value: Any, what: str) -> list[bytes]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is not a list")
+    out = [_b64(h, what) for h in value]
+    if any(len(h) != 32 for h in out):
+        raise ValueError(f"{what} holds a hash that is not 32 bytes")
+    return out
+
+
+def verify_trace(trace: Mapping[str, Any], verifier_key: str, old_checkpoint: str | None = None) -> TraceReport:
+    """Check a trace against the log key; the report names every check that failed."""
+    item_id = trace.get("item_id") if isinstance(trace, Mapping) else None
+    report = TraceReport(item_id=item_id if isinstance(item_id, str) else None)
+    if report.item_id is None:
+        report.failures.append("the trace has no item_id")
+        return report
+    note = trace.get("checkpoint")
+    if not isinstance(note, str):
+        report.failures.append("the trace has no checkpoint")
+        return report
+    try:
+        cp = verify_checkpoint(note, verifier_key)
+    except AuthenticatorError as exc:
+        report.failures.append(f"checkpoint signature: {exc.message}")
+        return report
+    report.checkpoint = cp
+    report.checked.append(f"checkpoint signed by {verifier_key.split('+')[0]} (tree size {cp.size})")
+    shown_key = trace.get("verifier_key")
+    if isinstance(shown_key, str) and shown_key != verifier_key:
+        report.checked.append("note: the trace names another verifier key; only the one you gave was trusted")
+
+    events = trace.get("events")
+    if not isinstance(events, list) or not events:
+        report.failures.append("the trace has no events")
+        return report
+    prev_leaf: bytes | None = None
+    prev_index = -1
+    for pos, raw_event in enumerate(events):
+        check = EventCheck(position=pos, index=None)
+        report.events.append(check)
+        if not isinstance(raw_event, Mapping):
+            check.fail("not an object")
+            prev_leaf = None
+            continue
+        index = raw_event.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            check.fail("index is not a non-negative integer")
+            continue
+        check.index = index
+        try:
+            data = _b64(raw_event.get("entry"), "entry")
+            claimed = _b64(raw_event.get("leaf_hash"), "leaf_hash")
+            proof = _hashes(raw_event.get("inclusion_proof"), "inclusion_proof")
+        except ValueError as exc:
+            check.fail(str(exc))
+            prev_leaf, prev_index = None, index
+            continue
+        leaf = hash_leaf(data)
+        if leaf != claimed:
+            check.fail("leaf hash does not match the entry bytes")
+        if index >= cp.size:
+            check.fail(f"index is beyond the checkpoint's tree size {cp.size}")
+        else:
+            try:
+                verify_inclusion(index, cp.size, leaf, proof, cp.root_hash)
+            except AuthenticatorError as exc:
+                check.fail(f"inclusion proof: {exc.message}")
+        try:
+            entry = parse_entry(data)
+        except AuthenticatorError as exc:
+            check.fail(f"entry: {exc.message}")
+            prev_leaf, prev_index = leaf, index
+            continue
+        check.type = entry.type
+        if entry.item != report.item_id:
+            check.fail(f"entry is about {entry.item}, not {report.item_id}")
+        if index <= prev_index:
+            check.fail("events are not in log order")
+        expected = None if pos == 0 else prev_leaf
+        if pos == 0 and entry.prev is not None:
+            check.fail("hash chain: the first event is not the item's first entry (earlier entries are missing)")
+        elif pos > 0 and (expected is None or entry.prev_hash != expected):
+            check.fail("hash chain: prev is not the leaf hash of the event before (an entry is missing or altered)")
+        prev_leaf, prev_index = leaf, index
+    if all(e.ok for e in report.events):
+        report.checked.append(
+            f"{len(events)} events: leaf hashes, inclusion proofs, entries and the hash chain all hold"
+        )
+    if old_checkpoint is not None:
+        _check_consistency(report, trace, cp, old_checkpoint, verifier_key)
+    return report
+
+
+def _check_consistency(
+    report: TraceReport, trace: Mapping[str, Any], cp: Checkpoint, old_note: str, verifier_key: str
+) -> None:
+    try:
+        old = verify_checkpoint(old_note, verifier_key)
+    except AuthenticatorError as exc:
+        report.failures.append(f"old checkpoint: {exc.message}")
+        return
+    if old.size > cp.size:
+        report.failures.append(f"the old checkpoint (size {old.size}) is newer than the trace's ({cp.size})")
+        return
+    proof_obj = trace.get("consistency")
+    if old.size == cp.size:
+        if old.root_hash != cp.root_hash:
+            report.failures.append("consistency: same tree size, different root (the log forked)")
+        else:
+            report.checked.append("consistent with the old checkpoint (same tree)")
+        return
+    if not isinstance(proof_obj, Mapping) or proof_obj.get("from") != old.size or proof_obj.get("to") != cp.size:
+        report.failures.append(f"consistency: the trace has no consistency proof from size {old.size} to {cp.size}")
+        return
+    try:
+        hashes = _hashes(proof_obj.get("hashes"), "consistency hashes")
+        verify_consistency(old.size, cp.size, hashes, old.root_hash, cp.root_hash)
+    except ValueError as exc:
+        report.failures.append(f"consistency: {exc}")
+        return
+    except AuthenticatorError as exc:
+        report.failures.append(f"consistency: {exc.message}")
+        return
+    report.checked.append(f"consistent with the old checkpoint (size {old.size} -> {cp.size})")
