@@ -23,6 +23,7 @@ from authenticator.ledger.entries import (
     Entry,
     canonical_bytes,
     canonical_json,
+    ecmascript_number,
     entry_bytes,
     make_entry,
     parse_entry,
@@ -362,6 +363,27 @@ _json = st.recursive(
 @given(_json)
 def test_canonical_json_matches_rfc8785(value: Any) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_number_format_matches_rfc8785(f: float) -> None:
+    assert ecmascript_number(f).encode() == rfc8785.dumps(f)
+
+
+def test_number_format_edge_cases_match_rfc8785() -> None:
+    cases = [0.0, -0.0, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 0.1 + 0.2, 1 / 3]
+    cases += [10.0**e for e in range(-325, 309)] + [1.5 * 10.0**e for e in range(-30, 30)]
+    cases += [float(2**k) for k in range(0, 1024, 7)] + [float(2**53 - 1), float(2**53 + 2), 1e21 - 65536]
+    cases += [-c for c in cases]
+    for f in cases:
+        assert ecmascript_number(f).encode() == rfc8785.dumps(f), f
+    # The RFC 8785 appendix examples.
+    assert ecmascript_number(333333333.33333329) == "333333333.3333333"
+    assert ecmascript_number(1e30) == "1e+30"
+    assert ecmascript_number(4.50) == "4.5"
+    assert ecmascript_number(2e-3) == "0.002"
+    assert ecmascript_number(0.000000000000000000000000001) == "1e-27"
 
 
 def test_key_order_is_utf16_not_code_points() -> None:

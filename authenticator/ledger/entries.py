@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -215,12 +216,92 @@ def _fast_safe(value: Any) -> bool:
     return False
 
 
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C; escapes exactly as RFC 8785
+
+
+def ecmascript_number(f: float) -> str:
+    """A finite float as ECMAScript's Number::toString writes it (RFC 8785 §3.2.2.3).
+
+    Python's ``repr`` gives the same shortest round-trip digits; only their layout differs.
+    """
+    if f != f or f in (math.inf, -math.inf):
+        raise EntryValidationError(f"{f} has no JSON form")
+    if f == 0:
+        return "0"
+    if f < 0:
+        return "-" + ecmascript_number(-f)
+    mantissa, _, exp = repr(f).partition("e")
+    int_part, _, frac = mantissa.partition(".")
+    if frac == "0":
+        frac = ""
+    digits = int_part + frac
+    n = len(int_part) + (int(exp) if exp else 0)  # value = 0.<digits> x 10^n
+    stripped = digits.lstrip("0")
+    n -= len(digits) - len(stripped)
+    s = stripped.rstrip("0")
+    k = len(s)
+    if k <= n <= 21:
+        return s + "0" * (n - k)
+    if 0 < n <= 21:
+        return s[:n] + "." + s[n:]
+    if -6 < n <= 0:
+        return "0." + "0" * -n + s
+    e = n - 1
+    return f"{s if k == 1 else s[0] + '.' + s[1:]}e{'+' if e >= 0 else '-'}{abs(e)}"
+
+
+def _utf16_key(item: tuple[str, Any]) -> bytes:
+    return item[0].encode("utf-16-be", "surrogatepass")
+
+
+def _jcs(value: Any, out: list[str]) -> None:
+    """RFC 8785 in Python for what the C fast path cannot do (floats, non-ASCII keys)."""
+    t = type(value)
+    if t is str:
+        out.append(_encode_str(value))
+    elif value is None:
+        out.append("null")
+    elif t is bool:
+        out.append("true" if value else "false")
+    elif t is int:
+        if not -_INT_LIMIT <= value <= _INT_LIMIT:
+            raise EntryValidationError(f"{value} exceeds the integer range of JSON numbers (2**53 - 1)")
+        out.append(int.__repr__(value))
+    elif t is float:
+        out.append(ecmascript_number(value))
+    elif t is dict:
+        items = list(value.items())
+        for k, _ in items:
+            if type(k) is not str:
+                raise EntryValidationError("object keys must be strings")
+        items.sort(key=_utf16_key)
+        out.append("{")
+        for i, (k, v) in enumerate(items):
+            if i:
+                out.append(",")
+            out.append(_encode_str(k))
+            out.append(":")
+            _jcs(v, out)
+        out.append("}")
+    elif t is list or t is tuple:
+        out.append("[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(",")
+            _jcs(v, out)
+        out.append("]")
+    else:  # subclasses (str enums ...) and foreign types: the reference decides
+        out.append(rfc8785.dumps(value).decode("utf-8"))
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical JSON of ``value``; :class:`EntryValidationError` if it has none."""
     try:
         if _fast_safe(value):
             return _encode_fast(value).encode("utf-8")
-        return rfc8785.dumps(value)
+        out: list[str] = []
+        _jcs(value, out)
+        return "".join(out).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise EntryValidationError("text is not valid Unicode (lone surrogate)") from exc
     except rfc8785.CanonicalizationError as exc:
@@ -275,16 +356,19 @@ def _validation_message(exc: ValidationError) -> str:
 
 def validate_body(type: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Check ``body`` against the schema of ``type``; return it as a plain JSON dict."""
+    return _validated(type, body).model_dump(mode="python")
+
+
+def _validated(type: str, body: Mapping[str, Any]) -> BaseModel:
     schema = BODY_SCHEMAS.get(type)
     if schema is None:
         raise EntryValidationError(f"unknown entry type {type!r}", type=type)
     if not isinstance(body, Mapping):
         raise EntryValidationError(f"{type} body must be an object", type=type)
     try:
-        model = schema.model_validate(body if isinstance(body, dict) else dict(body))
+        return schema.model_validate(body if isinstance(body, dict) else dict(body))
     except ValidationError as exc:
         raise EntryValidationError(f"invalid {type} body: {_validation_message(exc)}", type=type) from exc
-    return model.model_dump(mode="python")
 
 
 def _check_item(type: str, item: str, body: Mapping[str, Any]) -> None:
@@ -405,7 +489,10 @@ def parse_entry(data: bytes) -> Entry:
         raise EntryValidationError(f"unknown entry type {etype!r}")
     if type(obj["body"]) is not dict:
         raise EntryValidationError("entry body must be an object")
-    body = validate_body(etype, obj["body"])
+    # Strict schemas coerce nothing (bar int -> float, which encodes the same), so the parsed
+    # body itself is kept: no dump, and the canonical check below runs on exactly what was read.
+    body: dict[str, Any] = obj["body"]
+    _validated(etype, body)
     _check_item(etype, obj["item"], body)
     _check_time(obj["time"])
     _check_prev(obj["prev"])
