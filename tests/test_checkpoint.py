@@ -240,3 +240,10 @@ def test_dangling_symlink_is_not_written_through(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="cannot read"):
         CheckpointSigner.load_or_create(link, ORIGIN)
     assert not (tmp_path / "elsewhere.key").exists()
+
+
+def test_key_directory_that_cannot_be_made_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_bytes(b"")
+    with pytest.raises(ConfigurationError, match="cannot create"):
+        CheckpointSigner.load_or_create(blocker / "keys" / "log.key", ORIGIN)

@@ -138,10 +138,10 @@ def _create_private_key(path: Path) -> Ed25519PrivateKey | None:
     """
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(tmp, flags, 0o600)
         try:
             os.fchmod(fd, 0o600)
@@ -156,7 +156,7 @@ def _create_private_key(path: Path) -> Ed25519PrivateKey | None:
     except OSError as exc:
         raise ConfigurationError(f"cannot create log key {path}: {exc.strerror}", path=str(path)) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
     with contextlib.suppress(OSError):
         dir_fd = os.open(path.parent, os.O_RDONLY)
