@@ -1,0 +1,174 @@
+"""``python -m training {train,evaluate,export,calibrate,synth,export-dataset}``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Train, evaluate, calibrate and export the authenticity model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DEFAULT_MANIFEST = Path("/work/shared/data/real/manifest.csv")
+
+
+@app.command()
+def train(
+    manifest: Annotated[
+        Path,
+        typer.Option(
+            help="Manifest CSV (path,label,category,brand,item_group,...) or a <root>/<label>/<files> folder."
+        ),
+    ] = DEFAULT_MANIFEST,
+    out: Annotated[
+        Path, typer.Option(help="Output folder for <name>.onnx, <name>.card.json, the bank and report/.")
+    ] = Path("weights"),
+    name: Annotated[
+        str, typer.Option(help="Model name (file stem); the service loads settings.model_name.")
+    ] = "authenticator",
+    approach: Annotated[list[str] | None, typer.Option(help="Approaches to compare (repeat); default: all.")] = None,
+    ship: Annotated[
+        str | None,
+        typer.Option(
+            help="Ship this approach instead of the automatic choice (lowest worst-source false-pass at 30% coverage)."
+        ),
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Item-grouped CV folds.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed for folds and heads.")] = 0,
+    cache: Annotated[Path, typer.Option(help="Where frozen-backbone features are cached (git-ignored).")] = Path(
+        "training/runs/cache"
+    ),
+    max_false_pass: Annotated[float, typer.Option(help="Per-source bound on held-out counterfeits passed.")] = 0.01,
+    max_false_reject: Annotated[float, typer.Option(help="Per-source bound on held-out authentics rejected.")] = 0.05,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples (item groups) for 95% intervals.")] = 500,
+    category: Annotated[str, typer.Option(help="Category for a folder dataset (manifests carry their own).")] = "other",
+    report: Annotated[bool, typer.Option(help="Write <out>/report/ (report.json, report.md, plots).")] = True,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+) -> None:
+    """Cross-validate every approach, ship the chosen one with thresholds fitted on held-out scores."""
+    import torch
+
+    from training.data import load_samples
+    from training.pipeline import train as run
+
+    torch.set_num_threads(threads)
+    samples = load_samples(manifest, category)
+    run(
+        samples,
+        out,
+        name=name,
+        cache_dir=cache,
+        k=folds,
+        seed=seed,
+        approaches=approach,
+        ship=ship,
+        max_false_pass=max_false_pass,
+        max_false_reject=max_false_reject,
+        bootstrap_reps=bootstrap,
+        report=report,
+        reproduce="python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+
+
+@app.command()
+def evaluate(
+    manifest: Annotated[Path, typer.Option(help="Manifest CSV or <root>/<label>/ folder to score.")],
+    card: Annotated[Path, typer.Option(help="Model card of the model to evaluate.")] = Path(
+        "weights/authenticator.card.json"
+    ),
+    out: Annotated[Path | None, typer.Option(help="Write per-photo scores (CSV) and metrics (JSON) here.")] = None,
+    category: Annotated[str, typer.Option(help="Category for a folder dataset.")] = "other",
+) -> None:
+    """Score a labelled set with the shipped ONNX model (no torch): AUROC, false-pass, coverage per source."""
+    from training.data import load_samples
+    from training.onnx_eval import evaluate_card
+
+    res = evaluate_card(card, load_samples(manifest, category), out)
+    for s, v in res["per_source"].items():
+        typer.echo(
+            f"{s:24s} n={v['n']:5d} AUROC={v['auroc']} false-pass={v['false_pass_rate']} coverage={v['coverage']}"
+            f" unfamiliar={v['unfamiliar_rate']}"
+        )
+
+
+@app.command()
+def export(
+    head: Annotated[Path, typer.Option(help="Head saved by train (training/runs/<name>.head.npz).")] = Path(
+        "training/runs/authenticator.head.npz"
+    ),
+    out: Annotated[Path, typer.Option(help="ONNX file to write.")] = Path("training/runs/authenticator.onnx"),
+) -> None:
+    """Re-export the network (backbone + saved linear head) to ONNX and check onnxruntime parity."""
+    import numpy as np
+
+    from training.backbone import load_backbone
+    from training.export import export_onnx, parity
+    from training.heads import LinearHead
+    from training.model import AuthenticatorNet
+
+    z = np.load(head)
+    net = AuthenticatorNet(load_backbone())
+    net.set_head(LinearHead(z["w"], float(z["b"])))
+    size = int(z["input_size"])
+    export_onnx(net, out, size)
+    diff = parity(net, out, np.random.default_rng(0).normal(0, 1, (2, 3, size, size)).astype(np.float32))
+    typer.echo(f"wrote {out}; onnxruntime parity max abs diff {diff:.2e}")
+    if diff > 1e-4:
+        raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(
+    scores: Annotated[
+        Path, typer.Option(help="Held-out scores CSV written by train (training/runs/<name>.oof.csv).")
+    ] = Path("training/runs/authenticator.oof.csv"),
+    card: Annotated[Path, typer.Option(help="Card to update in place (temperature and thresholds).")] = Path(
+        "weights/authenticator.card.json"
+    ),
+    max_false_pass: Annotated[float, typer.Option(help="Per-source bound on held-out counterfeits passed.")] = 0.01,
+    max_false_reject: Annotated[float, typer.Option(help="Per-source bound on held-out authentics rejected.")] = 0.05,
+    write: Annotated[bool, typer.Option(help="Rewrite the card (otherwise only print).")] = False,
+) -> None:
+    """Refit temperature and the two thresholds from held-out scores of the shipped model."""
+    import csv
+
+    import numpy as np
+
+    from authenticator.vision.card import ModelCard, Thresholds
+    from training.metrics import fit_temperature, fit_thresholds, sigmoid
+
+    rows = list(csv.DictReader(scores.open()))
+    y = np.array([int(r["y"]) for r in rows])
+    z = np.array([float(r["logit"]) for r in rows])
+    src = np.array([r["source"] for r in rows])
+    t = fit_temperature(y, z)
+    hi, lo = fit_thresholds(y, sigmoid(z / t), src, max_false_pass, max_false_reject)
+    typer.echo(f"temperature {t:.4f} authentic_above {hi:.5f} counterfeit_below {lo:.5f}")
+    if write:
+        c = ModelCard.load(card)
+        c.temperature = round(t, 6)
+        c.thresholds = Thresholds(authentic_above=hi, counterfeit_below=lo)
+        card.write_text(c.model_dump_json(indent=2))
+        typer.echo(f"updated {card}")
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder to write <label>/<category>_<i>.png and manifest.csv into.")],
+    n: Annotated[int, typer.Option(help="Photos per category and label.")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Draw a synthetic bag/watch set (labelled synthetic; for smoke tests and demos only)."""
+    from training.data import write_manifest
+    from training.synthetic import generate
+
+    samples = generate(out, n, seed=seed)
+    write_manifest(samples, out / "manifest.csv")
+    typer.echo(f"wrote {len(samples)} synthetic photos and {out / 'manifest.csv'}")

@@ -1,0 +1,284 @@
+"""train = features -> grouped CV of every approach -> choose -> cross-fitted shipped head ->
+temperature + thresholds on its held-out scores -> ONNX + reference bank + card + report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from authenticator.vision.card import ExtraFile, ModelCard, Thresholds, sha256_file
+from authenticator.vision.decode import decode_image
+from authenticator.vision.preprocess import PreprocessSpec, preprocess
+from training.backbone import BACKBONE_INFO, IMAGENET_CATEGORY_CLASSES, load_backbone
+from training.cv import APPROACHES, Arrays, CVResult, run_cv
+from training.data import TRAIN_LIMITS, Sample
+from training.evaluation import HEADLINE_EXCLUDES, summarize
+from training.export import export_onnx, parity
+from training.features import compute_features
+from training.heads import LinearHead
+from training.metrics import fit_temperature, fit_thresholds, sigmoid
+from training.model import AuthenticatorNet
+from training.ood import fit_ood, write_bank
+from training.splits import grouped_folds, groups_crossing
+
+INPUT_SIZE = {"global224_lr": 224, "global448_lr": 448}
+EMB_ATTR = {"global224_lr": "emb224", "global448_lr": "emb448"}
+VALIDATED_MIN_SOURCES_REAL = 1
+
+
+def arrays_for(samples: list[Sample], fold: np.ndarray) -> Arrays:
+    return Arrays(
+        y=np.array([s.y for s in samples]),
+        fold=fold,
+        groups=np.array([f"{s.source}|{s.item_group}" for s in samples]),
+        strata=np.array([f"{s.source}|{s.label}" for s in samples]),
+        source=np.array([s.source for s in samples]),
+        category=np.array([s.category for s in samples]),
+    )
+
+
+def data_summary(samples: list[Sample]) -> dict[str, Any]:
+    by_source: dict[str, Any] = {}
+    for s in samples:
+        e = by_source.setdefault(
+            s.source, {"category": s.category, "authentic": 0, "counterfeit": 0, "item_groups": set(), "license": ""}
+        )
+        e[s.label] += 1
+        e["item_groups"].add(s.item_group)
+        e["license"] = s.extra.get("license", "synthetic" if s.synthetic else "")
+    for e in by_source.values():
+        e["item_groups"] = len(e["item_groups"])
+    cats = Counter((s.category, s.label) for s in samples)
+    return {
+        "n_photos": len(samples),
+        "synthetic": all(s.synthetic for s in samples),
+        "sources": by_source,
+        "per_category": {
+            c: {lab: cats[(c, lab)] for lab in ("authentic", "counterfeit")} for c in sorted({c for c, _ in cats})
+        },
+        "licence_note": "Development photos are third-party images used for internal research only; not redistributed.",
+    }
+
+
+def choose(summaries: dict[str, dict[str, Any]], results: dict[str, CVResult]) -> str:
+    """Shippable approach with the lowest worst-source false-pass at 30% coverage (then AUROC)."""
+    cands = [n for n, r in results.items() if r.shippable]
+
+    def key(n: str) -> tuple[float, float]:
+        h = summaries[n]["headline"]
+        return (h["worst_source_false_pass_at_coverage30"] or 1.0, -(h["auroc"] or 0.0))
+
+    return min(cands, key=key)
+
+
+def train(
+    samples: list[Sample],
+    out_dir: Path,
+    name: str = "authenticator",
+    cache_dir: Path | None = Path("training/runs/cache"),
+    runs_dir: Path | None = Path("training/runs"),
+    k: int = 5,
+    seed: int = 0,
+    approaches: list[str] | None = None,
+    ship: str | None = None,
+    max_false_pass: float = 0.01,
+    max_false_reject: float = 0.05,
+    bootstrap_reps: int = 500,
+    report: bool = True,
+    reproduce: str = "",
+    version: str | None = None,
+    log: Callable[[str], None] = print,
+) -> ModelCard:
+    t0 = time.time()
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    synthetic = all(s.synthetic for s in samples)
+    log(f"{len(samples)} photos from {len({s.source for s in samples})} sources (synthetic={synthetic})")
+    backbone = load_backbone()
+    fs = compute_features(samples, backbone, cache_dir)
+    fold = grouped_folds(samples, k=k, seed=seed)
+    crossing = groups_crossing(samples, fold)
+    if crossing:
+        raise RuntimeError(f"item groups cross folds: {crossing[:5]}")
+    a = arrays_for(samples, fold)
+    names = approaches or list(APPROACHES)
+    if "meta_wh" not in names:
+        names = [*names, "meta_wh"]
+    results = run_cv(fs, a, names, seed, log)
+    meta_z = results["meta_wh"].logits
+    summaries = {
+        n: summarize(r.logits, a, meta_z, max_false_pass, max_false_reject, bootstrap_reps) for n, r in results.items()
+    }
+    for n in names:
+        h = summaries[n]["headline"]
+        log(
+            f"  {n:14s} headline AUROC {h['auroc']} CI {h['auroc_ci95']}  fp@cov30 {h['false_pass_at_coverage30']}"
+            f"  honest false-pass {h['false_pass_rate']} coverage {h['coverage']} ECE {h['ece']}"
+        )
+    chosen = ship or choose(summaries, results)
+    if chosen not in INPUT_SIZE:
+        raise ValueError(f"approach {chosen} cannot be shipped as one ONNX graph; choose one of {list(INPUT_SIZE)}")
+    log(f"shipping {chosen}")
+    res = results[chosen]
+    head = LinearHead.average(res.heads)
+    # held-out scores of the shipped (fold-averaged) model: each photo scored by the fold head that did not see it
+    z = res.logits
+    temperature = fit_temperature(a.y, z)
+    p = sigmoid(z / temperature)
+    authentic_above, counterfeit_below = fit_thresholds(a.y, p, a.source, max_false_pass, max_false_reject)
+    log(
+        f"temperature {temperature:.3f}  authentic_above {authentic_above:.4f}  "
+        f"counterfeit_below {counterfeit_below:.4f}"
+    )
+
+    size = INPUT_SIZE[chosen]
+    spec = PreprocessSpec(input_size=size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    net = AuthenticatorNet(backbone)
+    net.set_head(head)
+    net.eval()
+    onnx_path = out_dir / f"{name}.onnx"
+    export_onnx(net, onnx_path, size)
+    probe = np.stack([preprocess(*_decode(s), spec) for s in samples[:3]])
+    max_diff = parity(net, onnx_path, probe)
+    emb = getattr(fs, EMB_ATTR[chosen])
+    cached = head(emb[:3])
+    with torch.inference_mode():
+        live = net(torch.from_numpy(probe))[0].numpy()
+    feat_diff = float(np.abs(cached - live).max())
+    log(f"onnx parity max abs diff {max_diff:.2e}; cached-feature vs network logit diff {feat_diff:.2e}")
+    if max_diff > 1e-4:
+        raise RuntimeError(f"onnxruntime parity failed: {max_diff}")
+    if feat_diff > 1e-3:
+        raise RuntimeError(f"cached features disagree with the network: {feat_diff}")
+
+    bank_path = out_dir / f"{name}.bank.npz"
+    write_bank(bank_path, emb, a.category, a.source, np.array([s.label for s in samples]))
+    ood = fit_ood(emb, fold, a.source)
+    ood.update(
+        {
+            "bank": bank_path.name,
+            "bank_arrays": {
+                "embeddings": "float16 (N, D), L2-normalised",
+                "category": "str",
+                "source": "str",
+                "label": "str",
+            },
+            "imagenet_category_classes": IMAGENET_CATEGORY_CLASSES,
+        }
+    )
+    chosen_summary = summaries[chosen]
+    validated = sorted(
+        c for c in chosen_summary["per_category"] if not synthetic and chosen_summary["per_category"][c]["n"] >= 20
+    )
+    metrics = {
+        "approach": chosen,
+        "approach_description": APPROACHES[chosen][0],
+        "evaluation": f"{k}-fold item-grouped CV stratified by source x label; operating point cross-fitted "
+        "(temperature and thresholds for each fold fitted on the other folds' held-out scores)",
+        "headline_excludes": list(HEADLINE_EXCLUDES),
+        "headline": chosen_summary["headline"] | {"risk_coverage": None},
+        "per_source": chosen_summary["per_source"],
+        "per_category": chosen_summary["per_category"],
+        "threshold_fit": {
+            "max_false_pass_per_source": max_false_pass,
+            "max_false_reject_per_source": max_false_reject,
+            "fitted_on": "out-of-fold scores of the fold heads averaged into the shipped head (cross-fitting)",
+        },
+        "comparison": {
+            n: {
+                "description": APPROACHES[n][0],
+                "headline_auroc": s["headline"]["auroc"],
+                "headline_auroc_ci95": s["headline"]["auroc_ci95"],
+                "false_pass_at_coverage30": s["headline"]["false_pass_at_coverage30"],
+                "worst_source_false_pass_at_coverage30": s["headline"]["worst_source_false_pass_at_coverage30"],
+                "crossfit_false_pass": s["headline"]["false_pass_rate"],
+                "crossfit_coverage": s["headline"]["coverage"],
+                "per_source_auroc": {src: v["auroc"] for src, v in s["per_source"].items()},
+            }
+            for n, s in summaries.items()
+        },
+        "onnx_parity_max_abs_diff": max_diff,
+        "synthetic_only": synthetic,
+    }
+    metrics["headline"].pop("risk_coverage", None)
+    card = ModelCard(
+        name=name,
+        version=version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S"),
+        onnx_file=onnx_path.name,
+        sha256=sha256_file(onnx_path),
+        synthetic=synthetic,
+        preprocessing=spec,
+        categories=["bag", "watch", "sneaker"],
+        validated_categories=validated,
+        temperature=round(temperature, 6),
+        aggregation="mean_logit",
+        thresholds=Thresholds(authentic_above=authentic_above, counterfeit_below=counterfeit_below),
+        ood=ood,
+        extra_files=[
+            ExtraFile(
+                path=bank_path.name,
+                sha256=sha256_file(bank_path),
+                purpose="reference bank for the unfamiliar-photo (OOD) check: "
+                "L2-normalised embeddings with category/source/label",
+            )
+        ],
+        training_data=data_summary(samples),
+        metrics=metrics,
+        backbone=BACKBONE_INFO,
+        reproduce=reproduce,
+    )
+    card_path = out_dir / f"{name}.card.json"
+    card_path.write_text(card.model_dump_json(indent=2))
+    ModelCard.load(card_path).verify_files(card_path)
+    log(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), {bank_path}, {card_path}")
+    if runs_dir is not None:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        np.savez(runs_dir / f"{name}.head.npz", w=head.w, b=head.b, input_size=size)
+        with (runs_dir / f"{name}.oof.csv").open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["path", "source", "category", "item_group", "y", "fold", "logit"])
+            for smp, fo, zz in zip(samples, fold, z, strict=True):
+                w.writerow([str(smp.path), smp.source, smp.category, smp.item_group, smp.y, int(fo), f"{zz:.6f}"])
+    if report:
+        from training.report import write_report
+
+        write_report(
+            out_dir / "report",
+            card,
+            summaries,
+            results,
+            a,
+            fs,
+            meta_z,
+            chosen,
+            temperature,
+            environment={
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "seconds": round(time.time() - t0, 1),
+            },
+        )
+        log(f"wrote {out_dir / 'report'}")
+    log(f"done in {time.time() - t0:.0f} s")
+    return card
+
+
+def _decode(s: Sample) -> tuple[np.ndarray, np.ndarray | None]:
+    d = decode_image(s.path.read_bytes(), TRAIN_LIMITS)
+    return d.rgb, d.alpha
+
+
+def save_json(path: Path, obj: Any) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=float))
