@@ -58,10 +58,9 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: 
     """Decode ``data``; raise a typed :class:`~authenticator.errors.ImageError` on bad input.
 
     ``reduce_to``: for JPEGs, let libjpeg decode at 1/2, 1/4 or 1/8 scale (its DCT scaling, 2-3x
-    cheaper than a full decode) as long as the long side stays >= ``reduce_to``. Use
-    :func:`model_decode_size` so the model still gets twice its input size before the final
-    area resize; photos that small are decoded in full, so training (which decodes the same
-    way) and serving see the same pixels.
+    cheaper than a full decode) as long as the long side stays >= ``reduce_to``; JPEGs under
+    twice that size are decoded in full. Use :func:`model_decode_size`; training decoding the
+    same way sees exactly the pixels serving sees.
     """
     limits = limits or DecodeLimits()
     if not data:
@@ -106,8 +105,10 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: 
 
 
 def model_decode_size(input_size: int) -> int:
-    """The ``reduce_to`` that keeps twice the network input: what serving and training both use."""
-    return 2 * input_size
+    """The ``reduce_to`` serving uses (and training should use): 1.5x the network input, so the
+    final area resize still averages real pixels, and never under 512 px, so the quality gate
+    (measured at 384 px) sees real detail rather than an upscaled thumbnail."""
+    return max(3 * input_size // 2, 512)
 
 
 def _to_rgb(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

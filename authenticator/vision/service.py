@@ -223,6 +223,12 @@ class Assessor:
             heatmaps=maps,
         )
 
+    def model_input(self, data: bytes) -> np.ndarray:
+        """The network input (3, S, S) float32 for one photo, exactly as :meth:`assess` builds it."""
+        img = decode_image(data, self.limits, reduce_to=self.reduce_to)
+        spec = self.card.preprocessing
+        return normalize(resize_to_input(composite_alpha(img.rgb, img.alpha, spec.alpha_background), spec), spec)
+
     def _decode_and_gate(self, photo: PhotoInput) -> _Work:
         sha = hashlib.sha256(photo.data).hexdigest()
         w = _Work(result=PhotoResult(file=photo.filename, sha256=sha))
