@@ -10,7 +10,10 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from authenticator.vision.decode import DecodedImage, DecodeLimits, decode_image
+import numpy as np
+
+from authenticator.vision.decode import DecodedImage, DecodeLimits, decode_image, model_decode_size
+from authenticator.vision.preprocess import PreprocessSpec, preprocess
 
 LABELS = ("authentic", "counterfeit")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
@@ -116,3 +119,10 @@ def write_manifest(samples: list[Sample], manifest: Path, root: Path | None = No
                     s.height,
                 ]
             )
+
+
+def training_input(data: bytes, spec: PreprocessSpec) -> np.ndarray:
+    """The network input for one photo's bytes, decoded and preprocessed exactly as serving does
+    (same decoder, same reduced-JPEG decode size for this input size, same preprocess)."""
+    d = decode_image(data, TRAIN_LIMITS, reduce_to=model_decode_size(spec.input_size))
+    return preprocess(d.rgb, d.alpha, spec)

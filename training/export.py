@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,13 @@ def export_onnx(model: nn.Module, path: Path, input_size: int) -> None:
     model.eval()
     dummy = torch.zeros(2, 3, input_size, input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # the classic exporter is deprecated but is what opset 17 needs here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _export(model, dummy, path)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+
+
+def _export(model: nn.Module, dummy: torch.Tensor, path: Path) -> None:
     torch.onnx.export(
         model,
         (dummy,),
@@ -28,7 +36,6 @@ def export_onnx(model: nn.Module, path: Path, input_size: int) -> None:
         dynamo=False,
         do_constant_folding=True,
     )
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
 
 
 def parity(model: nn.Module, path: Path, x: np.ndarray) -> float:

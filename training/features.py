@@ -21,11 +21,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from authenticator.vision.decode import decode_image
-from authenticator.vision.preprocess import PreprocessSpec, composite_alpha, preprocess
-from training.data import TRAIN_LIMITS, Sample
+from authenticator.vision.preprocess import PreprocessSpec, composite_alpha
+from training.data import TRAIN_LIMITS, Sample, training_input
 
 GRID = 4
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v2"  # v2: reduced JPEG decode as serving does
 
 
 @dataclass
@@ -167,12 +167,12 @@ def extract_one(model: Any, sample_bytes: bytes) -> dict[str, np.ndarray]:
     d = decode_image(sample_bytes, TRAIN_LIMITS)
     out: dict[str, np.ndarray] = {"meta": photo_meta(sample_bytes, d.rgb, d.alpha)}
     with torch.inference_mode():
-        x224 = torch.from_numpy(preprocess(d.rgb, d.alpha, PreprocessSpec(input_size=224)))[None]
+        x224 = torch.from_numpy(training_input(sample_bytes, PreprocessSpec(input_size=224)))[None]
         f = model.forward_features(x224)
         emb = f.mean((2, 3))
         out["emb224"] = emb[0].numpy()
         out["logits224"] = model.get_classifier()(emb)[0].numpy()
-        x448 = torch.from_numpy(preprocess(d.rgb, d.alpha, PreprocessSpec(input_size=448)))[None]
+        x448 = torch.from_numpy(training_input(sample_bytes, PreprocessSpec(input_size=448)))[None]
         f = model.forward_features(x448)
         out["emb448"] = f.mean((2, 3))[0].numpy()
         out["grid448"] = F.adaptive_avg_pool2d(f, GRID)[0].flatten(1).T.contiguous().numpy()

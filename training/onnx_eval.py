@@ -11,8 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from authenticator.vision.card import ModelCard
-from authenticator.vision.preprocess import preprocess
-from training.data import Sample, decode_sample
+from training.data import Sample, training_input
 from training.heads import knn_distance
 from training.metrics import auroc, decide, ece, sigmoid
 
@@ -27,8 +26,7 @@ def evaluate_card(card_path: Path, samples: list[Sample], out: Path | None = Non
     z = np.zeros(len(samples))
     dist = np.zeros(len(samples))
     for i, s in enumerate(samples):
-        d = decode_sample(s)
-        x = preprocess(d.rgb, d.alpha, card.preprocessing)[None]
+        x = training_input(s.path.read_bytes(), card.preprocessing)[None]
         logit, _, emb = sess.run(card.output_names, {card.input_name: x})
         z[i] = float(np.ravel(logit)[0])
         if bank is not None:

@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from authenticator.vision.card import ExtraFile, ModelCard, Thresholds, sha256_file
-from authenticator.vision.decode import decode_image
-from authenticator.vision.preprocess import PreprocessSpec, preprocess
+from authenticator.vision.preprocess import PreprocessSpec
 from training.backbone import BACKBONE_INFO, IMAGENET_CATEGORY_CLASSES, load_backbone
 from training.cv import APPROACHES, Arrays, CVResult, run_cv
-from training.data import TRAIN_LIMITS, Sample
+from training.data import Sample, training_input
 from training.evaluation import HEADLINE_EXCLUDES, summarize
 from training.export import export_onnx, parity
 from training.features import compute_features
@@ -149,7 +148,7 @@ def train(
     net.eval()
     onnx_path = out_dir / f"{name}.onnx"
     export_onnx(net, onnx_path, size)
-    probe = np.stack([preprocess(*_decode(s), spec) for s in samples[:3]])
+    probe = np.stack([training_input(s.path.read_bytes(), spec) for s in samples[:3]])
     max_diff = parity(net, onnx_path, probe)
     emb = getattr(fs, EMB_ATTR[chosen])
     cached = head(emb[:3])
@@ -273,11 +272,6 @@ def train(
         log(f"wrote {out_dir / 'report'}")
     log(f"done in {time.time() - t0:.0f} s")
     return card
-
-
-def _decode(s: Sample) -> tuple[np.ndarray, np.ndarray | None]:
-    d = decode_image(s.path.read_bytes(), TRAIN_LIMITS)
-    return d.rgb, d.alpha
 
 
 def save_json(path: Path, obj: Any) -> None:

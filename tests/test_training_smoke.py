@@ -1,0 +1,88 @@
+"""Smoke: synthetic photos -> features -> grouped CV -> head -> ONNX -> onnxruntime parity -> valid card."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+import onnxruntime as ort
+import torch
+
+from authenticator.vision.card import ModelCard
+from training.backbone import load_backbone
+from training.data import training_input
+from training.heads import LinearHead
+from training.model import AuthenticatorNet
+from training.onnx_eval import evaluate_card
+from training.pipeline import train
+from training.synthetic import generate
+
+pytestmark = pytest.mark.torch
+
+
+def test_synthetic_train_export_parity_card(tmp_path: Path) -> None:
+    torch.set_num_threads(2)
+    samples = generate(tmp_path / "photos", n_per_class=6, seed=1)
+    out = tmp_path / "weights"
+    card = train(
+        samples,
+        out,
+        name="smoke",
+        cache_dir=tmp_path / "cache",
+        runs_dir=tmp_path / "runs",
+        k=3,
+        approaches=["global224_lr"],
+        ship="global224_lr",
+        bootstrap_reps=20,
+        report=True,
+        log=lambda _: None,
+    )
+    card_path = out / "smoke.card.json"
+    loaded = ModelCard.load(card_path)
+    loaded.verify_files(card_path)
+    assert loaded == card
+    assert loaded.synthetic and loaded.training_data["synthetic"]
+    assert loaded.validated_categories == []  # synthetic data never validates a category
+    assert loaded.preprocessing.input_size == 224
+    assert 0.0 <= loaded.thresholds.counterfeit_below <= loaded.thresholds.authentic_above <= 1.0
+    assert loaded.temperature > 0
+    assert (out / "smoke.onnx").stat().st_size < 20_000_000
+    assert {f.path for f in loaded.extra_files} == {"smoke.bank.npz"}
+    assert loaded.metrics["onnx_parity_max_abs_diff"] <= 1e-4
+
+    # onnxruntime vs torch on real pixels of three photos, dynamic batch
+    head = np.load(tmp_path / "runs" / "smoke.head.npz")
+    net = AuthenticatorNet(load_backbone())
+    net.set_head(LinearHead(head["w"], float(head["b"])))
+    net.eval()
+    x = np.stack([training_input(s.path.read_bytes(), loaded.preprocessing) for s in samples[:3]])
+    sess = ort.InferenceSession(str(out / "smoke.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    got = sess.run(loaded.output_names, {"image": x})
+    with torch.inference_mode():
+        want = [t.numpy() for t in net(torch.from_numpy(x))]
+    assert [g.shape for g in got] == [(3,), (3, 1000), (3, 1280)]
+    for g, w in zip(got, want, strict=True):
+        assert np.abs(g - w).max() <= 1e-4
+
+    # the bank and the OOD settings the runtime reads
+    bank = np.load(out / "smoke.bank.npz")
+    assert bank["embeddings"].dtype == np.float16 and bank["embeddings"].shape == (len(samples), 1280)
+    assert np.allclose(np.linalg.norm(bank["embeddings"].astype(np.float32), axis=1), 1.0, atol=1e-2)
+    assert set(bank["category"].tolist()) == {"bag", "watch"}
+    assert loaded.ood["distance_threshold"] > 0 and loaded.ood["k"] == 5
+    assert set(loaded.ood["imagenet_category_classes"]) == {"bag", "watch", "sneaker"}
+
+    # report written, with the shortcut check
+    rep = json.loads((out / "report" / "report.json").read_text())
+    assert "all_trivial_features_lr_cv" in rep["shortcuts"]["per_feature"]
+    for png in ("roc.png", "reliability.png", "histograms.png", "confusion.png"):
+        assert (out / "report" / png).stat().st_size > 1000
+
+    # scoring through the shipped files only (what `python -m training evaluate` does)
+    res = evaluate_card(card_path, samples[:6])
+    assert res["per_source"]["all"]["n"] == 6
