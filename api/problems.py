@@ -70,7 +70,7 @@ def _validation_response(request: Request, exc: RequestValidationError) -> JSONR
     ][:20]
     body_errors = [e for e in errors if e["loc"][:1] == ["body"]]
     content_type = request.headers.get("content-type", "")
-    if body_errors and content_type and not _is_json(content_type) and any(e["type"] == "missing" for e in body_errors):
+    if body_errors and content_type and not _is_json(content_type):
         return problem(415, "unsupported_media_type", "send the body as application/json", instance=request.url.path)
     if any(e["type"] == "json_invalid" for e in errors):
         return problem(400, "bad_request", "the body is not valid JSON", instance=request.url.path, errors=errors)
