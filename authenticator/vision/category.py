@@ -24,7 +24,7 @@ class CategoryConfig:
     """The card's ``ood`` section (plus settings overrides) in typed form."""
 
     imagenet_classes: dict[str, list[int]] = field(default_factory=dict)
-    imagenet_min_prob: float = 0.3
+    imagenet_min_prob: float = 0.1  # measured in docs/vision-ood.md; the card may set its own
     k: int = 5
     distance_threshold: float | None = None
 
@@ -34,7 +34,7 @@ class CategoryConfig:
     ) -> CategoryConfig:
         classes = {str(c): [int(i) for i in ids] for c, ids in (ood.get("imagenet_category_classes") or {}).items()}
         thr = distance_threshold if distance_threshold is not None else ood.get("distance_threshold")
-        min_prob = imagenet_min_prob if imagenet_min_prob is not None else ood.get("imagenet_min_prob", 0.3)
+        min_prob = imagenet_min_prob if imagenet_min_prob is not None else ood.get("imagenet_min_prob", 0.1)
         return cls(
             imagenet_classes=classes,
             imagenet_min_prob=float(min_prob),
