@@ -114,9 +114,10 @@ def export(
     from training.model import AuthenticatorNet
 
     z = np.load(head)
-    net = AuthenticatorNet(load_backbone())
-    net.set_head(LinearHead(z["w"], float(z["b"])))
     size = int(z["input_size"])
+    pool = str(z["pool"]) if "pool" in z else "mean"
+    net = AuthenticatorNet(load_backbone(), pool=pool, input_size=size, grid=int(z["grid"]) if "grid" in z else 4)
+    net.set_head(LinearHead(z["w"], float(z["b"])))
     export_onnx(net, out, size)
     diff = parity(net, out, np.random.default_rng(0).normal(0, 1, (2, 3, size, size)).astype(np.float32))
     typer.echo(f"wrote {out}; onnxruntime parity max abs diff {diff:.2e}")

@@ -91,7 +91,8 @@ def _mil(pool: str) -> Fitter:
             _MIL_CACHE.clear()
             _MIL_CACHE[key] = fit_mil(fs.grid448[tr].astype(np.float32), a.y[tr], a.groups[tr], a.strata[tr], seed)
         h = _MIL_CACHE[key]
-        return (lambda idx: mil_scores(h, fs.grid448[idx].astype(np.float32), pool)), None
+        # mean pooling of linear region scores is itself linear: that head ships in one graph
+        return (lambda idx: mil_scores(h, fs.grid448[idx].astype(np.float32), pool)), (h if pool == "mean" else None)
 
     return fit
 
@@ -124,7 +125,7 @@ APPROACHES: dict[str, tuple[str, Fitter, bool]] = {
     "mil448_mean": (
         "4x4 regions of the 448 px map as instances (MIL), region LR, mean of region logits",
         _mil("mean"),
-        False,
+        True,
     ),
     "mil448_min4": ("MIL as above, photo score = mean of its 4 most counterfeit-looking regions", _mil("min4"), False),
     "patchcore448": (
