@@ -34,6 +34,7 @@ from authenticator.ledger.entries import canonical_json, encode_prev, entry_byte
 from authenticator.ledger.merkle import NodeId, extend_perfect_nodes, fold_nodes, root_nodes
 from authenticator.ledger.proofplan import (
     ProofPlan,
+    batch_inclusion_proofs,
     consistency_plan,
     inclusion_plan,
     materialise,
@@ -93,6 +94,46 @@ def _stored(row: Sequence[Any]) -> StoredEntry:
     return StoredEntry(int(idx), bytes(leaf_hash), bytes(data), str(item), str(type_))
 
 
+class _ItemHeads:
+    """Latest leaf hash of recently written items, valid for the log's first ``size`` entries.
+
+    Saves the writer one indexed lookup per item. Other processes may append between two of
+    our batches: the cache then catches up by reading the entries appended since (or starts
+    over when there are many). An item missing from the cache is looked up in the database.
+    Only used under the writer lock; changed only by committed batches.
+    """
+
+    MAX_ITEMS = 200_000
+    MAX_CATCH_UP = 20_000
+
+    def __init__(self, ops: store.Ops) -> None:
+        self._ops = ops
+        self._q_since = f"SELECT item, leaf_hash FROM log_entries WHERE idx >= {ops.placeholder()} ORDER BY idx"
+        self.size = -1
+        self.heads: dict[str, bytes] = {}
+
+    def lookup(self, cur: Any, size: int, items: Sequence[str]) -> dict[str, bytes]:
+        """The heads of ``items`` in the tree of ``size`` entries (absent: the item is new)."""
+        if self.size != size:
+            if self.size < 0 or not 0 < size - self.size <= self.MAX_CATCH_UP:
+                self.heads.clear()
+            else:
+                for item, leaf in cur.execute(self._q_since, (self.size,)).fetchall():
+                    self.heads[item] = bytes(leaf)
+            self.size = size
+        missing = [i for i in items if i not in self.heads]
+        if missing:
+            self.heads.update(self._ops.last_leaf_hashes(cur, missing))
+        heads = self.heads
+        return {i: heads[i] for i in items if i in heads}
+
+    def committed(self, batch_heads: dict[str, bytes], new_size: int) -> None:
+        if len(self.heads) > self.MAX_ITEMS:
+            self.heads.clear()
+        self.heads.update(batch_heads)
+        self.size = new_size
+
+
 class Ledger:
     """The append-only Merkle log in SQLite or PostgreSQL, with signed checkpoints."""
 
@@ -103,8 +144,11 @@ class Ledger:
         self.origin: str = signer.origin
         self._ops = ops
         self._p = ops.placeholder()
-        self._frontier_lock = threading.Lock()
+        # Writers of this process queue here before the database lock; the caches below are
+        # only read or changed while holding it.
+        self._write_mutex = threading.Lock()
         self._frontier: tuple[int, list[bytes]] = (-1, [])
+        self._heads = _ItemHeads(ops)
 
     # --- Lifecycle ------------------------------------------------------------------------
 
@@ -184,8 +228,10 @@ class Ledger:
         items = list(dict.fromkeys(p.item for p in prepared))
         sha256 = hashlib.sha256
 
+        batch_heads: dict[str, bytes] = {}
+
         def build(cur: Any, size: int) -> tuple[list[store.EntryRow], list[bytes]]:
-            heads = self._ops.last_leaf_hashes(cur, items)
+            heads = self._heads.lookup(cur, size, items)
             stamp = format_time(datetime.now(UTC))
             rows: list[store.EntryRow] = []
             leaves: list[bytes] = []
@@ -197,13 +243,15 @@ class Ledger:
                 rows.append((size + offset, leaf, p.item, p.type, data))
             # The splice must give exactly what parse_entry accepts: cross-check one per batch.
             parse_entry(rows[0][4])
+            batch_heads.update(heads)
             return rows, leaves
 
-        size, new_size, note, known, leaves = self._integrate(build)
-        return [
-            Receipt(size + k, leaves[k], new_size, note, self._proof_from(known, inclusion_plan(size + k, new_size)))
-            for k in range(len(prepared))
-        ]
+        size, new_size, note, known, leaves = self._integrate(build, lambda n: self._heads.committed(batch_heads, n))
+        try:
+            proofs = batch_inclusion_proofs(size, new_size, new_size, known)
+        except KeyError:  # not reachable for leaves of the batch, but never guess
+            proofs = [self._proof_from(known, inclusion_plan(i, new_size)) for i in range(size, new_size)]
+        return [Receipt(size + k, leaves[k], new_size, note, proofs[k]) for k in range(len(prepared))]
 
     def _append_prebuilt(self, entries: Sequence[tuple[str, str, bytes]]) -> int:
         """Integrate ``(item, type, canonical bytes)`` as given: no validation, no chain filling.
@@ -222,39 +270,43 @@ class Ledger:
         return self._integrate(build)[1]
 
     def _integrate(
-        self, build: Callable[[Any, int], tuple[list[store.EntryRow], list[bytes]]]
+        self,
+        build: Callable[[Any, int], tuple[list[store.EntryRow], list[bytes]]],
+        on_commit: Callable[[int], None] | None = None,
     ) -> tuple[int, int, str, dict[NodeId, bytes], list[bytes]]:
         """Under the writer lock: rows from ``build(cur, size)``, their subtree hashes, one
         signed checkpoint. Returns the old and new size, the note, the nodes a receipt needs."""
         ops = self._ops
-        with store.writer(self.engine, ops) as cur:
-            size = ops.size(cur)
-            frontier = self._load_frontier(cur, size)
-            rows, leaves = build(cur, size)
-            new_nodes, new_frontier = extend_perfect_nodes(size, frontier, leaves)
-            new_size = size + len(rows)
-            root = fold_nodes(new_frontier)
-            note = self.signer.sign(Checkpoint(self.origin, new_size, root))
-            ops.insert_entries(cur, rows)
-            ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
-            ops.insert_checkpoint(cur, new_size, root, note)
-            # Receipts need only the old frontier and the nodes just computed (no reads).
-            known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
-            known.update(new_nodes)
-        with self._frontier_lock:
+        with self._write_mutex:
+            with store.writer(self.engine, ops) as cur:
+                size = ops.size(cur)
+                frontier = self._load_frontier(cur, size)
+                rows, leaves = build(cur, size)
+                new_nodes, new_frontier = extend_perfect_nodes(size, frontier, leaves)
+                new_size = size + len(rows)
+                root = fold_nodes(new_frontier)
+                note = self.signer.sign(Checkpoint(self.origin, new_size, root))
+                ops.insert_entries(cur, rows)
+                ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
+                ops.insert_checkpoint(cur, new_size, root, note)
+                # Receipts need only the old frontier and the nodes just computed (no reads).
+                known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
+                known.update(new_nodes)
+            # Committed: only now may the caches describe the new tree.
             self._frontier = (new_size, new_frontier)
+            if on_commit is not None:
+                on_commit(new_size)
         return size, new_size, note, known, leaves
 
     def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
         missing = [n for n in plan_nodes(plan) if n not in known]
-        if missing:  # not reachable for leaves of the batch, but never guess
+        if missing:
             with store.reader(self.engine) as cur:
                 known = {**known, **self._nodes(cur, missing)}
         return materialise(plan, known)
 
     def _load_frontier(self, cur: Any, size: int) -> list[bytes]:
-        with self._frontier_lock:
-            cached_size, cached = self._frontier
+        cached_size, cached = self._frontier
         if cached_size == size:
             return cached
         ids = root_nodes(size)

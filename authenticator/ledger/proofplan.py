@@ -65,3 +65,38 @@ def materialise(plan: Sequence[tuple[NodeId, ...]], nodes: Mapping[NodeId, bytes
         else:
             out.append(fold_nodes([nodes[n] for n in element]))
     return out
+
+
+def batch_inclusion_proofs(start: int, end: int, size: int, nodes: Mapping[NodeId, bytes]) -> list[list[bytes]]:
+    """Inclusion proofs of leaves ``[start, end)`` in the tree of ``size`` leaves, straight from a
+    map of perfect nodes (a writer's freshly computed nodes plus its old frontier).
+
+    Same result as :func:`inclusion_plan` + :func:`materialise` per leaf, without building
+    plans; the imperfect right-border nodes that many of the leaves share are folded once.
+    Raises ``KeyError`` if ``nodes`` lacks a node.
+    """
+    if not 0 <= start <= end <= size:
+        raise ProofError(f"leaves [{start}, {end}) are not in a tree of size {size}")
+    border: dict[int, bytes] = {}
+    out: list[list[bytes]] = []
+    for index in range(start, end):
+        proof: list[bytes] = []
+        inner = (index ^ (size - 1)).bit_length()
+        for level in range(inner):
+            sibling = (index >> level) ^ 1
+            if (sibling + 1) << level <= size:
+                proof.append(nodes[(level, sibling)])
+            else:
+                lo = sibling << level
+                h = border.get(lo)
+                if h is None:
+                    h = border[lo] = fold_nodes([nodes[n] for n in range_nodes(lo, size)])
+                proof.append(h)
+        rest, level = index >> inner, inner
+        while rest:
+            if rest & 1:
+                proof.append(nodes[(level, rest - 1)])
+            rest >>= 1
+            level += 1
+        out.append(proof)
+    return out

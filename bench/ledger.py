@@ -1,0 +1,223 @@
+"""Ledger benchmark (not a test): append throughput, proof latency at 1M entries, verify rates.
+
+Run from the repository root::
+
+    .venv/bin/python bench/ledger.py            # SQLite (temp file) and PostgreSQL (temp schema)
+    .venv/bin/python bench/ledger.py --only sqlite --entries 200000
+
+Appends go through ``Ledger.append_batch`` with realistic entries of four types on a pool of
+items that already have histories, so every batch pays for schema validation, RFC 8785
+canonicalisation, the item-chain lookup, hashing, the subtree inserts and one Ed25519-signed
+checkpoint, with durable commits (SQLite ``synchronous=FULL`` in WAL mode, PostgreSQL
+``synchronous_commit=on``). The large log for the proof and verify numbers is built with the
+ledger's bulk path (``_append_prebuilt``: same tables, nodes and checkpoints, pre-encoded
+entries, batches of 50,000) because building it entry by entry would only re-measure appends;
+proofs are then timed through ``Ledger.inclusion_proof``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+from authenticator.ledger.checkpoint import CheckpointSigner
+from authenticator.ledger.entries import canonical_json, encode_prev, entry_bytes, format_time
+from authenticator.ledger.log import Ledger, NewEntry
+from authenticator.ledger.verify import verify_ledger
+
+PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+ORIGIN = "bench.authenticator.local/log"
+ITEMS = 20_000
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_entry(i: int, item: str) -> NewEntry:
+    """One of four realistic entry types (the mix the service writes)."""
+    kind = i % 4
+    if kind == 0:
+        return NewEntry(
+            "item.registered",
+            item,
+            {
+                "category": "bag",
+                "brand": "Hermès",
+                "model": "Birkin 30",
+                "serial_commitment": _sha(f"s{i}"),
+                "platform": "platform-1",
+            },
+        )
+    if kind == 1:
+        photos = [_sha(f"p{i}-{k}") for k in range(3)]
+        return NewEntry(
+            "assessment.recorded",
+            item,
+            {
+                "assessment_id": f"as-{i}",
+                "photo_sha256": photos,
+                "model_sha256": _sha("model"),
+                "model_version": "1.0.0",
+                "decision": "authentic",
+                "probability_authentic": 0.9731,
+                "per_photo": [
+                    {"sha256": p, "probability_authentic": 0.95, "category": "bag", "reasons": []} for p in photos
+                ],
+                "thresholds": {"authentic_above": 0.9, "counterfeit_below": 0.2},
+                "reasons": ["clear_photos"],
+            },
+        )
+    if kind == 2:
+        return NewEntry(
+            "listing.published",
+            item,
+            {
+                "listing_id": f"li-{i}",
+                "platform": "platform-1",
+                "title_sha256": _sha(f"t{i}"),
+                "price": "1250.00",
+                "currency": "EUR",
+            },
+        )
+    return NewEntry(
+        "custody.transferred",
+        item,
+        {"event": "consigned", "platform": "platform-1", "counterparty_commitment": _sha(f"c{i}")},
+    )
+
+
+@contextmanager
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def bench_appends(ledger: Ledger, batch: int, total: int, rng: random.Random, start: int) -> float:
+    entries = [make_entry(start + i, f"item-{rng.randrange(ITEMS)}") for i in range(total)]
+    t0 = time.perf_counter()
+    for k in range(0, total, batch):
+        ledger.append_batch(entries[k : k + batch])
+    return total / (time.perf_counter() - t0)
+
+
+def bulk_fill(ledger: Ledger, target: int, log: Callable[[str], None]) -> float:
+    """Grow the log to ``target`` entries with valid, chained entries through the bulk path."""
+    bodies = [(e.type, canonical_json(e.body)) for e in (make_entry(i, "x") for i in range(4))]
+    stamp = format_time(datetime.now(UTC))
+    heads: dict[str, bytes] = {}
+    sha256 = hashlib.sha256
+    n = ledger.size()
+    t0 = time.perf_counter()
+    while n < target:
+        k = min(50_000, target - n)
+        rows = []
+        for i in range(n, n + k):
+            item = f"bulk-{i % 100_000}"
+            type_, body = bodies[i % 4]
+            data = entry_bytes(type_, item, encode_prev(heads.get(item)), stamp, body)
+            heads[item] = sha256(b"\x00" + data).digest()
+            rows.append((item, type_, data))
+        n = ledger._append_prebuilt(rows)
+        log(f"  bulk fill: {n:,} entries ({n / (time.perf_counter() - t0):,.0f}/s)")
+    return time.perf_counter() - t0
+
+
+def bench_proofs(ledger: Ledger, samples: int, rng: random.Random) -> tuple[float, float]:
+    size = ledger.size()
+    for _ in range(200):  # warm the connection pool and the page cache
+        ledger.inclusion_proof(rng.randrange(size))
+    times = []
+    for _ in range(samples):
+        index = rng.randrange(size)
+        t0 = time.perf_counter_ns()
+        ledger.inclusion_proof(index)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    times.sort()
+    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+def run(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    rng = random.Random(1)
+    res: dict[str, Any] = {"store": kind}
+    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+        signer = CheckpointSigner.load_or_create(Path(tmp) / "log.key", ORIGIN)
+        ledger = Ledger.open(url, signer)
+        try:
+            # Every item gets a history first, so appends pay for real chain lookups.
+            for k in range(0, ITEMS, 1000):
+                ledger.append_batch([make_entry(i, f"item-{i}") for i in range(k, k + 1000)])
+            start = ITEMS
+            for batch, total in ((1, args.batch1), (100, 20_000), (1000, 40_000)):
+                rate = bench_appends(ledger, batch, total, rng, start)
+                start += total
+                res[f"append_b{batch}"] = rate
+                log(f"{kind}: append batch {batch}: {rate:,.0f} entries/s")
+            res["fill_s"] = bulk_fill(ledger, args.entries, log)
+            res["size"] = ledger.size()
+            p50, p99 = bench_proofs(ledger, args.proofs, rng)
+            res["proof_p50_ms"], res["proof_p99_ms"] = p50, p99
+            log(f"{kind}: inclusion proof at {res['size']:,}: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
+            for semantic in (False, True):
+                report = verify_ledger(ledger, semantic=semantic)
+                assert report.ok, report.problems
+                key = "verify_semantic" if semantic else "verify_hashes"
+                res[key] = report.entries_checked / report.seconds
+                log(f"{kind}: verify ({'semantic' if semantic else 'hashes'}): {res[key]:,.0f} entries/s")
+        finally:
+            ledger.close()
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["sqlite", "postgres"], help="Run one store only.")
+    parser.add_argument("--entries", type=int, default=1_000_000, help="Log size for proofs and verify.")
+    parser.add_argument("--proofs", type=int, default=5_000, help="Inclusion proofs to time.")
+    parser.add_argument("--batch1", type=int, default=1_000, help="Entries appended one per batch.")
+    args = parser.parse_args()
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    results = [run(kind, args, log) for kind in ("sqlite", "postgres") if args.only in (None, kind)]
+    print()
+    print(
+        "| store | append b=1 (entries/s) | b=100 | b=1000 | log size | proof p50 (ms) | proof p99 (ms) "
+        "| verify hashes (entries/s) | verify semantic (entries/s) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['store']} | {r['append_b1']:,.0f} | {r['append_b100']:,.0f} | {r['append_b1000']:,.0f} "
+            f"| {r['size']:,} | {r['proof_p50_ms']:.3f} | {r['proof_p99_ms']:.3f} "
+            f"| {r['verify_hashes']:,.0f} | {r['verify_semantic']:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
