@@ -130,24 +130,46 @@ def assess_item(
     limit = ctx.settings.api_max_photos
     if not 1 <= len(uploads) <= limit:
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
+    assessment_id = new_id("asm")
     if idempotency_key is not None:
-        stored = idempotency.begin(
-            ctx.engine, principal.id, idempotency_key, _fingerprint(item_id, uploads, want_heatmaps)
-        )
-        if stored is not None:
-            return stored.status_code, json.loads(stored.body)
+        fingerprint = _fingerprint(item_id, uploads, want_heatmaps)
+        claim = idempotency.begin(ctx.engine, principal.id, idempotency_key, fingerprint, assessment_id)
+        if isinstance(claim, idempotency.StoredResponse):
+            return claim.status_code, json.loads(claim.body)
+        assessment_id = claim.resource_id
+        if claim.taken_over and _recorded(ctx, assessment_id):
+            # The first run appended, then died before answering: answer from the log.
+            answer = get_assessment(ctx, assessment_id)
+            idempotency.complete(ctx.engine, principal.id, idempotency_key, 201, json.dumps(answer))
+            return 201, answer
     try:
-        answer = _assess(ctx, item_id, uploads, want_heatmaps)
+        answer = _assess(ctx, item_id, uploads, want_heatmaps, assessment_id)
     except BaseException:
-        if idempotency_key is not None:
+        if idempotency_key is not None and not _recorded_safely(ctx, assessment_id):
             idempotency.abandon(ctx.engine, principal.id, idempotency_key)
-        raise
+        raise  # if the entry was appended, the claim stays: a retry answers from the log
     if idempotency_key is not None:
         idempotency.complete(ctx.engine, principal.id, idempotency_key, 201, json.dumps(answer))
     return 201, answer
 
 
-def _assess(ctx: ServiceContext, item_id: str, uploads: list[Upload], want_heatmaps: bool) -> dict[str, Any]:
+def _recorded_safely(ctx: ServiceContext, assessment_id: str) -> bool:
+    """Whether the entry made it into the log; True when that cannot be told (keep the claim)."""
+    try:
+        return _recorded(ctx, assessment_id)
+    except Exception:
+        return True
+
+
+def _recorded(ctx: ServiceContext, assessment_id: str) -> bool:
+    ctx.projector.catch_up()
+    with read_tx(ctx.engine) as conn:
+        return conn.execute(select(assessments.c.id).where(assessments.c.id == assessment_id)).first() is not None
+
+
+def _assess(
+    ctx: ServiceContext, item_id: str, uploads: list[Upload], want_heatmaps: bool, assessment_id: str
+) -> dict[str, Any]:
     if ctx.assessor is None:
         raise ModelError("this process has no model loaded")
     from authenticator.vision.service import PhotoInput
@@ -159,7 +181,6 @@ def _assess(ctx: ServiceContext, item_id: str, uploads: list[Upload], want_heatm
         heatmaps=want_heatmaps,
     )
     result = result_model.model_dump(mode="json")
-    assessment_id = new_id("asm")
     for u in uploads:  # stored before the entry: no verdict ever points to a photo we lack
         ctx.blobs.put(u.data)
     body = entry_body(assessment_id, result)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from authenticator.store.db import read_tx, utc_now, write_tx
 from authenticator.store.tables import assessments, claims, models
 
 MAX_PAGE = 500
+CLAIM_TIMEOUT_S = 60.0
 
 
 def _json_metrics(metrics: Any) -> dict[str, Any]:
@@ -39,7 +41,8 @@ def ensure_model_registered(
         with write_tx(ctx.engine) as conn:
             conn.execute(insert(claims).values(name=item, created_at=utc_now()))
     except IntegrityError:  # the claim exists: another process registers (or registered) it
-        return False
+        if not _claim_is_stale(ctx, item):
+            return False
     if ctx.ledger.last_leaf_hash(item) is not None:
         return False
     body = {
@@ -51,6 +54,17 @@ def ensure_model_registered(
     }
     ctx.append([NewEntry("model.registered", item, body)])
     return True
+
+
+def _claim_is_stale(ctx: ServiceContext, name: str) -> bool:
+    """A claim older than :data:`CLAIM_TIMEOUT_S` belongs to a process that died before appending."""
+    with read_tx(ctx.engine) as conn:
+        created = conn.execute(select(claims.c.created_at).where(claims.c.name == name)).scalar()
+    try:
+        when = datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return True
+    return datetime.now(UTC) - when > timedelta(seconds=CLAIM_TIMEOUT_S)
 
 
 def list_models(ctx: ServiceContext) -> list[dict[str, Any]]:

@@ -163,11 +163,13 @@ idempotency = Table(
     Column("principal_id", Text, primary_key=True),
     Column("key", Text, primary_key=True),
     Column("fingerprint", Text, nullable=False),
+    Column("resource_id", Text, nullable=False),
     Column("status_code", Integer),
     Column("response", Text),
     Column("created_at", Text, nullable=False),
 )
-"""One row per (caller, Idempotency-Key): pending while ``response`` is null."""
+"""One row per (caller, Idempotency-Key): pending while ``response`` is null. ``resource_id`` is
+the id the first run gave its result (an assessment id), chosen before it appended anything."""
 
 photo_hashes = Table(
     "app_photo_hashes",

@@ -129,6 +129,7 @@ def upgrade() -> None:
         sa.Column("principal_id", sa.Text, primary_key=True),
         sa.Column("key", sa.Text, primary_key=True),
         sa.Column("fingerprint", sa.Text, nullable=False),
+        sa.Column("resource_id", sa.Text, nullable=False),
         sa.Column("status_code", sa.Integer),
         sa.Column("response", sa.Text),
         sa.Column("created_at", sa.Text, nullable=False),
