@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import problems
+from api import problems, web
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.routers import admin, assessments, health, items, labs, listings, log, models
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
+    web.install(app)  # the pages: /t/{item_id}, /l/{listing_id}, /assess and /static
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=resolved.api_max_body_bytes, max_json_bytes=resolved.api_max_json_bytes
     )

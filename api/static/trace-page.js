@@ -1,0 +1,161 @@
+/*
+ * The trace page: fetch the item's trace JSON, verify it with TraceVerify against the log key
+ * printed on the page, and redraw the timeline from what was verified: ✓ or ✗ per event with
+ * a short reason, and the "Verified in your browser" banner only when every check holds.
+ */
+"use strict";
+
+(function () {
+  const TYPE_WORDS = {
+    "item.registered": "Registered",
+    "assessment.recorded": "Photo assessment",
+    "certificate.attached": "Lab certificate",
+    "certificate.revoked": "Lab certificate revoked",
+    "listing.published": "Listed for sale",
+    "listing.closed": "Listing closed",
+    "custody.transferred": "Custody transfer",
+    "model.registered": "Model registered",
+  };
+
+  const main = document.getElementById("main");
+  const itemId = main.dataset.itemId;
+  const traceUrl = main.dataset.traceUrl;
+  const logKey = document.getElementById("log-key").textContent.trim();
+  let words = {};
+  try {
+    words = JSON.parse(document.getElementById("event-words").textContent);
+  } catch (e) {
+    words = {};
+  }
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
+    return node;
+  }
+
+  function setVerdict(state, icon, text, detail) {
+    const box = document.getElementById("verdict");
+    box.className = "verdict verdict-" + state;
+    box.querySelector(".verdict-icon").textContent = icon;
+    document.getElementById("verdict-text").textContent = text;
+    document.getElementById("verdict-detail").textContent = detail;
+    document.body.dataset.verification = state === "ok" ? "verified" : "failed";
+  }
+
+  function setMark(row, ok, reason) {
+    row.dataset.state = ok ? "ok" : "fail";
+    const mark = row.querySelector(".mark");
+    mark.textContent = ok ? "✓" : "✗";
+    mark.setAttribute("aria-hidden", "true");
+    row.querySelector(".check-label").textContent = ok ? "✓ Checked:" : "✗ Failed:";
+    row.querySelector(".reason").textContent = reason;
+  }
+
+  function eventRow(check) {
+    const known = check.leafHash && words[check.leafHash] && words[check.leafHash].index === check.index;
+    const w = known ? words[check.leafHash] : null;
+    const type = check.type || (w && w.type) || "unknown";
+    const title = w ? w.title : TYPE_WORDS[type] || "Log entry";
+    const time = w ? w.time : check.entry ? check.entry.time : "";
+    const timeWords = w ? w.time_words : time;
+    const lines = w ? w.lines : ["The server did not describe these exact bytes."];
+    const meta = el("p", { class: "event-meta" });
+    if (time) meta.append(el("time", { datetime: time }, timeWords), " · ");
+    meta.append("log entry #" + (check.index === null ? "?" : check.index));
+    const body = el(
+      "div",
+      { class: "event-body" },
+      el("h3", { class: "event-title" }, title),
+      meta,
+      lines.length ? el("ul", { class: "event-lines" }, ...lines.map((l) => el("li", {}, l))) : null,
+      el("p", { class: "check" }, el("span", { class: "check-label" }, "Check:"), " ", el("span", { class: "reason" }, ""))
+    );
+    const row = el("li", { class: "event", "data-index": String(check.index), "data-position": String(check.position) },
+      el("span", { class: "mark", "aria-hidden": "true" }, "…"), body);
+    const reason = check.ok
+      ? "bytes match the leaf hash, in the signed tree, " +
+        (check.position === 0 ? "first entry of this item" : "linked to the event before")
+      : check.problems.join("; ");
+    setMark(row, check.ok, reason);
+    return row;
+  }
+
+  function failAll(text, detail) {
+    for (const row of document.querySelectorAll("#timeline .event, #checkpoint-check")) {
+      row.dataset.state = "unchecked";
+      row.querySelector(".reason").textContent = "not checked: " + text;
+    }
+    setVerdict("fail", "✗", "Not verified", detail);
+  }
+
+  async function run() {
+    if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
+      failAll(
+        "this page is not in a secure context",
+        "Your browser only offers its cryptography to pages opened over HTTPS (or from this computer). Open the page over HTTPS to check it."
+      );
+      return;
+    }
+    let trace;
+    try {
+      const response = await fetch(traceUrl, { cache: "no-store", headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error("the server answered " + response.status);
+      trace = await response.json();
+    } catch (e) {
+      failAll("the trace could not be loaded", "The trace could not be loaded (" + e.message + "). Try again later.");
+      return;
+    }
+    if (trace && trace.item_id !== itemId) {
+      failAll("wrong item", "The server sent the trace of another item.");
+      return;
+    }
+    let report;
+    try {
+      report = await TraceVerify.verifyTrace(trace, logKey);
+    } catch (e) {
+      failAll("the check could not run", "Your browser could not run the check: " + e.message);
+      return;
+    }
+    const list = document.getElementById("timeline");
+    list.replaceChildren(...report.events.map(eventRow));
+    const cpRow = document.getElementById("checkpoint-check");
+    const cp = report.checkpoint;
+    setMark(
+      cpRow,
+      cp.ok,
+      cp.ok
+        ? `signed by ${cp.keyName} with the key shown below; tree of ${cp.size} entries`
+        : cp.problems.join("; ")
+    );
+    const failed = report.events.filter((e) => !e.ok).length + (cp.ok ? 0 : 1) + report.problems.length;
+    if (report.ok) {
+      setVerdict(
+        "ok",
+        "✓",
+        "Verified in your browser",
+        `All ${report.events.length} events: bytes match their leaf hashes, every inclusion proof leads to the checkpoint's root, ` +
+          `the hash chain is complete and in order, and the checkpoint (tree of ${cp.size} entries) is signed by ${cp.keyName}.`
+      );
+    } else {
+      const badge = document.getElementById("badge");
+      if (badge) {
+        badge.classList.add("badge-unconfirmed");
+        badge.append(el("p", { class: "badge-note" }, "This badge rests on a history that did not check out: do not rely on it."));
+      }
+      const extra = report.problems.length ? " " + report.problems.join("; ") + "." : "";
+      setVerdict(
+        "fail",
+        "✗",
+        "Not verified: this history does not check out",
+        `${failed} check${failed === 1 ? "" : "s"} failed (marked ✗ below). Do not rely on this history.` + extra
+      );
+    }
+  }
+
+  run();
+})();

@@ -1,0 +1,381 @@
+/*
+ * Verifies an item's trace in the browser, as `authenticator trace verify` does offline.
+ *
+ * Pure checks, no DOM: RFC 9162 leaf hashes and inclusion proofs (a line-by-line port of
+ * authenticator/ledger/merkle.py::root_from_inclusion_proof), the item's hash chain, RFC 8785
+ * canonical entry bytes, and the C2SP signed-note checkpoint with Ed25519 (WebCrypto).
+ * The result names, per event, every check that failed, in the same order and with the same
+ * meaning as the Python verifier, so both give the same verdict on the same trace.
+ */
+"use strict";
+
+(function (global) {
+  const HASH_SIZE = 32;
+  const enc = new TextEncoder();
+  const dec = new TextDecoder("utf-8", { fatal: true });
+
+  class VerifyError extends Error {}
+
+  // --- bytes and base64 ---------------------------------------------------------------------
+
+  /** Standard padded base64, accepted only in its canonical form (as the Python side does). */
+  function b64decode(text, what) {
+    if (typeof text !== "string" || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) {
+      throw new VerifyError(what + " is not valid base64");
+    }
+    let bin;
+    try {
+      bin = atob(text);
+    } catch (e) {
+      throw new VerifyError(what + " is not valid base64");
+    }
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    if (b64encode(out) !== text) throw new VerifyError(what + " is not canonical base64");
+    return out;
+  }
+
+  function b64encode(bytes) {
+    let bin = "";
+    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin);
+  }
+
+  function concat(...parts) {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+
+  function equal(a, b) {
+    if (!a || !b || a.length !== b.length) return false;
+    let d = 0;
+    for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
+    return d === 0;
+  }
+
+  function hex(bytes) {
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  // --- RFC 9162 Merkle math -----------------------------------------------------------------
+
+  const LEAF_PREFIX = new Uint8Array([0]);
+  const NODE_PREFIX = new Uint8Array([1]);
+
+  function hashLeaf(data) {
+    return sha256(concat(LEAF_PREFIX, data));
+  }
+
+  function hashChildren(left, right) {
+    return sha256(concat(NODE_PREFIX, left, right));
+  }
+
+  function bitLength(n) {
+    // n is a non-negative BigInt
+    return n === 0n ? 0 : n.toString(2).length;
+  }
+
+  function popCount(n) {
+    let c = 0;
+    for (const ch of n.toString(2)) if (ch === "1") c++;
+    return c;
+  }
+
+  /** The root implied by an inclusion proof (RFC 9162 §2.1.3.2); throws on a malformed proof. */
+  async function rootFromInclusionProof(index, size, leafHash, proof) {
+    if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || size < 0) {
+      throw new VerifyError("index and size must be non-negative integers");
+    }
+    if (index >= size) throw new VerifyError(`index ${index} is beyond the tree size ${size}`);
+    if (leafHash.length !== HASH_SIZE) throw new VerifyError("leaf hash must be 32 bytes");
+    for (const h of proof) if (h.length !== HASH_SIZE) throw new VerifyError("proof hash must be 32 bytes");
+    const bi = BigInt(index);
+    const inner = bitLength(bi ^ BigInt(size - 1));
+    const border = popCount(bi >> BigInt(inner));
+    if (proof.length !== inner + border) {
+      throw new VerifyError(`wrong proof length ${proof.length}, want ${inner + border}`);
+    }
+    let seed = leafHash;
+    for (let i = 0; i < inner; i++) {
+      const bit = (bi >> BigInt(i)) & 1n;
+      seed = bit === 0n ? await hashChildren(seed, proof[i]) : await hashChildren(proof[i], seed);
+    }
+    for (let i = inner; i < proof.length; i++) seed = await hashChildren(proof[i], seed);
+    return seed;
+  }
+
+  async function verifyInclusion(index, size, leafHash, proof, root) {
+    if (root.length !== HASH_SIZE) throw new VerifyError("root must be 32 bytes");
+    const calculated = await rootFromInclusionProof(index, size, leafHash, proof);
+    if (!equal(calculated, root)) throw new VerifyError("inclusion proof does not lead to the expected root");
+  }
+
+  // --- RFC 8785 canonical JSON --------------------------------------------------------------
+
+  /** RFC 8785: ECMAScript number and string forms, object keys sorted by UTF-16 code units. */
+  function canonicalize(value) {
+    if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) throw new VerifyError("a number with no JSON form");
+      return JSON.stringify(value);
+    }
+    if (Array.isArray(value)) return "[" + value.map(canonicalize).join(",") + "]";
+    const keys = Object.keys(value).sort();
+    return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonicalize(value[k])).join(",") + "}";
+  }
+
+  const ENTRY_KEYS = "body,item,prev,time,type,v";
+
+  /** Parse entry bytes; only the one canonical, well-formed encoding is accepted. */
+  function parseEntry(bytes) {
+    let text, value;
+    try {
+      text = dec.decode(bytes);
+      value = JSON.parse(text);
+    } catch (e) {
+      throw new VerifyError("entry: not valid UTF-8 JSON");
+    }
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      throw new VerifyError("entry: not a JSON object");
+    }
+    if (Object.keys(value).sort().join(",") !== ENTRY_KEYS) {
+      throw new VerifyError("entry: wrong fields");
+    }
+    if (canonicalize(value) !== text) throw new VerifyError("entry: not in canonical form (RFC 8785)");
+    if (value.v !== 1) throw new VerifyError("entry: unsupported version");
+    if (typeof value.type !== "string" || typeof value.item !== "string" || typeof value.time !== "string") {
+      throw new VerifyError("entry: type, item and time must be strings");
+    }
+    if (value.body === null || typeof value.body !== "object" || Array.isArray(value.body)) {
+      throw new VerifyError("entry: body must be an object");
+    }
+    if (value.prev !== null && !(typeof value.prev === "string" && /^[A-Za-z0-9+/]{43}=$/.test(value.prev))) {
+      throw new VerifyError("entry: prev must be null or a base64 hash");
+    }
+    return value;
+  }
+
+  // --- C2SP signed note and checkpoint ------------------------------------------------------
+
+  /** Parse a C2SP verifier key `<name>+<hex key hash>+<base64(0x01 || key)>` and check its hash. */
+  async function parseVerifierKey(vkey) {
+    if (typeof vkey !== "string") throw new VerifyError("a verifier key is a string");
+    const first = vkey.indexOf("+");
+    const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
+    if (first <= 0 || second < 0) throw new VerifyError("a verifier key has the form <name>+<hex key hash>+<base64 key>");
+    const name = vkey.slice(0, first);
+    const hashHex = vkey.slice(first + 1, second);
+    if (/\s/.test(name)) throw new VerifyError("invalid key name in verifier key");
+    if (!/^[0-9a-fA-F]{8}$/.test(hashHex)) throw new VerifyError("the key hash of a verifier key is 8 hex digits");
+    const key = b64decode(vkey.slice(second + 1), "verifier key");
+    if (key.length !== 33 || key[0] !== 1) throw new VerifyError("only Ed25519 verifier keys (0x01 and 32 bytes)");
+    const raw = key.slice(1);
+    const keyHash = (await sha256(concat(enc.encode(name + "\n"), new Uint8Array([1]), raw))).slice(0, 4);
+    if (hex(keyHash) !== hashHex.toLowerCase()) {
+      throw new VerifyError("the key hash of the verifier key does not match its name and key");
+    }
+    let cryptoKey;
+    try {
+      cryptoKey = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      throw new VerifyError("this browser cannot use the Ed25519 key (" + e.message + ")");
+    }
+    return { name, keyHash, raw, cryptoKey };
+  }
+
+  /**
+   * Open a signed note with one key: signatures of other keys are ignored (witnesses may
+   * co-sign); a signature of this key that does not verify, or no signature of it, fails.
+   */
+  async function openNote(note, verifier) {
+    if (typeof note !== "string") throw new VerifyError("a note is text");
+    const split = note.lastIndexOf("\n\n");
+    if (split < 0) throw new VerifyError("malformed note: no blank line before the signatures");
+    const text = note.slice(0, split + 1);
+    const sigs = note.slice(split + 2);
+    if (!sigs.endsWith("\n") || sigs.length === 1) throw new VerifyError("malformed note: no signature lines");
+    let verified = 0;
+    for (const line of sigs.slice(0, -1).split("\n")) {
+      if (!line.startsWith("\u2014 ")) throw new VerifyError("malformed note: a signature line does not start with an em dash");
+      const rest = line.slice(2);
+      const space = rest.lastIndexOf(" ");
+      if (space <= 0) throw new VerifyError("malformed note: bad signature line");
+      const name = rest.slice(0, space);
+      const blob = b64decode(rest.slice(space + 1), "signature");
+      if (blob.length < 5) throw new VerifyError("malformed note: signature too short");
+      if (name !== verifier.name || !equal(blob.slice(0, 4), verifier.keyHash)) continue;
+      const sig = blob.slice(4);
+      const ok =
+        sig.length === 64 &&
+        (await crypto.subtle.verify({ name: "Ed25519" }, verifier.cryptoKey, sig, enc.encode(text)));
+      if (!ok) throw new VerifyError("the signature by " + verifier.name + " does not verify");
+      verified++;
+    }
+    if (!verified) throw new VerifyError("no signature by the log key " + verifier.name);
+    return text;
+  }
+
+  /** A C2SP tlog checkpoint body: origin, decimal size, base64 root, optional extension lines. */
+  function parseCheckpoint(text) {
+    const lines = text.split("\n");
+    if (lines.length < 4 || lines[lines.length - 1] !== "") throw new VerifyError("malformed checkpoint");
+    const [origin, sizeText, rootText] = lines;
+    if (!origin) throw new VerifyError("malformed checkpoint: empty origin");
+    if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText)) throw new VerifyError("malformed checkpoint: bad tree size");
+    const size = Number(sizeText);
+    if (!Number.isSafeInteger(size)) throw new VerifyError("malformed checkpoint: tree size too large");
+    const root = b64decode(rootText, "checkpoint root");
+    if (root.length !== HASH_SIZE) throw new VerifyError("malformed checkpoint: root is not 32 bytes");
+    return { origin, size, root, rootB64: rootText };
+  }
+
+  /** Parse the checkpoint's body (without trusting it) from the note text. */
+  function unsignedCheckpoint(note) {
+    const split = typeof note === "string" ? note.lastIndexOf("\n\n") : -1;
+    if (split < 0) throw new VerifyError("malformed note");
+    return parseCheckpoint(note.slice(0, split + 1));
+  }
+
+  // --- the trace ----------------------------------------------------------------------------
+
+  /**
+   * Check a trace against a verifier key. Returns
+   * {ok, checkpoint: {ok, problems, origin, size}, events: [{position, index, type, entry, leafHash, ok, problems}]}.
+   * Event checks run against the checkpoint's stated root even when its signature fails, so a
+   * page can show exactly where the trace is broken; `ok` needs every check to hold.
+   */
+  async function verifyTrace(trace, verifierKey) {
+    const report = { ok: false, checkpoint: { ok: false, problems: [] }, events: [], problems: [], notes: [] };
+    if (!trace || typeof trace !== "object" || typeof trace.item_id !== "string") {
+      report.problems.push("the trace has no item_id");
+      return report;
+    }
+    let cp = null;
+    try {
+      const verifier = await parseVerifierKey(verifierKey);
+      const text = await openNote(trace.checkpoint, verifier);
+      cp = parseCheckpoint(text);
+      report.checkpoint = { ok: true, problems: [], origin: cp.origin, size: cp.size, keyName: verifier.name };
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      report.checkpoint.problems.push("checkpoint signature: " + e.message);
+      try {
+        cp = unsignedCheckpoint(trace.checkpoint);
+        report.checkpoint.origin = cp.origin;
+        report.checkpoint.size = cp.size;
+      } catch (e2) {
+        if (!(e2 instanceof VerifyError)) throw e2;
+        cp = null;
+      }
+    }
+    if (typeof trace.verifier_key === "string" && trace.verifier_key !== verifierKey) {
+      report.notes.push("the trace names another verifier key; only the key on this page was trusted");
+    }
+    const events = trace.events;
+    if (!Array.isArray(events) || events.length === 0) {
+      report.problems.push("the trace has no events");
+      return report;
+    }
+    let prevLeaf = null;
+    let prevIndex = -1;
+    for (let pos = 0; pos < events.length; pos++) {
+      const raw = events[pos];
+      const check = { position: pos, index: null, type: null, entry: null, leafHash: null, ok: true, problems: [] };
+      const fail = (why) => {
+        check.ok = false;
+        check.problems.push(why);
+      };
+      report.events.push(check);
+      if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
+        fail("not an object");
+        prevLeaf = null;
+        continue;
+      }
+      const index = raw.index;
+      if (!Number.isSafeInteger(index) || index < 0) {
+        fail("index is not a non-negative integer");
+        continue;
+      }
+      check.index = index;
+      let data, claimed, proof;
+      try {
+        data = b64decode(raw.entry, "entry");
+        claimed = b64decode(raw.leaf_hash, "leaf_hash");
+        if (!Array.isArray(raw.inclusion_proof)) throw new VerifyError("inclusion_proof is not a list");
+        proof = raw.inclusion_proof.map((h) => b64decode(h, "inclusion_proof"));
+        if (proof.some((h) => h.length !== HASH_SIZE)) throw new VerifyError("inclusion_proof holds a hash that is not 32 bytes");
+      } catch (e) {
+        if (!(e instanceof VerifyError)) throw e;
+        fail(e.message);
+        prevLeaf = null;
+        prevIndex = index;
+        continue;
+      }
+      const leaf = await hashLeaf(data);
+      check.leafHash = b64encode(leaf);
+      if (!equal(leaf, claimed)) fail("leaf hash does not match the entry bytes");
+      if (cp === null) {
+        fail("no checkpoint to check the inclusion proof against");
+      } else if (index >= cp.size) {
+        fail(`index is beyond the checkpoint's tree size ${cp.size}`);
+      } else {
+        try {
+          await verifyInclusion(index, cp.size, leaf, proof, cp.root);
+        } catch (e) {
+          if (!(e instanceof VerifyError)) throw e;
+          fail("inclusion proof: " + e.message);
+        }
+      }
+      let entry;
+      try {
+        entry = parseEntry(data);
+      } catch (e) {
+        if (!(e instanceof VerifyError)) throw e;
+        fail(e.message);
+        prevLeaf = leaf;
+        prevIndex = index;
+        continue;
+      }
+      check.entry = entry;
+      check.type = entry.type;
+      if (entry.item !== trace.item_id) fail(`entry is about ${entry.item}, not ${trace.item_id}`);
+      if (index <= prevIndex) fail("events are not in log order");
+      if (pos === 0 && entry.prev !== null) {
+        fail("hash chain: the first event is not the item's first entry (earlier entries are missing)");
+      } else if (pos > 0 && (prevLeaf === null || entry.prev !== b64encode(prevLeaf))) {
+        fail("hash chain: prev is not the leaf hash of the event before (an entry is missing or altered)");
+      }
+      prevLeaf = leaf;
+      prevIndex = index;
+    }
+    report.ok = report.checkpoint.ok && report.problems.length === 0 && report.events.every((e) => e.ok);
+    return report;
+  }
+
+  global.TraceVerify = {
+    VerifyError,
+    b64decode,
+    b64encode,
+    hashLeaf,
+    hashChildren,
+    rootFromInclusionProof,
+    verifyInclusion,
+    canonicalize,
+    parseEntry,
+    parseVerifierKey,
+    openNote,
+    parseCheckpoint,
+    verifyTrace,
+  };
+})(window);

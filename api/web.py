@@ -1,0 +1,309 @@
+"""Web pages served by the API app: the buyer's trace, the listing view and the seller's upload.
+
+Server-rendered Jinja2 templates plus small plain-JavaScript files under ``api/static``; no
+build step and nothing from a CDN. The trace page does not ask the buyer to trust this server:
+its script fetches the same ``/v1/items/{id}/trace`` JSON that ``authenticator trace verify``
+checks and verifies it in the browser (WebCrypto SHA-256 and Ed25519) against the log key
+printed on the page. The words that describe each event are rendered here from the entry
+bytes and handed to the script keyed by leaf hash, so a description is only ever shown next
+to the exact bytes it describes.
+
+Every page answer carries a strict Content-Security-Policy (no inline script, nothing from
+other origins), ``nosniff`` and ``frame-ancestors 'none'``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import qrcode
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
+
+from authenticator.errors import AuthenticatorError, NotFound
+from authenticator.services import items, labs, listings, traces
+from authenticator.services.context import ServiceContext
+from authenticator.vision.reasons import MESSAGES
+
+HERE = Path(__file__).resolve().parent
+TEMPLATE_DIR = HERE / "templates"
+STATIC_DIR = HERE / "static"
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), geolocation=(), microphone=()",
+}
+
+BADGES: dict[str, tuple[str, str]] = {
+    "lab_certified": ("Lab certified", "✓"),
+    "ai_verified": ("AI-verified authentic", "✓"),
+    "inconclusive": ("Inconclusive", "?"),
+    "warning": ("Warning", "!"),
+}
+CUSTODY_WORDS = {
+    "received_for_consignment": "Received for consignment",
+    "bought_back": "Bought back",
+    "consigned": "Consigned",
+    "sold": "Sold",
+}
+TYPE_WORDS = {
+    "item.registered": "Registered",
+    "assessment.recorded": "Photo assessment",
+    "certificate.attached": "Lab certificate",
+    "certificate.revoked": "Certificate revoked",
+    "listing.published": "Listed for sale",
+    "listing.closed": "Listing closed",
+    "custody.transferred": "Custody transfer",
+    "model.registered": "Model registered",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+class SecureStaticFiles(StaticFiles):
+    """Static files with the same ``nosniff``/framing headers as the pages."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(SECURITY_HEADERS)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+
+def install(app: FastAPI) -> None:
+    """Add the page routes and ``/static`` to ``app`` (one call from ``create_app``)."""
+    app.state.web_templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+    app.include_router(router)
+    app.mount("/static", SecureStaticFiles(directory=str(STATIC_DIR)), name="static")
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+    templates: Jinja2Templates = request.app.state.web_templates
+    response = templates.TemplateResponse(request, name, context, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _not_found(request: Request, message: str) -> HTMLResponse:
+    return _render(request, "not_found.html", {"message": message}, status_code=404)
+
+
+# --- Plain words --------------------------------------------------------------------------------
+
+
+def human_time(stamp: str) -> str:
+    """``2026-11-25T16:00:00.000000Z`` as ``25 Nov 2026, 16:00 UTC``."""
+    try:
+        t = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return stamp
+    return f"{t.day} {t:%b %Y, %H:%M} UTC"
+
+
+def _percent(p: Any) -> str:
+    return f"{round(float(p) * 100)}%" if isinstance(p, int | float) else "no score"
+
+
+def _reason_words(codes: Any) -> list[str]:
+    if not isinstance(codes, list):
+        return []
+    return [MESSAGES.get(str(c), str(c).replace("_", " ")) for c in codes]
+
+
+class Namer:
+    """Looks up what the log only refers to by id (lab names, listing titles), once each."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self._labs: dict[str, str] = {}
+
+    def lab(self, lab_id: str) -> str:
+        if lab_id not in self._labs:
+            try:
+                self._labs[lab_id] = str(labs.get_lab(self.ctx, lab_id)["name"])
+            except AuthenticatorError:
+                self._labs[lab_id] = f"lab {lab_id}"
+        return self._labs[lab_id]
+
+    def listing_title(self, listing_id: str, title_sha256: str) -> str | None:
+        """The title, only when its SHA-256 is the one in the log entry."""
+        try:
+            title = str(listings.get_listing(self.ctx, listing_id)["title"])
+        except AuthenticatorError:
+            return None
+        return title if hashlib.sha256(title.encode("utf-8")).hexdigest() == title_sha256 else None
+
+
+def describe_entry(entry: Mapping[str, Any], namer: Namer, revoked: set[str]) -> dict[str, Any]:
+    """Title and detail lines, in plain words, for one log entry (already parsed)."""
+    kind = str(entry.get("type"))
+    body = entry.get("body") if isinstance(entry.get("body"), Mapping) else {}
+    assert isinstance(body, Mapping)
+    title = TYPE_WORDS.get(kind, kind)
+    lines: list[str] = []
+    if kind == "item.registered":
+        title = f"Registered: {body.get('brand')} {body.get('model')} ({body.get('category')})"
+        lines.append(f"by platform {body.get('platform')}")
+        if body.get("serial_commitment"):
+            lines.append("serial number recorded as a private commitment")
+    elif kind == "assessment.recorded":
+        decision = str(body.get("decision"))
+        title = f"Photo assessment: {decision}"
+        photos = body.get("photo_sha256") or []
+        lines.append(
+            f"probability authentic {_percent(body.get('probability_authentic'))}, "
+            f"from {len(photos)} photo{'s' if len(photos) != 1 else ''}"
+        )
+        lines.append(f"model version {body.get('model_version')} (sha256 {str(body.get('model_sha256'))[:12]}…)")
+        lines.extend(_reason_words(body.get("reasons")))
+    elif kind == "certificate.attached":
+        outcome = str(body.get("outcome"))
+        title = f"Lab certificate: {outcome}"
+        status = "revoked later" if body.get("certificate_id") in revoked else "in force"
+        lines.append(f"by {namer.lab(str(body.get('lab_id')))}, inspected on {body.get('inspection_date')}")
+        lines.append(f"certificate {body.get('certificate_id')}: {status}; signed by the lab's own key")
+    elif kind == "certificate.revoked":
+        title = "Lab certificate revoked"
+        lines.append(f"by {namer.lab(str(body.get('lab_id')))}: {body.get('reason')}")
+        lines.append(f"certificate {body.get('certificate_id')}")
+    elif kind == "listing.published":
+        name = namer.listing_title(str(body.get("listing_id")), str(body.get("title_sha256")))
+        title = f"Listed for sale at {body.get('price')} {body.get('currency')}"
+        if name:
+            lines.append(f"“{name}”")
+        lines.append(f"by platform {body.get('platform')}, listing {body.get('listing_id')}")
+    elif kind == "listing.closed":
+        title = "Listing closed"
+        lines.append(f"{body.get('reason')} (listing {body.get('listing_id')})")
+    elif kind == "custody.transferred":
+        title = f"Custody: {CUSTODY_WORDS.get(str(body.get('event')), str(body.get('event')))}"
+        lines.append(f"by platform {body.get('platform')}")
+    time = str(entry.get("time", ""))
+    return {"type": kind, "title": title, "lines": lines, "time": time, "time_words": human_time(time)}
+
+
+def trace_words(ctx: ServiceContext, trace: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One description per event of a trace, with its index and leaf hash."""
+    parsed = [json.loads(base64.b64decode(e["entry"])) for e in trace["events"]]
+    revoked = {str(p["body"].get("certificate_id")) for p in parsed if p.get("type") == "certificate.revoked"}
+    namer = Namer(ctx)
+    out = []
+    for event, entry in zip(trace["events"], parsed, strict=True):
+        words = describe_entry(entry, namer, revoked)
+        words.update(index=event["index"], leaf_hash=event["leaf_hash"])
+        out.append(words)
+    return out
+
+
+# --- QR code ------------------------------------------------------------------------------------
+
+
+def qr_svg(text: str, title: str) -> str:
+    """An SVG QR code of ``text`` (one path, no styles, so the page's CSP holds)."""
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
+    qr.add_data(text)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    n = len(matrix)
+    parts = []
+    for y, row in enumerate(matrix):
+        x = 0
+        while x < n:
+            if row[x]:
+                start = x
+                while x < n and row[x]:
+                    x += 1
+                parts.append(f"M{start},{y}h{x - start}v1h-{x - start}z")
+            else:
+                x += 1
+    safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {n} {n}" class="qr" role="img" '
+        f'aria-labelledby="qr-title" shape-rendering="crispEdges">'
+        f'<title id="qr-title">{safe_title}</title>'
+        f'<rect width="{n}" height="{n}" fill="#fff"/><path fill="#000" d="{"".join(parts)}"/></svg>'
+    )
+
+
+# --- Pages --------------------------------------------------------------------------------------
+
+
+def _badge(badge: Mapping[str, Any]) -> dict[str, Any]:
+    label, icon = BADGES.get(str(badge.get("level")), (str(badge.get("level")), "?"))
+    return {**badge, "label": label, "icon": icon}
+
+
+def _trace_context(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+    item = items.get_item(ctx, item_id)
+    trace = traces.item_trace(ctx, item_id)
+    words = trace_words(ctx, trace)
+    return {"item": item, "badge": _badge(item["badge"]), "trace": trace, "words": words}
+
+
+@router.get("/", response_class=HTMLResponse)
+def home() -> RedirectResponse:
+    """The service's front door is the seller's upload page; buyers arrive at /t/… and /l/…."""
+    return RedirectResponse("/assess", status_code=307, headers=SECURITY_HEADERS)
+
+
+@router.get("/t/{item_id}", response_class=HTMLResponse, name="trace_page")
+async def trace_page(request: Request, item_id: str) -> HTMLResponse:
+    """The buyer's trace page: plain-words history, checked in the browser."""
+    ctx: ServiceContext = request.app.state.ctx
+    try:
+        data = await run_in_threadpool(_trace_context, ctx, item_id)
+    except NotFound:
+        return _not_found(request, f"There is no item {item_id} in the log.")
+    address = str(request.url_for("trace_page", item_id=item_id))
+    data.update(
+        address=address,
+        qr=qr_svg(address, f"QR code of this page's address: {address}"),
+        trace_url=f"/v1/items/{item_id}/trace",
+        key_name=data["trace"]["verifier_key"].split("+", 1)[0],
+        words_by_leaf={w["leaf_hash"]: w for w in data["words"]},
+    )
+    return _render(request, "trace.html", data)
+
+
+def _listing_context(ctx: ServiceContext, listing_id: str) -> dict[str, Any]:
+    listing = listings.get_listing(ctx, listing_id)
+    item = items.get_item(ctx, listing["item_id"])
+    return {"listing": listing, "item": item, "badge": _badge(listing["badge"])}
+
+
+@router.get("/l/{listing_id}", response_class=HTMLResponse, name="listing_page")
+async def listing_page(request: Request, listing_id: str) -> HTMLResponse:
+    """A listing as a buyer sees it: title, price, the badge derived from the log, the trace link."""
+    ctx: ServiceContext = request.app.state.ctx
+    try:
+        data = await run_in_threadpool(_listing_context, ctx, listing_id)
+    except NotFound:
+        return _not_found(request, f"There is no listing {listing_id}.")
+    return _render(request, "listing.html", data)
+
+
+@router.get("/assess", response_class=HTMLResponse, name="assess_page")
+def assess_page(request: Request) -> HTMLResponse:
+    """The seller's upload page; the work is done by the public API from the browser."""
+    settings = request.app.state.settings
+    return _render(
+        request, "assess.html", {"max_photos": settings.api_max_photos, "categories": ("bag", "watch", "sneaker")}
+    )

@@ -1,0 +1,596 @@
+"""The web pages in a real headless Chromium against a real uvicorn server.
+
+The server runs the real app (SQLite in a temp dir, the tiny ONNX test model) behind a thin
+ASGI wrapper that can tamper with the answers of ``GET /v1/items/{id}/trace``: one byte of
+an entry, of an inclusion proof or of the checkpoint signature changed, or an event dropped
+from the middle of the chain. The page must mark exactly those places ✗ and withhold the
+"Verified in your browser" banner, and its verdict must agree with ``authenticator trace
+verify`` fetching the same URL. The data gets there through the API (items, real photos,
+a lab certificate signed with the lab CLI, a listing, a custody transfer).
+
+Chromium is the Debian package at /usr/bin/chromium (``apt-get install -y chromium``),
+driven by the ``playwright`` package; no browser is downloaded.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from api.app import create_app
+from authenticator.cli import app as cli_app
+from authenticator.config import Settings
+from authenticator.store.keys import create_key
+from tests.vision_tiny_model import write_tiny_model
+
+from .conftest import REPO_ROOT, SHARED
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+REAL = SHARED / "data" / "real"
+VECTORS = SHARED / "testdata" / "merkle"
+
+Tamper = Callable[[dict[str, Any]], None]
+
+
+# --- tampering ----------------------------------------------------------------------------------
+
+
+def _flip_time_digit(entry_b64: str) -> str:
+    """Change one byte of an entry: a digit of its time, so it stays canonical, valid JSON."""
+    data = bytearray(base64.b64decode(entry_b64))
+    at = data.index(b'Z","type"') - 1  # last microsecond digit
+    data[at] = ord("1") if data[at] != ord("1") else ord("2")
+    return base64.b64encode(bytes(data)).decode()
+
+
+def _flip_b64_byte(value: str, offset: int) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[offset] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def tamper_entry(position: int) -> Tamper:
+    def apply(trace: dict[str, Any]) -> None:
+        ev = trace["events"][position if position >= 0 else len(trace["events"]) + position]
+        ev["entry"] = _flip_time_digit(ev["entry"])
+
+    return apply
+
+
+def tamper_proof(position: int) -> Tamper:
+    def apply(trace: dict[str, Any]) -> None:
+        proof = trace["events"][position]["inclusion_proof"]
+        proof[0] = _flip_b64_byte(proof[0], 7)
+
+    return apply
+
+
+def tamper_signature(trace: dict[str, Any]) -> None:
+    text, _, sigs = trace["checkpoint"].rpartition("\n\n")
+    dash_name, _, sig = sigs.rstrip("\n").rpartition(" ")
+    trace["checkpoint"] = f"{text}\n\n{dash_name} {_flip_b64_byte(sig, 4 + 10)}\n"
+
+
+def drop_event(position: int) -> Tamper:
+    def apply(trace: dict[str, Any]) -> None:
+        del trace["events"][position]
+
+    return apply
+
+
+class TamperingApp:
+    """ASGI wrapper: passes everything through, but rewrites trace answers with ``self.tamper``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.tamper: Tamper | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        tamper = self.tamper
+        if scope["type"] != "http" or tamper is None or not re.fullmatch(r"/v1/items/[^/]+/trace", scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        body = b"".join(chunks)
+        if start.get("status") == 200:
+            trace = json.loads(body)
+            tamper(trace)
+            body = json.dumps(trace).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": start.get("status", 500), "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+# --- the server and its data --------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    base: str
+    wrapper: TamperingApp
+    app: Any
+    platform: str = ""
+    lab: str = ""
+    item_id: str = ""
+    listing_id: str = ""
+    verifier_key: str = ""
+    events: int = 0
+    tmp: Path = field(default_factory=Path)
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def real_photos(folder: str, n: int) -> list[Path]:
+    files = sorted(p for p in (REAL / folder).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
+    files.sort(key=lambda p: p.stat().st_size)
+    return [p for p in files if p.stat().st_size > 20_000][:n]
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _populate(site: Site, http: httpx.Client) -> None:
+    """An item with a rich history, all through the API and the lab CLI."""
+    ctx = site.app.state.ctx
+    admin = create_key(ctx.engine, "admin", "ops").api_key
+    r = http.post("/v1/keys", json={"role": "platform", "name": "Acme Resale"}, headers=_bearer(admin))
+    assert r.status_code == 201, r.text
+    site.platform = r.json()["api_key"]
+    r = http.post(
+        "/v1/items",
+        json={"category": "bag", "brand": "Hermès", "model": "Birkin 30", "serial_number": "X-1234"},
+        headers=_bearer(site.platform),
+    )
+    assert r.status_code == 201, r.text
+    site.item_id = item = r.json()["id"]
+    photos = real_photos("alauzon13-birkin/authentic", 2)
+    r = http.post(
+        f"/v1/items/{item}/assessments",
+        files=[("photos", (p.name, p.read_bytes(), "image/jpeg")) for p in photos],
+        headers=_bearer(site.platform),
+    )
+    assert r.status_code == 201, r.text
+
+    runner = CliRunner()
+    key_file = site.tmp / "lab.key"
+    out = runner.invoke(cli_app, ["lab", "keygen", "--out", str(key_file)])
+    assert out.exit_code == 0, out.output
+    public_key = json.loads(out.output)["public_key"]
+    r = http.post(
+        "/v1/labs",
+        json={"name": "Geneva Appraisal Lab", "accreditation": "ISO/IEC 17025", "public_key": public_key},
+        headers=_bearer(admin),
+    )
+    assert r.status_code == 201, r.text
+    site.lab, lab_id = r.json()["api_key"], r.json()["id"]
+    out = runner.invoke(
+        cli_app,
+        [
+            "lab", "sign", item, "--outcome", "authentic", "--method", "physical inspection",
+            "--key", str(key_file), "--lab-id", lab_id, "--photos", str(photos[0]), "--date", "2026-11-20",
+            "--url", site.base, "--api-key", site.lab,
+        ],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+
+    r = http.post(
+        "/v1/listings",
+        json={"item_id": item, "title": "Hermès Birkin 30, gold hardware", "price": "9500.00", "currency": "EUR"},
+        headers=_bearer(site.platform),
+    )
+    assert r.status_code == 201, r.text
+    site.listing_id = r.json()["id"]
+    r = http.post(f"/v1/items/{item}/custody", json={"event": "consigned"}, headers=_bearer(site.platform))
+    assert r.status_code == 201, r.text
+    # Another item's entries interleave, so proofs and the chain span other leaves.
+    r = http.post(
+        "/v1/items", json={"category": "watch", "brand": "Rolex", "model": "Datejust"}, headers=_bearer(site.platform)
+    )
+    assert r.status_code == 201, r.text
+    r = http.post(f"/v1/items/{item}/custody", json={"event": "sold"}, headers=_bearer(site.platform))
+    assert r.status_code == 201, r.text
+    site.verifier_key = http.get("/v1/log/key").json()["verifier_key"]
+    site.events = len(http.get(f"/v1/items/{item}/trace").json()["events"])
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("web")
+    write_tiny_model(tmp / "weights")
+    app = create_app(Settings(data_dir=tmp / "data", weights_dir=tmp / "weights", database_url=None))
+    wrapper = TamperingApp(app)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(wrapper, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    s = Site(base=f"http://127.0.0.1:{port}", wrapper=wrapper, app=app, tmp=tmp)
+    try:
+        with httpx.Client(base_url=s.base, timeout=120) as http:
+            _populate(s, http)
+        yield s
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("no /usr/bin/chromium: apt-get install -y chromium (scripts/test.sh does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@dataclass
+class Tab:
+    page: Any
+    console_errors: list[str]
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Tab]:
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield Tab(page, errors)
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def tampered(site: Site) -> Iterator[Callable[[Tamper | None], None]]:
+    def set_tamper(t: Tamper | None) -> None:
+        site.wrapper.tamper = t
+
+    try:
+        yield set_tamper
+    finally:
+        site.wrapper.tamper = None
+
+
+# --- reading the page ---------------------------------------------------------------------------
+
+
+@dataclass
+class PageVerdict:
+    state: str
+    banner: str
+    events: list[dict[str, Any]]
+    checkpoint: dict[str, str]
+
+
+def open_trace(tab: Tab, site: Site) -> PageVerdict:
+    page = tab.page
+    page.goto(site.url(f"/t/{site.item_id}"))
+    page.wait_for_selector("body[data-verification]", state="attached", timeout=30_000)
+    rows = page.eval_on_selector_all(
+        "#timeline li.event",
+        """rows => rows.map(r => ({
+            position: Number(r.dataset.position), index: Number(r.dataset.index), state: r.dataset.state,
+            mark: r.querySelector('.mark').textContent, title: r.querySelector('.event-title').textContent,
+            reason: r.querySelector('.reason').textContent}))""",
+    )
+    cp = page.eval_on_selector(
+        "#checkpoint-check", "r => ({state: r.dataset.state, reason: r.querySelector('.reason').textContent})"
+    )
+    return PageVerdict(
+        state=page.evaluate("document.body.dataset.verification"),
+        banner=page.inner_text("#verdict"),
+        events=rows,
+        checkpoint=cp,
+    )
+
+
+def cli_verify(site: Site) -> dict[str, Any]:
+    """``authenticator trace verify URL --key K --json`` on the same URL the page fetches."""
+    out = CliRunner().invoke(
+        cli_app, ["trace", "verify", site.url(f"/v1/items/{site.item_id}/trace"), "--key", site.verifier_key, "--json"]
+    )
+    assert out.exit_code in (0, 1), out.output
+    report: dict[str, Any] = json.loads(out.stdout)
+    assert (out.exit_code == 0) == report["ok"]
+    return report
+
+
+def assert_agrees_with_cli(verdict: PageVerdict, report: dict[str, Any]) -> None:
+    assert (verdict.state == "verified") == report["ok"]
+    if report["events"]:
+        cli_failed = [i for i, e in enumerate(report["events"]) if not e["ok"]]
+        page_failed = [e["position"] for e in verdict.events if e["state"] == "fail"]
+        assert page_failed == cli_failed
+        assert [e["index"] for e in verdict.events] == [e["index"] for e in report["events"]]
+    cli_checkpoint_failed = any(f.startswith("checkpoint") for f in report["failures"])
+    assert (verdict.checkpoint["state"] == "fail") == cli_checkpoint_failed
+
+
+def shoot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+
+
+# --- the trace page -----------------------------------------------------------------------------
+
+
+def test_real_trace_is_verified_in_the_browser(site: Site, tab: Tab) -> None:
+    verdict = open_trace(tab, site)
+    assert verdict.state == "verified", verdict
+    assert "Verified in your browser" in verdict.banner
+    assert len(verdict.events) == site.events >= 6
+    assert all(e["state"] == "ok" and e["mark"] == "✓" for e in verdict.events), verdict.events
+    assert verdict.checkpoint["state"] == "ok"
+    assert site.verifier_key.split("+")[0] in verdict.checkpoint["reason"]
+    titles = [e["title"] for e in verdict.events]
+    assert titles[0] == "Registered: Hermès Birkin 30 (bag)"
+    assert titles[1].startswith("Photo assessment: ")
+    assert titles[2] == "Lab certificate: authentic"
+    assert titles[3] == "Listed for sale at 9500.00 EUR"
+    assert titles[4:] == ["Custody: Consigned", "Custody: Sold"]
+    page_text = tab.page.inner_text("main")
+    assert "by Geneva Appraisal Lab, inspected on 2026-11-20" in page_text
+    assert "“Hermès Birkin 30, gold hardware”" in page_text
+    assert "model version test-tiny" in page_text
+    assert tab.console_errors == []  # no CSP violation, no script error
+    assert_agrees_with_cli(verdict, cli_verify(site))
+    shoot(tab.page, "trace")
+
+
+def test_the_page_checks_against_the_key_it_shows(site: Site, tab: Tab) -> None:
+    """The key printed on the page is the log's published key; the page trusts only that one."""
+    tab.page.goto(site.url(f"/t/{site.item_id}"))
+    assert tab.page.inner_text("#log-key").strip() == site.verifier_key
+    # The address in the QR code's text is this page's address.
+    assert tab.page.inner_text("#page-address") == site.url(f"/t/{site.item_id}")
+    assert tab.page.get_attribute("svg.qr", "role") == "img"
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expect"),
+    [
+        pytest.param(tamper_entry(2), {2: "leaf hash does not match", 3: "hash chain"}, id="entry-byte-middle"),
+        pytest.param(tamper_entry(-1), {-1: "leaf hash does not match"}, id="entry-byte-last"),
+        pytest.param(tamper_proof(3), {3: "inclusion proof"}, id="proof-byte"),
+        pytest.param(drop_event(2), {2: "hash chain"}, id="dropped-middle-event"),
+        pytest.param(tamper_signature, {}, id="checkpoint-signature-byte"),
+    ],
+)
+def test_tampered_trace_is_marked_where_it_breaks(
+    site: Site, tab: Tab, tampered: Callable[[Tamper | None], None], tamper: Tamper, expect: dict[int, str]
+) -> None:
+    tampered(tamper)
+    verdict = open_trace(tab, site)
+    assert verdict.state == "failed"
+    assert "Verified in your browser" not in verdict.banner
+    assert "Not verified" in verdict.banner
+    n = len(verdict.events)
+    want = {p % n: why for p, why in expect.items()}
+    for e in verdict.events:
+        if e["position"] in want:
+            assert e["state"] == "fail" and e["mark"] == "✗", e
+            assert want[e["position"]] in e["reason"], e
+        else:
+            assert e["state"] == "ok" and e["mark"] == "✓", e
+    if expect:
+        assert verdict.checkpoint["state"] == "ok"
+    else:
+        assert verdict.checkpoint["state"] == "fail"
+        assert "signature" in verdict.checkpoint["reason"]
+    assert_agrees_with_cli(verdict, cli_verify(site))
+    if tamper is tamper_signature:
+        assert not cli_verify(site)["ok"]
+    if expect == {2: "leaf hash does not match", 3: "hash chain"}:
+        shoot(tab.page, "trace-tampered")
+
+
+def test_a_trace_signed_by_another_key_is_not_verified(site: Site, tab: Tab, tampered: Any) -> None:
+    """A server that re-signs a forged checkpoint with its own key still fails: the page uses the key it shows."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from authenticator.ledger.note import NoteSigner
+
+    signer = NoteSigner(site.verifier_key.split("+")[0], Ed25519PrivateKey.generate())
+
+    def resign(trace: dict[str, Any]) -> None:
+        text = trace["checkpoint"].rpartition("\n\n")[0] + "\n"
+        trace["checkpoint"] = signer.sign(text)
+        trace["verifier_key"] = signer.verifier_key
+
+    tampered(resign)
+    verdict = open_trace(tab, site)
+    assert verdict.state == "failed"
+    assert verdict.checkpoint["state"] == "fail"
+    assert "no signature by the log key" in verdict.checkpoint["reason"]
+    assert_agrees_with_cli(verdict, cli_verify(site))
+
+
+def test_javascript_merkle_verifier_passes_the_rfc9162_vectors(site: Site, tab: Tab) -> None:
+    """The JS port of root_from_inclusion_proof against the transparency-dev/merkle vectors."""
+    cases = [json.loads(p.read_text()) for p in sorted((VECTORS / "inclusion").rglob("*.json"))]
+    assert len(cases) > 20
+    tab.page.goto(site.url(f"/t/{site.item_id}"))
+    results = tab.page.evaluate(
+        """async (cases) => {
+            const T = window.TraceVerify;
+            const b = (s) => s ? T.b64decode(s, "vector") : new Uint8Array(0);
+            const out = [];
+            for (const c of cases) {
+                try {
+                    await T.verifyInclusion(c.leafIdx, c.treeSize, b(c.leafHash), (c.proof || []).map(b), b(c.root));
+                    out.push(true);
+                } catch (e) {
+                    if (!(e instanceof T.VerifyError)) throw e;
+                    out.push(false);
+                }
+            }
+            return out;
+        }""",
+        cases,
+    )
+    assert results == [not c["wantErr"] for c in cases]
+
+
+# --- the listing page ---------------------------------------------------------------------------
+
+
+def test_listing_page_shows_badge_and_links_to_the_trace(site: Site, tab: Tab) -> None:
+    page = tab.page
+    page.goto(site.url(f"/l/{site.listing_id}"))
+    assert page.inner_text("h1") == "Hermès Birkin 30, gold hardware"
+    assert "9500.00 EUR" in page.inner_text(".price")
+    listing = httpx.get(site.url(f"/v1/listings/{site.listing_id}")).json()
+    assert listing["badge"]["level"] == "lab_certified"
+    assert page.inner_text("#badge-label") == "Lab certified"
+    assert listing["badge"]["reason"] in page.inner_text("#badge")
+    shoot(page, "listing")
+    page.click("#trace-link")
+    page.wait_for_url(site.url(f"/t/{site.item_id}"))
+    page.wait_for_selector("body[data-verification='verified']", state="attached", timeout=30_000)
+    assert tab.console_errors == []
+
+
+def test_unknown_pages_answer_404_in_html(site: Site, tab: Tab) -> None:
+    response = tab.page.goto(site.url("/t/itm_doesnotexist"))
+    assert response is not None and response.status == 404
+    assert "There is no item itm_doesnotexist" in tab.page.inner_text("main")
+    response = tab.page.goto(site.url("/l/lst_doesnotexist"))
+    assert response is not None and response.status == 404
+
+
+# --- the upload page ----------------------------------------------------------------------------
+
+
+def test_upload_page_gives_a_verdict_from_real_photos(site: Site, tab: Tab) -> None:
+    page = tab.page
+    page.goto(site.url("/assess"))
+    page.fill("#api-key", site.platform)
+    page.select_option("#category", "sneaker")
+    page.fill("#brand", "Nike")
+    page.fill("#model", "Air Jordan 1")
+    photos = real_photos("zhengwu123-aj1/authentic", 2)
+    page.set_input_files("#photos", [str(p) for p in photos])
+    assert page.locator("#thumbs li").count() == 2
+    page.click("#submit")
+    page.wait_for_selector("#result:not([hidden])", timeout=90_000)
+    assessment_id = page.inner_text("#assessment-id")
+    recorded = httpx.get(site.url(f"/v1/assessments/{assessment_id}")).json()
+    assert page.get_attribute("#decision", "data-decision") == recorded["decision"]
+    assert page.locator("#result-photos li.photo-result").count() == 2
+    names = page.locator("#result-photos h4").all_inner_texts()
+    assert names == [p.name for p in photos]
+    for r in recorded["reasons"]:
+        assert r["message"] in page.inner_text("#reasons")
+    # The API key stays in this tab's session storage only.
+    assert page.evaluate("sessionStorage.getItem('authenticator.apiKey')") == site.platform
+    assert page.evaluate("localStorage.length") == 0
+    assert tab.console_errors == []
+    shoot(page, "assess")
+    page.click("#trace-link")
+    page.wait_for_selector("body[data-verification='verified']", state="attached", timeout=30_000)
+
+
+def test_upload_page_shows_the_apis_error_for_a_bad_file(site: Site, tab: Tab) -> None:
+    bad = site.tmp / "not-a-photo.jpg"
+    bad.write_bytes(b"this is a text file, not a JPEG\n" * 20)
+    # What the API itself says about this file.
+    item = httpx.post(
+        site.url("/v1/items"),
+        json={"category": "bag", "brand": "Goyard", "model": "Saint Louis"},
+        headers=_bearer(site.platform),
+    ).json()["id"]
+    direct = httpx.post(
+        site.url(f"/v1/items/{item}/assessments"),
+        files=[("photos", (bad.name, bad.read_bytes(), "image/jpeg"))],
+        headers=_bearer(site.platform),
+    )
+    assert 400 <= direct.status_code < 500
+    detail = direct.json()["detail"]
+
+    page = tab.page
+    page.goto(site.url("/assess"))
+    page.fill("#api-key", site.platform)
+    page.fill("#brand", "Goyard")
+    page.fill("#model", "Saint Louis")
+    page.set_input_files("#photos", str(bad))
+    page.click("#submit")
+    page.wait_for_selector("#form-error:not([hidden])", timeout=60_000)
+    assert page.inner_text("#error-detail") == detail
+    assert page.is_hidden("#result")
+
+
+def test_upload_page_shows_the_apis_error_for_a_bad_key(site: Site, tab: Tab) -> None:
+    page = tab.page
+    page.goto(site.url("/assess"))
+    page.fill("#api-key", "key_not.a-real-key")
+    page.fill("#brand", "Chanel")
+    page.fill("#model", "Classic Flap")
+    page.set_input_files("#photos", str(real_photos("alauzon13-birkin/authentic", 1)[0]))
+    page.click("#submit")
+    page.wait_for_selector("#form-error:not([hidden])", timeout=60_000)
+    direct = httpx.post(
+        site.url("/v1/items"),
+        json={"category": "bag", "brand": "Chanel", "model": "Classic Flap"},
+        headers=_bearer("key_not.a-real-key"),
+    )
+    assert direct.status_code == 401
+    assert page.inner_text("#error-detail") == direct.json()["detail"]
