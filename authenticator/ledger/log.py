@@ -139,6 +139,7 @@ class Ledger:
 
     def __init__(self, engine: Engine, signer: CheckpointSigner, ops: store.Ops) -> None:
         self.engine = engine
+        self._read_engine = store.read_engine(engine)
         self.signer = signer
         self.verifier_key: str = signer.verifier_key
         self.origin: str = signer.origin
@@ -196,7 +197,7 @@ class Ledger:
         self.close()
 
     def _ensure_first_checkpoint(self) -> None:
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             if cur.execute("SELECT 1 FROM log_checkpoints LIMIT 1").fetchone() is not None:
                 return
         with store.writer(self.engine, self._ops) as cur:
@@ -301,7 +302,7 @@ class Ledger:
     def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
         missing = [n for n in plan_nodes(plan) if n not in known]
         if missing:
-            with store.reader(self.engine) as cur:
+            with store.reader(self._read_engine) as cur:
                 known = {**known, **self._nodes(cur, missing)}
         return materialise(plan, known)
 
@@ -325,12 +326,12 @@ class Ledger:
 
     def size(self) -> int:
         """Number of entries in the log (the size of the latest checkpoint)."""
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             return self._ops.size(cur)
 
     def latest_checkpoint(self) -> str:
         """The latest signed checkpoint note."""
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             row = cur.execute("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
         if row is None:
             raise IntegrityError("the log has no checkpoint")
@@ -338,48 +339,49 @@ class Ledger:
 
     def checkpoint_at(self, size: int) -> str | None:
         """The signed checkpoint of the tree of ``size`` leaves, if one was signed."""
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             row = cur.execute(f"SELECT note FROM log_checkpoints WHERE size = {self._p}", (size,)).fetchone()
         return None if row is None else str(row[0])
 
-    def _check_size(self, cur: Any, size: int) -> int:
-        current = self._ops.size(cur)
+    def _read_plan(self, cur: Any, plan: ProofPlan, size: int) -> list[bytes]:
+        """Fetch a plan's nodes in one go, plus the tree's last leaf: if that exists, the tree
+        of ``size`` exists, so no separate size query is needed."""
         if size < 0:
             raise ProofError(f"tree size {size} is negative")
-        if size > current:
-            raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
-        return current
-
-    def _read_plan(self, cur: Any, plan: ProofPlan) -> list[bytes]:
-        return materialise(plan, self._nodes(cur, plan_nodes(plan)))
+        ids = plan_nodes(plan)
+        if size:
+            ids.append((0, size - 1))
+        nodes = self._ops.get_nodes(cur, ids)
+        if len(nodes) < len(set(ids)):
+            current = self._ops.size(cur)
+            if size > current:
+                raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
+            nodes = self._nodes(cur, ids)  # raises IntegrityError naming the missing node
+        return materialise(plan, nodes)
 
     def root_at(self, size: int) -> bytes:
         """Root hash of the tree of the first ``size`` entries (any size up to the current one)."""
-        with store.reader(self.engine) as cur:
-            self._check_size(cur, size)
-            return self._read_plan(cur, root_plan(size))[0] if size else fold_nodes([])
+        with store.reader(self._read_engine) as cur:
+            hashes = self._read_plan(cur, root_plan(size), size)
+        return hashes[0] if hashes else fold_nodes([])
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` (default: current)."""
-        with store.reader(self.engine) as cur:
-            current = self._ops.size(cur)
+        with store.reader(self._read_engine) as cur:
             if size is None:
-                size = current
-            elif size > current:
-                raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
-            if not 0 <= index < current:
-                raise NotFound(f"no entry at index {index}", index=index)
-            if index >= size:
+                size = self._ops.size(cur)
+                if not 0 <= index < size:
+                    raise NotFound(f"no entry at index {index}", index=index)
+            elif not 0 <= index < size:
                 raise ProofError(f"entry {index} is not in the tree of size {size}")
-            return self._read_plan(cur, inclusion_plan(index, size))
+            return self._read_plan(cur, inclusion_plan(index, size), size)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof that the tree of ``size2`` extends the one of ``size1``."""
         if not 0 <= size1 <= size2:
             raise ProofError(f"no consistency proof from size {size1} to size {size2}")
-        with store.reader(self.engine) as cur:
-            self._check_size(cur, size2)
-            return self._read_plan(cur, consistency_plan(size1, size2))
+        with store.reader(self._read_engine) as cur:
+            return self._read_plan(cur, consistency_plan(size1, size2), size2)
 
     # --- Entries --------------------------------------------------------------------------
 
@@ -390,7 +392,7 @@ class Ledger:
         if start < 0 or end < start:
             raise ProofError(f"bad entry range [{start}, {end})")
         p = self._p
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             rows = cur.execute(
                 f"SELECT {self._COLUMNS} FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx", (start, end)
             ).fetchall()
@@ -398,7 +400,7 @@ class Ledger:
 
     def entry(self, index: int) -> StoredEntry:
         """The entry at ``index``; :class:`~authenticator.errors.NotFound` beyond the log."""
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             row = cur.execute(f"SELECT {self._COLUMNS} FROM log_entries WHERE idx = {self._p}", (index,)).fetchone()
         if row is None:
             raise NotFound(f"no entry at index {index}", index=index)
@@ -406,7 +408,7 @@ class Ledger:
 
     def index_of(self, leaf_hash: bytes) -> int:
         """Index of the entry with this leaf hash; :class:`~authenticator.errors.NotFound` if none."""
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             row = cur.execute(
                 f"SELECT idx FROM log_entries WHERE leaf_hash = {self._p}", (bytes(leaf_hash),)
             ).fetchone()
@@ -416,7 +418,7 @@ class Ledger:
 
     def history(self, item: str) -> list[StoredEntry]:
         """Every entry of ``item`` in log order: a hash chain through each entry's ``prev``."""
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             rows = cur.execute(
                 f"SELECT {self._COLUMNS} FROM log_entries WHERE item = {self._p} ORDER BY idx", (item,)
             ).fetchall()
@@ -424,5 +426,5 @@ class Ledger:
 
     def last_leaf_hash(self, item: str) -> bytes | None:
         """Leaf hash of ``item``'s latest entry (what its next entry's ``prev`` will be)."""
-        with store.reader(self.engine) as cur:
+        with store.reader(self._read_engine) as cur:
             return self._ops.last_leaf_hashes(cur, [item]).get(item)

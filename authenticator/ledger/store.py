@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,6 +46,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 WRITE_OPTION = "ledger_write"
 """Connection execution option: on SQLite the transaction starts with ``BEGIN IMMEDIATE``."""
 SQLITE_BUSY_TIMEOUT_S = 120.0
+PING_AFTER_IDLE_S = 10.0
 
 EntryRow = tuple[int, bytes, str, str, bytes]
 """``(idx, leaf_hash, item, type, data)`` of ``log_entries``."""
@@ -125,8 +127,25 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
+def _pg_on_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["ledger_idle_since"] = time.monotonic()
+
+
+def _pg_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a pooled connection only when it sat idle (a server restart shows up there);
+    a hot connection is used without the extra round trip ``pool_pre_ping`` would cost."""
+    idle_since = record.info.get("ledger_idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except psycopg.Error as exc:
+        raise sqlalchemy.exc.DisconnectionError(str(exc)) from exc  # the pool retries afresh
+
+
 def configure_engine(engine: Engine) -> Engine:
-    """Install the SQLite pragmas and explicit-BEGIN hooks (idempotent; no-op on PostgreSQL).
+    """Install the SQLite pragmas and explicit-BEGIN hooks, or PostgreSQL's idle ping (idempotent).
 
     An engine handed to :meth:`Ledger.open` should be configured before its first connection:
     :func:`create_ledger_engine` does that.
@@ -134,6 +153,18 @@ def configure_engine(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite" and not event.contains(engine, "connect", _sqlite_on_connect):
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+    if engine.dialect.name == "postgresql" and not event.contains(engine, "checkout", _pg_on_checkout):
+        event.listen(engine, "checkin", _pg_on_checkin)
+        event.listen(engine, "checkout", _pg_on_checkout)
+    return engine
+
+
+def read_engine(engine: Engine) -> Engine:
+    """The engine for reads: on PostgreSQL in autocommit, so a read is its statements' round
+    trips only (no BEGIN, no ROLLBACK on return to the pool). Nodes and entries never change,
+    so reads need no snapshot."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine
 
 
@@ -149,7 +180,7 @@ def create_ledger_engine(database_url: str) -> Engine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
     return configure_engine(engine)
 
 
@@ -289,6 +320,17 @@ def ops_for(engine: Engine) -> Ops:
     raise ConfigurationError(f"unsupported database {engine.dialect.name}")
 
 
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def _drop_if_broken(conn: Connection) -> None:
+    """A connection the server dropped must not go back to the pool."""
+    raw = conn.connection.driver_connection
+    if getattr(raw, "broken", False) or getattr(raw, "closed", False):
+        conn.invalidate()
+
+
 @contextmanager
 def writer(engine: Engine, ops: Ops) -> Iterator[Any]:
     """One transaction holding the log's single-writer lock; yields a DB-API cursor.
@@ -296,22 +338,30 @@ def writer(engine: Engine, ops: Ops) -> Iterator[Any]:
     SQLite: ``BEGIN IMMEDIATE`` (waits up to the busy timeout). PostgreSQL: a transaction-scoped
     advisory lock, released by the commit or rollback. Commits when the block ends cleanly.
     """
-    with db_errors(), engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    with db_errors(), engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
         try:
-            ops.lock_writer(cur)
-            yield cur
-        finally:
-            cur.close()
+            with conn.begin():
+                cur = _cursor(conn)
+                try:
+                    ops.lock_writer(cur)
+                    yield cur
+                finally:
+                    cur.close()
+        except BaseException:
+            _drop_if_broken(conn)
+            raise
 
 
 @contextmanager
 def reader(engine: Engine) -> Iterator[Any]:
-    """A DB-API cursor for reads; nodes and entries never change, so no snapshot is needed."""
+    """A DB-API cursor for reads (pass :func:`read_engine`'s engine)."""
     with db_errors(), engine.connect() as conn:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cur = _cursor(conn)
         try:
             yield cur
+        except BaseException:
+            _drop_if_broken(conn)
+            raise
         finally:
             cur.close()
 

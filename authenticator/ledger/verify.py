@@ -128,7 +128,7 @@ def check_range(database_url: str, start: int, end: int) -> SemanticResult:
     if engine is None:
         engine = _worker_engines[database_url] = store.create_ledger_engine(database_url)
     ph = "?" if engine.dialect.name == "sqlite" else "%s"
-    with store.reader(engine) as cur:
+    with store.reader(store.read_engine(engine)) as cur:
         rows = cur.execute(
             f"SELECT item, type, data FROM log_entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx", (start, end)
         ).fetchall()
@@ -220,7 +220,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
     sha256 = hashlib.sha256
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     url = ledger.engine.url.render_as_string(hide_password=False)
-    with store.reader(ledger.engine) as cur:
+    with store.reader(store.read_engine(ledger.engine)) as cur:
         size = ledger._ops.size(cur)
         report.size = size
         check = _Checker(ledger, cur, report)
