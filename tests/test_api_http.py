@@ -218,3 +218,29 @@ def test_openapi_conformance(live: Live) -> None:
         except Exception as exc:
             failures.append(f"{operation.label}: {str(exc)[:500]}")
     assert not failures, "\n".join(failures)
+
+
+def test_every_operation_documents_an_example(live: Live) -> None:
+    spec = httpx.get(f"{live.base}/openapi.json").json()
+    components = spec["components"]["schemas"]
+
+    def has_example(schema: dict[str, object] | None) -> bool:
+        if not schema:
+            return False
+        if "$ref" in schema:
+            target = components[str(schema["$ref"]).rsplit("/", 1)[-1]]
+            return "examples" in target or "example" in target
+        if schema.get("type") == "array":
+            return has_example(schema.get("items"))  # type: ignore[arg-type]
+        return "examples" in schema or "example" in schema
+
+    missing = []
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            contents = [
+                c for code, r in op["responses"].items() if code.startswith("2") for c in r.get("content", {}).values()
+            ]
+            if not any("example" in c or "examples" in c or has_example(c.get("schema")) for c in contents):
+                missing.append(f"{method.upper()} {path}")
+    assert not missing
+    assert httpx.get(f"{live.base}/docs").status_code == 200

@@ -35,7 +35,13 @@ def get_assessment(assessment_id: str, ctx: Ctx) -> dict[str, Any]:
 @router.get(
     "/v1/assessments/{assessment_id}/photos/{sha256}",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, **errors(401, 403, 404)},
+    responses={
+        200: {
+            "description": "The photo's bytes as uploaded (content-addressed by its SHA-256).",
+            "content": {"image/jpeg": {"example": "<JPEG bytes>"}, "image/png": {"example": "<PNG bytes>"}},
+        },
+        **errors(401, 403, 404),
+    },
 )
 def get_photo(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) -> Response:
     """A photo of the assessment (the item's platform only)."""
@@ -46,7 +52,13 @@ def get_photo(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) ->
 @router.get(
     "/v1/assessments/{assessment_id}/heatmaps/{sha256}",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **errors(401, 403, 404)},
+    responses={
+        200: {
+            "description": "PNG overlay: red where occluding the region moved the score most.",
+            "content": {"image/png": {"example": "<PNG bytes>"}},
+        },
+        **errors(401, 403, 404),
+    },
 )
 def get_heatmap(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) -> Response:
     """The occlusion heat map of one photo (the item's platform only; asked for with `heatmaps=true`)."""

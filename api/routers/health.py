@@ -39,7 +39,17 @@ def readyz(ctx: Ctx) -> Any:
     return JSONResponse({"status": "ok", "checks": checks})
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+_METRICS_EXAMPLE = (
+    "# TYPE authenticator_ledger_size gauge\nauthenticator_ledger_size 42.0\n"
+    'authenticator_assessments_total{decision="authentic"} 7.0\n'
+)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": _METRICS_EXAMPLE}}}},
+)
 def metrics(request: Request, ctx: Ctx) -> Response:
     """Prometheus text format: request latency, assessments by decision, ledger size, checkpoint age."""
     return Response(request.app.state.metrics.render(ctx), media_type=CONTENT_TYPE_LATEST)
