@@ -244,3 +244,94 @@ def test_every_operation_documents_an_example(live: Live) -> None:
                 missing.append(f"{method.upper()} {path}")
     assert not missing
     assert httpx.get(f"{live.base}/docs").status_code == 200
+
+
+def test_real_answers_match_their_schemas(live: Live) -> None:
+    """Every read and write on real objects, validated by schemathesis against the OpenAPI."""
+    schema = schemathesis.openapi.from_url(f"{live.base}/openapi.json")
+    checks = [not_a_server_error, response_schema_conformance]
+    h = bearer(live.platform)
+    with httpx.Client(base_url=live.base) as http:
+        lab_key, lab_id, key = _lab(http, live.admin)
+        item = http.post("/v1/items", json={"category": "bag", "brand": "Hermès", "model": "Kelly"}, headers=h).json()
+    files = photo_files(real_photos(2, offset=8))
+
+    def call(path: str, method: str, expect: int, headers: dict[str, str] | None = None, **kw: object) -> dict:
+        case = schema[path][method].Case(**kw)  # type: ignore[arg-type]
+        response = case.call_and_validate(base_url=live.base, headers=headers or {}, checks=checks, timeout=60)
+        assert response.status_code == expect, (path, response.text[:300])
+        return response.json() if "json" in response.headers.get("content-type", [""])[0] else {}
+
+    item_id = item["id"]
+    verdict = _assess_raw(live, item_id, files)
+    call("/v1/items/{item_id}", "GET", 200, path_parameters={"item_id": item_id})
+    call("/v1/items/{item_id}/trace", "GET", 200, path_parameters={"item_id": item_id}, query={"since": 1})
+    call("/v1/assessments/{assessment_id}", "GET", 200, path_parameters={"assessment_id": verdict["id"]})
+    cert = call(
+        "/v1/items/{item_id}/certificates",
+        "POST",
+        201,
+        bearer(lab_key),
+        path_parameters={"item_id": item_id},
+        body=certificate_envelope(key, item_id, lab_id),
+        media_type="application/json",
+    )
+    call("/v1/certificates/{certificate_id}", "GET", 200, path_parameters={"certificate_id": cert["id"]})
+    call("/v1/labs/{lab_id}", "GET", 200, path_parameters={"lab_id": lab_id})
+    listing = call(
+        "/v1/listings",
+        "POST",
+        201,
+        h,
+        body={"item_id": item_id, "title": "Kelly 28", "price": "9000", "currency": "EUR"},
+        media_type="application/json",
+    )
+    call("/v1/listings/{listing_id}", "GET", 200, path_parameters={"listing_id": listing["id"]})
+    call(
+        "/v1/items/{item_id}/custody",
+        "POST",
+        201,
+        h,
+        path_parameters={"item_id": item_id},
+        body={"event": "consigned", "counterparty": "seller-7"},
+        media_type="application/json",
+    )
+    call(
+        "/v1/certificates/{certificate_id}/revocation",
+        "POST",
+        201,
+        bearer(lab_key),
+        path_parameters={"certificate_id": cert["id"]},
+        body={"reason": "re-examined"},
+        media_type="application/json",
+    )
+    call(
+        "/v1/listings/{listing_id}/close",
+        "POST",
+        200,
+        h,
+        path_parameters={"listing_id": listing["id"]},
+        body={"reason": "withdrawn"},
+        media_type="application/json",
+    )
+    models = call("/v1/models", "GET", 200)
+    call("/v1/models/{sha256}/assessments", "GET", 200, path_parameters={"sha256": verdict["model"]["sha256"]})
+    assert verdict["model"]["sha256"] in str(models)
+    call("/v1/log/proof/inclusion", "GET", 200, query={"index": 0})
+    call("/v1/log/entries", "GET", 200, query={"start": 0, "end": 3})
+    call(
+        "/v1/keys",
+        "POST",
+        201,
+        bearer(live.admin),
+        body={"role": "platform", "name": "x"},
+        media_type="application/json",
+    )
+
+
+def _assess_raw(live: Live, item_id: str, files: list) -> dict:  # type: ignore[type-arg]
+    r = httpx.post(
+        f"{live.base}/v1/items/{item_id}/assessments", files=files, headers=bearer(live.platform), timeout=60
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
