@@ -98,6 +98,14 @@ def tamper_signature(trace: dict[str, Any]) -> None:
     trace["checkpoint"] = f"{text}\n\n{dash_name} {_flip_b64_byte(sig, 4 + 10)}\n"
 
 
+def swap_events(position: int) -> Tamper:
+    def apply(trace: dict[str, Any]) -> None:
+        ev = trace["events"]
+        ev[position], ev[position + 1] = ev[position + 1], ev[position]
+
+    return apply
+
+
 def drop_event(position: int) -> Tamper:
     def apply(trace: dict[str, Any]) -> None:
         del trace["events"][position]
@@ -412,6 +420,9 @@ def test_the_page_checks_against_the_key_it_shows(site: Site, tab: Tab) -> None:
         pytest.param(tamper_entry(-1), {-1: "leaf hash does not match"}, id="entry-byte-last"),
         pytest.param(tamper_proof(3), {3: "inclusion proof"}, id="proof-byte"),
         pytest.param(drop_event(2), {2: "hash chain"}, id="dropped-middle-event"),
+        pytest.param(
+            swap_events(3), {3: "hash chain", 4: "not in log order", 5: "hash chain"}, id="two-events-swapped"
+        ),
         pytest.param(tamper_signature, {}, id="checkpoint-signature-byte"),
     ],
 )
@@ -462,6 +473,26 @@ def test_a_trace_signed_by_another_key_is_not_verified(site: Site, tab: Tab, tam
     assert verdict.checkpoint["state"] == "fail"
     assert "no signature by the log key" in verdict.checkpoint["reason"]
     assert_agrees_with_cli(verdict, cli_verify(site))
+
+
+def test_a_browser_without_ed25519_gets_no_banner(site: Site, tab: Tab) -> None:
+    """Where WebCrypto lacks Ed25519 the signature cannot be checked, so nothing is claimed."""
+    tab.page.add_init_script(
+        """(() => {
+            const subtle = crypto.subtle;
+            const importKey = subtle.importKey.bind(subtle);
+            subtle.importKey = (format, key, alg, ...rest) =>
+                (alg && (alg.name || alg) === "Ed25519")
+                    ? Promise.reject(new DOMException("Algorithm: Unrecognized name", "NotSupportedError"))
+                    : importKey(format, key, alg, ...rest);
+        })();"""
+    )
+    verdict = open_trace(tab, site)
+    assert verdict.state == "failed"
+    assert "Verified in your browser" not in verdict.banner
+    assert verdict.checkpoint["state"] == "fail"
+    assert "cannot use the Ed25519 key" in verdict.checkpoint["reason"]
+    assert all(e["state"] == "ok" for e in verdict.events)
 
 
 def test_javascript_merkle_verifier_passes_the_rfc9162_vectors(site: Site, tab: Tab) -> None:
