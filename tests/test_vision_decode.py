@@ -143,11 +143,15 @@ def test_heic_decodes() -> None:
     assert np.abs(d.rgb.astype(int) - np.asarray(rgb).astype(int)).mean() < 8
 
 
-def test_exif_rotation_is_applied() -> None:
-    """Orientation 6 = the camera was turned: rotate 90 degrees clockwise to display."""
+@pytest.mark.parametrize("fmt", ["JPEG", "HEIF", "WEBP"])
+def test_exif_rotation_is_applied(fmt: str) -> None:
+    """Orientation 6 = the camera was turned: rotate 90 degrees clockwise to display (once)."""
     img = Image.new("RGB", (200, 100), (0, 0, 255))
     img.paste((255, 0, 0), (0, 0, 100, 100))  # left half red
-    d = decode_image(_jpeg_with_orientation(img, 6))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _jpeg_with_orientation(img, 6) if fmt == "JPEG" else _save(img, fmt, exif=exif.tobytes())
+    d = decode_image(data)
     assert (d.width, d.height) == (100, 200)
     assert (d.source_width, d.source_height) == (100, 200)
     top, bottom = d.rgb[:90].reshape(-1, 3).mean(0), d.rgb[110:].reshape(-1, 3).mean(0)

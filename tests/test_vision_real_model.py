@@ -76,6 +76,15 @@ def test_photo_of_something_else_is_unsupported_object(assessor: Assessor, name:
     assert r.photos[0].category is None
 
 
+def test_scikit_learn_sample_photos_are_unsupported(assessor: Assessor) -> None:
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    for name, arr in zip(["china.jpg", "flower.jpg"], sklearn_datasets.load_sample_images().images, strict=True):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "JPEG", quality=95)
+        r = assessor.assess([PhotoInput(name, buf.getvalue())])
+        assert r.decision == "inconclusive" and [x.code for x in r.reasons] == ["unsupported_object"], name
+
+
 def test_one_foreign_photo_makes_the_item_inconclusive(assessor: Assessor) -> None:
     r = assessor.assess([*_photos("zhengwu123-aj1", 2, seed=8), _skimage("chelsea.png")])
     assert r.decision == "inconclusive" and "unsupported_object" in [x.code for x in r.reasons]
