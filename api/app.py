@@ -8,6 +8,7 @@ process serves it, and closes everything on shutdown.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,8 +20,11 @@ from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
 from api.routers import admin, assessments, health, items, labs, listings, log, models
 from authenticator.config import Settings
+from authenticator.errors import AuthenticatorError
 from authenticator.services.context import ServiceContext
 from authenticator.services.models import ensure_model_registered
+
+logger = logging.getLogger("uvicorn.error")  # configured by uvicorn: the operator sees it
 
 DESCRIPTION = """
 Photos in; verdicts, lab certificates, listings and verifiable traces out.
@@ -59,7 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ctx = await run_in_threadpool(_open, resolved)
+        try:
+            ctx = await run_in_threadpool(_open, resolved)
+        except AuthenticatorError as exc:  # one clear line for the operator, before uvicorn's report
+            logger.error("the API cannot start: %s", exc.message)
+            raise
         app.state.ctx = ctx
         try:
             yield
