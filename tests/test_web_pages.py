@@ -625,3 +625,108 @@ def test_upload_page_shows_the_apis_error_for_a_bad_key(site: Site, tab: Tab) ->
     )
     assert direct.status_code == 401
     assert page.inner_text("#error-detail") == direct.json()["detail"]
+
+
+# --- Firefox (stock Debian firefox-esr, driven over WebDriver BiDi) --------------------------------
+
+FIREFOX = Path("/usr/bin/firefox-esr")
+
+
+class Bidi:
+    """The few WebDriver BiDi commands these tests need, over the websocket Firefox opens."""
+
+    def __init__(self, url: str) -> None:
+        from contextlib import ExitStack
+
+        from websockets.sync.client import connect
+
+        self._stack = ExitStack()
+        self.ws = self._stack.enter_context(connect(url, max_size=None))
+        self.n = 0
+        self.call("session.new", {"capabilities": {}})
+        self.context = self.call("browsingContext.getTree", {})["contexts"][0]["context"]
+
+    def call(self, method: str, params: dict[str, Any]) -> Any:
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=60))
+            if message.get("id") == self.n:
+                assert message["type"] == "success", message
+                return message["result"]
+
+    def goto(self, url: str) -> None:
+        self.call("browsingContext.navigate", {"context": self.context, "url": url, "wait": "complete"})
+
+    def value(self, expression: str) -> Any:
+        result = self.call(
+            "script.evaluate",
+            {"expression": expression, "target": {"context": self.context}, "awaitPromise": False},
+        )
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        try:
+            self.call("session.end", {})
+        finally:
+            self._stack.close()
+
+
+@pytest.fixture(scope="module")
+def firefox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bidi]:
+    if not FIREFOX.exists():
+        pytest.skip("no /usr/bin/firefox-esr (apt-get install -y firefox-esr)")
+    import subprocess
+
+    profile = tmp_path_factory.mktemp("firefox-profile")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(FIREFOX), "--headless", "--no-remote", "--profile", str(profile), f"--remote-debugging-port={port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        bidi = None
+        while bidi is None:
+            try:
+                bidi = Bidi(f"ws://127.0.0.1:{port}/session")
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("firefox-esr did not start its WebDriver BiDi server")
+                time.sleep(0.25)
+        yield bidi
+        bidi.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _firefox_trace(firefox: Bidi, site: Site) -> tuple[str, list[str]]:
+    firefox.goto(site.url(f"/t/{site.item_id}"))
+    deadline = time.monotonic() + 30
+    while not (state := firefox.value("document.body.dataset.verification || ''")):
+        assert time.monotonic() < deadline, "the page did not finish checking"
+        time.sleep(0.1)
+    rows = firefox.value(
+        "JSON.stringify([...document.querySelectorAll('#timeline li.event')].map(r => r.dataset.state))"
+    )
+    return str(state), json.loads(rows)
+
+
+def test_firefox_verifies_the_same_trace_and_catches_the_same_tampering(
+    site: Site, firefox: Bidi, tampered: Callable[[Tamper | None], None]
+) -> None:
+    state, rows = _firefox_trace(firefox, site)
+    assert state == "verified"
+    assert rows == ["ok"] * site.events
+    assert "Verified in your browser" in firefox.value("document.getElementById('verdict').innerText")
+    tampered(tamper_entry(2))
+    state, rows = _firefox_trace(firefox, site)
+    assert state == "failed"
+    assert [i for i, s in enumerate(rows) if s == "fail"] == [2, 3]
+    report = cli_verify(site)
+    assert [i for i, e in enumerate(report["events"]) if not e["ok"]] == [2, 3]
