@@ -25,6 +25,9 @@ from authenticator.ledger.entries import parse_entry
 from authenticator.ledger.merkle import hash_leaf, verify_inclusion
 from authenticator.trace_verify import verify_trace
 from tests.api_helpers import (
+    REAL as REAL_DIR,
+)
+from tests.api_helpers import (
     Actors,
     bearer,
     certificate_envelope,
@@ -360,3 +363,28 @@ def idempotency_fingerprint(item: str, files: list[Any]) -> str:
     from authenticator.services.assessments import Upload, _fingerprint
 
     return _fingerprint(item, [Upload(f[1][0], f[1][1]) for f in files], False)
+
+
+def test_shipped_model_through_the_api(tmp_path: Path) -> None:
+    """The real weights in weights/: a verdict on real photos, registered model, matching badge."""
+    from authenticator.store.keys import create_key
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=None)
+    card = settings.weights_dir / f"{settings.model_name}.card.json"
+    assert card.is_file(), "the shipped model is missing from weights/"
+    with TestClient(create_app(settings)) as c:
+        platform = create_key(c.app.state.ctx.engine, "platform", "p").api_key  # type: ignore[attr-defined]
+        vkey = c.get("/v1/log/key").json()["verifier_key"]
+        item = new_item(c, platform, category="sneaker")
+        aj1 = sorted((REAL_DIR / "zhengwu123-aj1" / "authentic").iterdir())[:4]
+        r = c.post(f"/v1/items/{item}/assessments", files=photo_files(aj1), headers=bearer(platform))
+        assert r.status_code == 201, r.text
+        verdict = r.json()
+        check_receipt(verdict["receipt"], vkey)
+        [model] = c.get("/v1/models").json()
+        assert verdict["model"]["sha256"] == model["sha256"] == json.loads(card.read_text())["sha256"]
+        assert all(
+            p["probability_authentic"] is None or 0 <= p["probability_authentic"] <= 1 for p in verdict["photos"]
+        )
+        expected = {"authentic": "ai_verified", "counterfeit": "warning", "inconclusive": "inconclusive"}
+        assert c.get(f"/v1/items/{item}").json()["badge"]["level"] == expected[verdict["decision"]]
