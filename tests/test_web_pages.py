@@ -540,6 +540,32 @@ def test_listing_page_shows_badge_and_links_to_the_trace(site: Site, tab: Tab) -
     assert tab.console_errors == []
 
 
+A11Y_PROBLEMS = """() => {
+    const out = [];
+    if (!document.documentElement.lang) out.push("html has no lang");
+    if (document.querySelectorAll("h1").length !== 1) out.push("not exactly one h1");
+    for (const img of document.querySelectorAll("img")) if (!img.alt) out.push("img without alt");
+    for (const svg of document.querySelectorAll("svg")) {
+        if (svg.getAttribute("role") !== "img" || !svg.querySelector("title")) out.push("svg without role/title");
+    }
+    for (const input of document.querySelectorAll("input, select, textarea")) {
+        if (input.type === "hidden") continue;
+        const labelled = (input.labels && input.labels.length) || input.getAttribute("aria-label");
+        if (!labelled) out.push("unlabelled " + (input.id || input.name));
+    }
+    for (const b of document.querySelectorAll("button, a")) {
+        if (!(b.textContent.trim() || b.getAttribute("aria-label"))) out.push("control without a name");
+    }
+    return out;
+}"""
+
+
+def test_pages_have_labels_alt_text_and_one_heading(site: Site, tab: Tab) -> None:
+    for path in (f"/t/{site.item_id}", f"/l/{site.listing_id}", "/assess"):
+        tab.page.goto(site.url(path))
+        assert tab.page.evaluate(A11Y_PROBLEMS) == [], path
+
+
 def test_unknown_pages_answer_404_in_html(site: Site, tab: Tab) -> None:
     response = tab.page.goto(site.url("/t/itm_doesnotexist"))
     assert response is not None and response.status == 404
@@ -551,8 +577,18 @@ def test_unknown_pages_answer_404_in_html(site: Site, tab: Tab) -> None:
 # --- the upload page ----------------------------------------------------------------------------
 
 
+RECORD_PROGRESS = """
+    window.__progressLabels = [];
+    new MutationObserver(() => {
+        const label = document.getElementById("progress-label");
+        if (label && !label.closest("[hidden]")) window.__progressLabels.push(label.textContent);
+    }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+"""
+
+
 def test_upload_page_gives_a_verdict_from_real_photos(site: Site, tab: Tab) -> None:
     page = tab.page
+    page.add_init_script(RECORD_PROGRESS)
     page.goto(site.url("/assess"))
     page.fill("#api-key", site.platform)
     page.select_option("#category", "sneaker")
@@ -574,6 +610,14 @@ def test_upload_page_gives_a_verdict_from_real_photos(site: Site, tab: Tab) -> N
     # The API key stays in this tab's session storage only.
     assert page.evaluate("sessionStorage.getItem('authenticator.apiKey')") == site.platform
     assert page.evaluate("localStorage.length") == 0
+    # The upload showed its progress: percentages, then the wait for the model.
+    labels = page.evaluate("window.__progressLabels")
+    assert any(re.fullmatch(r"Uploading… \d+%", t) for t in labels), labels
+    assert "Uploaded; the model is looking at the photos…" in labels
+    # Heat maps are fetched with the key and shown with alt text.
+    heatmaps = page.locator("#result-photos img[alt^='Heat map of']")
+    assert heatmaps.count() == 2
+    assert all(h.evaluate("i => i.complete && i.naturalWidth > 0") for h in heatmaps.all())
     assert tab.console_errors == []
     shoot(page, "assess")
     page.click("#trace-link")
