@@ -100,6 +100,12 @@ def launch(env: dict[str, str], log_path: Path, *, workers: int = 1, log_level: 
 def start_server(env: dict[str, str], log_path: Path, *, workers: int = 1, log_level: str = "info") -> LiveServer:
     """Start the server and wait until ``/readyz`` answers 200 (every worker has its model)."""
     server = launch(env, log_path, workers=workers, log_level=log_level)
+    wait_ready(server, workers)
+    return server
+
+
+def wait_ready(server: LiveServer, workers: int = 1) -> None:
+    """Wait until ``/readyz`` answers 200 a few times in a row; fail with the server's log."""
     deadline = time.monotonic() + 120
     ready = 0
     while ready < workers + 1:  # a few answers in a row: with several workers, each may answer
@@ -113,4 +119,3 @@ def start_server(env: dict[str, str], log_path: Path, *, workers: int = 1, log_l
             server.stop()
             raise AssertionError(f"the server did not become ready:\n{server.log_text()[-3000:]}")
         time.sleep(0.1)
-    return server
