@@ -66,6 +66,14 @@ def _op_from_decisions(y: np.ndarray, d: np.ndarray) -> dict[str, float | int]:
     }
 
 
+def item_auroc(y: np.ndarray, z: np.ndarray, groups: np.ndarray) -> float:
+    """AUROC of items scored by the mean logit of their photos (the runtime's aggregation)."""
+    _, inv = np.unique(groups, return_inverse=True)
+    zi = np.bincount(inv, weights=z) / np.bincount(inv)
+    yi = np.bincount(inv, weights=y) / np.bincount(inv)
+    return auroc((yi > 0.5).astype(int), zi)
+
+
 def false_pass_at_coverage(y: np.ndarray, z: np.ndarray, coverage: float) -> float:
     """Counterfeits passed when the top ``coverage`` share of photos is called authentic."""
     t = np.quantile(z, 1 - coverage)
@@ -90,6 +98,7 @@ def summarize(
         if meta_z is not None:
             b["metadata_wh_auroc"] = _r(auroc(a.y[m], meta_z[m]))
         b["in_headline"] = s not in HEADLINE_EXCLUDES
+        b["item_level_auroc"] = _r(item_auroc(a.y[m], z[m], a.groups[m]))
         out["per_source"][s] = b
     for c in sorted(np.unique(a.category)):
         m = a.category == c

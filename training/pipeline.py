@@ -25,6 +25,7 @@ from training.evaluation import HEADLINE_EXCLUDES, summarize
 from training.export import export_onnx, parity
 from training.features import GRID, compute_features
 from training.heads import LinearHead
+from training.loso import leave_one_source_out
 from training.metrics import fit_temperature, fit_thresholds, sigmoid
 from training.model import AuthenticatorNet
 from training.ood import fit_ood, write_bank
@@ -68,6 +69,29 @@ def data_summary(samples: list[Sample]) -> dict[str, Any]:
         },
         "licence_note": "Development photos are third-party images used for internal research only; not redistributed.",
     }
+
+
+def imagenet_gate(net: AuthenticatorNet, emb: np.ndarray, a: Arrays) -> tuple[float, dict[str, float]]:
+    """``imagenet_min_prob`` for the runtime's zero-shot "is it a bag/watch/shoe" check: the 5th
+    percentile of the development photos' probability mass on their own category's classes
+    (clipped to [0.02, 0.2]), computed from the shipped graph's ImageNet head on the cached
+    embedding at the shipped input size; plus the share of each source that passes it."""
+    with torch.inference_mode():
+        logits = net.backbone.get_classifier()(torch.from_numpy(emb.astype(np.float32))).numpy()
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    prob = e / e.sum(1, keepdims=True)
+    mass = np.array(
+        [
+            prob[i, IMAGENET_CATEGORY_CLASSES[c]].sum() if c in IMAGENET_CATEGORY_CLASSES else np.nan
+            for i, c in enumerate(a.category)
+        ]
+    )
+    ok = np.isfinite(mass)
+    if not ok.any():
+        return 0.1, {}
+    thr = float(np.clip(np.percentile(mass[ok], 5), 0.02, 0.2))
+    rec = {str(s): round(float((mass[(a.source == s) & ok] >= thr).mean()), 4) for s in np.unique(a.source[ok])}
+    return round(thr, 4), rec
 
 
 def choose(summaries: dict[str, dict[str, Any]], results: dict[str, CVResult]) -> str:
@@ -178,6 +202,14 @@ def train(
             "imagenet_category_classes": IMAGENET_CATEGORY_CLASSES,
         }
     )
+    ood["imagenet_min_prob"], ood["imagenet_recognised"] = imagenet_gate(net, emb, a)
+    log("leave-one-source-out ...")
+    loso = leave_one_source_out(fs, a, chosen, emb, max_false_pass, max_false_reject, seed=seed)
+    for src, v in loso.items():
+        log(
+            f"  LOSO {src:20s} AUROC {v['auroc']} false-pass {v['false_pass_rate']} -> with gate "
+            f"{v['false_pass_rate_with_gate']} coverage {v['coverage_with_gate']} unfamiliar {v['flagged_unfamiliar']}"
+        )
     chosen_summary = summaries[chosen]
     validated = sorted(
         c for c in chosen_summary["per_category"] if not synthetic and chosen_summary["per_category"][c]["n"] >= 20
@@ -209,6 +241,7 @@ def train(
             }
             for n, s in summaries.items()
         },
+        "leave_one_source_out": loso,
         "onnx_parity_max_abs_diff": max_diff,
         "synthetic_only": synthetic,
     }

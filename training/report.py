@@ -166,14 +166,15 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
         "",
         "## Per source (shipped approach)",
         "",
-        "| source | n (a/c) | groups | AUROC [95% CI] | metadata w/h AUROC | ECE | false-pass | coverage "
-        "| in headline |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| source | n (a/c) | groups | AUROC [95% CI] | item AUROC (mean logit) | metadata w/h AUROC | ECE "
+        "| false-pass | coverage | in headline |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s, v in m["per_source"].items():
         L.append(
             f"| {s} | {v['n']} ({v['n_authentic']}/{v['n_counterfeit']}) | {v['n_groups']} | {_fmt(v['auroc'])} "
-            f"{_fmt(v['auroc_ci95'])} | {_fmt(v.get('metadata_wh_auroc'))} | {_fmt(v['ece'])} | "
+            f"{_fmt(v['auroc_ci95'])} | {_fmt(v.get('item_level_auroc'))} | {_fmt(v.get('metadata_wh_auroc'))} | "
+            f"{_fmt(v['ece'])} | "
             f"{_fmt(v['false_pass_rate'])} ({v['false_pass_count']}) | {_fmt(v['coverage'])} | {v['in_headline']} |"
         )
     L += [
