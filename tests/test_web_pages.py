@@ -659,7 +659,20 @@ def test_upload_page_shows_the_apis_error_for_a_bad_key(site: Site, tab: Tab) ->
     page.fill("#api-key", "key_not.a-real-key")
     page.fill("#brand", "Chanel")
     page.fill("#model", "Classic Flap")
-    page.set_input_files("#photos", str(real_photos("alauzon13-birkin/authentic", 1)[0]))
+    # Drag and drop: a real photo dropped on the drop zone.
+    photo = real_photos("alauzon13-birkin/authentic", 1)[0]
+    transfer = page.evaluate_handle(
+        """([name, b64]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            return dt;
+        }""",
+        [photo.name, base64.b64encode(photo.read_bytes()).decode()],
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    assert page.locator("#thumbs li").count() == 1
+    assert page.inner_text("#photo-count") == "1 photo selected (at most 12)."
     page.click("#submit")
     page.wait_for_selector("#form-error:not([hidden])", timeout=60_000)
     direct = httpx.post(
