@@ -335,3 +335,59 @@ def _assess_raw(live: Live, item_id: str, files: list) -> dict:  # type: ignore[
     )
     assert r.status_code == 201, r.text
     return dict(r.json())
+
+
+def test_authenticator_serve_and_keys_cli(tmp_path: Path) -> None:
+    """What the README's run command does: `authenticator serve` answers on loopback with SQLite."""
+    import json
+    import os
+
+    write_tiny_model(tmp_path / "weights")
+    env = {
+        **os.environ,
+        "AUTHENTICATOR_DATA_DIR": str(tmp_path / "data"),
+        "AUTHENTICATOR_WEIGHTS_DIR": str(tmp_path / "weights"),
+    }
+    env.pop("AUTHENTICATOR_DATABASE_URL", None)
+    created = subprocess.run(
+        [CLI, "keys", "create", "--role", "admin", "--name", "ops"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    admin = json.loads(created.stdout)["api_key"]
+    listed = subprocess.run([CLI, "keys", "list"], env=env, capture_output=True, text=True, timeout=120)
+    assert admin.split(".")[0] in listed.stdout and admin.split(".")[1] not in listed.stdout  # never the secret
+    port = _free_port()
+    server = subprocess.Popen(
+        [CLI, "serve", "--port", str(port), "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "authenticator serve did not start"
+            time.sleep(0.2)
+        r = httpx.post(f"{base}/v1/keys", json={"role": "platform", "name": "p"}, headers=bearer(admin))
+        assert r.status_code == 201
+        assert (tmp_path / "data" / "authenticator.db").is_file()
+        assert stat_mode(tmp_path / "data" / "log.key") == 0o600
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def stat_mode(path: Path) -> int:
+    import stat
+
+    return stat.S_IMODE(path.stat().st_mode)
