@@ -321,7 +321,9 @@ def ops_for(engine: Engine) -> Ops:
 
 
 def _cursor(conn: Connection) -> Any:
-    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    raw: Any = conn.connection.driver_connection
+    # psycopg: binary results, so bytea arrives as bytes instead of hex text (twice as fast).
+    return raw.cursor(binary=True) if isinstance(raw, psycopg.Connection) else raw.cursor()
 
 
 def _drop_if_broken(conn: Connection) -> None:

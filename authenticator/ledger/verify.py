@@ -20,8 +20,8 @@ import hashlib
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -238,9 +238,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
         tops: list[bytes] = []
         complete = True
         try:
-            for start in range(0, size, CHUNK):
-                end = min(start + CHUNK, size)
-                rows = cur.execute(q_entries, (start, end)).fetchall()
+            for start, end, rows in _prefetched(ledger, q_entries, size):
                 if not rows:
                     report.add(start, f"entry {start} is missing (a gap in the log)")
                     complete = False
@@ -289,6 +287,26 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
             _check_checkpoints(ledger, cur, report, size, verifier_key)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _prefetched(ledger: Ledger, query: str, size: int) -> Iterator[tuple[int, int, list[Any]]]:
+    """Every chunk's rows, in order; the next chunk is read on a second connection by a thread
+    while the caller checks this one (the driver waits for the database without the GIL)."""
+    ranges = [(start, min(start + CHUNK, size)) for start in range(0, size, CHUNK)]
+    if not ranges:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool, store.reader(store.read_engine(ledger.engine)) as cur:
+
+        def fetch(bounds: tuple[int, int]) -> list[Any]:
+            rows: list[Any] = cur.execute(query, bounds).fetchall()
+            return rows
+
+        future = pool.submit(fetch, ranges[0])
+        for k, (start, end) in enumerate(ranges):
+            rows = future.result()
+            if k + 1 < len(ranges):
+                future = pool.submit(fetch, ranges[k + 1])
+            yield start, end, rows
 
 
 @dataclass
