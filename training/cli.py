@@ -173,3 +173,33 @@ def synth(
     samples = generate(out, n, seed=seed)
     write_manifest(samples, out / "manifest.csv")
     typer.echo(f"wrote {len(samples)} synthetic photos and {out / 'manifest.csv'}")
+
+
+@app.command("export-dataset")
+def export_dataset_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for <label>/<sha256>.<ext> photos and manifest.csv.")],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The service's data dir (database, log key, blobs); default: AUTHENTICATOR_DATA_DIR / settings."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the service database (default from settings).")
+    ] = None,
+) -> None:
+    """Write a manifest of the photos of every item a lab certified or rejected (read from the ledger)."""
+    from authenticator.config import Settings
+    from authenticator.ledger.log import Ledger
+    from authenticator.store.blobs import BlobStore
+    from training.export_dataset import export_dataset
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    with Ledger.from_settings(settings) as ledger:
+        counts = export_dataset(ledger, BlobStore(settings.blob_dir), out)
+    typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f"; manifest: {out / 'manifest.csv'}")
