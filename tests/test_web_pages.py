@@ -92,6 +92,11 @@ def tamper_proof(position: int) -> Tamper:
     return apply
 
 
+def tamper_consistency(trace: dict[str, Any]) -> None:
+    hashes = trace["consistency"]["hashes"]
+    hashes[-1] = _flip_b64_byte(hashes[-1], 20)
+
+
 def tamper_signature(trace: dict[str, Any]) -> None:
     text, _, sigs = trace["checkpoint"].rpartition("\n\n")
     dash_name, _, sig = sigs.rstrip("\n").rpartition(" ")
@@ -324,6 +329,7 @@ class PageVerdict:
     banner: str
     events: list[dict[str, Any]]
     checkpoint: dict[str, str]
+    consistency: dict[str, str] | None = None
 
 
 def open_trace(tab: Tab, site: Site) -> PageVerdict:
@@ -340,19 +346,25 @@ def open_trace(tab: Tab, site: Site) -> PageVerdict:
     cp = page.eval_on_selector(
         "#checkpoint-check", "r => ({state: r.dataset.state, reason: r.querySelector('.reason').textContent})"
     )
+    consistency = page.eval_on_selector(
+        "#consistency-check",
+        "r => r.hidden ? null : ({state: r.dataset.state, reason: r.querySelector('.reason').textContent})",
+    )
     return PageVerdict(
         state=page.evaluate("document.body.dataset.verification"),
         banner=page.inner_text("#verdict"),
         events=rows,
         checkpoint=cp,
+        consistency=consistency,
     )
 
 
-def cli_verify(site: Site) -> dict[str, Any]:
+def cli_verify(site: Site, old_checkpoint: Path | None = None) -> dict[str, Any]:
     """``authenticator trace verify URL --key K --json`` on the same URL the page fetches."""
-    out = CliRunner().invoke(
-        cli_app, ["trace", "verify", site.url(f"/v1/items/{site.item_id}/trace"), "--key", site.verifier_key, "--json"]
-    )
+    args = ["trace", "verify", site.url(f"/v1/items/{site.item_id}/trace"), "--key", site.verifier_key, "--json"]
+    if old_checkpoint is not None:
+        args += ["--checkpoint", str(old_checkpoint)]
+    out = CliRunner().invoke(cli_app, args)
     assert out.exit_code in (0, 1), out.output
     report: dict[str, Any] = json.loads(out.stdout)
     assert (out.exit_code == 0) == report["ok"]
@@ -495,30 +507,91 @@ def test_a_browser_without_ed25519_gets_no_banner(site: Site, tab: Tab) -> None:
     assert all(e["state"] == "ok" for e in verdict.events)
 
 
-def test_javascript_merkle_verifier_passes_the_rfc9162_vectors(site: Site, tab: Tab) -> None:
-    """The JS port of root_from_inclusion_proof against the transparency-dev/merkle vectors."""
-    cases = [json.loads(p.read_text()) for p in sorted((VECTORS / "inclusion").rglob("*.json"))]
+def test_later_visits_check_that_the_log_only_grew(
+    site: Site, tab: Tab, tampered: Callable[[Tamper | None], None]
+) -> None:
+    """The browser keeps the last checkpoint it verified and checks consistency with it next time."""
+    page = tab.page
+    first = open_trace(tab, site)
+    assert first.state == "verified" and first.consistency is None
+    store = "authenticator.checkpoint." + site.verifier_key
+
+    def kept() -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(page.evaluate("(k) => localStorage.getItem(k)", store))
+        return value
+
+    same = open_trace(tab, site)
+    assert same.state == "verified"
+    assert same.consistency is not None and same.consistency["state"] == "ok"
+    assert "the same tree" in same.consistency["reason"]
+
+    def append_elsewhere() -> None:
+        r = httpx.post(
+            site.url("/v1/items"),
+            json={"category": "bag", "brand": "Dior", "model": "Saddle"},
+            headers=_bearer(site.platform),
+        )
+        assert r.status_code == 201, r.text
+
+    size = kept()["size"]
+    append_elsewhere()
+    grown = open_trace(tab, site)
+    assert grown.state == "verified", grown
+    assert grown.consistency is not None and grown.consistency["state"] == "ok"
+    assert f"grew from {size} to {size + 1} entries" in grown.consistency["reason"]
+    assert kept()["size"] == size + 1
+
+    append_elsewhere()
+    old_note = site.tmp / "kept-checkpoint.txt"
+    old_note.write_text(kept()["note"])
+    tampered(tamper_consistency)
+    forged = open_trace(tab, site)
+    assert forged.state == "failed"
+    assert "Verified in your browser" not in forged.banner
+    assert forged.consistency is not None and forged.consistency["state"] == "fail"
+    assert "consistency proof does not lead to" in forged.consistency["reason"]
+    assert all(e["state"] == "ok" for e in forged.events) and forged.checkpoint["state"] == "ok"
+    report = cli_verify(site, old_note)
+    assert not report["ok"] and any(f.startswith("consistency") for f in report["failures"])
+    assert kept()["size"] == size + 1  # a failed check does not replace what the browser kept
+
+    tampered(None)
+    honest = open_trace(tab, site)
+    assert honest.state == "verified" and honest.consistency is not None
+    assert f"grew from {size + 1} to {size + 2} entries" in honest.consistency["reason"]
+    assert cli_verify(site, old_note)["ok"]
+
+
+VECTOR_RUNNER = """async ([kind, cases]) => {
+    const T = window.TraceVerify;
+    const b = (s) => s ? T.b64decode(s, "vector") : new Uint8Array(0);
+    const out = [];
+    for (const c of cases) {
+        try {
+            if (kind === "inclusion") {
+                await T.verifyInclusion(c.leafIdx, c.treeSize, b(c.leafHash), (c.proof || []).map(b), b(c.root));
+            } else {
+                await T.verifyConsistency(c.size1, c.size2, (c.proof || []).map(b), b(c.root1), b(c.root2));
+            }
+            out.push(true);
+        } catch (e) {
+            if (!(e instanceof T.VerifyError)) throw e;
+            out.push(false);
+        }
+    }
+    return out;
+}"""
+
+
+@pytest.mark.parametrize("kind", ["inclusion", "consistency"])
+def test_javascript_merkle_verifier_passes_the_rfc9162_vectors(site: Site, tab: Tab, kind: str) -> None:
+    """The JS ports of the RFC 9162 proof checks against the transparency-dev/merkle vectors."""
+    cases = [json.loads(p.read_text()) for p in sorted((VECTORS / kind).rglob("*.json"))]
     assert len(cases) > 20
     tab.page.goto(site.url(f"/t/{site.item_id}"))
-    results = tab.page.evaluate(
-        """async (cases) => {
-            const T = window.TraceVerify;
-            const b = (s) => s ? T.b64decode(s, "vector") : new Uint8Array(0);
-            const out = [];
-            for (const c of cases) {
-                try {
-                    await T.verifyInclusion(c.leafIdx, c.treeSize, b(c.leafHash), (c.proof || []).map(b), b(c.root));
-                    out.push(true);
-                } catch (e) {
-                    if (!(e instanceof T.VerifyError)) throw e;
-                    out.push(false);
-                }
-            }
-            return out;
-        }""",
-        cases,
-    )
+    results = tab.page.evaluate(VECTOR_RUNNER, [kind, cases])
     assert results == [not c["wantErr"] for c in cases]
+    assert True in results and False in results
 
 
 # --- the listing page ---------------------------------------------------------------------------

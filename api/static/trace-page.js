@@ -85,6 +85,31 @@
     return row;
   }
 
+  const STORE = "authenticator.checkpoint." + logKey;
+
+  function kept() {
+    try {
+      const value = JSON.parse(localStorage.getItem(STORE) || "null");
+      return value && typeof value.note === "string" && Number.isSafeInteger(value.size) ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function keep(note, size) {
+    try {
+      localStorage.setItem(STORE, JSON.stringify({ note, size, seen: new Date().toISOString() }));
+    } catch (e) {
+      /* storage off: nothing to compare with next time */
+    }
+  }
+
+  async function load(url) {
+    const response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error("the server answered " + response.status);
+    return response.json();
+  }
+
   function failAll(text, detail) {
     for (const row of document.querySelectorAll("#timeline .event, #checkpoint-check")) {
       row.dataset.state = "unchecked";
@@ -101,11 +126,15 @@
       );
       return;
     }
+    const before = kept();
     let trace;
     try {
-      const response = await fetch(traceUrl, { cache: "no-store", headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error("the server answered " + response.status);
-      trace = await response.json();
+      try {
+        trace = await load(before ? `${traceUrl}?since=${before.size}` : traceUrl);
+      } catch (e) {
+        if (!before) throw e;
+        trace = await load(traceUrl); // e.g. the log is now smaller than what we saw: the check says so
+      }
     } catch (e) {
       failAll("the trace could not be loaded", "The trace could not be loaded (" + e.message + "). Try again later.");
       return;
@@ -116,7 +145,7 @@
     }
     let report;
     try {
-      report = await TraceVerify.verifyTrace(trace, logKey);
+      report = await TraceVerify.verifyTrace(trace, logKey, before ? before.note : undefined);
     } catch (e) {
       failAll("the check could not run", "Your browser could not run the check: " + e.message);
       return;
@@ -132,14 +161,32 @@
         ? `signed by ${cp.keyName} with the key shown below; tree of ${cp.size} entries`
         : cp.problems.join("; ")
     );
-    const failed = report.events.filter((e) => !e.ok).length + (cp.ok ? 0 : 1) + report.problems.length;
+    const cons = report.consistency;
+    if (cons) {
+      const row = document.getElementById("consistency-check");
+      row.hidden = false;
+      const when = before.seen ? " on " + before.seen.slice(0, 16).replace("T", " ") + " UTC" : "";
+      setMark(
+        row,
+        cons.ok,
+        !cons.ok
+          ? cons.problems.join("; ")
+          : cons.from === cons.to
+            ? `the same tree of ${cons.to} entries that your browser verified${when}`
+            : `the log grew from ${cons.from} to ${cons.to} entries since your browser's last check${when}, rewriting nothing`
+      );
+    }
+    if (report.ok) keep(trace.checkpoint, cp.size);
+    const failed =
+      report.events.filter((e) => !e.ok).length + (cp.ok ? 0 : 1) + report.problems.length + (cons && !cons.ok ? 1 : 0);
     if (report.ok) {
       setVerdict(
         "ok",
         "✓",
         "Verified in your browser",
         `All ${report.events.length} events: bytes match their leaf hashes, every inclusion proof leads to the checkpoint's root, ` +
-          `the hash chain is complete and in order, and the checkpoint (tree of ${cp.size} entries) is signed by ${cp.keyName}.`
+          `the hash chain is complete and in order, and the checkpoint (tree of ${cp.size} entries) is signed by ${cp.keyName}.` +
+          (cons ? " The log only grew since your last visit." : "")
       );
     } else {
       const badge = document.getElementById("badge");

@@ -121,6 +121,62 @@
     if (!equal(calculated, root)) throw new VerifyError("inclusion proof does not lead to the expected root");
   }
 
+  async function chainInner(seed, proof, index) {
+    for (let i = 0; i < proof.length; i++) {
+      seed = ((index >> BigInt(i)) & 1n) === 0n ? await hashChildren(seed, proof[i]) : await hashChildren(proof[i], seed);
+    }
+    return seed;
+  }
+
+  async function chainInnerRight(seed, proof, index) {
+    for (let i = 0; i < proof.length; i++) {
+      if (((index >> BigInt(i)) & 1n) === 1n) seed = await hashChildren(proof[i], seed);
+    }
+    return seed;
+  }
+
+  async function chainBorderRight(seed, proof) {
+    for (const h of proof) seed = await hashChildren(h, seed);
+    return seed;
+  }
+
+  /** Check that the tree (size2, root2) extends (size1, root1) (RFC 9162 §2.1.4.2); throws if not. */
+  async function verifyConsistency(size1, size2, proof, root1, root2) {
+    if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 < 0 || size2 < 0) {
+      throw new VerifyError("sizes must be non-negative integers");
+    }
+    if (size1 === 0) throw new VerifyError("a consistency proof from an empty tree proves nothing");
+    for (const h of proof) if (h.length !== HASH_SIZE) throw new VerifyError("proof hash must be 32 bytes");
+    if (size2 < size1) throw new VerifyError(`size2 (${size2}) < size1 (${size1})`);
+    if (size1 === size2) {
+      if (proof.length) throw new VerifyError("size1 == size2 but the proof is not empty");
+      if (!equal(root1, root2)) throw new VerifyError("equal sizes but different roots");
+      return;
+    }
+    if (!proof.length) throw new VerifyError("empty consistency proof");
+    if (root1.length !== HASH_SIZE || root2.length !== HASH_SIZE) throw new VerifyError("roots must be 32 bytes");
+    const s1 = BigInt(size1);
+    let inner = bitLength((s1 - 1n) ^ BigInt(size2 - 1));
+    const border = popCount((s1 - 1n) >> BigInt(inner));
+    const shift = bitLength(s1 & -s1) - 1;
+    inner -= shift;
+    let seed = proof[0];
+    let start = 1;
+    if (s1 === 1n << BigInt(shift)) {
+      seed = root1;
+      start = 0;
+    }
+    if (proof.length !== start + inner + border) {
+      throw new VerifyError(`wrong proof length ${proof.length}, want ${start + inner + border}`);
+    }
+    const rest = proof.slice(start);
+    const mask = (s1 - 1n) >> BigInt(shift);
+    const hash1 = await chainBorderRight(await chainInnerRight(seed, rest.slice(0, inner), mask), rest.slice(inner));
+    if (!equal(hash1, root1)) throw new VerifyError("consistency proof does not lead to the old root");
+    const hash2 = await chainBorderRight(await chainInner(seed, rest.slice(0, inner), mask), rest.slice(inner));
+    if (!equal(hash2, root2)) throw new VerifyError("consistency proof does not lead to the new root");
+  }
+
   // --- RFC 8785 canonical JSON --------------------------------------------------------------
 
   /** RFC 8785: ECMAScript number and string forms, object keys sorted by UTF-16 code units. */
@@ -255,7 +311,7 @@
    * Event checks run against the checkpoint's stated root even when its signature fails, so a
    * page can show exactly where the trace is broken; `ok` needs every check to hold.
    */
-  async function verifyTrace(trace, verifierKey) {
+  async function verifyTrace(trace, verifierKey, oldNote) {
     const report = { ok: false, checkpoint: { ok: false, problems: [] }, events: [], problems: [], notes: [] };
     if (!trace || typeof trace !== "object" || typeof trace.item_id !== "string") {
       report.problems.push("the trace has no item_id");
@@ -359,8 +415,60 @@
       prevLeaf = leaf;
       prevIndex = index;
     }
-    report.ok = report.checkpoint.ok && report.problems.length === 0 && report.events.every((e) => e.ok);
+    if (typeof oldNote === "string") {
+      report.consistency = await checkConsistency(trace, verifierKey, cp, report.checkpoint.ok, oldNote);
+    }
+    report.ok =
+      report.checkpoint.ok &&
+      report.problems.length === 0 &&
+      report.events.every((e) => e.ok) &&
+      (!report.consistency || report.consistency.ok);
     return report;
+  }
+
+  /**
+   * The trace's checkpoint against one this browser verified before: the same tree, or a
+   * consistency proof that the new tree extends the old one (the log was not rewritten).
+   */
+  async function checkConsistency(trace, verifierKey, cp, cpOk, oldNote) {
+    const out = { ok: false, problems: [], from: null, to: cp ? cp.size : null };
+    let old;
+    try {
+      old = parseCheckpoint(await openNote(oldNote, await parseVerifierKey(verifierKey)));
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      out.problems.push("old checkpoint: " + e.message);
+      return out;
+    }
+    out.from = old.size;
+    if (!cp || !cpOk) {
+      out.problems.push("consistency: the new checkpoint is not verified");
+      return out;
+    }
+    if (old.size > cp.size) {
+      out.problems.push(`the checkpoint seen before (size ${old.size}) is newer than this one (${cp.size}): the log shrank`);
+      return out;
+    }
+    if (old.size === cp.size) {
+      if (!equal(old.root, cp.root)) out.problems.push("consistency: same tree size, different root (the log forked)");
+      else out.ok = true;
+      return out;
+    }
+    const c = trace.consistency;
+    if (!c || typeof c !== "object" || c.from !== old.size || c.to !== cp.size) {
+      out.problems.push(`consistency: the trace has no consistency proof from size ${old.size} to ${cp.size}`);
+      return out;
+    }
+    try {
+      if (!Array.isArray(c.hashes)) throw new VerifyError("consistency hashes is not a list");
+      const hashes = c.hashes.map((h) => b64decode(h, "consistency hashes"));
+      await verifyConsistency(old.size, cp.size, hashes, old.root, cp.root);
+      out.ok = true;
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      out.problems.push("consistency: " + e.message);
+    }
+    return out;
   }
 
   global.TraceVerify = {
@@ -371,6 +479,7 @@
     hashChildren,
     rootFromInclusionProof,
     verifyInclusion,
+    verifyConsistency,
     canonicalize,
     parseEntry,
     parseVerifierKey,
