@@ -7,6 +7,24 @@ from typing import Annotated
 
 import typer
 
+from authenticator.config import Settings
+from authenticator.errors import AuthenticatorError
+from authenticator.ledger.log import Ledger
+
+
+def _preflight() -> None:
+    """Open the log once with its key before any worker starts; refuse to start on an error.
+
+    A key file with loose permissions, or one that did not sign the log's checkpoints, must stop
+    the server with one clear line and a non-zero exit: with several workers uvicorn would
+    otherwise print a traceback per worker and exit 0, which a supervisor reads as success.
+    """
+    try:
+        Ledger.from_settings(Settings()).close()
+    except AuthenticatorError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
@@ -21,6 +39,7 @@ def serve(
     if db:
         # Workers are separate processes that build their settings from the environment.
         os.environ["AUTHENTICATOR_DATABASE_URL"] = db
+    _preflight()
     uvicorn.run(
         "api.app:create_app",
         factory=True,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import Engine
 
 from authenticator.config import Settings
@@ -41,6 +42,24 @@ from authenticator.ledger.proofplan import (
     plan_nodes,
     root_plan,
 )
+
+
+def _refuse_new_key_for_signed_log(database_url: str, key_path: str) -> None:
+    """A missing key is made only for a log nobody has seen signed: a fresh key for a log with
+    checkpoints would sign trees that verify with no published key (and leave a stray file)."""
+    engine = store.create_ledger_engine(database_url)
+    try:
+        with store.db_errors(), engine.connect() as conn:
+            if not sqlalchemy.inspect(conn).has_table("log_checkpoints"):
+                return
+            signed = conn.exec_driver_sql("SELECT 1 FROM log_checkpoints LIMIT 1").first() is not None
+    finally:
+        engine.dispose()
+    if signed:
+        raise ConfigurationError(
+            f"log key {key_path} is missing, but this log already has signed checkpoints; restore the log's key "
+            "file (or point log_key_path at it) instead of letting a new key be made"
+        )
 
 
 @dataclass(frozen=True)
@@ -184,7 +203,10 @@ class Ledger:
     def from_settings(cls, settings: Settings, *, check_key: bool = True) -> Ledger:
         """The ledger at ``settings.resolved_database_url`` with the key at the settings' path."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        signer = CheckpointSigner.load_or_create(settings.resolved_log_key_path, settings.log_origin)
+        key_path = settings.resolved_log_key_path
+        if check_key and not key_path.exists() and not key_path.is_symlink():
+            _refuse_new_key_for_signed_log(settings.resolved_database_url, str(key_path))
+        signer = CheckpointSigner.load_or_create(key_path, settings.log_origin)
         return cls.open(settings.resolved_database_url, signer, check_key=check_key)
 
     def close(self) -> None:
