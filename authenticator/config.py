@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     gate_min_object_fraction: float = Field(default=0.168, description="Bounding box of the detail / frame.")
     ort_intra_op_threads: int = Field(default=2, description="onnxruntime threads per inference (0 = all cores).")
     ort_inter_op_threads: int = Field(default=1, description="onnxruntime parallel graph branches.")
+    ort_max_batch: int = Field(
+        default=1,
+        description="Most photos per onnxruntime call; each 448 px image of a batch pins ~100 MB of arena for good "
+        "and batching gains nothing on 2 cores (docs/vision-bench.md).",
+    )
     enable_unvalidated_categories: bool = Field(
         default=False, description="Give verdicts for categories the model card has no validated metrics for."
     )
@@ -61,7 +66,10 @@ class Settings(BaseSettings):
         default=None, description="Override the card's embedding-distance threshold for the unfamiliar-photo check."
     )
     ood_imagenet_min_prob: float | None = Field(
-        default=None, description="Override the ImageNet probability mass that alone identifies a category."
+        default=0.1,
+        description="ImageNet probability mass that alone identifies a category; overrides the card's value "
+        "(None: use the card's). 0.1 is twice the largest mass of real photos of other things "
+        "(docs/vision-ood.md); lower values let e.g. a photo of bricks count as a watch.",
     )
     phash_max_hamming: int = Field(default=8, description="pHash distance (of 64 bits) that counts as the same photo.")
     heatmap_grid: int = Field(default=7, description="Occlusion heat map: cells per side.")
