@@ -42,6 +42,7 @@ class World:
     client: TestClient
     item_id: str
     listing_id: str
+    closed_listing_id: str
     lab_name: str = "Milan Lab <Srl>"
 
 
@@ -100,6 +101,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         )
         assert r.status_code == 201, r.text
         w.listing_id = r.json()["id"]
+        r = c.post(
+            "/v1/listings",
+            json={"item_id": w.item_id, "title": "Datejust 36", "price": "7000", "currency": "EUR"},
+            headers=_bearer(platform),
+        )
+        assert r.status_code == 201, r.text
+        w.closed_listing_id = r.json()["id"]
+        r = c.post(f"/v1/listings/{w.closed_listing_id}/close", json={"reason": "sold"}, headers=_bearer(platform))
+        assert r.status_code in (200, 201), r.text
         yield w
 
 
@@ -120,7 +130,10 @@ def test_trace_page_words(world: World) -> None:
         "Lab certificate: authentic",
         "Lab certificate revoked",
         "Listed for sale at 100.50 CHF",
+        "Listed for sale at 7000 EUR",
+        "Listing closed",
         "Signed checkpoint of the log",
+        "Same log as on your last visit",
     ]
     assert "by Milan Lab &lt;Srl&gt;, inspected on 2026-11-21" in html
     assert "revoked later" in html
@@ -204,3 +217,15 @@ def test_home_leads_to_the_upload_page(world: World) -> None:
     assert 'capture="environment"' in html
     for field_id in ("api-key", "category", "brand", "model", "item-id", "photos", "camera"):
         assert f'for="{field_id}"' in html, field_id  # every input has a label
+
+
+def test_listing_page_open_and_closed(world: World) -> None:
+    html = world.client.get(f"/l/{world.listing_id}").text
+    assert '<span class="pill open">For sale</span>' in html
+    assert '<data value="100.50">100.50 CHF</data>' in html
+    assert f'href="/t/{world.item_id}"' in html
+    assert '<strong id="badge-label">Warning</strong>' in html  # the revoked certificate
+    closed = world.client.get(f"/l/{world.closed_listing_id}").text
+    assert '<span class="pill closed">Closed: sold</span>' in closed
+    trace = world.client.get(f"/t/{world.item_id}").text
+    assert "Listing closed" in trace
