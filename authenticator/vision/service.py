@@ -29,7 +29,7 @@ from authenticator.errors import ImageError, InvalidInput
 from authenticator.vision.card import ModelCard, Thresholds
 from authenticator.vision.category import CategoryConfig, CategoryResult, ReferenceBank, categorize
 from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
-from authenticator.vision.decode import DecodedImage, DecodeLimits, decode_image, model_decode_size
+from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size
 from authenticator.vision.heatmap import occlusion_maps, overlay_png
 from authenticator.vision.phash import PhotoReuseIndex, phash, phash_hex
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
@@ -103,10 +103,10 @@ class Assessment(BaseModel):
 
 @dataclass
 class _Work:
-    """Per-photo state while a request is assessed."""
+    """Per-photo state while a request is assessed (the decoded pixels are not kept: only the
+    small network-input square is, so many large photos do not pile up in memory)."""
 
     result: PhotoResult
-    image: DecodedImage | None = None
     square: np.ndarray | None = None
     usable: bool = False
     cat: CategoryResult | None = None
@@ -129,6 +129,7 @@ class Assessor:
             card_path,
             intra_op_threads=settings.ort_intra_op_threads,
             inter_op_threads=settings.ort_inter_op_threads,
+            max_batch=settings.ort_max_batch,
         )
         self.model.warm_up()
         self.model_sha256 = card.sha256
@@ -186,7 +187,7 @@ class Assessor:
         if not photos:
             raise InvalidInput("An assessment needs at least one photo.")
         work = [self._decode_and_gate(p) for p in photos]
-        if all(w.image is None for w in work):
+        if all(w.error is not None for w in work):
             raise next(w.error for w in work if w.error is not None)
         self._check_reuse(work, item_id, reuse_index)
         scored = [w for w in work if w.usable]
@@ -238,7 +239,6 @@ class Assessor:
             w.error = exc
             w.result.reasons.append(Reason(code=exc.code, message=exc.message))
             return w
-        w.image = img
         w.result.width, w.result.height = img.source_width or img.width, img.source_height or img.height
         metrics = measure_quality(
             img.rgb, img.alpha, source_short_side=min(w.result.width or img.width, w.result.height or img.height)
