@@ -1,0 +1,98 @@
+"""Pure parts of the vision runtime: decision math, pHash and the in-memory reuse index."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from authenticator.vision.decision import aggregate_logits, calibrate, decide, logit, sigmoid
+from authenticator.vision.decode import decode_image
+from authenticator.vision.phash import InMemoryPhotoReuseIndex, hamming, phash, phash_hex
+
+REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
+
+
+def test_aggregation_rules() -> None:
+    zs = [2.0, -1.0, 0.5]
+    assert aggregate_logits(zs, "mean_logit") == pytest.approx(0.5)
+    assert aggregate_logits(zs, "min_logit") == -1.0
+    assert aggregate_logits(zs, "median_logit") == 0.5
+    assert aggregate_logits([1.0, 3.0], "median_logit") == 2.0
+    mean_p = (sigmoid(2.0) + sigmoid(-1.0) + sigmoid(0.5)) / 3
+    assert sigmoid(aggregate_logits(zs, "mean_prob")) == pytest.approx(mean_p)
+    with pytest.raises(ValueError):
+        aggregate_logits([], "mean_logit")
+    with pytest.raises(ValueError):
+        aggregate_logits(zs, "max_logit")
+
+
+def test_temperature_scaling() -> None:
+    assert calibrate(0.0, 2.0) == 0.5
+    assert calibrate(2.0, 2.0) == pytest.approx(1 / (1 + math.exp(-1.0)))
+    assert calibrate(-800.0, 1.0) == pytest.approx(0.0) and calibrate(800.0, 1.0) == pytest.approx(1.0)
+    assert logit(sigmoid(1.3)) == pytest.approx(1.3)
+    with pytest.raises(ValueError):
+        calibrate(1.0, 0.0)
+
+
+def test_two_thresholds_and_the_abstain_band() -> None:
+    assert decide(0.95, 0.9, 0.2) == "authentic"
+    assert decide(0.9, 0.9, 0.2) == "inconclusive"  # strictly above to pass
+    assert decide(0.5, 0.9, 0.2) == "inconclusive"
+    assert decide(0.2, 0.9, 0.2) == "inconclusive"
+    assert decide(0.19, 0.9, 0.2) == "counterfeit"
+    with pytest.raises(ValueError):
+        decide(0.5, 0.2, 0.9)
+
+
+def _real(n: int, seed: int) -> list[Path]:
+    rows = list(csv.DictReader((REAL / "manifest.csv").open()))
+    one_per_item = {r["item_group"]: r for r in rows}
+    return [REAL / r["path"] for r in random.Random(seed).sample(list(one_per_item.values()), n)]
+
+
+def test_phash_survives_reencoding_resizing_and_light_edits() -> None:
+    for path in _real(12, seed=3):
+        img = Image.open(path).convert("RGB")
+        h = phash(np.asarray(img))
+        variants = [
+            img.resize((img.width // 2, img.height // 2)),
+            ImageEnhance.Brightness(img).enhance(1.15),
+            img.crop((img.width // 50, img.height // 50, img.width - img.width // 50, img.height - img.height // 50)),
+        ]
+        for v in variants:
+            buf = io.BytesIO()
+            v.save(buf, "JPEG", quality=70)
+            assert hamming(h, phash(decode_image(buf.getvalue()).rgb)) <= 8, path
+
+
+def test_phash_tells_different_items_apart() -> None:
+    hashes = [phash(decode_image(p.read_bytes()).rgb) for p in _real(60, seed=5)]
+    close = [d for a, b in itertools.combinations(hashes, 2) if (d := hamming(a, b)) <= 8]
+    assert not close  # 1,770 pairs; on 150 items (11,175 pairs) the smallest distance is 14
+
+
+def test_phash_format() -> None:
+    rng = np.random.default_rng(0)
+    h = phash(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8))
+    assert 0 <= h < 2**64 and len(phash_hex(h)) == 16 and int(phash_hex(h), 16) == h
+    assert hamming(0, 2**64 - 1) == 64 and hamming(h, h) == 0
+
+
+def test_in_memory_index() -> None:
+    idx = InMemoryPhotoReuseIndex(max_distance=4)
+    idx.add(0b1111, "A", "sha-a")
+    idx.add(0b1111, "A", "sha-a")  # idempotent
+    idx.add(0b0111, "B", "sha-b")
+    assert len(idx) == 2
+    assert [m.item_id for m in idx.lookup(0b1111, exclude_item="A")] == ["B"]
+    assert [(m.item_id, m.distance) for m in idx.lookup(0b1111, exclude_item=None)] == [("A", 0), ("B", 1)]
+    assert idx.lookup(0b1111 | (0xFF << 20), exclude_item=None) == []
