@@ -4,11 +4,13 @@ The structural pass (always) streams the entries in aligned chunks, recomputes e
 hash from the stored bytes and checks every stored perfect-subtree hash against the hash of
 its two stored children, level by level, comparing whole lists at once (so every stored node
 is the true hash of the entries below it, and one bad row is reported once, at its own
-index); then it checks every stored checkpoint's signature, size and root. The semantic pass (optional) re-parses every entry strictly
-(RFC 8785 canonical form, its type's schema, the ``item``/``type`` columns) and walks every
-item's hash chain: each entry's ``prev`` must be the leaf hash of the item's previous entry,
-and an item's first entry has none. Parsing is the expensive part, so it is spread over
-worker processes when the machine has more than one core.
+index); then it checks every stored checkpoint's signature, size and root.
+
+The semantic pass (optional) re-parses every entry strictly (RFC 8785 canonical form, its
+type's schema, the ``item``/``type`` columns) and walks every item's hash chain: each
+entry's ``prev`` must be the leaf hash of the item's previous entry, and an item's first
+entry has none. Parsing is the expensive part, so it is spread over worker processes when
+the machine has more than one core.
 
 Problems are reported by leaf index; a checkpoint's problem is placed at its last leaf.
 """
