@@ -8,10 +8,12 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
 fi
 # Headless Chromium for the browser tests (Debian package; no browser download).
-if [ ! -x /usr/bin/chromium ]; then
-  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
-   (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)) || \
-   echo "warning: could not install chromium; browser tests will fail" >&2
+# Firefox ESR too: the pages are checked in both browsers.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/firefox-esr ]; then
+  pkgs="chromium chromium-driver firefox-esr"
+  (apt-get install -y -q $pkgs >/dev/null 2>&1 || \
+   (apt-get update -q >/dev/null && apt-get install -y -q $pkgs >/dev/null)) || \
+   echo "warning: could not install the browsers; browser tests will fail" >&2
 fi
 .venv/bin/ruff check .
 .venv/bin/mypy authenticator api training

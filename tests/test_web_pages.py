@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import socket
 import threading
@@ -50,7 +51,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# Every run saves its screenshots as test artifacts (git-ignored); UPDATE_SCREENSHOTS=1 also
+# refreshes the copies in docs/screenshots that the README links to.
+SCREENSHOTS = (
+    REPO_ROOT / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else REPO_ROOT / "artifacts" / "screenshots"
+)
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 REAL = SHARED / "data" / "real"
