@@ -146,6 +146,8 @@ def test_reused_photo_is_flagged(tiny: Path) -> None:
     original = _photos(1, seed=21, source="zhengwu123-aj1")[0]
     first = a.assess([original], item_id="item-A", reuse_index=index)
     assert not first.photos[0].reused_from
+    assert len(index) == 0  # assess() only reads; the caller remembers once the verdict is recorded
+    Assessor.remember(first, "item-A", index)
     # the same photo for the same item again (a re-assessment) is not reuse
     again = a.assess([original], item_id="item-A", reuse_index=index)
     assert not again.photos[0].reused_from
@@ -253,3 +255,11 @@ def test_cli_exit_codes(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("AUTHENTICATOR_WEIGHTS_DIR", str(tmp_path / "nothing"))
     res = CliRunner().invoke(app, ["assess", str(dark)])
     assert res.exit_code == 1 and "model_error" in res.output
+
+
+def test_chunked_batches_give_the_same_scores(tiny: Path) -> None:
+    photos = _photos(5, seed=31)
+    one = _assessor(tiny, ort_max_batch=1).assess(photos)
+    many = _assessor(tiny, ort_max_batch=8).assess(photos)
+    assert [p.logit for p in one.photos] == pytest.approx([p.logit for p in many.photos], abs=1e-4)
+    assert one.decision == many.decision

@@ -183,7 +183,12 @@ class Assessor:
         reuse_index: PhotoReuseIndex | None = None,
         heatmaps: bool = False,
     ) -> Assessment:
-        """Assess the photos of one item. See the module docstring for when this raises."""
+        """Assess the photos of one item. See the module docstring for when this raises.
+
+        ``reuse_index`` is only read (photos of items other than ``item_id``); remembering this
+        request's photos is the caller's job once its verdict is recorded (:meth:`remember`), so
+        a request that fails later leaves no trace in the index.
+        """
         if not photos:
             raise InvalidInput("An assessment needs at least one photo.")
         work = [self._decode_and_gate(p) for p in photos]
@@ -223,6 +228,13 @@ class Assessor:
             photos=[w.result for w in work],
             heatmaps=maps,
         )
+
+    @staticmethod
+    def remember(assessment: Assessment, item_id: str, index: PhotoReuseIndex) -> None:
+        """Add the assessment's decoded photos to the reuse index under ``item_id``."""
+        for p in assessment.photos:
+            if p.phash is not None:
+                index.add(int(p.phash, 16), item_id, p.sha256)
 
     def model_input(self, data: bytes) -> np.ndarray:
         """The network input (3, S, S) float32 for one photo, exactly as :meth:`assess` builds it."""
@@ -266,8 +278,6 @@ class Assessor:
                     ReusedFrom(item_id=m.item_id, photo_sha256=m.photo_sha256, distance=m.distance) for m in matches
                 ]
                 w.result.reasons.append(reason("photo_reused", f"seen for item {matches[0].item_id}"))
-            if item_id is not None:
-                index.add(h, item_id, w.result.sha256)
 
     def _categorize(self, imagenet: np.ndarray | None, emb: np.ndarray | None, n: int) -> list[CategoryResult]:
         if imagenet is None or emb is None:  # a graph without the extra heads cannot tell: trust nothing
