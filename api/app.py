@@ -17,7 +17,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api import problems, web
 from api.limits import BodyLimitMiddleware
+from api.logredact import install as install_log_redaction
 from api.metrics import Metrics, MetricsMiddleware
+from api.ratelimit import install as install_upload_rate_limit
 from api.routers import admin, assessments, health, items, labs, listings, log, models
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     web.install(app)  # the pages: /t/{item_id}, /l/{listing_id}, /assess and /static
+    install_upload_rate_limit(app)  # 429 + Retry-After per API key on uploads (upload_rate_per_minute)
+    install_log_redaction()  # API keys never reach the logs, even when sent in a URL
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=resolved.api_max_body_bytes, max_json_bytes=resolved.api_max_json_bytes
     )

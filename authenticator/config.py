@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     )
     api_max_photos: int = Field(default=12, description="Most photos in one assessment request.")
     api_max_json_bytes: int = Field(default=256 * 1024, description="Largest JSON request body (items, certificates).")
+    upload_rate_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Uploads (assessments, certificates) per minute and API key, per worker process; a minute's "
+        "worth may come as a burst, then 429 with Retry-After. 0 turns the limit off.",
+    )
     # --- Vision runtime (issue 4); gate defaults are calibrated in docs/vision-thresholds.md ---
     vision_max_photo_bytes: int = Field(default=25 * 1024 * 1024, description="Largest photo file accepted.")
     vision_max_megapixels: float = Field(default=50.0, description="Most pixels (from the header) decoded.")
