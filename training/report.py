@@ -115,7 +115,7 @@ def write_report(
         z, a, m["threshold_fit"]["max_false_pass_per_source"], m["threshold_fit"]["max_false_reject_per_source"]
     )
     _plots(out, a, z, p, d, card, chosen)
-    shortcuts = shortcut_check(fs.meta, a)
+    shortcuts = shortcut_check(fs.meta, a, z)
     report = {
         "model": {"name": card.name, "version": card.version, "sha256": card.sha256, "approach": chosen},
         "thresholds": card.thresholds.model_dump(),
@@ -232,6 +232,16 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
     ]
     for f, row in shortcuts["per_feature"].items():
         L.append(f"| {f} | " + " | ".join(_fmt(row.get(s)) for s in shortcuts["sources"]) + " |")
+    if shortcuts.get("model_score_abs_spearman"):
+        L += [
+            "",
+            "Shipped model's held-out score vs each property, |Spearman ρ| within a source:",
+            "",
+            "| feature | " + " | ".join(shortcuts["sources"]) + " |",
+            "|---|" + "---|" * len(shortcuts["sources"]),
+        ]
+        for f, row in shortcuts["model_score_abs_spearman"].items():
+            L.append(f"| {f} | " + " | ".join(_fmt(row.get(s)) for s in shortcuts["sources"]) + " |")
     L += [
         "",
         "Plots: roc.png, reliability.png, histograms.png, confusion.png.",

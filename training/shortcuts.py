@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from training.cv import Arrays
 from training.features import META_NAMES
@@ -18,7 +19,7 @@ from training.metrics import auroc
 FLAG = 0.70
 
 
-def shortcut_check(meta: np.ndarray, a: Arrays) -> dict[str, Any]:
+def shortcut_check(meta: np.ndarray, a: Arrays, model_scores: np.ndarray | None = None) -> dict[str, Any]:
     sources = sorted(np.unique(a.source).tolist())
     per_feature: dict[str, dict[str, float | None]] = {}
     x_all = np.column_stack([np.log1p(np.abs(meta)) * np.sign(meta)])
@@ -46,6 +47,15 @@ def shortcut_check(meta: np.ndarray, a: Arrays) -> dict[str, Any]:
             z[te] = fit_linear(x_all[tr], a.y[tr], a.groups[tr], a.strata[tr], c=1.0)(x_all[m[te]])
         combined[s] = round(auroc(a.y[m], z), 3) if ok else None
     per_feature["all_trivial_features_lr_cv"] = combined
+    model_corr: dict[str, dict[str, float | None]] = {}
+    if model_scores is not None:
+        # does the shipped model's held-out score track a trivial property within a source?
+        for j, name in enumerate(META_NAMES):
+            model_corr[name] = {}
+            for s in sources:
+                m = a.source == s
+                v = meta[m, j]
+                model_corr[name][s] = None if np.ptp(v) == 0 else round(abs(float(spearmanr(v, model_scores[m])[0])), 3)
     flagged = sorted(
         {f"{s}:{f}" for f, row in per_feature.items() for s, v in row.items() if v is not None and v >= FLAG}
     )
@@ -55,6 +65,7 @@ def shortcut_check(meta: np.ndarray, a: Arrays) -> dict[str, Any]:
         "per_feature": per_feature,
         "flag_at": FLAG,
         "flagged": flagged,
+        "model_score_abs_spearman": model_corr,
         "note": "Values are AUROC folded to >= 0.5 (single property, no training) and, last row, grouped-CV AUROC of a "
         "logistic regression on all properties. The network never sees width/height/file size directly "
         "(letterboxed to a fixed square), but content that correlates with them (close-ups vs whole-bag shots, "
