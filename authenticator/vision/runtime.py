@@ -25,7 +25,15 @@ class ModelOutputs:
 class OnnxModel:
     """A checked ONNX graph with the card's input and output names."""
 
-    def __init__(self, card: ModelCard, card_path: Path, *, intra_op_threads: int = 0, inter_op_threads: int = 1):
+    def __init__(
+        self,
+        card: ModelCard,
+        card_path: Path,
+        *,
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 1,
+        max_batch: int = 1,
+    ):
         card.verify_files(card_path)  # refuses a file whose sha256 differs from the card
         self.card = card
         opts = ort.SessionOptions()
@@ -48,26 +56,35 @@ class OnnxModel:
         if card.output_names[0] not in self._outputs:
             self._outputs.insert(0, card.output_names[0])
         self.input_size = card.preprocessing.input_size
+        # onnxruntime's memory arena keeps its high-water mark for the life of the process:
+        # at 448 px each image of a batch pins ~100 MB, so large batches are split (bench/vision.py).
+        self.max_batch = max(1, max_batch)
 
     def warm_up(self) -> None:
         """Run once so the first request does not pay for allocation and kernel selection."""
         self.run(np.zeros((1, 3, self.input_size, self.input_size), dtype=np.float32))
 
     def run(self, batch: np.ndarray) -> ModelOutputs:
-        """``batch``: (N, 3, S, S) float32, preprocessed with the card's spec."""
-        res = dict(zip(self._outputs, self.session.run(self._outputs, {self.card.input_name: batch}), strict=True))
+        """``batch``: (N, 3, S, S) float32, preprocessed with the card's spec; run in chunks of
+        ``max_batch`` images."""
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in self._outputs}
+        for i in range(0, len(batch), self.max_batch):
+            out = self.session.run(self._outputs, {self.card.input_name: batch[i : i + self.max_batch]})
+            for name, value in zip(self._outputs, out, strict=True):
+                parts[name].append(np.asarray(value))
         logit_name = self.card.output_names[0]
+        res = {n: np.concatenate(vs) for n, vs in parts.items() if n != logit_name}
         return ModelOutputs(
-            logits=np.asarray(res[logit_name], dtype=np.float32).reshape(len(batch)),
+            logits=np.concatenate([v.reshape(-1) for v in parts[logit_name]]).astype(np.float32),
             imagenet_logits=res.get("imagenet_logits"),
             embeddings=res.get("embedding"),
         )
 
-    def logits(self, batch: np.ndarray, chunk: int = 32) -> np.ndarray:
-        """Authenticity logits only, in chunks (used by the occlusion heat maps)."""
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Authenticity logits only, in chunks of ``max_batch`` (used by the occlusion heat maps)."""
         name = self.card.output_names[0]
         parts = [
-            np.asarray(self.session.run([name], {self.card.input_name: batch[i : i + chunk]})[0]).reshape(-1)
-            for i in range(0, len(batch), chunk)
+            np.asarray(self.session.run([name], {self.card.input_name: batch[i : i + self.max_batch]})[0]).reshape(-1)
+            for i in range(0, len(batch), self.max_batch)
         ]
         return np.concatenate(parts).astype(np.float32)
