@@ -58,7 +58,11 @@ class Settings(BaseSettings):
     gate_min_contrast: float = Field(default=15.8, description="Standard deviation of luma.")
     gate_max_glare_fraction: float = Field(default=0.0479, description="Saturated blobs away from the border.")
     gate_min_object_fraction: float = Field(default=0.168, description="Bounding box of the detail / frame.")
-    ort_intra_op_threads: int = Field(default=2, description="onnxruntime threads per inference (0 = all cores).")
+    ort_intra_op_threads: int = Field(
+        default=1,
+        description="onnxruntime threads per inference (0 = all cores). 1 measured faster than 2 on the shared "
+        "2-core machine and lets concurrent requests use the other core (docs/vision-bench.md).",
+    )
     ort_inter_op_threads: int = Field(default=1, description="onnxruntime parallel graph branches.")
     ort_max_batch: int = Field(
         default=1,

@@ -183,8 +183,11 @@ def main() -> None:
         "",
         f"- The shipped model reads {size} px (chosen by the training issue for accuracy). Inference is "
         f"{p50(ort_ms):.0f} ms per photo here, so 4 photos cannot fit in 50 ms on 2 cores whatever the rest "
-        "does; the 50 ms target assumed a 224 px input (about 4x fewer operations). Decode, gate and "
-        "preprocessing add about 35 ms per 1600x1200 photo (reduced JPEG decode included).",
+        "does; the 50 ms target assumed a 224 px input (about 4x fewer operations). Decode, gate, "
+        f"preprocessing and the category check add about {max(0.0, p50(e2e_ms) - 4 * p50(ort_ms)) / 4:.0f} ms "
+        "per 1600x1200 photo (end to end minus four batch-1 inferences; reduced JPEG decode included).",
+        "- One onnxruntime thread per inference (`ort_intra_op_threads=1`, no spinning) measured faster than "
+        "two on this shared machine, and leaves the second core to a concurrent request.",
         "- Batching the 4 photos into one onnxruntime call is not faster on 2 cores and pins about 100 MB of "
         "arena per image for the life of the process, so `ort_max_batch` defaults to 1 (the request is "
         "still one call to `Assessor.assess`).",

@@ -40,6 +40,8 @@ class OnnxModel:
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = inter_op_threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Busy-waiting worker threads steal the core that decoding and the other requests need.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(card.onnx_path(card_path)), sess_options=opts, providers=["CPUExecutionProvider"]
