@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import random
 import statistics
@@ -215,6 +216,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000, help="Log size for proofs and verify.")
     parser.add_argument("--proofs", type=int, default=5_000, help="Inclusion proofs to time.")
     parser.add_argument("--batch1", type=int, default=1_000, help="Entries appended one per batch.")
+    parser.add_argument("--json", type=Path, help="Also write the results as JSON to this file (bench/report.py).")
     args = parser.parse_args()
 
     def log(msg: str) -> None:
@@ -240,6 +242,8 @@ def main() -> None:
         f"\n{os.cpu_count()} cores shared with other sessions; load average (1 min) {load_before:.1f} at the start, "
         f"{load_after:.1f} at the end."
     )
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "load": [load_before, load_after]}, indent=2))
 
 
 if __name__ == "__main__":

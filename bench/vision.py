@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--torch-worker", nargs=4, metavar=("INPUT", "ONNX", "SIZE", "POOL"))
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "vision-bench.md")
+    ap.add_argument("--json", type=Path, help="Also write the key figures as JSON to this file (bench/report.py).")
     args = ap.parse_args()
     if args.torch_worker:
         inp, onnx_path, size, pool = args.torch_worker
@@ -197,6 +198,18 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
+    if args.json:
+        figures = {
+            "model": f"{assessor.card.name} {assessor.card.version} ({size} px)",
+            "ort_batch1_p50_ms": p50(ort_ms),
+            "torch_batch1_p50_ms": p50(tw["ms"]),
+            "assessment4_p50_ms": p50(e2e_ms),
+            "assessment4_p90_ms": e2e[int(0.9 * (len(e2e) - 1))],
+            "rss_mb": rss_now,
+            "torch_rss_mb": tw["rss"],
+            "torch_imported": "torch" in sys.modules,
+        }
+        args.json.write_text(json.dumps(figures, indent=2))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
 

@@ -1,0 +1,259 @@
+"""One benchmark report: runs bench/ledger.py, bench/vision.py and bench/api.py (SQLite and
+PostgreSQL), then writes ``bench/results/<date>.json`` (every raw figure) and
+``bench/results/<date>.md``: one table of figure, target, measured, ratio to the target and
+ratio to the peer measured in the same run (the other store, torch eager).
+
+    make bench                      # or: .venv/bin/python bench/report.py
+    .venv/bin/python bench/report.py --quick   # small sizes, a smoke run of the whole chain
+
+Ratios read "times better": above 1 the target is met (or we beat the peer), below 1 it is not,
+whether the figure is a rate (higher is better) or a latency (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+SCRIPT_LIMIT_S = 600  # each script must finish in 10 minutes on 2 cores
+
+
+@dataclass
+class Row:
+    section: str
+    figure: str
+    target: str
+    measured: str
+    vs_target: float | None
+    peer: str
+    vs_peer: float | None
+
+
+def better(value: float, reference: float, higher_is_better: bool) -> float:
+    """How many times better ``value`` is than ``reference``."""
+    if higher_is_better:
+        return value / reference
+    return reference / value
+
+
+def run_script(args: list[str], log: list[str]) -> tuple[str, float]:
+    started = time.monotonic()
+    print(f"$ {' '.join(args)}", file=sys.stderr, flush=True)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=SCRIPT_LIMIT_S, check=True
+    )
+    seconds = time.monotonic() - started
+    log.append(f"{' '.join(args)}: {seconds:.0f} s")
+    return proc.stdout, seconds
+
+
+def _json_tail(text: str) -> Any:
+    """The JSON document at the end of a script's stdout (server log lines may come before it)."""
+    start = text.find("\n{")
+    return json.loads(text[start + 1 :] if start >= 0 else text)
+
+
+def api_bench(extra: list[str], quick: bool, log: list[str]) -> dict[str, Any]:
+    sizes = ["--assessments", "16", "--traces", "160"] if quick else []
+    out, seconds = run_script(["bench/api.py", "--json", *sizes, *extra], log)
+    result: dict[str, Any] = _json_tail(out)
+    result["seconds"] = seconds
+    return result
+
+
+def pg_schema() -> tuple[str, str]:
+    import psycopg
+
+    schema = f"bench_api_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return schema, f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+
+
+def drop_pg_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def ledger_rows(results: list[dict[str, Any]]) -> list[Row]:
+    by_store = {r["store"]: r for r in results}
+    names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+    rows: list[Row] = []
+    for store, r in by_store.items():
+        other = next((o for s, o in by_store.items() if s != store), None)
+        peer_name = names["postgres" if store == "sqlite" else "sqlite"]
+        append_target = 20_000 if store == "sqlite" else 10_000
+        specs: list[tuple[str, str, float | None, bool, str]] = [
+            # key, figure, target, higher is better, unit
+            ("append_b1000", "append, batch 1,000", append_target, True, "entries/s"),
+            ("append_b100", "append, batch 100", None, True, "entries/s"),
+            ("append_b1", "append, batch 1", None, True, "entries/s"),
+            ("proof_p50_ms", f"inclusion proof p50 at {r['size']:,} entries", 0.5, False, "ms"),
+            ("proof_p99_ms", f"inclusion proof p99 at {r['size']:,} entries", 1.0, False, "ms"),
+            ("verify_hashes", "ledger verify: hashes, roots, signatures", 300_000, True, "entries/s"),
+            ("verify_semantic", "ledger verify: full semantic check", 50_000, True, "entries/s"),
+        ]
+        for key, figure, target, higher, unit in specs:
+            value = float(r[key])
+            peer_value = float(other[key]) if other is not None else None
+            rows.append(
+                Row(
+                    section="ledger",
+                    figure=f"{names[store]}: {figure}",
+                    target="—" if target is None else f"{'≥' if higher else '≤'} {_num(target)} {unit}",
+                    measured=f"{_num(value)} {unit}",
+                    vs_target=None if target is None else better(value, target, higher),
+                    peer="—" if peer_value is None else f"{peer_name} {_num(peer_value)}",
+                    vs_peer=None if peer_value is None else better(value, peer_value, higher),
+                )
+            )
+    return rows
+
+
+def vision_rows(v: dict[str, Any]) -> list[Row]:
+    speedup = v["torch_batch1_p50_ms"] / v["ort_batch1_p50_ms"]
+    return [
+        Row(
+            "vision",
+            f"inference per photo, batch 1, p50 ({v['model']}, onnxruntime)",
+            "≥ 3× faster than torch eager",
+            f"{v['ort_batch1_p50_ms']:.1f} ms",
+            speedup / 3,
+            f"torch eager {v['torch_batch1_p50_ms']:.1f} ms",
+            speedup,
+        ),
+        Row(
+            "vision",
+            "4-photo assessment end to end (decode, gate, infer, decide), p50",
+            "≤ 50 ms",
+            f"{v['assessment4_p50_ms']:.1f} ms (p90 {v['assessment4_p90_ms']:.1f})",
+            better(v["assessment4_p50_ms"], 50.0, False),
+            "—",
+            None,
+        ),
+        Row(
+            "vision",
+            f"resident memory serving the model (torch imported: {v['torch_imported']})",
+            "≤ 300 MB",
+            f"{v['rss_mb']:.0f} MB",
+            better(v["rss_mb"], 300.0, False),
+            f"torch eager process {v['torch_rss_mb']:.0f} MB",
+            better(v["rss_mb"], v["torch_rss_mb"], False),
+        ),
+    ]
+
+
+def api_rows(runs: dict[str, dict[str, Any]]) -> list[Row]:
+    names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+    rows: list[Row] = []
+    for store, run in runs.items():
+        other = next((o for s, o in runs.items() if s != store), None)
+        for r in run["rows"]:
+            peer = next((p for p in other["rows"] if p["operation"] == r["operation"]), None) if other else None
+            peer_name = names["postgres" if store == "sqlite" else "sqlite"]
+            rows.append(
+                Row(
+                    "api",
+                    f"{names[store]}: {r['operation']}s over HTTP, concurrency {r['concurrency']} "
+                    f"(p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors)",
+                    "—",
+                    f"{r['per_second']:.1f} /s",
+                    None,
+                    "—" if peer is None else f"{peer_name} {peer['per_second']:.1f} /s",
+                    None if peer is None else better(r["per_second"], peer["per_second"], True),
+                )
+            )
+    return rows
+
+
+def _num(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def _ratio(value: float | None) -> str:
+    if value is None:
+        return "—"
+    mark = "" if value >= 1 else " ✗"
+    return f"{value:.2f}×{mark}"
+
+
+def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
+    lines = [
+        f"Benchmark report {meta['date']} (`make bench`; {meta['cpus']} cores shared with other work, load average "
+        f'{meta["load_before"]:.1f} before and {meta["load_after"]:.1f} after). Ratios are "times better": '
+        "above 1 the target is met or the peer beaten; ✗ marks a miss.",
+        "",
+        "| figure | target | measured | ratio to target | peer (same run) | ratio to peer |",
+        "|---|---|---:|---:|---|---:|",
+    ]
+    lines += [
+        f"| {r.figure} | {r.target} | {r.measured} | {_ratio(r.vs_target)} | {r.peer} | {_ratio(r.vs_peer)} |"
+        for r in rows
+    ]
+    lines += ["", "Script run times: " + "; ".join(meta["scripts"]) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes: check the chain, not the figures")
+    ap.add_argument("--date", default=datetime.now(UTC).strftime("%Y-%m-%d"))
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    scripts: list[str] = []
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger_json = Path(tmp) / "ledger.json"
+        vision_json = Path(tmp) / "vision.json"
+        ledger_sizes = ["--entries", "20000", "--proofs", "500", "--batch1", "200"] if args.quick else []
+        run_script(["bench/ledger.py", "--json", str(ledger_json), *ledger_sizes], scripts)
+        vision_md = Path(tmp) / "vision.md"
+        runs = ["--runs", "5"] if args.quick else []
+        run_script(["bench/vision.py", "--json", str(vision_json), "--out", str(vision_md), *runs], scripts)
+        ledger = json.loads(ledger_json.read_text())
+        vision = json.loads(vision_json.read_text())
+    api: dict[str, dict[str, Any]] = {"sqlite": api_bench([], args.quick, scripts)}
+    schema, url = pg_schema()
+    try:
+        api["postgres"] = api_bench(["--db", url], args.quick, scripts)
+    finally:
+        drop_pg_schema(schema)
+    meta = {
+        "date": args.date,
+        "cpus": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+        "quick": args.quick,
+        "scripts": scripts,
+    }
+    rows = ledger_rows(ledger["results"]) + vision_rows(vision) + api_rows(api)
+    stem = args.date + ("-quick" if args.quick else "")
+    raw = {"meta": meta, "rows": [asdict(r) for r in rows], "ledger": ledger, "vision": vision, "api": api}
+    (args.out / f"{stem}.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
+    text = markdown(rows, meta)
+    (args.out / f"{stem}.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
