@@ -120,6 +120,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = FULL")
     cur.execute("PRAGMA foreign_keys = ON")
+    # A batch touches ~1,000 random pages of the leaf-hash and item indexes: keep them cached,
+    # and checkpoint the WAL every ~40 MB rather than every 4 MB (pages touched by several
+    # batches are then copied back once). Durability is unchanged: every commit syncs the WAL.
+    cur.execute("PRAGMA cache_size = -65536")
+    cur.execute("PRAGMA wal_autocheckpoint = 10000")
     cur.close()
 
 
