@@ -76,10 +76,9 @@ class Settings(BaseSettings):
         default=None, description="Override the card's embedding-distance threshold for the unfamiliar-photo check."
     )
     ood_imagenet_min_prob: float | None = Field(
-        default=0.1,
-        description="ImageNet probability mass that alone identifies a category; overrides the card's value "
-        "(None: use the card's). 0.1 is twice the largest mass of real photos of other things "
-        "(docs/vision-ood.md); lower values let e.g. a photo of bricks count as a watch.",
+        default=None,
+        description="Override the card's ImageNet probability mass that (with the category's classes "
+        "outweighing any other single class) identifies a category without the bank; see docs/vision-ood.md.",
     )
     phash_max_hamming: int = Field(default=8, description="pHash distance (of 64 bits) that counts as the same photo.")
     heatmap_grid: int = Field(default=7, description="Occlusion heat map: cells per side.")

@@ -96,3 +96,25 @@ def test_in_memory_index() -> None:
     assert [m.item_id for m in idx.lookup(0b1111, exclude_item="A")] == ["B"]
     assert [(m.item_id, m.distance) for m in idx.lookup(0b1111, exclude_item=None)] == [("A", 0), ("B", 1)]
     assert idx.lookup(0b1111 | (0xFF << 20), exclude_item=None) == []
+
+
+def _logits_for(probs: dict[int, float]) -> np.ndarray:
+    """ImageNet logits whose softmax puts ``probs`` on the given classes, the rest spread evenly."""
+    rest = (1.0 - sum(probs.values())) / (1000 - len(probs))
+    p = np.full(1000, rest)
+    for i, v in probs.items():
+        p[i] = v
+    return np.log(p)[None]
+
+
+def test_imagenet_category_needs_mass_and_to_beat_every_other_class() -> None:
+    from authenticator.vision.category import CategoryConfig, categorize
+
+    cfg = CategoryConfig(imagenet_classes={"watch": [409, 531], "sneaker": [770, 774]}, imagenet_min_prob=0.02)
+    emb = np.ones((1, 4), np.float32)
+    sneaker = categorize(_logits_for({770: 0.06, 774: 0.04, 10: 0.08}), emb, cfg, None)[0]
+    assert sneaker.category == "sneaker" and sneaker.imagenet_prob == pytest.approx(0.10)
+    brick = categorize(_logits_for({409: 0.03, 531: 0.02, 10: 0.30}), emb, cfg, None)[0]
+    assert brick.category is None and brick.imagenet_top_other == pytest.approx(0.30)
+    faint = categorize(_logits_for({770: 0.01}), emb, cfg, None)[0]
+    assert faint.category is None
