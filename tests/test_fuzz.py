@@ -298,8 +298,20 @@ def test_trace_verify_on_altered_traces(trace_world: tuple[dict[str, Any], str, 
 
 
 def _equivalent(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether the events carry the same checked data (extra keys on an event are ignored)."""
+    """Whether ``b`` carries the same checked data as ``a`` (extra keys on an event ignored), or
+    a non-empty prefix of its events: the hash chain points backwards, so a trace cut after
+    its last shown event still verifies (a documented limit, see SECURITY.md)."""
     fields = ("index", "entry", "leaf_hash", "inclusion_proof")
     events_a = [{f: e.get(f) for f in fields} for e in a["events"]]
     events_b = [{f: e.get(f) for f in fields} if isinstance(e, dict) else e for e in b.get("events", [])]
-    return bool(a["item_id"] == b.get("item_id") and a["checkpoint"] == b.get("checkpoint") and events_a == events_b)
+    prefix = 0 < len(events_b) <= len(events_a) and events_a[: len(events_b)] == events_b
+    return bool(a["item_id"] == b.get("item_id") and a["checkpoint"] == b.get("checkpoint") and prefix)
+
+
+def test_a_trace_cut_after_its_last_event_still_verifies(trace_world: tuple[dict[str, Any], str, str]) -> None:
+    """The limit the property above allows, pinned: whoever serves the trace can leave out the
+    item's newest events (say, a revocation) and the rest still verifies. SECURITY.md says so."""
+    trace, vkey, _ = trace_world
+    cut = {**trace, "events": trace["events"][:-1]}
+    assert verify_trace(cut, vkey).ok
+    assert not verify_trace({**trace, "events": trace["events"][1:]}, vkey).ok  # the oldest cannot be dropped
