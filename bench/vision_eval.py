@@ -158,6 +158,7 @@ def ood_section(rows: list[dict[str, str]], bank: dict[str, np.ndarray], sample:
     lines = [
         "# What is in the photo? (category / unfamiliar-photo check)",
         "",
+        f"Model `{a.card.name}` {a.card.version} (sha256 {a.card.sha256[:12]}). "
         "Produced by `bench/vision_eval.py`. A photo gets a category when its embedding is within "
         f"`distance_threshold` = {thr} (card; 1 - mean cosine similarity of the k={cfg.k} nearest "
         "bank photos) of the training photos, or else when the ImageNet classes of one category "
