@@ -80,6 +80,16 @@ def test_synthetic_train_export_parity_card(tmp_path: Path) -> None:
     # report written, with the shortcut check
     rep = json.loads((out / "report" / "report.json").read_text())
     assert "all_trivial_features_lr_cv" in rep["shortcuts"]["per_feature"]
+    md = (out / "report" / "report.md").read_text()
+    for section in (
+        "Targets vs measured",
+        "Approaches compared",
+        "Leave one source out",
+        "unfamiliar-photo gate",
+        "Shortcut check",
+        "ImageNet zero-shot",
+    ):
+        assert section in md
     for png in ("roc.png", "reliability.png", "histograms.png", "confusion.png"):
         assert (out / "report" / png).stat().st_size > 1000
 

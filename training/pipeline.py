@@ -19,7 +19,7 @@ import torch
 from authenticator.vision.card import ExtraFile, ModelCard, Thresholds, sha256_file
 from authenticator.vision.preprocess import PreprocessSpec
 from training.backbone import BACKBONE_INFO, IMAGENET_CATEGORY_CLASSES, load_backbone
-from training.cv import APPROACHES, Arrays, CVResult, run_cv
+from training.cv import APPROACHES, Arrays, CVResult, crossfit_decisions, run_cv
 from training.data import Sample, training_input
 from training.evaluation import HEADLINE_EXCLUDES, summarize
 from training.export import export_onnx, parity
@@ -28,7 +28,7 @@ from training.heads import LinearHead
 from training.loso import choose_percentile, leave_one_source_out, with_percentile
 from training.metrics import fit_temperature, fit_thresholds, sigmoid
 from training.model import AuthenticatorNet
-from training.ood import fit_ood, write_bank
+from training.ood import fit_ood, heldout_distances, write_bank
 from training.splits import grouped_folds, groups_crossing
 
 INPUT_SIZE = {"global224_lr": 224, "global448_lr": 448, "mil448_mean": 448}
@@ -92,6 +92,26 @@ def imagenet_gate(net: AuthenticatorNet, emb: np.ndarray, a: Arrays) -> tuple[fl
     thr = float(np.clip(np.percentile(mass[ok], 5), 0.02, 0.2))
     rec = {str(s): round(float((mass[(a.source == s) & ok] >= thr).mean()), 4) for s in np.unique(a.source[ok])}
     return round(thr, 4), rec
+
+
+def gated_operating_point(
+    z: np.ndarray, a: Arrays, emb: np.ndarray, ood: dict[str, Any], max_false_pass: float, max_false_reject: float
+) -> dict[str, Any]:
+    """Cross-fitted decisions after the runtime's unfamiliar-photo gate (held-out kNN distance to
+    the other folds' bank above the card's threshold -> inconclusive)."""
+    _, d = crossfit_decisions(z, a, max_false_pass, max_false_reject)
+    dist = heldout_distances(emb, a.fold, int(ood["k"]))
+    d = np.where(dist > float(ood["distance_threshold"]), -1, d)
+    out: dict[str, Any] = {}
+    for name in [*sorted(np.unique(a.source).tolist()), "headline"]:
+        m = ~np.isin(a.source, HEADLINE_EXCLUDES) if name == "headline" else a.source == name
+        neg = m & (a.y == 0)
+        out[name] = {
+            "false_pass_rate": round(float((d[neg] == 1).mean()), 4) if neg.any() else None,
+            "coverage": round(float((d[m] >= 0).mean()), 4),
+            "flagged_unfamiliar": round(float((dist[m] > float(ood["distance_threshold"])).mean()), 4),
+        }
+    return out
 
 
 def choose(summaries: dict[str, dict[str, Any]], results: dict[str, CVResult]) -> str:
@@ -216,6 +236,8 @@ def train(
     )
     ood["imagenet_min_prob"], ood["imagenet_recognised"] = imagenet_gate(net, emb, a)
     chosen_summary = summaries[chosen]
+    gated = gated_operating_point(res.logits, a, emb, ood, max_false_pass, max_false_reject)
+    log(f"with the unfamiliar-photo gate (in-distribution, cross-fitted): {gated['headline']}")
     validated = sorted(
         c for c in chosen_summary["per_category"] if not synthetic and chosen_summary["per_category"][c]["n"] >= 20
     )
@@ -247,6 +269,7 @@ def train(
             for n, s in summaries.items()
         },
         "leave_one_source_out": loso,
+        "with_unfamiliar_gate": gated,
         "onnx_parity_max_abs_diff": max_diff,
         "synthetic_only": synthetic,
     }

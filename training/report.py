@@ -208,10 +208,39 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
             + " |"
         )
     L += ["", "Descriptions:", ""] + [f"- `{n}`: {c['description']}" for n, c in m["comparison"].items()]
+    g = m.get("with_unfamiliar_gate")
+    if g:
+        L += [
+            "",
+            "## With the unfamiliar-photo gate (development sources, cross-fitted)",
+            "",
+            "| source | false-pass | coverage | flagged unfamiliar |",
+            "|---|---|---|---|",
+        ]
+        L += [
+            f"| {s} | {_fmt(v['false_pass_rate'])} | {_fmt(v['coverage'])} | {_fmt(v['flagged_unfamiliar'])} |"
+            for s, v in g.items()
+        ]
+    L += [
+        "",
+        "## Leave one source out (shipped recipe trained without the source)",
+        "",
+        "Temperature, thresholds and the unfamiliar-photo threshold fitted on the other sources' held-out scores.",
+        "",
+        "| left-out source | n | AUROC | false-pass | coverage | flagged unfamiliar | false-pass with gate "
+        "| coverage with gate |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s, v in m.get("leave_one_source_out", {}).items():
+        L.append(
+            f"| {s} | {v['n']} | {_fmt(v['auroc'])} | {_fmt(v['false_pass_rate'])} | {_fmt(v['coverage'])} | "
+            f"{_fmt(v['flagged_unfamiliar'])} | {_fmt(v['false_pass_rate_with_gate'])} | "
+            f"{_fmt(v['coverage_with_gate'])} |"
+        )
     o = card.ood
     L += [
         "",
-        "## Unfamiliar photos (embedding kNN distance)",
+        "## Unfamiliar photos (embedding kNN distance, bank of all development photos)",
         "",
         f"k={o['k']}, cosine; threshold {o['distance_threshold']} = {o['percentile']}th percentile of held-out "
         f"distances (in-distribution held-out photos flagged: {o['heldout_in_distribution_flagged']}).",
@@ -221,6 +250,15 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
     ]
     for s, v in o["leave_one_source_out"].items():
         L.append(f"| {s} | {v['n']} | {v['flagged_unfamiliar']} | {v['median_distance']} |")
+    L += [
+        "",
+        f"Percentile choice: {o.get('percentile_choice', '')}.",
+        "",
+        f"ImageNet zero-shot category gate: imagenet_min_prob {o.get('imagenet_min_prob')} (5th percentile of "
+        "the development photos' mass on their category's classes); share passing per source: "
+        + ", ".join(f"{s} {v}" for s, v in (o.get("imagenet_recognised") or {}).items())
+        + ".",
+    ]
     L += [
         "",
         "## Shortcut check (trivial photo properties, grouped CV AUROC on the development set)",
