@@ -189,10 +189,10 @@ def _num(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _ratio(value: float | None) -> str:
+def _ratio(value: float | None, mark_miss: bool = False) -> str:
     if value is None:
         return "—"
-    mark = "" if value >= 1 else " ✗"
+    mark = " ✗" if mark_miss and value < 1 else ""
     return f"{value:.2f}×{mark}"
 
 
@@ -200,13 +200,13 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     lines = [
         f"Benchmark report {meta['date']} (`make bench`; {meta['cpus']} cores shared with other work, load average "
         f'{meta["load_before"]:.1f} before and {meta["load_after"]:.1f} after). Ratios are "times better": '
-        "above 1 the target is met or the peer beaten; ✗ marks a miss.",
+        "above 1 the target is met or the peer beaten; ✗ marks a missed target.",
         "",
         "| figure | target | measured | ratio to target | peer (same run) | ratio to peer |",
         "|---|---|---:|---:|---|---:|",
     ]
     lines += [
-        f"| {r.figure} | {r.target} | {r.measured} | {_ratio(r.vs_target)} | {r.peer} | {_ratio(r.vs_peer)} |"
+        f"| {r.figure} | {r.target} | {r.measured} | {_ratio(r.vs_target, True)} | {r.peer} | {_ratio(r.vs_peer)} |"
         for r in rows
     ]
     lines += ["", "Script run times: " + "; ".join(meta["scripts"]) + "."]
