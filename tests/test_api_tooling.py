@@ -164,6 +164,10 @@ def test_photo_index_finds_near_hashes(engine: Engine) -> None:
         assert [(m.item_id, m.distance) for m in matches] == [("itm_a", len(bits))]
     assert index.lookup(base, exclude_item="itm_a") == []
     assert [m.item_id for m in index.lookup((1 << 63) | 4, exclude_item=None)] == ["itm_c"]
+    # Eight flipped bits, two in every 16-bit band: no band survives intact, yet the photo is
+    # within the threshold and must be found (exact band equality missed this case).
+    spread = base ^ sum(1 << (16 * band + off) for band in range(4) for off in (1, 9))
+    assert [(m.item_id, m.distance) for m in index.lookup(spread, exclude_item=None)] == [("itm_a", 8)]
     # Twelve flipped bits: over the threshold, not a reuse.
     far = base ^ sum(1 << b for b in range(0, 64, 5))
     assert index.lookup(far, exclude_item=None) == []

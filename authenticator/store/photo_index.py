@@ -1,12 +1,16 @@
 """SQL-backed photo-reuse index: finds photos within a small Hamming distance of a pHash.
 
-A 64-bit perceptual hash is split into four 16-bit bands, each an indexed column. Two hashes
-within distance ``d <= 3`` differ in at most three bands, so they agree on at least one
-(pigeonhole): looking up the four bands finds every candidate with four index probes, and the
-exact distance is checked in Python. Implements the vision runtime's ``PhotoReuseIndex``.
+A 64-bit perceptual hash is split into four 16-bit bands, each an indexed column. This is
+multi-index hashing (Norouzi et al.): two hashes within distance ``d`` have at least one band
+within distance ``d // 4`` of the query's (pigeonhole), so probing each band column with every
+16-bit value that close finds every candidate (for the default ``d = 8``: 137 values a band),
+and the exact distance is checked in Python. Implements the vision runtime's ``PhotoReuseIndex``.
 """
 
 from __future__ import annotations
+
+from functools import cache
+from itertools import combinations
 
 from sqlalchemy import Engine, insert, or_, select
 
@@ -14,15 +18,24 @@ from authenticator.store.db import read_tx, write_tx
 from authenticator.store.tables import photo_hashes
 from authenticator.vision.phash import ReuseMatch
 
-GUARANTEED_DISTANCE = 3
-"""Largest Hamming distance the band lookup is guaranteed to find (pigeonhole over 4 bands).
-Pairs further apart are still found whenever one band survives intact, which is likely for
-near-duplicates whose differing bits cluster in the high-frequency half of the hash."""
+DEFAULT_MAX_DISTANCE = 8
 _MASK64 = (1 << 64) - 1
+_BANDS = 4
+_BAND_BITS = 16
+
+
+@cache
+def _flip_masks(radius: int) -> tuple[int, ...]:
+    """Every 16-bit mask with at most ``radius`` bits set."""
+    return tuple(sum(1 << b for b in bits) for r in range(radius + 1) for bits in combinations(range(_BAND_BITS), r))
+
+
+def _band_neighbours(value: int, radius: int) -> list[int]:
+    return [value ^ m for m in _flip_masks(radius)]
 
 
 def _bands(phash: int) -> list[int]:
-    return [(phash >> (16 * i)) & 0xFFFF for i in range(4)]
+    return [(phash >> (_BAND_BITS * i)) & 0xFFFF for i in range(_BANDS)]
 
 
 def _to_signed(phash: int) -> int:
@@ -34,7 +47,7 @@ def _to_signed(phash: int) -> int:
 class SqlPhotoReuseIndex:
     """Band-indexed pHash table shared by every server process (SQLite or PostgreSQL)."""
 
-    def __init__(self, engine: Engine, max_distance: int = GUARANTEED_DISTANCE) -> None:
+    def __init__(self, engine: Engine, max_distance: int = DEFAULT_MAX_DISTANCE) -> None:
         self.engine = engine
         self.max_distance = max_distance
 
@@ -42,7 +55,8 @@ class SqlPhotoReuseIndex:
         """Every indexed photo within ``max_distance`` of ``phash``, closest first."""
         phash &= _MASK64
         b = _bands(phash)
-        cond = or_(*(photo_hashes.c[f"band{i}"] == b[i] for i in range(4)))
+        radius = self.max_distance // _BANDS
+        cond = or_(*(photo_hashes.c[f"band{i}"].in_(_band_neighbours(b[i], radius)) for i in range(_BANDS)))
         query = select(photo_hashes.c.item_id, photo_hashes.c.photo_sha256, photo_hashes.c.phash).where(cond)
         if exclude_item is not None:
             query = query.where(photo_hashes.c.item_id != exclude_item)
