@@ -69,7 +69,8 @@ class UploadRateLimit:
             await self.app(scope, receive, send)
             return
         auth = dict(scope.get("headers", [])).get(b"authorization", b"")
-        wait = self.buckets.take(hashlib.sha256(auth).digest())
+        credential = auth.split(None, 1)[-1].strip() if auth else b""  # "Bearer x" and "bearer  x" alike
+        wait = self.buckets.take(hashlib.sha256(credential).digest())
         if wait <= 0:
             await self.app(scope, receive, send)
             return
