@@ -235,3 +235,24 @@ def test_random_spot_checks_on_a_100000_entry_log(ledger: Ledger, db_url: str) -
     report = verify_ledger(ledger, semantic=False)
     assert report.ok, report.problems
     assert (report.entries_checked, report.checkpoints_checked) == (n, n // batch + 1)
+
+
+def test_two_writers_on_one_log_keep_every_items_chain(db_url: str, signer: CheckpointSigner) -> None:
+    """Each Ledger caches item heads; a writer that did not see the other's batches must catch
+    up (or start over, past its catch-up limit) before chaining."""
+    first, second = Ledger.open(db_url, signer), Ledger.open(db_url, signer)
+    try:
+        second._heads.MAX_CATCH_UP = 6  # force the start-over path too
+        for round_ in range(6):
+            writer = first if round_ % 2 == 0 else second
+            n = 3 if round_ < 4 else 10  # the last rounds outgrow the catch-up limit
+            writer.append_batch(sample_entries(n, items=2, start=100 * round_))
+        for item in ("item-0", "item-1"):
+            prev = None
+            for e in first.history(item):
+                assert parse_entry(e.data).prev_hash == prev
+                prev = e.leaf_hash
+        assert verify_ledger(second).ok
+    finally:
+        first.close()
+        second.close()
