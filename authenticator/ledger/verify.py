@@ -233,6 +233,9 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
             # and never touch the connections they inherit: each opens its own.
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
             pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=multiprocessing.get_context(method))
+            # Fork every worker now, before the prefetch thread exists: a child forked while
+            # another thread holds a driver's internal lock could hang on it.
+            pool.submit(int).result()
         # Fetch only what this run checks: items for the chains, types for in-process parsing.
         columns = "idx, leaf_hash, data" + (", item" if semantic else "") + (", type" if semantic and not pool else "")
         q_entries = check.q_entries.replace("idx, leaf_hash, data, item, type", columns)
