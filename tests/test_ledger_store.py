@@ -20,7 +20,7 @@ from sqlalchemy import inspect
 from authenticator.errors import EntryValidationError, NotFound, ProofError
 from authenticator.ledger import store
 from authenticator.ledger.checkpoint import CheckpointSigner, verify_checkpoint
-from authenticator.ledger.entries import parse_entry
+from authenticator.ledger.entries import canonical_bytes, make_entry, parse_entry
 from authenticator.ledger.log import Ledger, NewEntry
 from authenticator.ledger.merkle import (
     EMPTY_ROOT,
@@ -232,9 +232,13 @@ def test_random_spot_checks_on_a_100000_entry_log(ledger: Ledger, db_url: str) -
     entry = parse_entry(ledger.entry(n - 1).data)
     assert entry.prev is not None
     assert ledger.index_of(base64.b64decode(entry.prev)) < n - 1
-    report = verify_ledger(ledger, semantic=False)
+    report = verify_ledger(ledger, workers=2)  # large enough for the worker processes
     assert report.ok, report.problems
-    assert (report.entries_checked, report.checkpoints_checked) == (n, n // batch + 1)
+    assert (report.entries_checked, report.checkpoints_checked, report.items_checked) == (n, n // batch + 1, 2_000)
+    # The worker processes report a broken chain at its index too.
+    forged = make_entry("listing.closed", "item-7", {"listing_id": "li-7", "reason": "sold"}, None)
+    ledger._append_prebuilt([("item-7", "listing.closed", canonical_bytes(forged))])
+    assert verify_ledger(ledger, workers=2).first_bad_index == n
 
 
 def test_two_writers_on_one_log_keep_every_items_chain(db_url: str, signer: CheckpointSigner) -> None:
