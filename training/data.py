@@ -55,7 +55,7 @@ def read_manifest(manifest: Path, root: Path | None = None) -> list[Sample]:
             if label not in LABELS:
                 raise ValueError(f"{manifest}: unknown label {label!r} for {row['path']}")
             rel = row["path"]
-            source = (row.get("source") or "").strip() or Path(rel).parts[0]
+            source = (row.get("source") or "").strip() or _source_from_path(Path(rel))
             out.append(
                 Sample(
                     path=root / rel,
@@ -70,6 +70,13 @@ def read_manifest(manifest: Path, root: Path | None = None) -> list[Sample]:
                 )
             )
     return out
+
+
+def _source_from_path(rel: Path) -> str:
+    """``<source>/<label>/<file>`` -> source; an absolute path -> the folder above its label folder."""
+    if not rel.is_absolute():
+        return rel.parts[0]
+    return rel.parent.parent.name if rel.parent.name in LABELS else rel.parent.name
 
 
 def read_folder(root: Path, category: str = "other", source: str | None = None) -> list[Sample]:
