@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -42,6 +43,12 @@ def test_training_tensor_equals_service_tensor(shared_dir: Path) -> None:
         assert train_x.shape == (3, card.preprocessing.input_size, card.preprocessing.input_size)
         assert train_x.dtype == np.float32
         assert np.array_equal(train_x, serve_x), path.name
+    # a large phone-size JPEG, where serving decodes at reduced scale: training must do the same
+    big = cv2.resize(cv2.imread(str(_pick(shared_dir)[1])), (2400, 3200), interpolation=cv2.INTER_CUBIC)
+    ok, enc = cv2.imencode(".jpg", big, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    data = enc.tobytes()
+    assert np.array_equal(training_input(data, card.preprocessing), assessor.model_input(data))
 
 
 def test_backbone_strict_load_gives_sensible_imagenet_classes(shared_dir: Path) -> None:

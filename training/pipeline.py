@@ -236,6 +236,11 @@ def train(
     )
     ood["imagenet_min_prob"], ood["imagenet_recognised"] = imagenet_gate(net, emb, a)
     chosen_summary = summaries[chosen]
+    for src, v in chosen_summary["per_source"].items():
+        log(
+            f"  {chosen} {src:20s} n={v['n']:5d} AUROC {v['auroc']} CI {v['auroc_ci95']} (metadata w/h "
+            f"{v.get('metadata_wh_auroc')}) ECE {v['ece']} false-pass {v['false_pass_rate']} coverage {v['coverage']}"
+        )
     gated = gated_operating_point(res.logits, a, emb, ood, max_false_pass, max_false_reject)
     log(f"with the unfamiliar-photo gate (in-distribution, cross-fitted): {gated['headline']}")
     validated = sorted(
