@@ -15,6 +15,7 @@ from training.heads import (
     fit_knn_contrast,
     fit_linear,
     fit_mil,
+    fit_mlp,
     fit_patchcore,
     mil_scores,
 )
@@ -97,6 +98,13 @@ def _mil(pool: str) -> Fitter:
     return fit
 
 
+def _mlp(
+    fs: FeatureSet, tr: np.ndarray, a: Arrays, seed: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], LinearHead | None]:
+    sc = fit_mlp(fs.emb448[tr], a.y[tr], a.groups[tr], a.strata[tr], seed)
+    return (lambda idx: sc(fs.emb448[idx])), None
+
+
 def _patchcore(
     fs: FeatureSet, tr: np.ndarray, a: Arrays, seed: int
 ) -> tuple[Callable[[np.ndarray], np.ndarray], LinearHead | None]:
@@ -121,6 +129,11 @@ APPROACHES: dict[str, tuple[str, Fitter, bool]] = {
         "Frozen backbone, 448 px letterbox (higher-res detail), pooled embedding + LR",
         _linear_on("emb448"),
         True,
+    ),
+    "mlp448": (
+        "Frozen backbone, 448 px embedding + one-hidden-layer MLP (grouped early stopping); not exported",
+        _mlp,
+        False,
     ),
     "mil448_mean": (
         "4x4 regions of the 448 px map as instances (MIL), region LR, mean of region logits",

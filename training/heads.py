@@ -134,3 +134,48 @@ def fit_knn_contrast(emb: np.ndarray, y: np.ndarray, k: int = 5) -> Callable[[np
         return np.asarray(knn_distance(q, fake, k) - knn_distance(q, auth, k))
 
     return score
+
+
+def fit_mlp(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, strata: np.ndarray, seed: int = 0, max_epochs: int = 60
+) -> Callable[[np.ndarray], np.ndarray]:
+    """One-hidden-layer MLP on standardised embeddings, class-balanced by oversampling, with
+    early stopping on an item-grouped inner validation split (best epoch by AUROC), then refit
+    on all training rows for that many epochs."""
+    from sklearn.neural_network import MLPClassifier
+
+    mu, sd = x.mean(0), x.std(0) + 1e-6
+    z = (x - mu) / sd
+    rng = np.random.default_rng(seed)
+
+    def balanced(idx: np.ndarray) -> np.ndarray:
+        pos, neg = idx[y[idx] == 1], idx[y[idx] == 0]
+        n = max(len(pos), len(neg))
+        return rng.permutation(np.r_[rng.choice(pos, n), rng.choice(neg, n)])
+
+    def new() -> MLPClassifier:
+        return MLPClassifier((256,), alpha=10.0, learning_rate_init=1e-3, batch_size=64, random_state=seed)
+
+    inner = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed + 2)
+    tr, va = next(inner.split(z, strata, groups))
+    m = new()
+    best, best_ep = -1.0, 1
+    for ep in range(1, max_epochs + 1):
+        b = balanced(tr)
+        m.partial_fit(z[b], y[b], classes=np.array([0, 1]))
+        a = auroc(y[va], m.predict_proba(z[va])[:, 1])
+        if a > best:
+            best, best_ep = a, ep
+        elif ep - best_ep >= 8:
+            break
+    m = new()
+    every = np.arange(len(y))
+    for _ in range(best_ep):
+        b = balanced(every)
+        m.partial_fit(z[b], y[b], classes=np.array([0, 1]))
+
+    def score(q: np.ndarray) -> np.ndarray:
+        p = np.clip(m.predict_proba((q - mu) / sd)[:, 1], 1e-6, 1 - 1e-6)
+        return np.asarray(np.log(p / (1 - p)))
+
+    return score
