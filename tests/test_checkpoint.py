@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import multiprocessing
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,13 +187,36 @@ def test_non_ed25519_key_refused(tmp_path: Path) -> None:
         CheckpointSigner.load_or_create(path, ORIGIN)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_key_file_refused(tmp_path: Path) -> None:
     path = tmp_path / "log.key"
     CheckpointSigner.load_or_create(path, ORIGIN)
     path.chmod(0o000)
-    with pytest.raises(ConfigurationError, match="cannot read"):
-        CheckpointSigner.load_or_create(path, ORIGIN)
+    if os.geteuid() != 0:
+        with pytest.raises(ConfigurationError, match="cannot read"):
+            CheckpointSigner.load_or_create(path, ORIGIN)
+        return
+    # Root reads any file through CAP_DAC_OVERRIDE: check in a child process without it.
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "setpriv (util-linux) is needed to drop root's file capabilities"
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from authenticator.errors import ConfigurationError\n"
+        "from authenticator.ledger.checkpoint import CheckpointSigner\n"
+        "try:\n"
+        f"    CheckpointSigner.load_or_create(Path({str(path)!r}), {ORIGIN!r})\n"
+        "except ConfigurationError as exc:\n"
+        "    print(exc); sys.exit(0 if 'cannot read' in str(exc) else 3)\n"
+        "sys.exit(4)\n"
+    )
+    result = subprocess.run(
+        [setpriv, "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(Path(__file__).resolve().parent.parent),
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_key_path_that_is_a_directory_refused(tmp_path: Path) -> None:
