@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -196,6 +197,12 @@ def _ratio(value: float | None, mark_miss: bool = False) -> str:
     return f"{value:.2f}×{mark}"
 
 
+def _display(command: str) -> str:
+    """A script's command line without temporary paths and database URLs."""
+    command = re.sub(r" --(json|out) /[^\s:]+", "", command)
+    return re.sub(r"--db \S+?(?=: \d|\s|$)", "--db postgresql://…", command)
+
+
 def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
     lines = [
         f"Benchmark report {meta['date']} (`make bench`; {meta['cpus']} cores shared with other work, load average "
@@ -209,7 +216,7 @@ def markdown(rows: list[Row], meta: dict[str, Any]) -> str:
         f"| {r.figure} | {r.target} | {r.measured} | {_ratio(r.vs_target, True)} | {r.peer} | {_ratio(r.vs_peer)} |"
         for r in rows
     ]
-    lines += ["", "Script run times: " + "; ".join(meta["scripts"]) + "."]
+    lines += ["", "Script run times: " + "; ".join(_display(c) for c in meta["scripts"]) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -218,7 +225,14 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes: check the chain, not the figures")
     ap.add_argument("--date", default=datetime.now(UTC).strftime("%Y-%m-%d"))
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--render", type=Path, help="only rewrite the markdown of a saved <date>.json")
     args = ap.parse_args()
+    if args.render:
+        raw = json.loads(args.render.read_text())
+        text = markdown([Row(**r) for r in raw["rows"]], raw["meta"])
+        args.render.with_suffix(".md").write_text(text)
+        print(text)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     scripts: list[str] = []
     load_before = os.getloadavg()[0]
