@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import inspect
+import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.api_helpers import (
     real_photos,
     register_lab,
 )
-from tests.live_server import bootstrap_admin, server_env, start_server
+from tests.live_server import bootstrap_admin, run_cli, server_env, start_server
 
 pytest_plugins = ["tests.api_support"]
 
@@ -114,6 +115,26 @@ def test_keys_are_compared_in_constant_time(client: TestClient, actors: Actors) 
     answers = [client.post("/v1/items", json={}, headers=bearer(k)) for k in (wrong_secret, unknown_id, "junk")]
     assert {r.status_code for r in answers} == {401}
     assert len({r.json()["detail"] for r in answers}) == 1
+
+
+def test_rotating_a_key_keeps_the_principal_and_refuses_the_old_key(api_tiny_weights: Path, tmp_path: Path) -> None:
+    """``authenticator keys rotate``: the platform keeps its items under its new key."""
+    env = server_env(Settings(data_dir=tmp_path / "data", weights_dir=api_tiny_weights))
+    admin = bootstrap_admin(env)
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data", weights_dir=api_tiny_weights))) as client:
+        r = client.post("/v1/keys", json={"role": "platform", "name": "Acme"}, headers=bearer(admin))
+        old = r.json()
+        item = new_item(client, old["api_key"])
+    res = run_cli(["keys", "rotate", old["key_id"]], env)
+    assert res.returncode == 0, res.stderr
+    new = json.loads(res.stdout)
+    assert new["principal_id"] == old["principal_id"] and new["revoked"] == old["key_id"]
+    assert new["api_key"] != old["api_key"]
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data", weights_dir=api_tiny_weights))) as client:
+        custody = {"event": "received_for_consignment"}
+        assert client.post(f"/v1/items/{item}/custody", json=custody, headers=bearer(old["api_key"])).status_code == 401
+        assert client.post(f"/v1/items/{item}/custody", json=custody, headers=bearer(new["api_key"])).status_code == 201
+    assert run_cli(["keys", "rotate", old["key_id"]], env).returncode == 2  # already revoked
 
 
 # --- Upload rate limit ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``authenticator keys``: create (shown once), list and revoke API keys."""
+"""``authenticator keys``: create (shown once), list, rotate and revoke API keys."""
 
 from __future__ import annotations
 
@@ -54,3 +54,27 @@ def revoke(key_id: str, db: DbOption = None) -> None:
     with open_context(db) as ctx:
         keys.revoke_key(ctx.engine, key_id)
     typer.echo(f"revoked {key_id}")
+
+
+@keys_app.command("rotate")
+def rotate(key_id: str, db: DbOption = None) -> None:
+    """Replace a key: a new key for the same principal (its items, labs and certificates stay
+    its own), printed once; then the old key is revoked."""
+    with open_context(db) as ctx:
+        owner = next((k for k in keys.list_keys(ctx.engine) if k["key_id"] == key_id and not k["revoked_at"]), None)
+        if owner is None:
+            typer.echo(f"error: no active key {key_id}", err=True)
+            raise typer.Exit(2)
+        issued = keys.issue_key(ctx.engine, str(owner["principal_id"]))
+        keys.revoke_key(ctx.engine, key_id)
+    typer.echo(
+        json.dumps(
+            {
+                "principal_id": issued.principal_id,
+                "role": issued.role,
+                "key_id": issued.key_id,
+                "api_key": issued.api_key,
+                "revoked": key_id,
+            }
+        )
+    )
