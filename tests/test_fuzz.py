@@ -18,8 +18,6 @@ import copy
 import io
 import json
 import os
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from authenticator.services.dsse import envelope_payload, parse_envelope, sign_e
 from authenticator.trace_verify import TraceReport, verify_trace
 from authenticator.vision.decode import DecodedImage, decode_image
 from tests.ledger_samples import ORIGIN, sample_entries
+from tests.test_vision_decode import _png_header
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = 20_000 if LONG else int(os.environ.get("FUZZ_EXAMPLES", "300"))
@@ -95,13 +94,6 @@ def _image_bytes(fmt: str, mode: str = "RGB", size: tuple[int, int] = (80, 72), 
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
     return buf.getvalue()
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose header announces ``width`` x ``height`` (the pixels never follow)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk))
 
 
 IMAGE_SEEDS = [
