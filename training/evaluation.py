@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from training.cv import Arrays, crossfit_decisions
-from training.metrics import auroc, bootstrap_ci, ece, risk_coverage
+from training.metrics import auroc, bootstrap_ci, ece, operating_point_from_decisions, risk_coverage
 
 BIRKIN = "alauzon13-birkin"
 HEADLINE_EXCLUDES: tuple[str, ...] = (BIRKIN,)
@@ -32,9 +32,8 @@ def block(y: np.ndarray, z: np.ndarray, p: np.ndarray, d: np.ndarray, groups: np
     cov_lo, cov_hi = (
         bootstrap_ci(lambda i: float((d[i] >= 0).mean()), len(y), groups, reps=reps) if reps else (np.nan, np.nan)
     )
-    op = _op_from_decisions(y, d)
+    op = operating_point_from_decisions(y, d)
     return {
-        "n": len(y),
         "n_groups": len(np.unique(groups)),
         "auroc": _r(a),
         "auroc_ci95": [_r(lo), _r(hi)],
@@ -42,27 +41,6 @@ def block(y: np.ndarray, z: np.ndarray, p: np.ndarray, d: np.ndarray, groups: np
         **{k: (_r(v) if isinstance(v, float) else v) for k, v in op.items()},
         "false_pass_ci95": [_r(fp_lo), _r(fp_hi)],
         "coverage_ci95": [_r(cov_lo), _r(cov_hi)],
-    }
-
-
-def _op_from_decisions(y: np.ndarray, d: np.ndarray) -> dict[str, float | int]:
-    neg, pos = y == 0, y == 1
-    decided = d >= 0
-    return {
-        "n_authentic": int(pos.sum()),
-        "n_counterfeit": int(neg.sum()),
-        "false_pass_rate": float((d[neg] == 1).mean()) if neg.any() else float("nan"),
-        "false_pass_count": int((d[neg] == 1).sum()),
-        "false_reject_rate": float((d[pos] == 0).mean()) if pos.any() else float("nan"),
-        "coverage": float(decided.mean()) if len(y) else float("nan"),
-        "abstain_rate": float(1 - decided.mean()) if len(y) else float("nan"),
-        "accuracy_decided": float((d[decided] == y[decided]).mean()) if decided.any() else float("nan"),
-        "authentic_called_authentic": int(((d == 1) & pos).sum()),
-        "counterfeit_called_counterfeit": int(((d == 0) & neg).sum()),
-        "authentic_inconclusive": int(((d == -1) & pos).sum()),
-        "counterfeit_inconclusive": int(((d == -1) & neg).sum()),
-        "authentic_called_counterfeit": int(((d == 0) & pos).sum()),
-        "counterfeit_called_authentic": int(((d == 1) & neg).sum()),
     }
 
 

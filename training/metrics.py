@@ -129,8 +129,12 @@ def fit_thresholds(
 
 
 def operating_point(y: np.ndarray, p: np.ndarray, authentic_above: float, counterfeit_below: float) -> dict[str, float]:
-    d = decide(p, authentic_above, counterfeit_below)
-    y = np.asarray(y)
+    """Operating point of calibrated probabilities under the two thresholds."""
+    return operating_point_from_decisions(np.asarray(y), decide(p, authentic_above, counterfeit_below))
+
+
+def operating_point_from_decisions(y: np.ndarray, d: np.ndarray) -> dict[str, float]:
+    """False-pass, coverage and the confusion counts of decisions (1 authentic, 0 counterfeit, -1 abstain)."""
     neg, pos = y == 0, y == 1
     decided = d >= 0
     return {
@@ -143,12 +147,12 @@ def operating_point(y: np.ndarray, p: np.ndarray, authentic_above: float, counte
         "coverage": float(decided.mean()) if len(y) else float("nan"),
         "abstain_rate": float(1 - decided.mean()) if len(y) else float("nan"),
         "accuracy_decided": float((d[decided] == y[decided]).mean()) if decided.any() else float("nan"),
-        "tp_authentic": int(((d == 1) & pos).sum()),
-        "tn_counterfeit": int(((d == 0) & neg).sum()),
-        "inconclusive_authentic": int(((d == -1) & pos).sum()),
-        "inconclusive_counterfeit": int(((d == -1) & neg).sum()),
-        "fp": int(((d == 1) & neg).sum()),
-        "fn": int(((d == 0) & pos).sum()),
+        "authentic_called_authentic": int(((d == 1) & pos).sum()),
+        "counterfeit_called_counterfeit": int(((d == 0) & neg).sum()),
+        "authentic_inconclusive": int(((d == -1) & pos).sum()),
+        "counterfeit_inconclusive": int(((d == -1) & neg).sum()),
+        "authentic_called_counterfeit": int(((d == 0) & pos).sum()),
+        "counterfeit_called_authentic": int(((d == 1) & neg).sum()),
     }
 
 

@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from authenticator.config import Settings
-from authenticator.errors import AuthenticatorError
+from authenticator.cli._context import one_line_errors, settings_for
 from authenticator.ledger.log import Ledger, StoredEntry
 
 ledger_app = typer.Typer(help="The append-only provenance ledger.", no_args_is_help=True)
@@ -38,18 +37,12 @@ def _emit(obj: Any) -> None:
 @contextmanager
 def _ledger(db: str | None, *, check_key: bool = True) -> Iterator[Ledger]:
     """Open the ledger; print project errors as one line and exit 2 instead of a traceback."""
-    try:
-        settings = Settings()
-        if db:
-            settings = settings.model_copy(update={"database_url": db})
-        ledger = Ledger.from_settings(settings, check_key=check_key)
+    with one_line_errors():
+        ledger = Ledger.from_settings(settings_for(db), check_key=check_key)
         try:
             yield ledger
         finally:
             ledger.close()
-    except AuthenticatorError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from exc
 
 
 def _entry_json(e: StoredEntry) -> dict[str, Any]:
