@@ -4,9 +4,11 @@ no ledger entry). A real photo under a path-like name is stored under its hash o
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
+import json
 import struct
 import zipfile
 import zlib
@@ -16,9 +18,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from api.app import create_app
 from authenticator.config import Settings
+from authenticator.services.dsse import PAYLOAD_TYPE, pae
 from tests.api_helpers import Actors, bearer, make_actors, new_item, photo_files, real_photos
 
 pytest_plugins = ["tests.api_support"]
@@ -183,3 +188,59 @@ def test_real_photo_still_accepted(site: Site) -> None:
         f"/v1/items/{site.item}/assessments", files=photo_files(real_photos(2)), headers=bearer(site.actors.platform)
     )
     assert r.status_code == 201, r.text
+
+
+def _signed(site: Site, payload_bytes: bytes) -> dict[str, object]:
+    """A DSSE envelope over exactly ``payload_bytes``, signed with the lab's registered key."""
+    sig = site.actors.lab_key.sign(pae(PAYLOAD_TYPE, payload_bytes))
+    return {
+        "payloadType": PAYLOAD_TYPE,
+        "payload": base64.b64encode(payload_bytes).decode(),
+        "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}],
+    }
+
+
+def _expect_certificate_refused(site: Site, envelope: dict[str, object]) -> int:
+    before = _stored(site)
+    r = site.client.post(f"/v1/items/{site.item}/certificates", json=envelope, headers=bearer(site.actors.lab))
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert _stored(site) == before
+    return r.status_code
+
+
+def test_deeply_nested_certificate_payload(site: Site) -> None:
+    """A lab's signed payload nested 20,000 deep: 422, not a 500 from the JSON parser's recursion."""
+    nested = b'{"notes": ' + b"[" * 20_000 + b"]" * 20_000 + b"}"
+    assert _expect_certificate_refused(site, _signed(site, nested)) == 422
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_signed_certificate_payloads_of_any_shape(site: Site, data: st.DataObject) -> None:
+    """Payloads the lab really signed, with fields of any JSON type or missing: 4xx or 201, never 5xx."""
+    payload: dict[str, object] = {
+        "v": 1,
+        "item_id": site.item,
+        "lab_id": site.actors.lab_id,
+        "outcome": "authentic",
+        "inspection_date": "2026-11-20",
+        "method": "physical inspection",
+        "photos": ["ab" * 32],
+        "report_sha256": None,
+    }
+    json_value = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+        max_leaves=8,
+    )
+    for key in data.draw(st.lists(st.sampled_from([*payload, "notes", "extra"]), min_size=1, max_size=3)):
+        if data.draw(st.booleans()):
+            payload[key] = data.draw(json_value)
+        else:
+            payload.pop(key, None)
+    raw = json.dumps(payload, allow_nan=True).encode()
+    r = site.client.post(
+        f"/v1/items/{site.item}/certificates", json=_signed(site, raw), headers=bearer(site.actors.lab)
+    )
+    assert r.status_code < 500, r.text[:300]

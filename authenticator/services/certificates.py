@@ -64,7 +64,7 @@ def attach_certificate(ctx: ServiceContext, principal: Principal, item_id: str, 
     env = parse_envelope(envelope)
     try:
         payload = json.loads(env.payload)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # a signed payload can still be nested 20,000 deep
         raise InvalidInput("the envelope's payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise InvalidInput("the certificate payload must be a JSON object")

@@ -93,8 +93,8 @@ def envelope_payload(data: bytes) -> dict[str, Any]:
     try:
         env = parse_envelope(data)
         obj = json.loads(env.payload)
-    except (InvalidInput, BadRequest) as exc:
-        raise ValueError(str(exc)) from exc
+    except (InvalidInput, BadRequest, RecursionError) as exc:
+        raise ValueError(str(exc) or "payload nested too deeply") from exc
     if not isinstance(obj, dict):
         raise ValueError("payload is not an object")
     return obj
