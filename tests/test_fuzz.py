@@ -34,7 +34,8 @@ from authenticator.ledger.note import NoteVerifier, open_note
 from authenticator.services.dsse import envelope_payload, parse_envelope, sign_envelope, verify_envelope
 from authenticator.trace_verify import TraceReport, verify_trace
 from authenticator.vision.decode import DecodedImage, decode_image
-from tests.ledger_samples import ORIGIN, sample_entries
+from tests.ledger_samples import ORIGIN, REPO_ROOT, sample_entries
+from tests.live_server import free_port, run_cli
 from tests.test_vision_decode import _png_header
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
@@ -307,3 +308,29 @@ def test_a_trace_cut_after_its_last_event_still_verifies(trace_world: tuple[dict
     cut = {**trace, "events": trace["events"][:-1]}
     assert verify_trace(cut, vkey).ok
     assert not verify_trace({**trace, "events": trace["events"][1:]}, vkey).ok  # the oldest cannot be dropped
+
+
+NESTED = b"[" * 50_000 + b"]" * 50_000
+
+
+def test_deeply_nested_json_is_a_documented_error() -> None:
+    """Nesting past the recursion limit is input like any other, not a RecursionError."""
+    with pytest.raises(AuthenticatorError):
+        parse_envelope(NESTED)
+    sig = base64.b64encode(b"\0" * 64).decode()
+    deep = b"[" * 20_000 + b"]" * 20_000  # fits the envelope size limit
+    env = {"payloadType": "x", "payload": base64.b64encode(deep).decode(), "signatures": [{"sig": sig}]}
+    with pytest.raises(ValueError):
+        envelope_payload(json.dumps(env).encode())
+
+
+def test_trace_verify_cli_on_hostile_sources(tmp_path: Path) -> None:
+    """`authenticator trace verify` on a trace nested 50,000 deep, or a URL nobody answers:
+    one line of error and exit 2, no traceback."""
+    nested = tmp_path / "nested.json"
+    nested.write_bytes(b'{"events": ' + NESTED + b"}")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    for source in (str(nested), f"http://127.0.0.1:{free_port()}/v1/items/x/trace"):
+        res = run_cli(["trace", "verify", source, "--key", SIGNER.verifier_key], env)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert res.stderr.startswith("error: cannot read the trace") and "Traceback" not in res.stderr

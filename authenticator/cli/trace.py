@@ -28,12 +28,19 @@ def _load(source: str, since: int | None) -> dict[str, Any]:
             parts = urlsplit(source)
             query = "&".join(q for q in (parts.query, urlencode({"since": since})) if q)
             url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
-        response = httpx.get(url, timeout=30.0, follow_redirects=False)
+        try:
+            response = httpx.get(url, timeout=30.0, follow_redirects=False)
+        except httpx.HTTPError as exc:  # not an OSError: refused connections, timeouts, bad URLs
+            raise ValueError(f"GET {url} failed: {exc}") from exc
         if response.status_code != 200:
             raise ValueError(f"GET {url} answered {response.status_code}")
-        data = response.json()
+        text = response.text
     else:
-        data = json.loads(Path(source).read_text(encoding="utf-8"))
+        text = Path(source).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:  # whoever serves the trace chooses its nesting
+        raise ValueError("the trace is nested too deeply to be a trace") from exc
     if not isinstance(data, dict):
         raise ValueError("a trace is a JSON object")
     return data
