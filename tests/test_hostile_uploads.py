@@ -244,3 +244,22 @@ def test_signed_certificate_payloads_of_any_shape(site: Site, data: st.DataObjec
         f"/v1/items/{site.item}/certificates", json=_signed(site, raw), headers=bearer(site.actors.lab)
     )
     assert r.status_code < 500, r.text[:300]
+
+
+def test_deeply_nested_json_bodies(site: Site) -> None:
+    """JSON nested 100,000 deep on every JSON endpoint: 400 problem+json, nothing recorded."""
+    body = b"[" * 100_000 + b"]" * 100_000
+    a = site.actors
+    before = _stored(site)
+    for url, key in (
+        ("/v1/items", a.platform),
+        (f"/v1/items/{site.item}/certificates", a.lab),
+        (f"/v1/items/{site.item}/custody", a.platform),
+        ("/v1/listings", a.platform),
+        ("/v1/labs", a.admin),
+        ("/v1/keys", a.admin),
+    ):
+        r = site.client.post(url, content=body, headers={**bearer(key), "Content-Type": "application/json"})
+        assert r.status_code == 400, (url, r.status_code, r.text[:200])
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert _stored(site) == before
