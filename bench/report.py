@@ -126,16 +126,21 @@ def ledger_rows(results: list[dict[str, Any]]) -> list[Row]:
     return rows
 
 
+def two_thread_note(v: dict[str, Any]) -> str:
+    key = "torch_2threads_batch1_p50_ms"
+    return f" (2 threads {v[key]:.1f} ms)" if key in v else ""
+
+
 def vision_rows(v: dict[str, Any]) -> list[Row]:
     speedup = v["torch_batch1_p50_ms"] / v["ort_batch1_p50_ms"]
     return [
         Row(
             "vision",
-            f"inference per photo, batch 1, p50 ({v['model']}, onnxruntime)",
+            f"inference per photo, batch 1, p50 ({v['model']}, onnxruntime, {v.get('ort_threads', 1)} thread(s))",
             "≥ 3× faster than torch eager",
             f"{v['ort_batch1_p50_ms']:.1f} ms",
             speedup / 3,
-            f"torch eager {v['torch_batch1_p50_ms']:.1f} ms",
+            f"torch eager, same threads {v['torch_batch1_p50_ms']:.1f} ms" + two_thread_note(v),
             speedup,
         ),
         Row(

@@ -40,6 +40,9 @@ class OnnxModel:
         opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = inter_op_threads
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Memory patterns pre-plan one big block per input shape: measured here at 448 px batch 1,
+        # turning them off saves ~50 MB of resident memory at the same latency.
+        opts.enable_mem_pattern = False
         # Busy-waiting worker threads steal the core that decoding and the other requests need.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
