@@ -173,13 +173,15 @@ class _Checker:
         if not any(lo <= p.index < hi for p in self.report.problems):
             self.report.add(lo, reason)
 
-    def level(self, level: int, first: int, children: Sequence[bytes]) -> list[bytes]:
+    def level(self, level: int, first: int, children: Sequence[bytes], rows: list[Any] | None = None) -> list[bytes]:
         """Check stored nodes ``first, first+1, ...`` of ``level``; return them (computed ones
-        standing in for missing rows) so the next level is checked against what is stored."""
+        standing in for missing rows) so the next level is checked against what is stored.
+        ``rows``: those nodes already read (by the prefetch thread), else read here."""
         computed = _pair_up(children)
         if not computed:
             return computed
-        rows = self.cur.execute(self.q_nodes, (level, first, first + len(computed))).fetchall()
+        if rows is None:
+            rows = self.cur.execute(self.q_nodes, (level, first, first + len(computed))).fetchall()
         self.report.nodes_checked += len(computed)
         stored = [r[1] for r in rows]
         if stored == computed:
@@ -244,7 +246,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
         tops: list[bytes] = []
         complete = True
         try:
-            for start, end, rows in _prefetched(ledger, q_entries, size):
+            for start, end, rows, node_rows in _prefetched(ledger, q_entries, check.q_nodes, size):
                 if not rows:
                     report.add(start, f"entry {start} is missing (a gap in the log)")
                     complete = False
@@ -266,7 +268,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                             report.add(start + k, f"entry {start + k}: its data does not hash to its stored leaf hash")
                 level_hashes = stored_leaves
                 for level in range(1, CHUNK_LEVEL + 1):
-                    level_hashes = check.level(level, start >> level, level_hashes)
+                    level_hashes = check.level(level, start >> level, level_hashes, node_rows[level - 1])
                 if end - start == CHUNK:
                     tops.extend(level_hashes)
                 if semantic:
@@ -295,24 +297,34 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
     return report
 
 
-def _prefetched(ledger: Ledger, query: str, size: int) -> Iterator[tuple[int, int, list[Any]]]:
-    """Every chunk's rows, in order; the next chunk is read on a second connection by a thread
-    while the caller checks this one (the driver waits for the database without the GIL)."""
+def _prefetched(
+    ledger: Ledger, query: str, q_nodes: str, size: int
+) -> Iterator[tuple[int, int, list[Any], list[list[Any]]]]:
+    """Every chunk's entry rows and its stored subtree rows (levels 1..CHUNK_LEVEL), in order;
+    the next chunk is read on a second connection by a thread while the caller checks this one
+    (the driver waits for the database without the GIL)."""
     ranges = [(start, min(start + CHUNK, size)) for start in range(0, size, CHUNK)]
     if not ranges:
         return
     with ThreadPoolExecutor(max_workers=1) as pool, store.reader(store.read_engine(ledger.engine)) as cur:
 
-        def fetch(bounds: tuple[int, int]) -> list[Any]:
+        def fetch(bounds: tuple[int, int]) -> tuple[list[Any], list[list[Any]]]:
+            start, end = bounds
             rows: list[Any] = cur.execute(query, bounds).fetchall()
-            return rows
+            nodes: list[list[Any]] = []
+            count = end - start
+            for level in range(1, CHUNK_LEVEL + 1):
+                count //= 2  # the nodes the checker computes from this chunk's leaves
+                first = start >> level
+                nodes.append(cur.execute(q_nodes, (level, first, first + count)).fetchall() if count else [])
+            return rows, nodes
 
         future = pool.submit(fetch, ranges[0])
         for k, (start, end) in enumerate(ranges):
-            rows = future.result()
+            rows, nodes = future.result()
             if k + 1 < len(ranges):
                 future = pool.submit(fetch, ranges[k + 1])
-            yield start, end, rows
+            yield start, end, rows, nodes
 
 
 @dataclass
