@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,73 +34,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
 
 from authenticator.ledger.checkpoint import CheckpointSigner
 from authenticator.ledger.entries import canonical_json, encode_prev, entry_bytes, format_time
-from authenticator.ledger.log import Ledger, NewEntry
+from authenticator.ledger.log import Ledger
 from authenticator.ledger.verify import verify_ledger
+from tests.ledger_samples import sample_entry
+from tests.pg_scratch import scratch_schema
 
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 ORIGIN = "bench.authenticator.local/log"
 ITEMS = 20_000
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def make_entry(i: int, item: str) -> NewEntry:
-    """One of four realistic entry types (the mix the service writes)."""
-    kind = i % 4
-    if kind == 0:
-        return NewEntry(
-            "item.registered",
-            item,
-            {
-                "category": "bag",
-                "brand": "Hermès",
-                "model": "Birkin 30",
-                "serial_commitment": _sha(f"s{i}"),
-                "platform": "platform-1",
-            },
-        )
-    if kind == 1:
-        photos = [_sha(f"p{i}-{k}") for k in range(3)]
-        return NewEntry(
-            "assessment.recorded",
-            item,
-            {
-                "assessment_id": f"as-{i}",
-                "photo_sha256": photos,
-                "model_sha256": _sha("model"),
-                "model_version": "1.0.0",
-                "decision": "authentic",
-                "probability_authentic": 0.9731,
-                "per_photo": [
-                    {"sha256": p, "probability_authentic": 0.95, "category": "bag", "reasons": []} for p in photos
-                ],
-                "thresholds": {"authentic_above": 0.9, "counterfeit_below": 0.2},
-                "reasons": ["clear_photos"],
-            },
-        )
-    if kind == 2:
-        return NewEntry(
-            "listing.published",
-            item,
-            {
-                "listing_id": f"li-{i}",
-                "platform": "platform-1",
-                "title_sha256": _sha(f"t{i}"),
-                "price": "1250.00",
-                "currency": "EUR",
-            },
-        )
-    return NewEntry(
-        "custody.transferred",
-        item,
-        {"event": "consigned", "platform": "platform-1", "counterparty_commitment": _sha(f"c{i}")},
-    )
 
 
 @contextmanager
@@ -109,18 +51,12 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{workdir / 'bench.db'}"
         return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with scratch_schema("bench") as url:
+        yield url
 
 
 def bench_appends(ledger: Ledger, batch: int, total: int, rng: random.Random, start: int) -> float:
-    entries = [make_entry(start + i, f"item-{rng.randrange(ITEMS)}") for i in range(total)]
+    entries = [sample_entry(start + i, f"item-{rng.randrange(ITEMS)}") for i in range(total)]
     t0 = time.perf_counter()
     for k in range(0, total, batch):
         ledger.append_batch(entries[k : k + batch])
@@ -129,7 +65,7 @@ def bench_appends(ledger: Ledger, batch: int, total: int, rng: random.Random, st
 
 def bulk_fill(ledger: Ledger, target: int, log: Callable[[str], None]) -> float:
     """Grow the log to ``target`` entries with valid, chained entries through the bulk path."""
-    bodies = [(e.type, canonical_json(e.body)) for e in (make_entry(i, "x") for i in range(4))]
+    bodies = [(e.type, canonical_json(e.body)) for e in (sample_entry(i, "x") for i in range(4))]
     stamp = format_time(datetime.now(UTC))
     heads: dict[str, bytes] = {}
     sha256 = hashlib.sha256
@@ -189,7 +125,7 @@ def run(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict
         try:
             # Every item gets a history first, so appends pay for real chain lookups.
             for k in range(0, ITEMS, 1000):
-                ledger.append_batch([make_entry(i, f"item-{i}") for i in range(k, k + 1000)])
+                ledger.append_batch([sample_entry(i, f"item-{i}") for i in range(k, k + 1000)])
             start = ITEMS
             for batch, total in ((1, args.batch1), (100, 20_000), (1000, 40_000)):
                 rate = bench_appends(ledger, batch, total, rng, start)

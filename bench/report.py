@@ -20,15 +20,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.pg_scratch import create_scratch_schema, drop_scratch_schema  # noqa: E402
+
 RESULTS = REPO / "bench" / "results"
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 SCRIPT_LIMIT_S = 600  # each script must finish in 10 minutes on 2 cores
 
 
@@ -73,22 +75,6 @@ def api_bench(extra: list[str], quick: bool, log: list[str]) -> dict[str, Any]:
     result: dict[str, Any] = _json_tail(out)
     result["seconds"] = seconds
     return result
-
-
-def pg_schema() -> tuple[str, str]:
-    import psycopg
-
-    schema = f"bench_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return schema, f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-
-
-def drop_pg_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def ledger_rows(results: list[dict[str, Any]]) -> list[Row]:
@@ -252,11 +238,11 @@ def main() -> None:
         ledger = json.loads(ledger_json.read_text())
         vision = json.loads(vision_json.read_text())
     api: dict[str, dict[str, Any]] = {"sqlite": api_bench([], args.quick, scripts)}
-    schema, url = pg_schema()
+    schema, url = create_scratch_schema("bench_api")
     try:
         api["postgres"] = api_bench(["--db", url], args.quick, scripts)
     finally:
-        drop_pg_schema(schema)
+        drop_scratch_schema(schema)
     meta = {
         "date": args.date,
         "cpus": os.cpu_count(),

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
@@ -16,7 +14,6 @@ from fastapi.testclient import TestClient
 from authenticator.services.dsse import sign_envelope
 from authenticator.store.keys import create_key
 
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 PHOTO_DIRS = ("alauzon13-birkin/authentic", "zhengwu123-aj1/authentic", "waizwafiq-sneakers/counterfeit")
 
@@ -42,18 +39,6 @@ def photo_files(paths: list[Path]) -> list[tuple[str, tuple[str, bytes, str]]]:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def pg_schema_url() -> tuple[str, str]:
-    schema = f"t_api_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    return schema, f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-
-
-def drop_schema(schema: str) -> None:
-    with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @dataclass

@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from authenticator.config import Settings
-from tests.api_helpers import Actors, drop_schema, make_actors, pg_schema_url
+from tests.api_helpers import Actors, make_actors
+from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
 from tests.vision_tiny_model import write_tiny_model
 
 
@@ -35,11 +36,11 @@ def api_settings(
     if request.param == "sqlite":
         yield Settings(data_dir=data, weights_dir=api_tiny_weights, database_url=None)
         return
-    schema, url = pg_schema_url()
+    schema, url = create_scratch_schema("t_api")
     try:
         yield Settings(data_dir=data, weights_dir=api_tiny_weights, database_url=url)
     finally:
-        drop_schema(schema)
+        drop_scratch_schema(schema)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from typing import Any
 from authenticator.ledger.log import Ledger, NewEntry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 ORIGIN = "test.authenticator.local/log"
 
 

@@ -23,7 +23,7 @@ from authenticator.services.badges import CertificateFact, VerdictFact, derive_b
 from authenticator.services.dsse import PAYLOAD_TYPE, pae, parse_envelope, sign_envelope, verify_envelope
 from authenticator.store.db import migrate
 from authenticator.store.photo_index import SqlPhotoReuseIndex
-from tests.api_helpers import drop_schema, pg_schema_url
+from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
 
 CLI = str(Path(sys.executable).parent / "authenticator")
 
@@ -139,14 +139,14 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield eng
         eng.dispose()
         return
-    schema, url = pg_schema_url()
+    schema, url = create_scratch_schema("t_api")
     eng = create_ledger_engine(url)
     try:
         migrate(eng)
         yield eng
     finally:
         eng.dispose()
-        drop_schema(schema)
+        drop_scratch_schema(schema)
 
 
 def test_photo_index_finds_near_hashes(engine: Engine) -> None:

@@ -25,8 +25,9 @@ import pytest
 from authenticator.config import Settings
 from authenticator.ledger.checkpoint import verify_checkpoint
 from authenticator.ledger.merkle import verify_consistency
-from tests.api_helpers import PG_DSN, bearer, drop_schema, pg_schema_url
+from tests.api_helpers import bearer
 from tests.live_server import bootstrap_admin, launch, run_cli, server_env, start_server, wait_ready
+from tests.pg_scratch import PG_DSN, create_scratch_schema, drop_scratch_schema
 
 pytest_plugins = ["tests.api_support"]
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -37,7 +38,7 @@ ITEM = {"category": "sneaker", "brand": "Nike", "model": "AJ1"}
 @pytest.fixture
 def pg_settings(tmp_path: Path, api_tiny_weights: Path) -> Iterator[tuple[Settings, str, str]]:
     """A fresh schema; the URL names an application_name so the test can find its connections."""
-    schema, url = pg_schema_url()
+    schema, url = create_scratch_schema("t_api")
     app_name = f"faults_{uuid.uuid4().hex[:10]}"
     try:
         settings = Settings(
@@ -45,7 +46,7 @@ def pg_settings(tmp_path: Path, api_tiny_weights: Path) -> Iterator[tuple[Settin
         )
         yield settings, schema, app_name
     finally:
-        drop_schema(schema)
+        drop_scratch_schema(schema)
 
 
 def _platform_key(base: str, admin: str) -> str:
