@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("torch")
+import onnx
 import onnxruntime as ort
 import torch
 
@@ -38,6 +39,7 @@ def test_synthetic_train_export_parity_card(tmp_path: Path) -> None:
         approaches=["global224_lr"],
         ship="global224_lr",
         bootstrap_reps=20,
+        quantize="none",  # the float path; tests/test_training_quantize.py covers INT8
         report=True,
         log=lambda _: None,
     )
@@ -53,6 +55,14 @@ def test_synthetic_train_export_parity_card(tmp_path: Path) -> None:
     assert (out / "smoke.onnx").stat().st_size < 20_000_000
     assert {f.path for f in loaded.extra_files} == {"smoke.bank.npz"}
     assert loaded.metrics["onnx_parity_max_abs_diff"] <= 1e-4
+    assert loaded.metrics["quantization"] is None
+    # no shape arithmetic left: TF "same" pads are constants, so onnxruntime folds them into Conv
+    graph = onnx.load(str(out / "smoke.onnx")).graph
+    constants = {i.name for i in graph.initializer}
+    pads = [n for n in graph.node if n.op_type == "Pad"]
+    assert pads and all(n.input[1] in constants for n in pads)
+    assert not [n for n in graph.node if n.op_type == "Shape"]
+    assert loaded.self_test is not None and len(loaded.self_test.logits) == 2
 
     # onnxruntime vs torch on real pixels of three photos, dynamic batch
     head = np.load(tmp_path / "runs" / "smoke.head.npz")

@@ -51,6 +51,14 @@ def train(
     category: Annotated[str, typer.Option(help="Category for a folder dataset (manifests carry their own).")] = "other",
     report: Annotated[bool, typer.Option(help="Write <out>/report/ (report.json, report.md, plots).")] = True,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
+    quantize: Annotated[
+        str,
+        typer.Option(help="int8: ship the INT8 graph, with head and metrics fitted on its embeddings; none: float."),
+    ] = "int8",
+    calibration: Annotated[str, typer.Option(help="INT8 activation-range calibration: percentile or minmax.")] = (
+        "percentile"
+    ),
+    calibration_photos: Annotated[int, typer.Option(help="Development photos used to calibrate INT8 ranges.")] = 64,
 ) -> None:
     """Cross-validate every approach, ship the chosen one with thresholds fitted on held-out scores."""
     import torch
@@ -72,6 +80,9 @@ def train(
         max_false_pass=max_false_pass,
         max_false_reject=max_false_reject,
         bootstrap_reps=bootstrap,
+        quantize=quantize,
+        calibration_method=calibration,
+        calibration_photos=calibration_photos,
         report=report,
         reproduce="python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )

@@ -4,8 +4,10 @@ temperature + thresholds on its held-out scores -> ONNX + reference bank + card 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import platform
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -14,21 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import torch
 
-from authenticator.vision.card import ExtraFile, ModelCard, Thresholds, sha256_file
+from authenticator.vision.card import ExtraFile, ModelCard, SelfTest, Thresholds, sha256_file
 from authenticator.vision.preprocess import PreprocessSpec
+from authenticator.vision.runtime import ModelOutputs, record_self_test, self_test_input
 from training.backbone import BACKBONE_INFO, IMAGENET_CATEGORY_CLASSES, load_backbone
 from training.cv import APPROACHES, Arrays, CVResult, crossfit_decisions, run_cv
 from training.data import Sample, training_input
 from training.evaluation import HEADLINE_EXCLUDES, summarize
 from training.export import export_onnx, parity
-from training.features import GRID, compute_features
+from training.features import GRID, FeatureSet, compute_features
 from training.heads import LinearHead
 from training.loso import choose_percentile, leave_one_source_out, with_percentile
 from training.metrics import fit_temperature, fit_thresholds, sigmoid
 from training.model import AuthenticatorNet
 from training.ood import fit_ood, heldout_distances, write_bank
+from training.quantize import calibration_samples, quantize_int8, served_embeddings, set_linear_head
 from training.splits import grouped_folds, groups_crossing
 
 INPUT_SIZE = {"global224_lr": 224, "global448_lr": 448, "mil448_mean": 448}
@@ -138,11 +143,16 @@ def train(
     max_false_pass: float = 0.01,
     max_false_reject: float = 0.05,
     bootstrap_reps: int = 500,
+    quantize: str = "int8",
+    calibration_method: str = "percentile",
+    calibration_photos: int = 64,
     report: bool = True,
     reproduce: str = "",
     version: str | None = None,
     log: Callable[[str], None] = print,
 ) -> ModelCard:
+    if quantize not in ("int8", "none"):
+        raise ValueError(f"quantize={quantize!r}: choose int8 or none")
     t0 = time.time()
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -173,6 +183,39 @@ def train(
     if chosen not in INPUT_SIZE:
         raise ValueError(f"approach {chosen} cannot be shipped as one ONNX graph; choose one of {list(INPUT_SIZE)}")
     log(f"shipping {chosen}")
+    size = INPUT_SIZE[chosen]
+    spec = PreprocessSpec(input_size=size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    net = AuthenticatorNet(backbone, pool=POOL[chosen], input_size=size, grid=GRID)
+    net.eval()
+    probe = np.stack([training_input(s.path.read_bytes(), spec) for s in samples[:3]])
+    quantization: dict[str, Any] | None = None
+    if quantize != "none" and POOL[chosen] != "mean":
+        log(f"{chosen} scores regions of the feature map; only globally pooled heads are quantized: shipping float")
+    elif quantize != "none":
+        # The float graph is checked against torch and the cached features, quantized, and then
+        # the shipped approach is cross-validated again on the embeddings the INT8 graph computes.
+        with tempfile.TemporaryDirectory() as tmp:
+            float_path = Path(tmp) / "float.onnx"
+            max_diff = _export_checked(
+                net, LinearHead.average(results[chosen].heads), fs, chosen, float_path, probe, log
+            )
+            calib = calibration_samples(samples, calibration_photos, seed)
+            log(f"quantizing to INT8 ({calibration_method} calibration on {len(calib)} photos) ...")
+            quantization = quantize_int8(
+                float_path, onnx_path, [training_input(s.path.read_bytes(), spec) for s in calib], calibration_method
+            )
+        float_emb = getattr(fs, EMB_ATTR[chosen])
+        served_emb, _ = served_embeddings(onnx_path, samples, spec, cache_dir)
+        float_summary = summaries[chosen]
+        fs = dataclasses.replace(fs, **{EMB_ATTR[chosen]: served_emb})
+        results.update(run_cv(fs, a, [chosen], seed, log))
+        summaries[chosen] = summarize(
+            results[chosen].logits, a, meta_z, max_false_pass, max_false_reject, bootstrap_reps
+        )
+        quantization |= quantization_effect(float_emb, served_emb, float_summary, summaries[chosen])
+        log(f"INT8 vs float: {quantization['effect']}")
     res = results[chosen]
     head = LinearHead.average(res.heads)
     # held-out scores of the shipped (fold-averaged) model: each photo scored by the fold head that did not see it
@@ -184,28 +227,16 @@ def train(
         f"temperature {temperature:.3f}  authentic_above {authentic_above:.4f}  "
         f"counterfeit_below {counterfeit_below:.4f}"
     )
-
-    size = INPUT_SIZE[chosen]
-    spec = PreprocessSpec(input_size=size)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    net = AuthenticatorNet(backbone, pool=POOL[chosen], input_size=size, grid=GRID)
-    net.set_head(head)
-    net.eval()
-    onnx_path = out_dir / f"{name}.onnx"
-    export_onnx(net, onnx_path, size)
-    probe = np.stack([training_input(s.path.read_bytes(), spec) for s in samples[:3]])
-    max_diff = parity(net, onnx_path, probe)
     emb = getattr(fs, EMB_ATTR[chosen])
-    # the cached-feature scores the CV measured must be what the exported network computes
-    cached = head(emb[:3]) if POOL[chosen] == "mean" else head(fs.grid448[:3].astype(np.float32).mean(1))
-    with torch.inference_mode():
-        live = net(torch.from_numpy(probe))[0].numpy()
-    feat_diff = float(np.abs(cached - live).max())
-    log(f"onnx parity max abs diff {max_diff:.2e}; cached-feature vs network logit diff {feat_diff:.2e}")
-    if max_diff > 1e-4:
-        raise RuntimeError(f"onnxruntime parity failed: {max_diff}")
-    if feat_diff > (1e-3 if POOL[chosen] == "mean" else 3e-2):  # region features are cached as float16
-        raise RuntimeError(f"cached features disagree with the network: {feat_diff}")
+    if quantization is not None:
+        set_linear_head(onnx_path, head)
+        head_diff = _served_head_diff(onnx_path, head, probe)
+        quantization["head_consistency_max_abs_diff"] = head_diff
+        log(f"INT8 graph: head written; graph logit vs head(graph embedding) diff {head_diff:.2e}")
+        if head_diff > 1e-4:
+            raise RuntimeError(f"the INT8 graph's logit disagrees with its head: {head_diff}")
+    else:
+        max_diff = _export_checked(net, head, fs, chosen, onnx_path, probe, log)
 
     log("leave-one-source-out ...")
     loso_all = leave_one_source_out(fs, a, chosen, emb, max_false_pass, max_false_reject, seed=seed)
@@ -276,6 +307,8 @@ def train(
         "leave_one_source_out": loso,
         "with_unfamiliar_gate": gated,
         "onnx_parity_max_abs_diff": max_diff,
+        "onnx_parity_of": "the float graph vs torch" if quantization else "the shipped graph vs torch",
+        "quantization": quantization,
         "synthetic_only": synthetic,
     }
     metrics["headline"].pop("risk_coverage", None)
@@ -304,6 +337,7 @@ def train(
         metrics=metrics,
         backbone=BACKBONE_INFO,
         reproduce=reproduce,
+        self_test=graph_self_test(onnx_path, size),
     )
     card_path = out_dir / f"{name}.card.json"
     card_path.write_text(card.model_dump_json(indent=2))
@@ -340,6 +374,74 @@ def train(
         log(f"wrote {out_dir / 'report'}")
     log(f"done in {time.time() - t0:.0f} s")
     return card
+
+
+def _export_checked(
+    net: AuthenticatorNet,
+    head: LinearHead,
+    fs: FeatureSet,
+    chosen: str,
+    path: Path,
+    probe: np.ndarray,
+    log: Callable[[str], None],
+) -> float:
+    """Export the float graph with ``head`` and prove it computes what torch and the cached
+    features (on which the CV measured everything) compute; returns the onnxruntime parity."""
+    net.set_head(head)
+    export_onnx(net, path, INPUT_SIZE[chosen])
+    max_diff = parity(net, path, probe)
+    # the cached-feature scores the CV measured must be what the exported network computes
+    emb = getattr(fs, EMB_ATTR[chosen])
+    cached = head(emb[:3]) if POOL[chosen] == "mean" else head(fs.grid448[:3].astype(np.float32).mean(1))
+    with torch.inference_mode():
+        live = net(torch.from_numpy(probe))[0].numpy()
+    feat_diff = float(np.abs(cached - live).max())
+    log(f"onnx parity max abs diff {max_diff:.2e}; cached-feature vs network logit diff {feat_diff:.2e}")
+    if max_diff > 1e-4:
+        raise RuntimeError(f"onnxruntime parity failed: {max_diff}")
+    if feat_diff > (1e-3 if POOL[chosen] == "mean" else 3e-2):  # region features are cached as float16
+        raise RuntimeError(f"cached features disagree with the network: {feat_diff}")
+    return max_diff
+
+
+def _served_head_diff(path: Path, head: LinearHead, probe: np.ndarray) -> float:
+    """Max |graph logit - head(graph embedding)|: the head written into the graph is the fitted one."""
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logit, emb = sess.run(["authenticity_logit", "embedding"], {"image": probe.astype(np.float32)})
+    return float(np.abs(np.asarray(logit).reshape(-1) - head(np.asarray(emb))).max())
+
+
+def graph_self_test(path: Path, size: int) -> SelfTest:
+    """What the shipped graph computes on the runtime's fixed probe (checked again at every load)."""
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logit, emb = sess.run(["authenticity_logit", "embedding"], {"image": self_test_input(size)})
+    return record_self_test(ModelOutputs(np.asarray(logit).reshape(-1), None, np.asarray(emb)))
+
+
+def quantization_effect(
+    float_emb: np.ndarray, served_emb: np.ndarray, float_summary: dict[str, Any], served_summary: dict[str, Any]
+) -> dict[str, Any]:
+    """How far the INT8 embeddings are from torch's float ones, and what that did to the CV."""
+    cos = (float_emb * served_emb).sum(1) / (
+        np.linalg.norm(float_emb, axis=1) * np.linalg.norm(served_emb, axis=1) + 1e-12
+    )
+    fh, sh = float_summary["headline"], served_summary["headline"]
+    return {
+        "effect": {
+            "embedding_cosine_to_float": {
+                "median": round(float(np.median(cos)), 4),
+                "p01": round(float(np.percentile(cos, 1)), 4),
+                "min": round(float(cos.min()), 4),
+            },
+            "headline_auroc_float_features": fh["auroc"],
+            "headline_auroc_int8_features": sh["auroc"],
+            "headline_false_pass_float_features": fh["false_pass_rate"],
+            "headline_false_pass_int8_features": sh["false_pass_rate"],
+            "headline_coverage_float_features": fh["coverage"],
+            "headline_coverage_int8_features": sh["coverage"],
+            "per_source_auroc_float_features": {k: v["auroc"] for k, v in float_summary["per_source"].items()},
+        }
+    }
 
 
 def save_json(path: Path, obj: Any) -> None:

@@ -31,6 +31,19 @@ class ExtraFile(BaseModel):
     purpose: str
 
 
+class SelfTest(BaseModel):
+    """What the graph computed on a fixed synthetic input (:func:`~authenticator.vision.runtime.self_test_input`)
+    when it was trained. The runtime recomputes it at load and refuses to serve when this machine
+    computes something else: INT8 kernels can saturate on CPUs without VNNI, and a model that
+    silently scores differently from the one that was measured must not give verdicts."""
+
+    pattern: str = "sinusoids-v1"
+    logits: list[float]
+    embedding_prefix: list[list[float]] = Field(description="The first dimensions of each probe's embedding.")
+    logit_tolerance: float = 0.05
+    min_cosine: float = 0.999
+
+
 class ModelCard(BaseModel):
     name: str
     version: str
@@ -51,6 +64,7 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     backbone: dict[str, Any] = Field(default_factory=dict)
     reproduce: str = ""
+    self_test: SelfTest | None = None
 
     @classmethod
     def load(cls, path: Path) -> ModelCard:

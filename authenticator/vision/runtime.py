@@ -12,7 +12,49 @@ import numpy as np
 import onnxruntime as ort
 
 from authenticator.errors import ModelError
-from authenticator.vision.card import ModelCard
+from authenticator.vision.card import ModelCard, SelfTest
+
+SELF_TEST_PREFIX = 32
+
+
+def self_test_input(size: int) -> np.ndarray:
+    """Two fixed (3, size, size) inputs in [-1, 1] for :class:`SelfTest`: smooth sinusoids, so
+    every machine builds the same float32 tensor, with detail at several scales so every layer
+    sees non-trivial activations."""
+    i = np.arange(size, dtype=np.float64)[:, None] / size
+    j = np.arange(size, dtype=np.float64)[None, :] / size
+    first = [np.sin(2 * np.pi * ((c + 1) * 3 * i + 2 * j)) for c in range(3)]
+    second = [np.cos(2 * np.pi * (5 * i * j + (c + 1) * j)) * np.sin(7 * np.pi * i) for c in range(3)]
+    return np.stack([np.stack(first), np.stack(second)]).astype(np.float32)
+
+
+def record_self_test(outputs: ModelOutputs) -> SelfTest:
+    """The card's record of what this graph computes on :func:`self_test_input` (training side)."""
+    if outputs.embeddings is None:
+        raise ModelError("the graph has no embedding output to record a self-test from")
+    return SelfTest(
+        logits=[round(float(z), 6) for z in outputs.logits],
+        embedding_prefix=[[round(float(v), 6) for v in e[:SELF_TEST_PREFIX]] for e in outputs.embeddings],
+    )
+
+
+def check_self_test(expected: SelfTest, outputs: ModelOutputs) -> None:
+    """Raise :class:`ModelError` when this machine's outputs on the probe differ from the card's."""
+    logit_diff = float(np.abs(np.asarray(expected.logits) - outputs.logits).max())
+    cosines = [1.0]
+    if outputs.embeddings is not None:
+        want = np.asarray(expected.embedding_prefix, dtype=np.float64)
+        got = outputs.embeddings[:, : want.shape[1]].astype(np.float64)
+        cosines = [
+            float(w @ g / (np.linalg.norm(w) * np.linalg.norm(g) + 1e-12)) for w, g in zip(want, got, strict=True)
+        ]
+    if logit_diff > expected.logit_tolerance or min(cosines) < expected.min_cosine:
+        raise ModelError(
+            "the model computes different outputs on this machine than when it was trained and measured "
+            f"(self-test logit difference {logit_diff:.4f}, tolerance {expected.logit_tolerance}; embedding "
+            f"cosine {min(cosines):.5f}, minimum {expected.min_cosine}); refusing to serve its verdicts. "
+            f"Check the onnxruntime version ({ort.__version__}) and the CPU's instruction set."
+        )
 
 
 @dataclass(frozen=True)
@@ -66,8 +108,12 @@ class OnnxModel:
         self.max_batch = max(1, max_batch)
 
     def warm_up(self) -> None:
-        """Run once so the first request does not pay for allocation and kernel selection."""
-        self.run(np.zeros((1, 3, self.input_size, self.input_size), dtype=np.float32))
+        """Run once so the first request does not pay for allocation and kernel selection, and
+        check the card's self-test where it has one."""
+        if self.card.self_test is None:
+            self.run(np.zeros((1, 3, self.input_size, self.input_size), dtype=np.float32))
+            return
+        check_self_test(self.card.self_test, self.run(self_test_input(self.input_size)))
 
     def run(self, batch: np.ndarray) -> ModelOutputs:
         """``batch``: (N, 3, S, S) float32, preprocessed with the card's spec; run in chunks of
