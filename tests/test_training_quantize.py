@@ -49,7 +49,7 @@ def int8_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, Pa
         quantize="int8",
         calibration_method="minmax",
         calibration_photos=8,
-        report=False,
+        report=True,
         log=lambda _: None,
     )
     return out / "q.card.json", samples, tmp
@@ -68,6 +68,9 @@ def test_int8_graph_is_quantized_and_its_head_is_the_fitted_one(int8_model: tupl
     effect = q["effect"]
     assert effect["embedding_cosine_to_float"]["median"] > 0.9
     assert effect["headline_auroc_int8_features"] == card.metrics["headline"]["auroc"]
+    md = (card_path.parent / "report" / "report.md").read_text()
+    assert "## INT8 quantization (the served graph)" in md
+    assert "| headline AUROC | " in md and "Embedding cosine INT8 vs float" in md
 
     graph = onnx.load(str(card.onnx_path(card_path))).graph
     ops = {n.op_type for n in graph.node}
