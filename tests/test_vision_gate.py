@@ -13,7 +13,13 @@ import pytest
 from authenticator.config import Settings
 from authenticator.vision.calibrate_gate import DEGRADATIONS, blur, darken, overexpose
 from authenticator.vision.decode import DecodedImage, decode_image
-from authenticator.vision.quality import QualityThresholds, gate, measure_quality
+from authenticator.vision.quality import (
+    QualityThresholds,
+    gate,
+    measure_quality,
+    normalised_gray,
+    percentiles_of_counts,
+)
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 
@@ -101,3 +107,55 @@ def test_transparent_background_is_ignored() -> None:
     d = next(d for p, d in _sample(400, seed=1) if p.startswith("alauzon13-birkin") and d.alpha is not None)
     m = measure_quality(d.rgb, d.alpha)
     assert m.centre_bright_fraction < 0.2
+
+
+def test_percentiles_of_counts_equal_numpy_bit_for_bit() -> None:
+    rng = np.random.default_rng(0)
+    qs = (0, 2, 10, 50, 90, 98, 100, 33.3)
+    for n in [1, 2, 3, 7, 50, 999, 110_592, *rng.integers(1, 5000, 40).tolist()]:
+        top = int(rng.choice([1, 2, 16, 256, 4000]))
+        values = rng.integers(0, top, n)
+        counts = np.bincount(values, minlength=top)
+        want = np.percentile(values, list(qs))
+        assert percentiles_of_counts(counts, qs) == want.tolist(), (n, top)
+    with pytest.raises(ValueError):
+        percentiles_of_counts(np.zeros(5, np.int64), (10,))
+
+
+def _reference_percentile_metrics(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[float, float, float]:
+    """luma p10, p90 and object fraction as first written, with np.percentile over every pixel."""
+    import cv2
+
+    gray, mask = normalised_gray(rgb, alpha)
+    values = gray[mask] if mask is not None else gray.reshape(-1)
+    p10, p90 = np.percentile(values, [10, 90])
+    h, w = gray.shape
+    if mask is not None:
+        ys, xs = np.nonzero(mask)
+    else:
+        ys, xs = np.nonzero(cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 50, 150))
+        if len(xs) < 50:
+            return float(p10), float(p90), 0.0
+    if len(xs) == 0:
+        return float(p10), float(p90), 0.0
+    x0, x1 = np.percentile(xs, [2, 98])
+    y0, y1 = np.percentile(ys, [2, 98])
+    return float(p10), float(p90), float((x1 - x0 + 1) * (y1 - y0 + 1) / (h * w))
+
+
+def test_histogram_percentiles_measure_exactly_what_np_percentile_did(photos: list[tuple[str, DecodedImage]]) -> None:
+    """Real photos (opaque and cut-outs), degraded copies and synthetic edge cases: identical values."""
+    cases = [(d.rgb, d.alpha) for _, d in photos]
+    degrade = [fn for fn, _code in DEGRADATIONS.values()]
+    cases += [degrade[i % len(degrade)](d.rgb, d.alpha) for i, (_, d) in enumerate(photos)]
+    cases += [darken(d.rgb, d.alpha) for _, d in photos[:10]] + [overexpose(d.rgb, d.alpha) for _, d in photos[:10]]
+    rng = np.random.default_rng(3)
+    for k in range(40):
+        h, w = (int(v) for v in rng.integers(20, 400, 2))
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if k % 3 else np.full((h, w, 3), k * 6, np.uint8)
+        alpha = None if k % 2 else ((rng.random((h, w)) < rng.random()) * 255).astype(np.uint8)
+        cases.append((rgb, alpha))
+    assert any(a is not None for _, a in cases)
+    for rgb, alpha in cases:
+        m = measure_quality(rgb, alpha)
+        assert (m.luma_p10, m.luma_p90, m.object_fraction) == _reference_percentile_metrics(rgb, alpha)

@@ -9,6 +9,7 @@ whose background was removed) are left out of every measurement.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -79,7 +80,8 @@ def measure_quality(
     values = gray[mask] if mask is not None else gray.reshape(-1)
     lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
     lap_values = lap[mask] if mask is not None else lap.reshape(-1)
-    p10, p90 = np.percentile(values, [10, 90])
+    luma_hist = cv2.calcHist([gray], [0], None if mask is None else mask.view(np.uint8), [256], [0, 256])
+    p10, p90 = percentiles_of_counts(luma_hist.reshape(-1).astype(np.int64), (10, 90))
     return QualityMetrics(
         short_side=int(source_short_side if source_short_side is not None else min(rgb.shape[:2])),
         sharpness=float(lap_values.var()),
@@ -91,6 +93,31 @@ def measure_quality(
         glare_fraction=_glare_fraction(gray, mask),
         object_fraction=_object_fraction(gray, mask),
     )
+
+
+def percentiles_of_counts(counts: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """``np.percentile(values, qs)`` (its default linear method, bit for bit) of non-negative
+    integers given as ``counts[v]`` = how often ``v`` occurs: a cumulative histogram instead of a
+    partial sort of every pixel. Same virtual index ``(n - 1) * q / 100`` and the same two-sided
+    interpolation formula as numpy's ``_lerp``."""
+    cum = np.cumsum(counts)
+    n = int(cum[-1])
+    if n == 0:
+        raise ValueError("percentiles of no values")
+    out: list[float] = []
+    for q in qs:
+        virtual = (n - 1) * (q / 100)
+        if virtual >= n - 1:  # numpy takes the largest value
+            out.append(float(np.searchsorted(cum, n - 1, side="right")))
+            continue
+        lo = math.floor(virtual)
+        # the value at sorted position k is the smallest v with more than k values <= v
+        a = int(np.searchsorted(cum, lo, side="right"))
+        b = int(np.searchsorted(cum, lo + 1, side="right"))
+        t = virtual - lo
+        d = b - a
+        out.append(a + d * t if t < 0.5 else b - d * (1 - t))
+    return out
 
 
 def _centre_bright_fraction(gray: np.ndarray, mask: np.ndarray | None) -> float:
@@ -124,17 +151,15 @@ def _glare_fraction(gray: np.ndarray, mask: np.ndarray | None) -> float:
 def _object_fraction(gray: np.ndarray, mask: np.ndarray | None) -> float:
     """Bounding-box area of where the detail is, as a fraction of the frame."""
     h, w = gray.shape
-    if mask is not None:
-        ys, xs = np.nonzero(mask)
-    else:
-        edges = cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 50, 150)
-        ys, xs = np.nonzero(edges)
-        if len(xs) < 50:
-            return 0.0
-    if len(xs) == 0:
+    detail = mask if mask is not None else cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 50, 150)
+    # pixels of detail per column and per row: the histograms of their x and y coordinates
+    per_x = np.count_nonzero(detail, axis=0)
+    per_y = np.count_nonzero(detail, axis=1)
+    n = int(per_x.sum())
+    if n == 0 or (mask is None and n < 50):
         return 0.0
-    x0, x1 = np.percentile(xs, [2, 98])
-    y0, y1 = np.percentile(ys, [2, 98])
+    x0, x1 = percentiles_of_counts(per_x, (2, 98))
+    y0, y1 = percentiles_of_counts(per_y, (2, 98))
     return float((x1 - x0 + 1) * (y1 - y0 + 1) / (h * w))
 
 
