@@ -258,8 +258,12 @@ def test_cli_exit_codes(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_chunked_batches_give_the_same_scores(tiny: Path) -> None:
+    """Assessments score each photo on its own; ``ort_max_batch`` chunks the heat maps' runs."""
     photos = _photos(5, seed=31)
-    one = _assessor(tiny, ort_max_batch=1).assess(photos)
-    many = _assessor(tiny, ort_max_batch=8).assess(photos)
+    one_a, many_a = _assessor(tiny, ort_max_batch=1), _assessor(tiny, ort_max_batch=8)
+    one, many = one_a.assess(photos), many_a.assess(photos)
     assert [p.logit for p in one.photos] == pytest.approx([p.logit for p in many.photos], abs=1e-4)
     assert one.decision == many.decision
+    x = np.stack([one_a.model_input(p.data) for p in photos])
+    assert one_a._occlusion_logits(x) == pytest.approx(many_a._occlusion_logits(x), abs=1e-4)
+    assert one_a._occlusion_logits(x) == pytest.approx(one_a.model.run(x).logits, abs=1e-4)
