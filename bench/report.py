@@ -119,6 +119,20 @@ def two_thread_note(v: dict[str, Any]) -> str:
 
 def vision_rows(v: dict[str, Any]) -> list[Row]:
     speedup = v["torch_batch1_p50_ms"] / v["ort_batch1_p50_ms"]
+    float_rows = []
+    if "float_onnx_batch1_p50_ms" in v:
+        float_speedup = v["torch_batch1_p50_ms"] / v["float_onnx_batch1_p50_ms"]
+        float_rows.append(
+            Row(
+                "vision",
+                "inference per photo, batch 1, p50 (float graph of the same weights, onnxruntime)",
+                "—",
+                f"{v['float_onnx_batch1_p50_ms']:.1f} ms",
+                None,
+                f"torch eager, same threads {v['torch_batch1_p50_ms']:.1f} ms",
+                float_speedup,
+            )
+        )
     return [
         Row(
             "vision",
@@ -129,6 +143,7 @@ def vision_rows(v: dict[str, Any]) -> list[Row]:
             f"torch eager, same threads {v['torch_batch1_p50_ms']:.1f} ms" + two_thread_note(v),
             speedup,
         ),
+        *float_rows,
         Row(
             "vision",
             "4-photo assessment end to end (decode, gate, infer, decide), p50",

@@ -118,3 +118,22 @@ def test_imagenet_category_needs_mass_and_to_beat_every_other_class() -> None:
     assert brick.category is None and brick.imagenet_top_other == pytest.approx(0.30)
     faint = categorize(_logits_for({770: 0.01}), emb, cfg, None)[0]
     assert faint.category is None
+
+
+def test_table_normalize_is_bit_identical_to_the_arithmetic_definition(shared_dir: Path) -> None:
+    """The lookup-table normalize must give the very tensor training's arithmetic gives."""
+    from authenticator.vision.preprocess import PreprocessSpec, normalize, normalize_reference, resize_to_input
+
+    every_level = np.arange(256 * 3, dtype=np.uint16).reshape(16, 16, 3).astype(np.uint8)
+    specs = [
+        PreprocessSpec(input_size=448),
+        PreprocessSpec(input_size=224, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)),
+    ]
+    for spec in specs:
+        got, want = normalize(every_level, spec), normalize_reference(every_level, spec)
+        assert got.dtype == want.dtype == np.float32 and got.shape == want.shape == (3, 16, 16)
+        assert np.array_equal(got, want)
+        for path in sorted((shared_dir / "data" / "real").glob("*/*/*"))[::150]:
+            square = resize_to_input(decode_image(path.read_bytes()).rgb, spec)
+            assert np.array_equal(normalize(square, spec), normalize_reference(square, spec)), path
+    assert not np.array_equal(normalize(every_level, specs[0]), normalize(every_level, specs[1]))
