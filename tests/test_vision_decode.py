@@ -193,3 +193,37 @@ def test_reduced_jpeg_decode_keeps_twice_the_input_size() -> None:
 def test_reduced_decode_leaves_small_photos_alone() -> None:
     data = _save(_photo(640, 480), "JPEG", quality=90)
     assert np.array_equal(decode_image(data).rgb, decode_image(data, reduce_to=448).rgb)
+
+
+def test_concurrent_decoding_leaves_the_process_warning_filters_alone() -> None:
+    """Regression: decode used warnings.catch_warnings(), which swaps the process-wide filter
+    list; with photos decoded on several threads at once, one thread's "error" filter for
+    Pillow's DecompressionBombWarning leaked into the process (or another's got lost)."""
+    import threading
+    import warnings
+
+    # 10,000 x 10,000 = 100 MP: past Pillow's warning limit (~89 MP) but under its error limit
+    photos = [_png_header(10_000, 10_000), _png_header(3_000, 2_000)] * 20
+    before = list(warnings.filters)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        for data in photos:
+            try:
+                decode_image(data)
+            except (DecompressionBomb, CorruptImage):  # the headers promise pixels they lack
+                pass
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    with warnings.catch_warnings(record=True):  # the 100 MP header's Pillow warning is expected
+        warnings.simplefilter("always")
+        inner = list(warnings.filters)
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert list(warnings.filters) == inner
+    assert list(warnings.filters) == before
+    assert errors == []

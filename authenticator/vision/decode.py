@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,10 +66,12 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: 
         raise CorruptImage("The file is empty.")
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(f"The file is {len(data)} bytes; the limit is {limits.max_bytes}.")
+    # No warnings.catch_warnings() here: it swaps the process-wide filter list and is not
+    # thread-safe (photos are decoded on several threads at once). Pillow raises
+    # DecompressionBombError itself past 2x its own limit; below that the explicit megapixel
+    # check after the header refuses what the settings do not allow.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise UnsupportedFormat("The file is not a JPEG, PNG, WebP or HEIC photo.") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
