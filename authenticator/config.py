@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     enable_unvalidated_categories: bool = Field(
         default=False, description="Give verdicts for categories the model card has no validated metrics for."
     )
+    unfamiliar_photo_gate: bool = Field(
+        default=True,
+        description="Leave out of the verdict every photo whose embedding is farther from the reference bank than "
+        "the card's distance_threshold (reason unfamiliar_photo); with none left the item is inconclusive. The "
+        "card's per-source false-pass figures 'with the unfamiliar-photo gate' assume it is on.",
+    )
     ood_distance_threshold: float | None = Field(
         default=None, description="Override the card's embedding-distance threshold for the unfamiliar-photo check."
     )

@@ -21,6 +21,7 @@ from authenticator.cli import app
 from authenticator.config import Settings
 from authenticator.errors import CorruptImage, InvalidInput, ModelError, UnsupportedFormat
 from authenticator.vision.calibrate_gate import darken
+from authenticator.vision.decision import calibrate
 from authenticator.vision.phash import InMemoryPhotoReuseIndex
 from authenticator.vision.preprocess import preprocess
 from authenticator.vision.service import Assessor, PhotoInput
@@ -127,6 +128,45 @@ def test_unfamiliar_photo_is_unsupported_object(tmp_path: Path) -> None:
     for p in r.photos:
         if p.probability_authentic is not None:
             assert p.category is None and "unsupported_object" in [x.code for x in p.reasons]
+
+
+def test_unfamiliar_photos_are_left_out_of_the_verdict(tmp_path: Path) -> None:
+    """The unfamiliar-photo gate the card's safety figures assume: a photo farther from the bank
+    than the threshold keeps its own score as evidence but does not count towards the verdict;
+    with no familiar photo left the item is inconclusive. The setting turns it off."""
+    every_class = {"sneaker": list(range(1000))}  # ImageNet always says sneaker: only the gate differs
+    write_tiny_model(tmp_path / "probe", ood={"imagenet_category_classes": every_class})
+    probe = _assessor(tmp_path / "probe")
+    a_photo, b_photo = _photos(2, seed=11, source="mrdeepakk-nike")
+    emb_a = probe.model.run(probe.model_input(a_photo.data)[None]).embeddings
+    emb_b = probe.model.run(probe.model_input(b_photo.data)[None]).embeddings
+    assert emb_a is not None and emb_b is not None
+    cos = float(emb_a[0] @ emb_b[0] / (np.linalg.norm(emb_a[0]) * np.linalg.norm(emb_b[0])))
+    d_b = 1.0 - cos  # B's distance to a bank that holds only A
+    assert d_b > 1e-3
+    folder = tmp_path / "gated"
+    write_tiny_model(
+        folder,
+        bank=(emb_a, ["sneaker"]),
+        ood={"imagenet_category_classes": every_class, "distance_threshold": d_b / 2},
+        thresholds=(0.999, 0.001),
+    )
+    gated = _assessor(folder)
+    both = gated.assess([a_photo, b_photo])
+    pa, pb = both.photos
+    assert [x.code for x in pa.reasons] == [] and [x.code for x in pb.reasons] == ["unfamiliar_photo"]
+    assert pb.probability_authentic is not None  # still shown as evidence
+    assert both.probability_authentic == pytest.approx(calibrate(pa.logit or 0.0, 1.5), abs=1e-5)
+    assert [x.code for x in both.reasons] == ["uncertain_score"]
+
+    only_b = gated.assess([b_photo])
+    assert only_b.decision == "inconclusive" and only_b.probability_authentic is None
+    assert [x.code for x in only_b.reasons] == ["unfamiliar_photo"] and only_b.category == "sneaker"
+
+    off = _assessor(folder, unfamiliar_photo_gate=False).assess([a_photo, b_photo])
+    assert all(x.code != "unfamiliar_photo" for p in off.photos for x in p.reasons)
+    mean = (float(pa.logit or 0.0) + float(pb.logit or 0.0)) / 2
+    assert off.probability_authentic == pytest.approx(calibrate(mean, 1.5), abs=1e-5)
 
 
 def test_unvalidated_category_is_inconclusive_unless_enabled(tmp_path: Path) -> None:

@@ -37,6 +37,8 @@ MESSAGES: dict[str, str] = {
     "category_not_validated": "The model has no validated accuracy for this kind of item yet: a lab must check it.",
     "mixed_categories": "The photos seem to show different kinds of items: send photos of one item only.",
     # decision
+    "unfamiliar_photo": "This photo is unlike the photos the model was validated on, so it was not used for the "
+    "verdict: photograph the whole item or one of its labels, straight on, in plain light.",
     "uncertain_score": "The photos do not allow a confident verdict: a lab inspection is needed.",
     "no_usable_photo": "No photo passed the checks: retake the photos following the hints above.",
     "photo_reused": "This photo was already submitted for another item: a common sign of a scam listing.",

@@ -120,6 +120,7 @@ class _Work:
     imagenet: np.ndarray | None = None  # (1000,) ImageNet logits
     embedding: np.ndarray | None = None  # (D,)
     cat: CategoryResult | None = None
+    unfamiliar: bool = False  # farther from the reference bank than the card's distance threshold
     error: ImageError | None = None
 
 
@@ -231,6 +232,9 @@ class Assessor:
                 w.result.category_evidence = cat.as_dict()
                 if cat.category is None:
                     w.result.reasons.append(reason("unsupported_object"))
+                elif self._is_unfamiliar(cat):
+                    w.unfamiliar = True
+                    w.result.reasons.append(reason("unfamiliar_photo", f"bank distance {cat.bank_distance:.3f}"))
             if heatmaps:
                 batch = np.stack([w.x for w in scored if w.x is not None])
                 base = np.array([w.logit for w in scored], dtype=np.float32)
@@ -359,6 +363,18 @@ class Assessor:
             return [CategoryResult(None, None, 0.0, None, None) for _ in range(n)]
         return categorize(imagenet, emb, self.category_config, self.bank)
 
+    def _is_unfamiliar(self, cat: CategoryResult) -> bool:
+        """The unfamiliar-photo gate the card's safety figures were measured with (training's
+        ``gated_operating_point``): held-out photos farther than ``distance_threshold`` from the
+        bank get no verdict. Without a bank or a threshold there is nothing to measure against."""
+        thr = self.category_config.distance_threshold
+        return (
+            self.settings.unfamiliar_photo_gate
+            and thr is not None
+            and cat.bank_distance is not None
+            and cat.bank_distance > thr
+        )
+
     def _decide(self, work: list[_Work]) -> tuple[Decision, float | None, str | None, list[Reason]]:
         """Assessment-level rules, most fundamental first; see docs/vision-pipeline.md."""
         reasons: list[Reason] = []
@@ -377,7 +393,10 @@ class Assessor:
             return "inconclusive", None, None, [*reasons, reason("mixed_categories")]
         if category not in self.card.validated_categories and not self.settings.enable_unvalidated_categories:
             return "inconclusive", None, category, [*reasons, reason("category_not_validated", f"category {category}")]
-        z = aggregate_logits([float(w.result.logit or 0.0) for w in scored], self.card.aggregation)
+        familiar = [w for w in scored if not w.unfamiliar]
+        if not familiar:
+            return "inconclusive", None, category, [*reasons, reason("unfamiliar_photo")]
+        z = aggregate_logits([float(w.result.logit or 0.0) for w in familiar], self.card.aggregation)
         p = calibrate(z, self.card.temperature)
         decision = decide(p, self.card.thresholds.authentic_above, self.card.thresholds.counterfeit_below)
         if decision == "inconclusive":
