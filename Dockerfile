@@ -15,7 +15,10 @@ RUN python -m venv /opt/venv \
  && /opt/venv/bin/python -c "import importlib.util as u, sys; assert u.find_spec('torch') is None, 'torch in image'"
 
 FROM python:3.11-slim
+# MALLOC_ARENA_MAX: glibc gives every thread that allocates its own malloc arena; the vision
+# pool's threads would otherwise keep ~15-30 MB of them resident (docs/vision-bench.md).
 ENV PATH=/opt/venv/bin:$PATH \
+    MALLOC_ARENA_MAX=2 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     AUTHENTICATOR_DATA_DIR=/data \
