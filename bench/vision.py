@@ -184,7 +184,8 @@ def main() -> None:
          f"sha256 {assessor.model_sha256[:12]}"),
         ("machine", f"{platform.machine()}, {os.cpu_count()} cores, onnxruntime threads "
          f"intra={settings.ort_intra_op_threads}, max batch {settings.ort_max_batch}, "
-         f"vision threads {settings.vision_threads or 'auto'}, load average {os.getloadavg()[0]:.1f}"),
+         f"vision threads {settings.resolved_vision_threads}, onnxruntime runs at once "
+         f"{settings.ort_max_concurrent_runs or 'unlimited'}, load average {os.getloadavg()[0]:.1f}"),
         ("model load + self-test", f"{load_s * 1000:.0f} ms"),
         (f"onnxruntime, served {graph} graph, batch 1, p50", f"{p50(ort_ms):.1f} ms"),
         (f"torch eager, batch 1, p50 ({ort_threads} thread(s), as onnxruntime)", f"{p50(tw['ms']):.1f} ms"),
