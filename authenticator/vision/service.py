@@ -238,7 +238,15 @@ class Assessor:
             if heatmaps:
                 batch = np.stack([w.x for w in scored if w.x is not None])
                 base = np.array([w.logit for w in scored], dtype=np.float32)
-                cell = occlusion_maps(batch, base, self._occlusion_logits, grid=self.settings.heatmap_grid)
+                pool = self._executor()
+                cell = occlusion_maps(
+                    batch,
+                    base,
+                    self._occlusion_logits,
+                    grid=self.settings.heatmap_grid,
+                    chunk=self.model.max_batch,
+                    map_chunks=pool.map if pool is not None else map,
+                )
                 for w, m in zip(scored, cell, strict=True):
                     if w.square is not None:
                         maps[w.result.sha256] = overlay_png(w.square, m)
