@@ -44,6 +44,24 @@ def photos(n: int) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in files]
 
 
+def process_tree_rss_mb(pid: int) -> tuple[float, float]:
+    """(resident, peak resident) MB of ``pid`` and its child processes (uvicorn workers), from /proc."""
+    now = peak = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        values = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if line.startswith("Vm")}
+        now += int(values.get("VmRSS", 0)) / 1024
+        peak += int(values.get("VmHWM", 0)) / 1024
+    return now, peak
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -112,7 +130,8 @@ def main() -> None:
     port = free_port()
     server = subprocess.Popen(
         [CLI, "serve", "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
-        env=env,
+        # as scripts/serve.sh and the Dockerfile run it
+        env={**env, "MALLOC_ARENA_MAX": env.get("MALLOC_ARENA_MAX", "2")},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -160,6 +179,7 @@ def main() -> None:
                 }
             )
         size = int(httpx.get(f"{base}/v1/log/checkpoint").text.split("\n")[1])
+        rss, peak_rss = process_tree_rss_mb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -168,6 +188,8 @@ def main() -> None:
         "workers": args.workers,
         "model": "tiny test model" if args.tiny else str(weights),
         "log_size_after": size,
+        "server_rss_mb": round(rss),
+        "server_peak_rss_mb": round(peak_rss),
         "photo_bytes": sum(len(d) for _, d in four),
         "cpus": os.cpu_count(),
     }

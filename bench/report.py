@@ -177,7 +177,13 @@ def api_rows(runs: dict[str, dict[str, Any]]) -> list[Row]:
                 Row(
                     "api",
                     f"{names[store]}: {r['operation']}s over HTTP, concurrency {r['concurrency']} "
-                    f"(p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors)",
+                    f"(p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['errors']} errors"
+                    + (
+                        f"; server resident {run['meta']['server_rss_mb']} MB, peak "
+                        f"{run['meta']['server_peak_rss_mb']} MB)"
+                        if r["operation"] == "4-photo assessment" and "server_rss_mb" in run.get("meta", {})
+                        else ")"
+                    ),
                     "—",
                     f"{r['per_second']:.1f} /s",
                     None,

@@ -169,3 +169,27 @@ def test_occlusion_maps_in_chunks_match_one_pass_and_never_build_every_copy() ->
     assert copies[0, 0, :4, :4].sum() == 0 and copies[0, 0, 4:, 4:].min() == 1
     assert copies[1, 0, 4:8, 4:8].sum() == 0 and copies[2, 0, 24:, 24:].sum() == 0
     assert [int((c == 0).sum()) for c in copies] == [16, 16, 16]
+
+
+def test_letterbox_equals_fill_and_paste() -> None:
+    """resize_to_input pads with cv2.copyMakeBorder; it must give the canvas the original
+    definition gives (a square filled with pad_value, the resized photo pasted in the centre)."""
+    import cv2
+
+    from authenticator.vision.preprocess import PreprocessSpec, resize_to_input
+
+    rng = np.random.default_rng(9)
+    for size, pad in [(448, (255, 255, 255)), (224, (12, 200, 7))]:
+        spec = PreprocessSpec(input_size=size, pad_value=pad)
+        for h, w in [(600, 800), (800, 600), (601, 799), (size, size), (300, 200), (1, 900), (900, 3), (97, 97)]:
+            img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            scale = size / max(h, w)
+            nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            canvas = np.empty((size, size, 3), dtype=np.uint8)
+            canvas[:] = np.asarray(pad, dtype=np.uint8)
+            top, left = (size - nh) // 2, (size - nw) // 2
+            canvas[top : top + nh, left : left + nw] = cv2.resize(img, (nw, nh), interpolation=interp)
+            got = resize_to_input(img, spec)
+            assert got.dtype == np.uint8 and got.shape == (size, size, 3)
+            assert np.array_equal(got, canvas), (size, h, w)
