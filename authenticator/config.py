@@ -99,7 +99,12 @@ class Settings(BaseSettings):
         "card's per-source false-pass figures 'with the unfamiliar-photo gate' assume it is on.",
     )
     ood_distance_threshold: float | None = Field(
-        default=None, description="Override the card's embedding-distance threshold for the unfamiliar-photo check."
+        default=None, description="Override the card's embedding-distance threshold for the unfamiliar-photo gate."
+    )
+    ood_category_distance_threshold: float | None = Field(
+        default=None,
+        description="Override the card's (looser) embedding-distance threshold under which the \"what is it?\" "
+        "check takes the reference bank's category.",
     )
     ood_imagenet_min_prob: float | None = Field(
         default=None,

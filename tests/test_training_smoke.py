@@ -85,6 +85,7 @@ def test_synthetic_train_export_parity_card(tmp_path: Path) -> None:
     assert np.allclose(np.linalg.norm(bank["embeddings"].astype(np.float32), axis=1), 1.0, atol=1e-2)
     assert set(bank["category"].tolist()) == {"bag", "watch"}
     assert loaded.ood["distance_threshold"] > 0 and loaded.ood["k"] == 5
+    assert loaded.ood["category_distance_threshold"] >= loaded.ood["distance_threshold"]
     assert set(loaded.ood["imagenet_category_classes"]) == {"bag", "watch", "sneaker"}
 
     # report written, with the shortcut check

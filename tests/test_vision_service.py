@@ -169,6 +169,34 @@ def test_unfamiliar_photos_are_left_out_of_the_verdict(tmp_path: Path) -> None:
     assert off.probability_authentic == pytest.approx(calibrate(mean, 1.5), abs=1e-5)
 
 
+def test_category_threshold_is_looser_than_the_unfamiliar_gate(tmp_path: Path) -> None:
+    """Two thresholds on one distance: a photo between them is recognised as our goods (the bank's
+    category, no ImageNet help) yet left out of the verdict by the safety gate."""
+    write_tiny_model(tmp_path / "probe")
+    probe = _assessor(tmp_path / "probe")
+    a_photo, b_photo = _photos(2, seed=11, source="mrdeepakk-nike")
+    emb = [probe.model.run(probe.model_input(p.data)[None]).embeddings for p in (a_photo, b_photo)]
+    assert emb[0] is not None and emb[1] is not None
+    d_b = 1.0 - float(emb[0][0] @ emb[1][0] / (np.linalg.norm(emb[0][0]) * np.linalg.norm(emb[1][0])))
+    folder = tmp_path / "two"
+    write_tiny_model(
+        folder,
+        bank=(emb[0], ["sneaker"]),
+        ood={"distance_threshold": d_b / 2, "category_distance_threshold": d_b * 2, "imagenet_min_prob": 1.1},
+    )
+    r = _assessor(folder).assess([a_photo, b_photo])
+    pa, pb = r.photos
+    assert pa.category == pb.category == "sneaker"  # from the bank: ImageNet can never reach 1.1
+    assert [x.code for x in pb.reasons] == ["unfamiliar_photo"] and not pa.reasons
+    assert r.probability_authentic == pytest.approx(calibrate(pa.logit or 0.0, 1.5), abs=1e-5)
+    # settings override each threshold on its own
+    loose_gate = _assessor(folder, ood_distance_threshold=d_b * 2).assess([a_photo, b_photo])
+    assert all(not p.reasons for p in loose_gate.photos)
+    strict_category = _assessor(folder, ood_category_distance_threshold=d_b / 2).assess([b_photo])
+    assert strict_category.photos[0].category is None
+    assert [x.code for x in strict_category.reasons] == ["unsupported_object"]
+
+
 def test_unvalidated_category_is_inconclusive_unless_enabled(tmp_path: Path) -> None:
     write_tiny_model(tmp_path, bank=(np.ones((3, 16)), ["watch"] * 3), validated=("bag", "sneaker"))
     photos = _photos(2, seed=9, source="zhengwu123-aj1")

@@ -297,7 +297,10 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
         "## Unfamiliar photos (embedding kNN distance, bank of all development photos)",
         "",
         f"k={o['k']}, cosine; threshold {o['distance_threshold']} = {o['percentile']}th percentile of held-out "
-        f"distances (in-distribution held-out photos flagged: {o['heldout_in_distribution_flagged']}).",
+        f"distances (in-distribution held-out photos flagged: {o['heldout_in_distribution_flagged']}): the "
+        "unfamiliar-photo gate, which leaves such photos out of the verdict. The \"what is it?\" check accepts "
+        f"a photo as our goods within the looser {o.get('category_distance_threshold', o['distance_threshold'])} "
+        f"({o.get('category_percentile', o['percentile'])}th percentile).",
         "",
         "| left-out source | n | flagged unfamiliar | median distance |",
         "|---|---|---|---|",

@@ -28,20 +28,34 @@ class CategoryConfig:
     #: the category's classes together must also outweigh the most probable other class
     imagenet_must_beat_other: bool = True
     k: int = 5
+    #: "what is it?": a photo this close to the bank takes the bank's category
     distance_threshold: float | None = None
+    #: the unfamiliar-photo safety gate (service): farther photos are left out of the verdict
+    unfamiliar_threshold: float | None = None
 
     @classmethod
     def from_card(
-        cls, ood: dict[str, Any], *, distance_threshold: float | None = None, imagenet_min_prob: float | None = None
+        cls,
+        ood: dict[str, Any],
+        *,
+        distance_threshold: float | None = None,
+        category_distance_threshold: float | None = None,
+        imagenet_min_prob: float | None = None,
     ) -> CategoryConfig:
+        """``distance_threshold`` / ``category_distance_threshold`` override the card's gate and
+        category thresholds; a card without a category threshold uses its gate threshold for both."""
         classes = {str(c): [int(i) for i in ids] for c, ids in (ood.get("imagenet_category_classes") or {}).items()}
-        thr = distance_threshold if distance_threshold is not None else ood.get("distance_threshold")
+        gate = distance_threshold if distance_threshold is not None else ood.get("distance_threshold")
+        cat = category_distance_threshold
+        if cat is None:
+            cat = ood.get("category_distance_threshold", ood.get("distance_threshold"))
         min_prob = imagenet_min_prob if imagenet_min_prob is not None else ood.get("imagenet_min_prob", 0.02)
         return cls(
             imagenet_classes=classes,
             imagenet_min_prob=float(min_prob),
             k=int(ood.get("k", 5)),
-            distance_threshold=None if thr is None else float(thr),
+            distance_threshold=None if cat is None else float(cat),
+            unfamiliar_threshold=None if gate is None else float(gate),
         )
 
 

@@ -156,6 +156,7 @@ class Assessor:
         self.category_config = CategoryConfig.from_card(
             card.ood,
             distance_threshold=settings.ood_distance_threshold,
+            category_distance_threshold=settings.ood_category_distance_threshold,
             imagenet_min_prob=settings.ood_imagenet_min_prob,
         )
         self.limits = DecodeLimits(
@@ -375,7 +376,7 @@ class Assessor:
         """The unfamiliar-photo gate the card's safety figures were measured with (training's
         ``gated_operating_point``): held-out photos farther than ``distance_threshold`` from the
         bank get no verdict. Without a bank or a threshold there is nothing to measure against."""
-        thr = self.category_config.distance_threshold
+        thr = self.category_config.unfamiliar_threshold
         return (
             self.settings.unfamiliar_photo_gate
             and thr is not None
