@@ -79,6 +79,7 @@ def test_int8_graph_is_quantized_and_its_head_is_the_fitted_one(int8_model: tupl
     # the shipped head (saved by train) is the one inside the graph: logit == head(embedding)
     saved = np.load(tmp / "runs" / "q.head.npz")
     head = LinearHead(saved["w"], float(saved["b"]))
+    assert bool(saved["int8_features"])  # `python -m training export` warns about such a head
     x = np.stack([training_input(s.path.read_bytes(), card.preprocessing) for s in samples[:4]])
     sess = ort.InferenceSession(str(card.onnx_path(card_path)), providers=["CPUExecutionProvider"])
     logit, emb = sess.run(["authenticity_logit", "embedding"], {"image": x})

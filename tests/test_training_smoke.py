@@ -66,6 +66,7 @@ def test_synthetic_train_export_parity_card(tmp_path: Path) -> None:
 
     # onnxruntime vs torch on real pixels of three photos, dynamic batch
     head = np.load(tmp_path / "runs" / "smoke.head.npz")
+    assert not bool(head["int8_features"])
     net = AuthenticatorNet(load_backbone())
     net.set_head(LinearHead(head["w"], float(head["b"])))
     net.eval()

@@ -345,7 +345,15 @@ def train(
     log(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), {bank_path}, {card_path}")
     if runs_dir is not None:
         runs_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(runs_dir / f"{name}.head.npz", w=head.w, b=head.b, input_size=size, pool=POOL[chosen], grid=GRID)
+        np.savez(
+            runs_dir / f"{name}.head.npz",
+            w=head.w,
+            b=head.b,
+            input_size=size,
+            pool=POOL[chosen],
+            grid=GRID,
+            int8_features=quantization is not None,
+        )
         with (runs_dir / f"{name}.oof.csv").open("w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["path", "source", "category", "item_group", "y", "fold", "logit"])
