@@ -198,3 +198,32 @@ def test_dropped_tables_are_storage_unavailable(db_url: str, signer: CheckpointS
             led.append(sample_entry(1, "item-a"))
     finally:
         led.close()
+
+
+@pytest.mark.parametrize("readers", [1, 2, 3])
+def test_verify_across_chunks_read_ahead_by_several_readers(ledger: Ledger, readers: int) -> None:
+    """Chunks read ahead on several connections still arrive in order: a multi-chunk log
+    verifies, and tampering in its third chunk and a missing entry in its fourth are found at
+    their exact indexes, whatever the number of readers (PostgreSQL uses two)."""
+    from authenticator.ledger import verify as verify_module
+
+    size = 3 * verify_module.CHUNK + 1_000
+    for start in range(0, size, 5_000):
+        ledger.append_batch(sample_entries(min(5_000, size - start), start=start))
+    ledger.engine.dispose()
+    saved = dict(verify_module.PREFETCH_READERS)
+    verify_module.PREFETCH_READERS[ledger.engine.dialect.name] = readers
+    try:
+        clean = verify_ledger(ledger, semantic=False)
+        assert clean.ok and clean.entries_checked == size
+        victim = 2 * verify_module.CHUNK + 77
+        _tampered(ledger, "UPDATE log_entries SET leaf_hash = :h WHERE idx = :i", {"h": b"\x07" * 32, "i": victim})
+        gap = 3 * verify_module.CHUNK + 5
+        with ledger.engine.begin() as conn:
+            assert conn.execute(text("DELETE FROM log_entries WHERE idx = :i"), {"i": gap}).rowcount == 1
+        report = verify_ledger(ledger, semantic=False)
+        assert report.first_bad_index == victim
+        assert any(p.index == gap and "missing" in p.reason for p in report.problems)
+    finally:
+        verify_module.PREFETCH_READERS.clear()
+        verify_module.PREFETCH_READERS.update(saved)

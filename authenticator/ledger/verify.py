@@ -18,6 +18,7 @@ Problems are reported by leaf index; a checkpoint's problem is placed at its las
 from __future__ import annotations
 
 import base64
+import contextlib
 import gc
 import hashlib
 import multiprocessing
@@ -297,20 +298,35 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
     return report
 
 
+#: Read-ahead threads per database. Measured on a 400,000-entry log, hash-only verify: on
+#: PostgreSQL one reader could not keep the hashing fed (358k -> 395k entries/s with two); on
+#: SQLite, where reading is CPU work in this process, a second reader only competed with the
+#: hashing for the 2 cores (419k -> 332k).
+PREFETCH_READERS = {"postgresql": 2, "sqlite": 1}
+
+
 def _prefetched(
-    ledger: Ledger, query: str, q_nodes: str, size: int
+    ledger: Ledger, query: str, q_nodes: str, size: int, readers: int | None = None
 ) -> Iterator[tuple[int, int, list[Any], list[list[Any]]]]:
-    """Every chunk's entry rows and its stored subtree rows (levels 1..CHUNK_LEVEL), in order;
-    the next chunk is read on a second connection by a thread while the caller checks this one
-    (the driver waits for the database without the GIL)."""
+    """Every chunk's entry rows and its stored subtree rows (levels 1..CHUNK_LEVEL), in order.
+    The next ``readers`` chunks are read ahead by as many threads, each on its own connection,
+    while the caller checks this one (the driver waits for the database without the GIL)."""
     ranges = [(start, min(start + CHUNK, size)) for start in range(0, size, CHUNK)]
     if not ranges:
         return
-    with ThreadPoolExecutor(max_workers=1) as pool, store.reader(store.read_engine(ledger.engine)) as cur:
+    if readers is None:
+        readers = PREFETCH_READERS.get(ledger.engine.dialect.name, 1)
+    readers = max(1, min(readers, len(ranges)))
+    # The pool is left first (it waits for reads still running), then the connections close.
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=readers) as pool:
+        cursors = [stack.enter_context(store.reader(store.read_engine(ledger.engine))) for _ in range(readers)]
 
-        def fetch(bounds: tuple[int, int]) -> tuple[list[Any], list[list[Any]]]:
-            start, end = bounds
-            rows: list[Any] = cur.execute(query, bounds).fetchall()
+        def fetch(k: int) -> tuple[list[Any], list[list[Any]]]:
+            # chunk k always uses cursor k % readers, and chunk k + readers is only submitted
+            # once chunk k was consumed: no cursor is ever used by two threads at once
+            cur = cursors[k % readers]
+            start, end = ranges[k]
+            rows: list[Any] = cur.execute(query, (start, end)).fetchall()
             nodes: list[list[Any]] = []
             count = end - start
             for level in range(1, CHUNK_LEVEL + 1):
@@ -319,11 +335,11 @@ def _prefetched(
                 nodes.append(cur.execute(q_nodes, (level, first, first + count)).fetchall() if count else [])
             return rows, nodes
 
-        future = pool.submit(fetch, ranges[0])
+        futures = {k: pool.submit(fetch, k) for k in range(readers)}
         for k, (start, end) in enumerate(ranges):
-            rows, nodes = future.result()
-            if k + 1 < len(ranges):
-                future = pool.submit(fetch, ranges[k + 1])
+            rows, nodes = futures.pop(k).result()
+            if k + readers < len(ranges):
+                futures[k + readers] = pool.submit(fetch, k + readers)
             yield start, end, rows, nodes
 
 
