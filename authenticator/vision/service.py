@@ -211,8 +211,8 @@ class Assessor:
         if not photos:
             raise InvalidInput("An assessment needs at least one photo.")
         # Each photo's whole chain on the assessor's pool (PIL, OpenCV, numpy and onnxruntime
-        # release the GIL): 4 photos of 1600x1200 on the 2-core machine take ~50 ms p50 instead
-        # of ~80 ms one after the other (INT8 448 px model; float model: ~90 instead of ~145 ms).
+        # release the GIL): 4 photos of 1600x1200 on the 2-core machine take ~43-50 ms p50 instead
+        # of ~75 ms one after the other (INT8 448 px model; float model: ~90 instead of ~145 ms).
         work = self._each_photo(photos, keep_input=heatmaps)
         if all(w.error is not None for w in work):
             raise next(w.error for w in work if w.error is not None)
