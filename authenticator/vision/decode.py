@@ -94,12 +94,13 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: 
         img.draft(img.mode, (max(1, math.ceil(w * r)), max(1, math.ceil(h * r))))
     try:
         img.load()
-        upright: Image.Image = ImageOps.exif_transpose(img)
-        rgb, alpha = _to_rgb(upright)
+        decoded_size = img.size
+        ImageOps.exif_transpose(img, in_place=True)  # no copy of an upright photo
+        rgb, alpha = _to_rgb(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise CorruptImage(f"The image is corrupt or truncated: {exc}") from exc
     # Orientation 5-8 swaps the axes.
-    sw, sh = (h, w) if (upright.size[0] > upright.size[1]) != (img.size[0] > img.size[1]) else (w, h)
+    sw, sh = (h, w) if (img.size[0] > img.size[1]) != (decoded_size[0] > decoded_size[1]) else (w, h)
     return DecodedImage(
         rgb=rgb, alpha=alpha, format=fmt, width=rgb.shape[1], height=rgb.shape[0], source_width=sw, source_height=sh
     )
