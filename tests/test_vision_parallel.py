@@ -173,8 +173,8 @@ def test_runs_overlap_up_to_the_limit(tiny: Path, monkeypatch: pytest.MonkeyPatc
     assert sorted(seen) == [1, 2]
 
 
-def test_photos_run_on_the_named_pool_threads(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    a = _assessor(2, weights_dir=tiny)
+def _thread_names(a: Assessor, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Spy on ``a``: the name of the thread that decodes each photo, in call order."""
     seen: list[str] = []
     inner = a._decode_and_gate
 
@@ -183,6 +183,12 @@ def test_photos_run_on_the_named_pool_threads(tiny: Path, monkeypatch: pytest.Mo
         return inner(photo)
 
     monkeypatch.setattr(a, "_decode_and_gate", spy)
+    return seen
+
+
+def test_photos_run_on_the_named_pool_threads(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a = _assessor(2, weights_dir=tiny)
+    seen = _thread_names(a, monkeypatch)
     a.assess(_real(1, seed=3))
     assert len(seen) == len(SOURCES) and all(name.startswith("vision") for name in seen), seen
     # one pool per assessor, made once
@@ -193,14 +199,7 @@ def test_photos_run_on_the_named_pool_threads(tiny: Path, monkeypatch: pytest.Mo
 
 def test_sequential_setting_uses_no_pool(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     a = _assessor(1, weights_dir=tiny)
-    seen: list[str] = []
-    inner = a._decode_and_gate
-
-    def spy(photo: PhotoInput) -> object:
-        seen.append(threading.current_thread().name)
-        return inner(photo)
-
-    monkeypatch.setattr(a, "_decode_and_gate", spy)
+    seen = _thread_names(a, monkeypatch)
     a.assess(_real(1, seed=3))
     assert seen == [threading.current_thread().name] * len(SOURCES)
     assert a._executor() is None
