@@ -318,8 +318,9 @@ def test_projections_rebuild_answers_the_same(client: TestClient, actors: Actors
 
 
 def test_idempotent_retry_after_a_dead_first_run(client: TestClient, actors: Actors) -> None:
-    """A claim left pending by a process that died is taken over: answered from the log when the
-    dead run had appended, run again under the same assessment id when it had not."""
+    """A key recorded with its entry, whose answer was never stored (the process died between
+    the commit and the answer), is answered from the log; a claim an older version left for a
+    run that never appended is refused with 409 rather than guessed at."""
     from authenticator.store import idempotency
 
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
@@ -328,35 +329,33 @@ def test_idempotent_retry_after_a_dead_first_run(client: TestClient, actors: Act
     headers = {**bearer(actors.platform), "Idempotency-Key": f"dead-{item}"}
     first = client.post(f"/v1/items/{item}/assessments", files=files, headers=headers).json()
     size = log_size(client)
-    stale = "2000-01-01T00:00:00.000000Z"
     with ctx.engine.begin() as conn:  # as if the process died after appending, before answering
         conn.execute(
             idempotency.idempotency.update()
             .where(idempotency.idempotency.c.key == f"dead-{item}")
-            .values(status_code=None, response=None, created_at=stale)
+            .values(status_code=None, response=None)
         )
     again = client.post(f"/v1/items/{item}/assessments", files=files, headers=headers)
     assert again.status_code == 201
     assert again.json()["id"] == first["id"] and again.json()["index"] == first["index"]
     assert log_size(client) == size
 
-    # A pending claim whose run died before appending: the retry runs, under the claimed id.
+    principal = client.get(f"/v1/items/{item}").json()["platform"]
     with ctx.engine.begin() as conn:
         conn.execute(
             idempotency.idempotency.insert().values(
-                principal_id=client.get(f"/v1/items/{item}").json()["platform"],
+                principal_id=principal,
                 key=f"dead2-{item}",
                 fingerprint=idempotency_fingerprint(item, files),
                 resource_id="asm_claimedbyadeadrun0000",
-                created_at=stale,
+                created_at="2000-01-01T00:00:00.000000Z",
             )
         )
     r = client.post(
         f"/v1/items/{item}/assessments", files=files, headers={**headers, "Idempotency-Key": f"dead2-{item}"}
     )
-    assert r.status_code == 201, r.text
-    assert r.json()["id"] == "asm_claimedbyadeadrun0000"
-    assert log_size(client) == size + 1
+    assert r.status_code == 409 and r.json()["code"] == "idempotency_conflict", r.text
+    assert log_size(client) == size
 
 
 def idempotency_fingerprint(item: str, files: list[Any]) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Header, Response
 
 from api.schemas import Problem
 
@@ -19,3 +21,20 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for s in statuses
     }
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Retry-safe: the same key with the same request gets the first answer and appends nothing.",
+    ),
+]
+
+
+def answered(response: Response, result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
+    """A service's ``(status, answer)`` as a FastAPI answer (a replayed retry keeps its status)."""
+    status, answer = result
+    response.status_code = status
+    return answer

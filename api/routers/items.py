@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.auth import Ctx, LabRole, Platform
-from api.routers.common import MAX_INT, errors
+from api.routers.common import MAX_INT, IdempotencyKeyHeader, answered, errors
 from api.schemas import (
     Assessment,
     Certificate,
@@ -52,10 +52,21 @@ _MULTIPART: dict[str, Any] = {
 }
 
 
-@router.post("/v1/items", status_code=201, response_model=ItemCreated, responses=errors(401, 403, 413, 415, 422))
-def register_item(body: ItemCreate, principal: Platform, ctx: Ctx) -> dict[str, Any]:
-    """Register an item (platform). Appends `item.registered`; the serial number only as a salted commitment."""
-    return items.register_item(ctx, principal, body.category, body.brand, body.model, body.serial_number)
+@router.post(
+    "/v1/items", status_code=201, response_model=ItemCreated, responses=errors(401, 403, 409, 413, 415, 422)
+)
+def register_item(
+    body: ItemCreate, principal: Platform, ctx: Ctx, response: Response, idempotency_key: IdempotencyKeyHeader = None
+) -> dict[str, Any]:
+    """Register an item (platform). Appends `item.registered`; the serial number only as a salted commitment.
+
+    Two registrations are two items: send an `Idempotency-Key` to make a retry safe."""
+    return answered(
+        response,
+        items.register_item(
+            ctx, principal, body.category, body.brand, body.model, body.serial_number, key=idempotency_key
+        ),
+    )
 
 
 @router.get("/v1/items/{item_id}", response_model=Item, responses=errors(404))
@@ -94,9 +105,7 @@ async def create_assessment(
     principal: Platform,
     ctx: Ctx,
     heatmaps: Annotated[bool, Query(description="Also compute occlusion heat maps (slower).")] = False,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=200, description="Retry-safe: same key, same answer.")
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Assess an item from 1-12 photos (platform, the item's owner): verdict plus a receipt from the log."""
     content_type = request.headers.get("content-type", "")
@@ -130,20 +139,42 @@ async def create_assessment(
     responses=errors(400, 401, 403, 404, 409, 413, 415, 422),
 )
 async def attach_certificate(
-    request: Request, item_id: str, envelope: DsseEnvelope, principal: LabRole, ctx: Ctx
+    request: Request,
+    response: Response,
+    item_id: str,
+    envelope: DsseEnvelope,
+    principal: LabRole,
+    ctx: Ctx,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
-    """Attach a lab certificate (lab): a DSSE envelope signed with the lab's registered Ed25519 key."""
+    """Attach a lab certificate (lab): a DSSE envelope signed with the lab's registered Ed25519 key.
+
+    The same certificate twice gets 409 (with the same `Idempotency-Key`, the first answer)."""
     del envelope  # validated for the schema; the exact bytes are what gets stored and verified
     raw = await request.body()
-    return await run_in_threadpool(certificates.attach_certificate, ctx, principal, item_id, raw)
+    result = await run_in_threadpool(
+        lambda: certificates.attach_certificate(ctx, principal, item_id, raw, key=idempotency_key)
+    )
+    return answered(response, result)
 
 
 @router.post(
     "/v1/items/{item_id}/custody",
     status_code=201,
     response_model=CustodyRecorded,
-    responses=errors(401, 403, 404, 413, 415, 422),
+    responses=errors(401, 403, 404, 409, 413, 415, 422),
 )
-def record_custody(item_id: str, body: CustodyCreate, principal: Platform, ctx: Ctx) -> dict[str, Any]:
-    """Record a custody transfer (platform, the item's owner): consignment, buy-back, sale."""
-    return custody.record_transfer(ctx, principal, item_id, body.event, body.counterparty)
+def record_custody(
+    item_id: str,
+    body: CustodyCreate,
+    principal: Platform,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
+    """Record a custody transfer (platform, the item's owner): consignment, buy-back, sale.
+
+    The same event twice in a row gets 409."""
+    return answered(
+        response, custody.record_transfer(ctx, principal, item_id, body.event, body.counterparty, key=idempotency_key)
+    )

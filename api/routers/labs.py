@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.auth import Admin, Ctx, LabRole
-from api.routers.common import errors
+from api.routers.common import IdempotencyKeyHeader, answered, errors
 from api.schemas import Certificate, Lab, LabCreate, LabCreated, Revocation
 from authenticator.services import certificates, labs
 
@@ -38,6 +38,17 @@ def get_certificate(certificate_id: str, ctx: Ctx) -> dict[str, Any]:
     response_model=Certificate,
     responses=errors(401, 403, 404, 409, 413, 415, 422),
 )
-def revoke_certificate(certificate_id: str, body: Revocation, principal: LabRole, ctx: Ctx) -> dict[str, Any]:
-    """Revoke a certificate (the issuing lab only). Appends `certificate.revoked`; the badge turns to a warning."""
-    return certificates.revoke_certificate(ctx, principal, certificate_id, body.reason)
+def revoke_certificate(
+    certificate_id: str,
+    body: Revocation,
+    principal: LabRole,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
+    """Revoke a certificate (the issuing lab only). Appends `certificate.revoked`; the badge turns to a warning.
+
+    A second revocation gets 409 (with the same `Idempotency-Key`, the first answer)."""
+    return answered(
+        response, certificates.revoke_certificate(ctx, principal, certificate_id, body.reason, key=idempotency_key)
+    )

@@ -4,28 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.auth import Ctx, Platform
-from api.routers.common import errors
+from api.routers.common import IdempotencyKeyHeader, answered, errors
 from api.schemas import Listing, ListingClose, ListingCreate
 from authenticator.services import listings
 
 router = APIRouter(tags=["listings"])
 
 
-@router.post("/v1/listings", status_code=201, response_model=Listing, responses=errors(401, 403, 404, 413, 415, 422))
-def publish_listing(body: ListingCreate, principal: Platform, ctx: Ctx) -> dict[str, Any]:
-    """Publish a listing of one of your items (platform). Appends `listing.published`."""
-    return listings.publish_listing(ctx, principal, body.item_id, body.title, body.price, body.currency)
+@router.post(
+    "/v1/listings", status_code=201, response_model=Listing, responses=errors(401, 403, 404, 409, 413, 415, 422)
+)
+def publish_listing(
+    body: ListingCreate,
+    principal: Platform,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
+    """Publish a listing of one of your items (platform). Appends `listing.published`.
+
+    An item has one open listing at a time (409 otherwise)."""
+    return answered(
+        response,
+        listings.publish_listing(
+            ctx, principal, body.item_id, body.title, body.price, body.currency, key=idempotency_key
+        ),
+    )
 
 
 @router.post(
     "/v1/listings/{listing_id}/close", response_model=Listing, responses=errors(401, 403, 404, 409, 413, 415, 422)
 )
-def close_listing(listing_id: str, body: ListingClose, principal: Platform, ctx: Ctx) -> dict[str, Any]:
-    """Close a listing (the platform that published it). Appends `listing.closed`."""
-    return listings.close_listing(ctx, principal, listing_id, body.reason)
+def close_listing(
+    listing_id: str,
+    body: ListingClose,
+    principal: Platform,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
+    """Close a listing (the platform that published it). Appends `listing.closed`; a second close gets 409."""
+    return answered(response, listings.close_listing(ctx, principal, listing_id, body.reason, key=idempotency_key))
 
 
 @router.get("/v1/listings/{listing_id}", response_model=Listing, responses=errors(404))

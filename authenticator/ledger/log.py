@@ -16,10 +16,10 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 
 from authenticator.config import Settings
 from authenticator.errors import (
@@ -83,6 +83,17 @@ class Receipt:
     checkpoint: str
     """The signed note (C2SP tlog-checkpoint) of the tree of ``tree_size`` leaves."""
     inclusion_proof: list[bytes]
+    data: bytes = b""
+    """The entry's canonical bytes, as appended."""
+
+
+T = TypeVar("T")
+Check = Callable[[Connection], None]
+"""A command's precondition, run under the writer lock before anything is appended; it raises
+(a :class:`~authenticator.errors.Conflict`, say) to append nothing."""
+AfterAppend = Callable[[Connection, list["StoredEntry"]], None]
+"""Runs in the append's transaction after the entries are written (projections, side tables);
+an exception rolls the whole append back."""
 
 
 @dataclass(frozen=True)
@@ -237,13 +248,19 @@ class Ledger:
         """Append one entry (a batch of one); see :meth:`append_batch`."""
         return self.append_batch([entry])[0]
 
-    def append_batch(self, entries: Sequence[NewEntry]) -> list[Receipt]:
+    def append_batch(
+        self, entries: Sequence[NewEntry], *, check: Check | None = None, after: AfterAppend | None = None
+    ) -> list[Receipt]:
         """Integrate ``entries`` in one transaction under one new signed checkpoint.
 
         Each entry's ``prev`` is the leaf hash of its item's latest entry, earlier entries of
         the same batch included. Returns one receipt per entry, in order. Raises
         :class:`~authenticator.errors.EntryValidationError` (nothing appended) when any body is
         invalid, :class:`~authenticator.errors.StorageUnavailable` when the database is down.
+
+        ``check`` and ``after`` make a command exactly-once: both run in the writer's
+        transaction, so a precondition checked by ``check`` still holds when the entries land,
+        and whatever ``after`` writes (the projections) commits or rolls back with them.
         """
         prepared = [_prepare(e) for e in entries]
         if not prepared:
@@ -269,12 +286,14 @@ class Ledger:
             batch_heads.update(heads)
             return rows, leaves
 
-        size, new_size, note, known, leaves = self._integrate(build, lambda n: self._heads.committed(batch_heads, n))
+        size, new_size, note, known, rows = self._integrate(
+            build, lambda n: self._heads.committed(batch_heads, n), check=check, after=after
+        )
         try:
             proofs = batch_inclusion_proofs(size, new_size, new_size, known)
         except KeyError:  # not reachable for leaves of the batch, but never guess
             proofs = [self._proof_from(known, inclusion_plan(i, new_size)) for i in range(size, new_size)]
-        return [Receipt(size + k, leaves[k], new_size, note, proofs[k]) for k in range(len(prepared))]
+        return [Receipt(size + k, rows[k][1], new_size, note, proofs[k], rows[k][4]) for k in range(len(prepared))]
 
     def _append_prebuilt(self, entries: Sequence[tuple[str, str, bytes]]) -> int:
         """Integrate ``(item, type, canonical bytes)`` as given: no validation, no chain filling.
@@ -296,12 +315,18 @@ class Ledger:
         self,
         build: Callable[[Any, int], tuple[list[store.EntryRow], list[bytes]]],
         on_commit: Callable[[int], None] | None = None,
-    ) -> tuple[int, int, str, dict[NodeId, bytes], list[bytes]]:
-        """Under the writer lock: rows from ``build(cur, size)``, their subtree hashes, one
-        signed checkpoint. Returns the old and new size, the note, the nodes a receipt needs."""
+        *,
+        check: Check | None = None,
+        after: AfterAppend | None = None,
+    ) -> tuple[int, int, str, dict[NodeId, bytes], list[store.EntryRow]]:
+        """Under the writer lock: ``check``, rows from ``build(cur, size)``, their subtree
+        hashes, one signed checkpoint, ``after``. Returns the old and new size, the note, the
+        nodes a receipt needs and the rows written."""
         ops = self._ops
         with self._write_mutex:
-            with store.writer(self.engine, ops) as cur:
+            with store.writer_tx(self.engine, ops) as (conn, cur):
+                if check is not None:
+                    check(conn)
                 size = ops.size(cur)
                 frontier = self._load_frontier(cur, size)
                 rows, leaves = build(cur, size)
@@ -312,6 +337,8 @@ class Ledger:
                 ops.insert_entries(cur, rows)
                 ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
                 ops.insert_checkpoint(cur, new_size, root, note)
+                if after is not None:
+                    after(conn, [StoredEntry(r[0], r[1], r[4], r[2], r[3]) for r in rows])
                 # Receipts need only the old frontier and the nodes just computed (no reads).
                 known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
                 known.update(new_nodes)
@@ -319,7 +346,7 @@ class Ledger:
             self._frontier = (new_size, new_frontier)
             if on_commit is not None:
                 on_commit(new_size)
-        return size, new_size, note, known, leaves
+        return size, new_size, note, known, rows
 
     def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
         missing = [n for n in plan_nodes(plan) if n not in known]
@@ -343,6 +370,21 @@ class Ledger:
             level, idx = missing[0]
             raise IntegrityError(f"stored subtree hash ({level}, {idx}) is missing", level=level, index=idx)
         return nodes
+
+    def locked(self, fn: Callable[[Connection, int], T]) -> T:
+        """``fn(conn, size)`` holding the writer lock, appending nothing: what must not race
+        an append (bringing the projections up to the log, rebuilding them) runs here."""
+        with self._write_mutex, store.writer_tx(self.engine, self._ops) as (conn, cur):
+            return fn(conn, self._ops.size(cur))
+
+    @staticmethod
+    def entries_in(conn: Connection, start: int, end: int) -> list[StoredEntry]:
+        """Entries ``start <= index < end`` read on ``conn`` (inside a writer's transaction)."""
+        rows = conn.execute(
+            text(f"SELECT {Ledger._COLUMNS} FROM log_entries WHERE idx >= :a AND idx < :b ORDER BY idx"),
+            {"a": start, "b": end},
+        ).all()
+        return [_stored(tuple(r)) for r in rows]
 
     # --- Tree state -----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ error tree by :func:`db_errors`.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -125,6 +126,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # batches are then copied back once). Durability is unchanged: every commit syncs the WAL.
     cur.execute("PRAGMA cache_size = -65536")
     cur.execute("PRAGMA wal_autocheckpoint = 10000")
+    # Owner-only database files, also those an older version (or another tool) left 0644.
+    for _seq, name, filename in cur.execute("PRAGMA database_list").fetchall():
+        if name == "main" and filename:
+            _private_sqlite_files(filename)
     cur.close()
 
 
@@ -173,16 +178,44 @@ def read_engine(engine: Engine) -> Engine:
     return engine
 
 
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps next to a database; they hold the same data, so the same mode."""
+
+
+def _private_sqlite_files(database: str, *, create: bool = False) -> None:
+    """Make a SQLite database file and its ``-wal``/``-shm``/``-journal`` owner-only (0600).
+
+    With ``create`` a missing database file is created empty with mode 0600 (``os.open``'s mode,
+    independent of SQLite's 0644 default): SQLite then takes the file as a new database and gives
+    its ``-wal``/``-shm`` the database file's mode. A file this process cannot change (another
+    owner, a read-only mount) is left as it is: the database itself then says what it can do.
+    """
+    path = Path(database)
+    if create:
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError:
+            pass
+    for candidate in (path, *(Path(f"{database}{suffix}") for suffix in SQLITE_SIDE_FILES)):
+        try:
+            if candidate.stat().st_mode & 0o077:
+                os.chmod(candidate, 0o600)
+        except OSError:  # absent, or not ours to change
+            pass
+
+
 def create_ledger_engine(database_url: str) -> Engine:
     """An engine for the ledger (and anything sharing its database) with durable settings.
 
-    SQLite: WAL, ``synchronous=FULL``, foreign keys, a long busy timeout. PostgreSQL:
-    psycopg 3, ``synchronous_commit`` left at its durable default (``on``).
+    SQLite: WAL, ``synchronous=FULL``, foreign keys, a long busy timeout; the database file and
+    its ``-wal``/``-shm`` are 0600 and a folder created here is 0700. PostgreSQL: psycopg 3,
+    ``synchronous_commit`` left at its durable default (``on``).
     """
     url = make_url(normalise_url(database_url))
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
+            Path(url.database).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _private_sqlite_files(url.database, create=True)
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
     else:
         engine = create_engine(url)
@@ -350,8 +383,9 @@ def _drop_if_broken(conn: Connection) -> None:
 
 
 @contextmanager
-def writer(engine: Engine, ops: Ops) -> Iterator[Any]:
-    """One transaction holding the log's single-writer lock; yields a DB-API cursor.
+def writer_tx(engine: Engine, ops: Ops) -> Iterator[tuple[Connection, Any]]:
+    """One transaction holding the log's single-writer lock; yields its SQLAlchemy connection
+    and a DB-API cursor on the same transaction (hot-path SQL on the cursor, the rest on Core).
 
     SQLite: ``BEGIN IMMEDIATE`` (waits up to the busy timeout). PostgreSQL: a transaction-scoped
     advisory lock, released by the commit or rollback. Commits when the block ends cleanly.
@@ -362,12 +396,19 @@ def writer(engine: Engine, ops: Ops) -> Iterator[Any]:
                 cur = _cursor(conn)
                 try:
                     ops.lock_writer(cur)
-                    yield cur
+                    yield conn, cur
                 finally:
                     cur.close()
         except BaseException:
             _drop_if_broken(conn)
             raise
+
+
+@contextmanager
+def writer(engine: Engine, ops: Ops) -> Iterator[Any]:
+    """:func:`writer_tx` for code that needs the cursor only."""
+    with writer_tx(engine, ops) as (_conn, cur):
+        yield cur
 
 
 @contextmanager

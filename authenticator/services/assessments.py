@@ -1,8 +1,9 @@
 """Assessments: photos in, a verdict out, recorded in the log with a receipt.
 
-The vision pipeline runs first (CPU, in the caller's worker thread); then the photos are stored
-content-addressed, then ``assessment.recorded`` is appended. A failure before the append
-leaves no entry; with an ``Idempotency-Key`` a retry gets the first answer and no second entry.
+The vision pipeline runs first (CPU, in the caller's worker thread); then the photos and heat
+maps are stored content-addressed, then ``assessment.recorded`` is appended with the photo-index
+and heat-map rows in the same transaction. A failure before the commit leaves no entry; with an
+``Idempotency-Key`` a retry gets the first answer and no second entry.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
-from authenticator.errors import InvalidInput, ModelError, NotFound, PermissionDenied
-from authenticator.ledger.log import NewEntry
-from authenticator.services.context import ServiceContext, b64, receipt_json
+from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, PermissionDenied
+from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
+from authenticator.services.commands import Command, execute, replay_if_recorded
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.items import require_own_item
-from authenticator.store import idempotency
-from authenticator.store.db import read_tx, write_tx
+from authenticator.store.db import read_tx
+from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
+from authenticator.store.projections import photoset_sha256
 from authenticator.store.tables import assessments, heatmaps, items, models
 from authenticator.vision.reasons import reason
 
@@ -125,51 +128,24 @@ def assess_item(
     want_heatmaps: bool = False,
     idempotency_key: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Run the vision pipeline on an item's photos and record the verdict; (status, answer)."""
+    """Run the vision pipeline on an item's photos and record the verdict; (status, answer).
+
+    One verdict per item, photo set and model: the same photos sent again (a doubled request)
+    get 409 naming the first assessment; with the same ``Idempotency-Key`` they get its answer.
+    """
     require_own_item(ctx, principal, item_id)
     limit = ctx.settings.api_max_photos
     if not 1 <= len(uploads) <= limit:
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
-    assessment_id = new_id("asm")
-    if idempotency_key is not None:
-        fingerprint = _fingerprint(item_id, uploads, want_heatmaps)
-        claim = idempotency.begin(ctx.engine, principal.id, idempotency_key, fingerprint, assessment_id)
-        if isinstance(claim, idempotency.StoredResponse):
-            return claim.status_code, json.loads(claim.body)
-        assessment_id = claim.resource_id
-        if claim.taken_over and _recorded(ctx, assessment_id):
-            # The first run appended, then died before answering: answer from the log.
-            answer = get_assessment(ctx, assessment_id)
-            idempotency.complete(ctx.engine, principal.id, idempotency_key, 201, json.dumps(answer))
-            return 201, answer
-    try:
-        answer = _assess(ctx, item_id, uploads, want_heatmaps, assessment_id)
-    except BaseException:
-        if idempotency_key is not None and not _recorded_safely(ctx, assessment_id):
-            idempotency.abandon(ctx.engine, principal.id, idempotency_key)
-        raise  # if the entry was appended, the claim stays: a retry answers from the log
-    if idempotency_key is not None:
-        idempotency.complete(ctx.engine, principal.id, idempotency_key, 201, json.dumps(answer))
-    return 201, answer
-
-
-def _recorded_safely(ctx: ServiceContext, assessment_id: str) -> bool:
-    """Whether the entry made it into the log; True when that cannot be told (keep the claim)."""
-    try:
-        return _recorded(ctx, assessment_id)
-    except Exception:
-        return True
-
-
-def _recorded(ctx: ServiceContext, assessment_id: str) -> bool:
-    ctx.projector.catch_up()
-    with read_tx(ctx.engine) as conn:
-        return conn.execute(select(assessments.c.id).where(assessments.c.id == assessment_id)).first() is not None
-
-
-def _assess(
-    ctx: ServiceContext, item_id: str, uploads: list[Upload], want_heatmaps: bool, assessment_id: str
-) -> dict[str, Any]:
+    key = (
+        None
+        if idempotency_key is None
+        else IdempotencyKey(principal.id, idempotency_key, _fingerprint(item_id, uploads, want_heatmaps))
+    )
+    replay = lambda aid: get_assessment(ctx, aid)  # noqa: E731
+    early = replay_if_recorded(ctx, key, replay)
+    if early is not None:
+        return early
     if ctx.assessor is None:
         raise ModelError("this process has no model loaded")
     from authenticator.vision.service import PhotoInput
@@ -183,26 +159,48 @@ def _assess(
     result = result_model.model_dump(mode="json")
     for u in uploads:  # stored before the entry: no verdict ever points to a photo we lack
         ctx.blobs.put(u.data)
+    heatmap_pngs = {sha: ctx.blobs.put(png) for sha, png in (getattr(result_model, "heatmaps", None) or {}).items()}
+    assessment_id = new_id("asm")
     body = entry_body(assessment_id, result)
-    [receipt] = ctx.append([NewEntry("assessment.recorded", item_id, body)])
-    stored = ctx.ledger.entry(receipt.index)
-    for p in result["photos"]:
-        if p.get("phash") is not None:
-            value = p["phash"]
-            ctx.photo_index.add(int(value, 16) if isinstance(value, str) else int(value), item_id, p["sha256"])
-    heatmap_urls: dict[str, str] = {}
-    for sha, png in (getattr(result_model, "heatmaps", None) or {}).items():
-        png_sha = ctx.blobs.put(png)
-        with write_tx(ctx.engine) as conn:
+    photoset = photoset_sha256(body["photo_sha256"])
+
+    def first_of_its_kind(conn: Connection) -> None:
+        earlier = conn.execute(
+            select(assessments.c.id).where(
+                assessments.c.item_id == item_id,
+                assessments.c.photoset_sha256 == photoset,
+                assessments.c.model_sha256 == body["model_sha256"],
+            )
+        ).scalar()
+        if earlier is not None:
+            raise Conflict(
+                "these photos were already assessed for this item by this model", assessment_id=str(earlier)
+            )
+
+    def side_tables(conn: Connection, _stored: list[StoredEntry]) -> None:
+        for p in result["photos"]:
+            if p.get("phash") is not None:
+                value = p["phash"]
+                phash = int(value, 16) if isinstance(value, str) else int(value)
+                ctx.photo_index.add_in(conn, phash, item_id, p["sha256"])
+        for sha, png_sha in heatmap_pngs.items():
             conn.execute(insert(heatmaps).values(assessment_id=assessment_id, photo_sha256=sha, png_sha256=png_sha))
-        heatmap_urls[sha] = f"/v1/assessments/{assessment_id}/heatmaps/{sha}"
-    view = assessment_view(ctx, assessment_id, item_id, receipt.index, _entry_time(stored.data), body)
-    for photo, upload, raw in zip(view["photos"], uploads, result["photos"], strict=True):
-        photo["file"] = upload.filename
-        photo["heatmap_url"] = heatmap_urls.get(photo["sha256"])
-        photo["reused_from"] = raw.get("reused_from")
-    view["receipt"] = receipt_json(receipt, stored.data)
-    return view
+
+    def answer(receipts: list[Receipt]) -> dict[str, Any]:
+        receipt = receipts[0]
+        view = assessment_view(ctx, assessment_id, item_id, receipt.index, _entry_time(receipt.data), body)
+        for photo, upload, raw in zip(view["photos"], uploads, result["photos"], strict=True):
+            photo["file"] = upload.filename
+            if photo["sha256"] in heatmap_pngs:
+                photo["heatmap_url"] = f"/v1/assessments/{assessment_id}/heatmaps/{photo['sha256']}"
+            photo["reused_from"] = raw.get("reused_from")
+        view["receipt"] = receipt_json(receipt, receipt.data)
+        return view
+
+    command = Command(
+        [NewEntry("assessment.recorded", item_id, body)], assessment_id, check=first_of_its_kind, after=side_tables
+    )
+    return execute(ctx, command, answer, replay=replay, key=key)
 
 
 def _entry_time(data: bytes) -> str:
@@ -224,17 +222,7 @@ def get_assessment(ctx: ServiceContext, assessment_id: str) -> dict[str, Any]:
     for photo in view["photos"]:
         if photo["sha256"] in maps:
             photo["heatmap_url"] = f"/v1/assessments/{row.id}/heatmaps/{photo['sha256']}"
-    stored = ctx.ledger.entry(int(row.entry_index))
-    note = ctx.ledger.latest_checkpoint()
-    size = int(note.split("\n")[1])
-    view["receipt"] = {
-        "index": stored.index,
-        "leaf_hash": b64(stored.leaf_hash),
-        "tree_size": size,
-        "checkpoint": note,
-        "inclusion_proof": [b64(h) for h in ctx.ledger.inclusion_proof(stored.index, size)],
-        "entry": b64(stored.data),
-    }
+    view["receipt"] = fresh_receipt(ctx, int(row.entry_index))
     return view
 
 

@@ -8,16 +8,18 @@ import json
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Row, select
 
 from authenticator.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from authenticator.ledger.entries import canonical_json
-from authenticator.ledger.log import NewEntry
+from authenticator.ledger.log import NewEntry, Receipt
+from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, receipt_json
 from authenticator.services.dsse import parse_envelope, verify_envelope
 from authenticator.services.items import item_row
 from authenticator.services.labs import lab_public_key
 from authenticator.store.db import read_tx
+from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal
 from authenticator.store.tables import certificates
 
@@ -59,8 +61,14 @@ def check_payload(payload: dict[str, Any]) -> None:
         raise InvalidInput("report_sha256 must be a lower-case hex SHA-256 digest or null")
 
 
-def attach_certificate(ctx: ServiceContext, principal: Principal, item_id: str, envelope: bytes) -> dict[str, Any]:
-    """Verify a lab's signed certificate for ``item_id`` and append ``certificate.attached``."""
+def attach_certificate(
+    ctx: ServiceContext, principal: Principal, item_id: str, envelope: bytes, *, key: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Verify a lab's signed certificate for ``item_id`` and append ``certificate.attached``.
+
+    The certificate id is derived from the signed payload, so the same envelope sent twice (or
+    sixteen times at once) names the same certificate: the first attaches it, the others get 409.
+    """
     env = parse_envelope(envelope)
     try:
         payload = json.loads(env.payload)
@@ -79,10 +87,7 @@ def attach_certificate(ctx: ServiceContext, principal: Principal, item_id: str, 
     sig = verify_envelope(env, lab_public_key(ctx, principal.id))
     payload_sha256 = hashlib.sha256(env.payload).hexdigest()
     certificate_id = f"crt_{payload_sha256[:24]}"
-    with read_tx(ctx.engine) as conn:
-        if conn.execute(select(certificates.c.id).where(certificates.c.id == certificate_id)).first() is not None:
-            raise Conflict("this certificate is already attached", certificate_id=certificate_id)
-    envelope_sha256 = ctx.blobs.put(envelope)
+    envelope_sha256 = ctx.blobs.put(envelope)  # content-addressed: a duplicate stores nothing new
     body = {
         "certificate_id": certificate_id,
         "lab_id": principal.id,
@@ -93,30 +98,60 @@ def attach_certificate(ctx: ServiceContext, principal: Principal, item_id: str, 
         "keyid": sig.keyid,
         "inspection_date": payload["inspection_date"],
     }
-    [receipt] = ctx.append([NewEntry("certificate.attached", item_id, body)])
-    out = get_certificate(ctx, certificate_id)
-    out["receipt"] = receipt_json(receipt, ctx.ledger.entry(receipt.index).data)
-    return out
+
+    def not_yet_attached(conn: Connection) -> None:
+        if _certificate_row(conn, certificate_id) is not None:
+            raise Conflict("this certificate is already attached", certificate_id=certificate_id)
+
+    command = Command([NewEntry("certificate.attached", item_id, body)], certificate_id, check=not_yet_attached)
+    fingerprint = f"attach|{item_id}|{hashlib.sha256(envelope).hexdigest()}"
+    return execute(
+        ctx,
+        command,
+        lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipts[0]),
+        replay=lambda cid: get_certificate(ctx, cid),
+        key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
+    )
 
 
-def revoke_certificate(ctx: ServiceContext, principal: Principal, certificate_id: str, reason: str) -> dict[str, Any]:
+def revoke_certificate(
+    ctx: ServiceContext, principal: Principal, certificate_id: str, reason: str, *, key: str | None = None
+) -> tuple[int, dict[str, Any]]:
     """Append ``certificate.revoked``; only the issuing lab may, and only once."""
     cert = get_certificate(ctx, certificate_id)
     if cert["lab_id"] != principal.id:
         raise PermissionDenied("only the lab that issued a certificate may revoke it")
-    if cert["status"] == "revoked":
-        raise Conflict("this certificate is already revoked", certificate_id=certificate_id)
     body = {"certificate_id": certificate_id, "lab_id": principal.id, "reason": reason}
-    [receipt] = ctx.append([NewEntry("certificate.revoked", cert["item_id"], body)])
-    out = get_certificate(ctx, certificate_id)
-    out["receipt"] = receipt_json(receipt, ctx.ledger.entry(receipt.index).data)
-    return out
+
+    def not_yet_revoked(conn: Connection) -> None:
+        row = _certificate_row(conn, certificate_id)
+        if row is not None and row.revoked_index is not None:
+            raise Conflict("this certificate is already revoked", certificate_id=certificate_id)
+
+    command = Command([NewEntry("certificate.revoked", cert["item_id"], body)], certificate_id, check=not_yet_revoked)
+    fingerprint = f"revoke|{certificate_id}|{hashlib.sha256(reason.encode('utf-8')).hexdigest()}"
+    return execute(
+        ctx,
+        command,
+        lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipts[0]),
+        replay=lambda cid: get_certificate(ctx, cid),
+        key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
+    )
+
+
+def _with_receipt(answer: dict[str, Any], receipt: Receipt) -> dict[str, Any]:
+    answer["receipt"] = receipt_json(receipt, receipt.data)
+    return answer
+
+
+def _certificate_row(conn: Connection, certificate_id: str) -> Row[Any] | None:
+    return conn.execute(select(certificates).where(certificates.c.id == certificate_id)).first()
 
 
 def get_certificate(ctx: ServiceContext, certificate_id: str) -> dict[str, Any]:
     """Public: the certificate, its status and the signed envelope (base64) to check it."""
     with read_tx(ctx.engine) as conn:
-        row = conn.execute(select(certificates).where(certificates.c.id == certificate_id)).first()
+        row = _certificate_row(conn, certificate_id)
     if row is None:
         raise NotFound(f"no certificate {certificate_id}", certificate_id=certificate_id)
     try:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from authenticator.config import Settings
-from authenticator.ledger.log import Ledger, NewEntry, Receipt
+from authenticator.ledger.log import AfterAppend, Check, Ledger, NewEntry, Receipt, StoredEntry
 from authenticator.store.blobs import BlobStore
 from authenticator.store.db import migrate
 from authenticator.store.photo_index import SqlPhotoReuseIndex
@@ -55,7 +55,7 @@ class ServiceContext:
                 projector=Projector(ledger.engine, ledger, blobs),
                 photo_index=SqlPhotoReuseIndex(ledger.engine, settings.phash_max_hamming),
             )
-            ctx.projector.catch_up()
+            ctx.projector.ensure_consistent()
             if load_model:
                 from authenticator.vision.service import Assessor
 
@@ -68,11 +68,18 @@ class ServiceContext:
     def close(self) -> None:
         self.ledger.close()
 
-    def append(self, entries: Sequence[NewEntry]) -> list[Receipt]:
-        """Append to the log (one transaction, one checkpoint), then update the projections."""
-        receipts = self.ledger.append_batch(entries)
-        self.projector.catch_up()
-        return receipts
+    def append(
+        self, entries: Sequence[NewEntry], *, check: Check | None = None, after: AfterAppend | None = None
+    ) -> list[Receipt]:
+        """Append to the log and update the projections in one transaction (one checkpoint);
+        ``check`` and ``after`` run in it too, under the writer lock (see ``Ledger.append_batch``)."""
+
+        def project(conn: Connection, stored: list[StoredEntry]) -> None:
+            self.projector.apply(conn, stored)
+            if after is not None:
+                after(conn, stored)
+
+        return self.ledger.append_batch(entries, check=check, after=project)
 
 
 def receipt_json(receipt: Receipt, entry_data: bytes | None = None) -> dict[str, Any]:
@@ -87,3 +94,18 @@ def receipt_json(receipt: Receipt, entry_data: bytes | None = None) -> dict[str,
     if entry_data is not None:
         out["entry"] = b64(entry_data)
     return out
+
+
+def fresh_receipt(ctx: ServiceContext, index: int) -> dict[str, Any]:
+    """A receipt for an entry already in the log, against the latest checkpoint."""
+    stored = ctx.ledger.entry(index)
+    note = ctx.ledger.latest_checkpoint()
+    size = int(note.split("\n")[1])
+    return {
+        "index": stored.index,
+        "leaf_hash": b64(stored.leaf_hash),
+        "tree_size": size,
+        "checkpoint": note,
+        "inclusion_proof": [b64(h) for h in ctx.ledger.inclusion_proof(stored.index, size)],
+        "entry": b64(stored.data),
+    }

@@ -4,6 +4,10 @@ A lab signs ``PAE(payloadType, payload)`` with its Ed25519 key, where
 ``PAE(t, b) = "DSSEv1" SP len(t) SP t SP len(b) SP b`` (lengths in ASCII decimal, bytes of
 UTF-8). The envelope is JSON: ``{"payload": b64, "payloadType": t, "signatures": [{"keyid",
 "sig": b64}]}``. The payload is the RFC 8785 canonical JSON of the certificate.
+
+Both are read with the strict loader (:mod:`authenticator.strict_json`): an envelope or a
+certificate payload that names a key twice (``payload`` twice, say, which parsers that keep
+the first key and parsers that keep the last would read differently) is refused, never stored.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from authenticator.errors import BadRequest, InvalidInput, SignatureError
 from authenticator.ledger.entries import canonical_json
+from authenticator.strict_json import DuplicateKeyError, StrictJSONError, loads
 
 PAYLOAD_TYPE = "application/vnd.authenticator.certificate+json"
 MAX_ENVELOPE_BYTES = 64 * 1024
@@ -65,9 +69,11 @@ def parse_envelope(data: bytes) -> Envelope:
     if len(data) > MAX_ENVELOPE_BYTES:
         raise InvalidInput(f"a certificate envelope is at most {MAX_ENVELOPE_BYTES} bytes")
     try:
-        obj = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise BadRequest("the certificate envelope is not JSON") from exc
+        obj = loads(data)
+    except DuplicateKeyError as exc:
+        raise BadRequest(f"the certificate envelope has a {exc}", key=exc.key) from exc
+    except StrictJSONError as exc:
+        raise BadRequest(f"the certificate envelope is not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise InvalidInput("the certificate envelope must be a JSON object")
     ptype = obj.get("payloadType")
@@ -85,16 +91,28 @@ def parse_envelope(data: bytes) -> Envelope:
         if keyid is not None and not isinstance(keyid, str):
             raise InvalidInput("a signature's keyid must be a string")
         parsed.append(Signature(keyid=keyid or None, sig=_b64(s.get("sig"), "sig")))
+    if ptype == PAYLOAD_TYPE:
+        _check_payload_json(payload)
     return Envelope(payload_type=ptype, payload=payload, signatures=tuple(parsed))
+
+
+def _check_payload_json(payload: bytes) -> None:
+    """A certificate payload is one strict JSON object: no duplicate keys, finite numbers, UTF-8."""
+    try:
+        loads(payload)
+    except DuplicateKeyError as exc:
+        raise InvalidInput(f"the certificate payload has a {exc}", key=exc.key) from exc
+    except StrictJSONError as exc:
+        raise InvalidInput(f"the envelope's payload is not strict JSON: {exc}") from exc
 
 
 def envelope_payload(data: bytes) -> dict[str, Any]:
     """The certificate payload of stored envelope bytes (no signature check); ValueError if bad."""
     try:
         env = parse_envelope(data)
-        obj = json.loads(env.payload)
-    except (InvalidInput, BadRequest, RecursionError) as exc:
-        raise ValueError(str(exc) or "payload nested too deeply") from exc
+        obj = loads(env.payload)
+    except (InvalidInput, BadRequest) as exc:
+        raise ValueError(exc.message) from exc
     if not isinstance(obj, dict):
         raise ValueError("payload is not an object")
     return obj

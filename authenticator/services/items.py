@@ -9,10 +9,12 @@ from typing import Any
 from sqlalchemy import Row, select
 
 from authenticator.errors import NotFound, PermissionDenied
-from authenticator.ledger.log import NewEntry
+from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.badges import badge_for_item
+from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, receipt_json
 from authenticator.store.db import read_tx
+from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.tables import items
 
@@ -23,9 +25,20 @@ def serial_commitment(serial_number: str, salt: bytes) -> str:
 
 
 def register_item(
-    ctx: ServiceContext, principal: Principal, category: str, brand: str, model: str, serial_number: str | None
-) -> dict[str, Any]:
-    """Append ``item.registered``; the serial number enters the log only as a salted commitment."""
+    ctx: ServiceContext,
+    principal: Principal,
+    category: str,
+    brand: str,
+    model: str,
+    serial_number: str | None,
+    *,
+    key: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Append ``item.registered``; the serial number enters the log only as a salted commitment.
+
+    Two identical registrations are two items unless they carry the same ``Idempotency-Key``
+    (two bags of one model are not one bag): a client that may retry must send one.
+    """
     item_id = new_id("itm")
     salt = secrets.token_bytes(16) if serial_number else None
     commitment = serial_commitment(serial_number, salt) if serial_number and salt else None
@@ -36,11 +49,23 @@ def register_item(
         "serial_commitment": commitment,
         "platform": principal.id,
     }
-    [receipt] = ctx.append([NewEntry("item.registered", item_id, body)])
-    out = get_item(ctx, item_id)
-    out["receipt"] = receipt_json(receipt, ctx.ledger.entry(receipt.index).data)
-    out["serial_salt"] = salt.hex() if salt else None
-    return out
+
+    def answer(receipts: list[Receipt]) -> dict[str, Any]:
+        out = get_item(ctx, item_id)
+        out["receipt"] = receipt_json(receipts[0], receipts[0].data)
+        out["serial_salt"] = salt.hex() if salt else None
+        return out
+
+    fingerprint = "register|" + hashlib.sha256(
+        "\0".join((category, brand, model, serial_number or "")).encode("utf-8")
+    ).hexdigest()
+    return execute(
+        ctx,
+        Command([NewEntry("item.registered", item_id, body)], item_id),
+        answer,
+        replay=lambda iid: {**get_item(ctx, iid), "serial_salt": None},
+        key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
+    )
 
 
 def item_row(ctx: ServiceContext, item_id: str) -> Row[Any]:

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from authenticator.errors import Conflict, NotFound, PermissionDenied
-from authenticator.ledger.log import NewEntry
+from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.badges import derive_badge, item_facts
+from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, receipt_json
 from authenticator.services.items import require_own_item
 from authenticator.services.traces import evidence
 from authenticator.store.db import read_tx
+from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.tables import listings
 
 
 def publish_listing(
-    ctx: ServiceContext, principal: Principal, item_id: str, title: str, price: str, currency: str
-) -> dict[str, Any]:
-    """Append ``listing.published``; the title lives in the blob store, its hash in the log."""
+    ctx: ServiceContext,
+    principal: Principal,
+    item_id: str,
+    title: str,
+    price: str,
+    currency: str,
+    *,
+    key: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Append ``listing.published``; the title lives in the blob store, its hash in the log.
+
+    An item has at most one open listing: a second publish while one is open gets 409 naming it
+    (so a retried or doubled request cannot list the item twice).
+    """
     require_own_item(ctx, principal, item_id)
     listing_id = new_id("lst")
     title_sha256 = ctx.blobs.put(title.encode("utf-8"))
@@ -31,23 +45,52 @@ def publish_listing(
         "price": price,
         "currency": currency,
     }
-    [receipt] = ctx.append([NewEntry("listing.published", item_id, body)])
-    out = get_listing(ctx, listing_id)
-    out["receipt"] = receipt_json(receipt, ctx.ledger.entry(receipt.index).data)
-    return out
+
+    def no_open_listing(conn: Connection) -> None:
+        open_id = conn.execute(
+            select(listings.c.id).where(listings.c.item_id == item_id, listings.c.closed_index.is_(None)).limit(1)
+        ).scalar()
+        if open_id is not None:
+            raise Conflict("this item already has an open listing; close it first", listing_id=str(open_id))
+
+    fingerprint = f"publish|{item_id}|{title_sha256}|{price}|{currency}"
+    return execute(
+        ctx,
+        Command([NewEntry("listing.published", item_id, body)], listing_id, check=no_open_listing),
+        lambda receipts: _with_receipt(get_listing(ctx, listing_id), receipts[0]),
+        replay=lambda lid: get_listing(ctx, lid),
+        key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
+    )
 
 
-def close_listing(ctx: ServiceContext, principal: Principal, listing_id: str, reason: str) -> dict[str, Any]:
+def close_listing(
+    ctx: ServiceContext, principal: Principal, listing_id: str, reason: str, *, key: str | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Append ``listing.closed``; only the publishing platform may, and only once."""
     row = _listing_row(ctx, listing_id)
     if row.platform != principal.id:
         raise PermissionDenied("only the platform that published a listing may close it")
-    if row.closed_index is not None:
-        raise Conflict("this listing is already closed", listing_id=listing_id)
     body = {"listing_id": listing_id, "reason": reason}
-    [receipt] = ctx.append([NewEntry("listing.closed", row.item_id, body)])
-    out = get_listing(ctx, listing_id)
-    out["receipt"] = receipt_json(receipt, ctx.ledger.entry(receipt.index).data)
-    return out
+
+    def still_open(conn: Connection) -> None:
+        closed = conn.execute(select(listings.c.closed_index).where(listings.c.id == listing_id)).scalar()
+        if closed is not None:
+            raise Conflict("this listing is already closed", listing_id=listing_id)
+
+    fingerprint = f"close|{listing_id}|{hashlib.sha256(reason.encode('utf-8')).hexdigest()}"
+    return execute(
+        ctx,
+        Command([NewEntry("listing.closed", row.item_id, body)], listing_id, check=still_open),
+        lambda receipts: _with_receipt(get_listing(ctx, listing_id), receipts[0]),
+        replay=lambda lid: get_listing(ctx, lid),
+        key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
+        status=200,
+    )
+
+
+def _with_receipt(answer: dict[str, Any], receipt: Receipt) -> dict[str, Any]:
+    answer["receipt"] = receipt_json(receipt, receipt.data)
+    return answer
 
 
 def _listing_row(ctx: ServiceContext, listing_id: str) -> Any:

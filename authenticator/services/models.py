@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, select
 
-from authenticator.errors import IntegrityError, InvalidInput, NotFound
+from authenticator.errors import Conflict, InvalidInput, NotFound
 from authenticator.ledger.log import NewEntry
 from authenticator.services.context import ServiceContext
-from authenticator.store.db import read_tx, utc_now, write_tx
-from authenticator.store.tables import assessments, claims, models
+from authenticator.store.db import read_tx
+from authenticator.store.tables import assessments, models
 
 MAX_PAGE = 500
-CLAIM_TIMEOUT_S = 60.0
 
 
 def _json_metrics(metrics: Any) -> dict[str, Any]:
@@ -31,18 +29,10 @@ def ensure_model_registered(
 ) -> bool:
     """Append ``model.registered`` once per model file; True when this call appended it.
 
-    Several server processes start at once: a row in ``app_claims`` lets exactly one of them
-    append, the others see the claim (or the entry) and do nothing.
+    Several server processes start at once: the check runs under the log's writer lock, in the
+    append's transaction, so exactly one of them appends.
     """
     item = f"model:{sha256}"
-    if ctx.ledger.last_leaf_hash(item) is not None:
-        return False
-    try:
-        with write_tx(ctx.engine) as conn:
-            conn.execute(insert(claims).values(name=item, created_at=utc_now()))
-    except IntegrityError:  # the claim exists: another process registers (or registered) it
-        if not _claim_is_stale(ctx, item):
-            return False
     if ctx.ledger.last_leaf_hash(item) is not None:
         return False
     body = {
@@ -52,19 +42,16 @@ def ensure_model_registered(
         "card_sha256": hashlib.sha256(card_path.read_bytes()).hexdigest(),
         "metrics": _json_metrics(metrics),
     }
-    ctx.append([NewEntry("model.registered", item, body)])
-    return True
 
+    def not_registered(conn: Connection) -> None:
+        if conn.execute(select(models.c.sha256).where(models.c.sha256 == sha256)).first() is not None:
+            raise Conflict("this model is already registered", sha256=sha256)
 
-def _claim_is_stale(ctx: ServiceContext, name: str) -> bool:
-    """A claim older than :data:`CLAIM_TIMEOUT_S` belongs to a process that died before appending."""
-    with read_tx(ctx.engine) as conn:
-        created = conn.execute(select(claims.c.created_at).where(claims.c.name == name)).scalar()
     try:
-        when = datetime.strptime(str(created), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return True
-    return datetime.now(UTC) - when > timedelta(seconds=CLAIM_TIMEOUT_S)
+        ctx.append([NewEntry("model.registered", item, body)], check=not_registered)
+    except Conflict:
+        return False
+    return True
 
 
 def list_models(ctx: ServiceContext) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from authenticator.ledger.store import WRITE_OPTION, db_errors
 from authenticator.store.tables import VERSION_TABLE
 
-APP_HEAD = "0001_app"
+APP_HEAD = "0002_natural_keys"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -1,105 +1,89 @@
 """``Idempotency-Key`` records: a retry gets the first answer, and no second log entry.
 
-The first request claims the key with a pending row that already names the id of the
-resource it will create (the primary key makes concurrent twins collide), runs, then stores
-its answer. A twin that arrives while the first still runs gets 409; a key reused with a
-different request body gets 409 as well, never the other request's answer. A claim left
-pending by a process that died is taken over after :data:`PENDING_TIMEOUT_S`, with the same
-resource id, so the caller can first look in the log for what the dead run may have appended.
+The record of a key is written **in the transaction that appends the command's entry** (under
+the log's writer lock), so there is no window in which two twins can both append: the second
+finds the first's record and is answered with the first's answer. A key reused with a different
+request body gets 409, never the other request's answer. A request that fails appends nothing
+and records nothing, so the client may simply retry it. The answer itself is stored just after
+the commit; a record without one (the process died in between) is answered from the log.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, insert, select, update
 
 from authenticator.errors import IdempotencyConflict, InvalidInput
-from authenticator.store.db import utc_now, write_tx
+from authenticator.store.db import read_tx, utc_now, write_tx
 from authenticator.store.tables import idempotency
 
 MAX_KEY_LENGTH = 200
-PENDING_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
-class StoredResponse:
-    """The answer of the first run, to replay."""
+class IdempotencyKey:
+    """Who sent which key for which request (``fingerprint``: a digest of what was asked)."""
 
-    status_code: int
-    body: str
+    principal_id: str
+    key: str
+    fingerprint: str
+
+    def __post_init__(self) -> None:
+        key = self.key
+        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+            raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters")
 
 
 @dataclass(frozen=True)
-class Claim:
-    """Go ahead: create the resource under ``resource_id``; ``taken_over`` when a dead run
-    claimed it first (it may have appended already: look it up before appending again)."""
+class Recorded:
+    """A key already used for this request: the resource it made and, normally, the answer."""
 
     resource_id: str
-    taken_over: bool = False
+    status_code: int | None
+    body: str | None
 
 
-def _stale(created_at: str) -> bool:
-    try:
-        when = datetime.strptime(created_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    except ValueError:
-        return True
-    return datetime.now(UTC) - when > timedelta(seconds=PENDING_TIMEOUT_S)
+def _where(k: IdempotencyKey) -> ColumnElement[bool]:
+    return and_(idempotency.c.principal_id == k.principal_id, idempotency.c.key == k.key)
 
 
-def begin(engine: Engine, principal_id: str, key: str, fingerprint: str, resource_id: str) -> StoredResponse | Claim:
-    """The stored answer for a retry, or a :class:`Claim` to run the request."""
-    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidInput(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters")
-    where = (idempotency.c.principal_id == principal_id, idempotency.c.key == key)
-    with write_tx(engine, lock="idempotency") as conn:
-        row = conn.execute(
-            select(
-                idempotency.c.fingerprint,
-                idempotency.c.resource_id,
-                idempotency.c.status_code,
-                idempotency.c.response,
-                idempotency.c.created_at,
-            ).where(*where)
-        ).first()
-        if row is None:
-            conn.execute(
-                insert(idempotency).values(
-                    principal_id=principal_id,
-                    key=key,
-                    fingerprint=fingerprint,
-                    resource_id=resource_id,
-                    created_at=utc_now(),
-                )
-            )
-            return Claim(resource_id)
-        if row.fingerprint != fingerprint:
-            raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
-        if row.response is not None and row.status_code is not None:
-            return StoredResponse(status_code=int(row.status_code), body=str(row.response))
-        if not _stale(row.created_at):
-            raise IdempotencyConflict("a request with this Idempotency-Key is still running; retry later")
-        conn.execute(update(idempotency).where(*where).values(created_at=utc_now()))
-        return Claim(str(row.resource_id), taken_over=True)
+def lookup_in(conn: Connection, k: IdempotencyKey) -> Recorded | None:
+    """The record of ``k`` read on ``conn``; :class:`IdempotencyConflict` for another request."""
+    row = conn.execute(
+        select(
+            idempotency.c.fingerprint, idempotency.c.resource_id, idempotency.c.status_code, idempotency.c.response
+        ).where(_where(k))
+    ).first()
+    if row is None:
+        return None
+    if row.fingerprint != k.fingerprint:
+        raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
+    return Recorded(str(row.resource_id), None if row.status_code is None else int(row.status_code), row.response)
 
 
-def complete(engine: Engine, principal_id: str, key: str, status_code: int, body: str) -> None:
-    with write_tx(engine) as conn:
-        conn.execute(
-            update(idempotency)
-            .where(idempotency.c.principal_id == principal_id, idempotency.c.key == key)
-            .values(status_code=status_code, response=body)
+def lookup(engine: Engine, k: IdempotencyKey) -> Recorded | None:
+    """:func:`lookup_in` on a connection of its own (the cheap check before any work)."""
+    with read_tx(engine) as conn:
+        return lookup_in(conn, k)
+
+
+def record_in(conn: Connection, k: IdempotencyKey, resource_id: str) -> None:
+    """Record the key in the append's transaction (a record left by a run of an older version
+    that died before appending is replaced)."""
+    conn.execute(delete(idempotency).where(_where(k)))
+    conn.execute(
+        insert(idempotency).values(
+            principal_id=k.principal_id,
+            key=k.key,
+            fingerprint=k.fingerprint,
+            resource_id=resource_id,
+            created_at=utc_now(),
         )
+    )
 
 
-def abandon(engine: Engine, principal_id: str, key: str) -> None:
-    """Forget a claim whose request failed before appending, so the client may retry it."""
+def complete(engine: Engine, k: IdempotencyKey, status_code: int, body: str) -> None:
+    """Store the answer given, for retries to get it byte for byte."""
     with write_tx(engine) as conn:
-        conn.execute(
-            delete(idempotency).where(
-                idempotency.c.principal_id == principal_id,
-                idempotency.c.key == key,
-                idempotency.c.response.is_(None),
-            )
-        )
+        conn.execute(update(idempotency).where(_where(k)).values(status_code=status_code, response=body))

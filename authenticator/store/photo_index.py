@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from itertools import combinations
 
-from sqlalchemy import Engine, insert, or_, select
+from sqlalchemy import Connection, Engine, insert, or_, select
 
 from authenticator.store.db import read_tx, write_tx
 from authenticator.store.tables import photo_hashes
@@ -72,23 +72,28 @@ class SqlPhotoReuseIndex:
 
     def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
         """Index a photo of an item (idempotent)."""
+        with write_tx(self.engine) as conn:
+            self.add_in(conn, phash, item_id, photo_sha256)
+
+    @staticmethod
+    def add_in(conn: Connection, phash: int, item_id: str, photo_sha256: str) -> None:
+        """:meth:`add` on ``conn`` (in the transaction that records the assessment)."""
         phash &= _MASK64
         b = _bands(phash)
-        with write_tx(self.engine) as conn:
-            exists = conn.execute(
-                select(photo_hashes.c.item_id).where(
-                    photo_hashes.c.item_id == item_id, photo_hashes.c.photo_sha256 == photo_sha256
+        exists = conn.execute(
+            select(photo_hashes.c.item_id).where(
+                photo_hashes.c.item_id == item_id, photo_hashes.c.photo_sha256 == photo_sha256
+            )
+        ).first()
+        if exists is None:
+            conn.execute(
+                insert(photo_hashes).values(
+                    item_id=item_id,
+                    photo_sha256=photo_sha256,
+                    phash=_to_signed(phash),
+                    band0=b[0],
+                    band1=b[1],
+                    band2=b[2],
+                    band3=b[3],
                 )
-            ).first()
-            if exists is None:
-                conn.execute(
-                    insert(photo_hashes).values(
-                        item_id=item_id,
-                        photo_sha256=photo_sha256,
-                        phash=_to_signed(phash),
-                        band0=b[0],
-                        band1=b[1],
-                        band2=b[2],
-                        band3=b[3],
-                    )
-                )
+            )

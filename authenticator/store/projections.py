@@ -1,23 +1,33 @@
 """Projections: the query tables, fed from the log's entries (and the blob store).
 
-Every write of the API appends to the ledger first and then calls :meth:`Projector.catch_up`,
-which applies the entries the tables have not seen yet, in log order, and records how far it
-got. A crash between the two only delays the tables: the next catch-up (or a rebuild) fills
-them from the log. :meth:`Projector.rebuild` empties them and replays the whole log.
+Every write of the API applies its entries to the tables **in the append's own transaction**
+(:meth:`Projector.apply`, called from the ledger's ``after`` hook under the writer lock), so
+the log and the tables commit together or not at all. Entries the tables have not seen (a log
+written by an older version, or appended by a tool that bypasses the service) are applied
+first, in log order, in the same transaction.
+
+Rules for a log that holds duplicates (old versions could append them under concurrency):
+**the first entry wins**. A second ``certificate.attached`` with a known certificate id, a
+second revocation or close, a second registration of an id: later ones are ignored by the
+tables, badges and pages (``ledger verify`` reports them as warnings). :data:`RULES_VERSION`
+names the rules; a database projected under other rules is rebuilt from the log at start-up,
+as is one whose tables cannot take the log's next entries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from authenticator.errors import NotFound
+from authenticator.errors import AuthenticatorError, IntegrityError, NotFound
 from authenticator.ledger.entries import Entry, canonical_json, parse_entry
 from authenticator.store.blobs import BlobStore
-from authenticator.store.db import read_tx, write_tx
+from authenticator.store.db import read_tx
 from authenticator.store.tables import (
     PROJECTION_TABLES,
     assessments,
@@ -29,8 +39,15 @@ from authenticator.store.tables import (
     projection_state,
 )
 
+if TYPE_CHECKING:
+    from authenticator.ledger.log import Ledger
+
 STATE_ROW = "main"
 CHUNK = 1000
+RULES_VERSION = 2
+"""1: every entry applied as it came. 2: first entry wins; the photo-set natural key."""
+
+log = logging.getLogger("authenticator.projections")
 
 
 class LogEntry(Protocol):
@@ -42,24 +59,30 @@ class LogEntry(Protocol):
     def data(self) -> bytes: ...
 
 
-class LogSource(Protocol):
-    """The part of the ledger the projections read."""
-
-    def size(self) -> int: ...
-    def entries(self, start: int, end: int) -> Sequence[Any]: ...
+def photoset_sha256(photo_sha256: Sequence[str]) -> str:
+    """The natural key of an assessment's photos: order and repeats do not make a new set."""
+    return hashlib.sha256("\n".join(sorted(set(photo_sha256))).encode("ascii")).hexdigest()
 
 
-def _applied(conn: Connection) -> int | None:
-    value = conn.execute(select(projection_state.c.applied_size).where(projection_state.c.name == STATE_ROW)).scalar()
-    return None if value is None else int(value)
+def _state(conn: Connection) -> tuple[int, int | None] | None:
+    row = conn.execute(
+        select(projection_state.c.applied_size, projection_state.c.rules_version).where(
+            projection_state.c.name == STATE_ROW
+        )
+    ).first()
+    return None if row is None else (int(row.applied_size), row.rules_version)
+
+
+def _set_applied(conn: Connection, size: int) -> None:
+    conn.execute(update(projection_state).where(projection_state.c.name == STATE_ROW).values(applied_size=size))
 
 
 class Projector:
     """Applies log entries to the projection tables, exactly once each, in order."""
 
-    def __init__(self, engine: Engine, log: LogSource, blobs: BlobStore) -> None:
+    def __init__(self, engine: Engine, ledger: Ledger, blobs: BlobStore) -> None:
         self.engine = engine
-        self.log = log
+        self.ledger = ledger
         self.blobs = blobs
         self._handlers: dict[str, Callable[[Connection, int, Entry], None]] = {
             "item.registered": self._item_registered,
@@ -74,52 +97,79 @@ class Projector:
 
     def applied_size(self) -> int:
         with read_tx(self.engine) as conn:
-            return _applied(conn) or 0
+            state = _state(conn)
+        return 0 if state is None else state[0]
+
+    # --- inside the append's transaction ---------------------------------------------------
+
+    def apply(self, conn: Connection, new: Sequence[LogEntry]) -> None:
+        """Apply the entries an append just wrote (after any the tables had not seen yet)."""
+        if not new:
+            return
+        first = int(new[0].index)
+        self._bring_to(conn, first)
+        for stored in new:
+            self._apply(conn, stored)
+        _set_applied(conn, first + len(new))
+
+    def _bring_to(self, conn: Connection, size: int) -> None:
+        """Apply entries [applied, size) read on ``conn``; the tables then reflect ``size``."""
+        state = _state(conn)
+        if state is None:
+            conn.execute(
+                insert(projection_state).values(name=STATE_ROW, applied_size=0, rules_version=RULES_VERSION)
+            )
+            applied = 0
+        else:
+            applied = state[0]
+        if applied > size:
+            raise IntegrityError(f"the projections claim {applied} entries but the log has {size}")
+        for lo in range(applied, size, CHUNK):
+            for stored in self.ledger.entries_in(conn, lo, min(size, lo + CHUNK)):
+                self._apply(conn, stored)
+        if size > applied:
+            _set_applied(conn, size)
+
+    # --- on their own, under the writer lock -----------------------------------------------
 
     def catch_up(self) -> int:
-        """Apply every entry not yet applied; return the log size the tables now reflect.
+        """Apply every entry not yet applied; return the log size the tables now reflect."""
 
-        Entries are read *before* taking the projection lock, so the lock holder never waits
-        for a second pooled connection (which could deadlock a busy pool).
-        """
-        start = self.applied_size()
-        size = self.log.size()
-        if start >= size:
-            return start
-        fetched = self._fetch(start, size)
-        with write_tx(self.engine, lock="projections") as conn:
-            applied = _applied(conn)
-            if applied is None:
-                conn.execute(insert(projection_state).values(name=STATE_ROW, applied_size=0))
-                applied = 0
-            if applied < start:  # someone rebuilt meanwhile; the next call catches up
-                return applied
-            for stored in fetched:
-                if stored.index >= applied:
-                    self._apply(conn, stored)
-            if size > applied:
-                conn.execute(
-                    update(projection_state).where(projection_state.c.name == STATE_ROW).values(applied_size=size)
-                )
-            return max(size, applied)
+        def run(conn: Connection, size: int) -> int:
+            self._bring_to(conn, size)
+            return size
+
+        if self.applied_size() == self.ledger.size():
+            return self.applied_size()
+        return self.ledger.locked(run)
 
     def rebuild(self) -> int:
         """Empty every projection table and replay the whole log, in one transaction."""
-        with write_tx(self.engine, lock="projections") as conn:
+
+        def run(conn: Connection, size: int) -> int:
             for table in reversed(PROJECTION_TABLES):
                 conn.execute(delete(table))
-            size = self.log.size()
-            for start in range(0, size, CHUNK):
-                for stored in self.log.entries(start, min(size, start + CHUNK)):
-                    self._apply(conn, stored)
-            conn.execute(insert(projection_state).values(name=STATE_ROW, applied_size=size))
+            conn.execute(insert(projection_state).values(name=STATE_ROW, applied_size=0, rules_version=RULES_VERSION))
+            self._bring_to(conn, size)
             return size
 
-    def _fetch(self, start: int, end: int) -> list[LogEntry]:
-        out: list[LogEntry] = []
-        for lo in range(start, end, CHUNK):
-            out.extend(self.log.entries(lo, min(end, lo + CHUNK)))
-        return out
+        return self.ledger.locked(run)
+
+    def ensure_consistent(self) -> int:
+        """At start-up: catch up; rebuild when the tables were projected under other rules or
+        cannot take the log's entries (a start must never be bricked by what the log holds)."""
+        with read_tx(self.engine) as conn:
+            state = _state(conn)
+        if state is not None and state[1] != RULES_VERSION:
+            log.warning("projection rules changed (%s -> %s): rebuilding from the log", state[1], RULES_VERSION)
+            return self.rebuild()
+        try:
+            return self.catch_up()
+        except AuthenticatorError as exc:
+            if isinstance(exc, NotFound) or exc.http_status == 503:
+                raise
+            log.warning("the projections disagree with the log (%s): rebuilding from the log", exc.message)
+            return self.rebuild()
 
     def _apply(self, conn: Connection, stored: LogEntry) -> None:
         entry = parse_entry(bytes(stored.data))
@@ -127,10 +177,16 @@ class Projector:
         if handler is not None:
             handler(conn, int(stored.index), entry)
 
+    @staticmethod
+    def _exists(conn: Connection, column: Any, value: Any) -> bool:
+        return conn.execute(select(column).where(column == value).limit(1)).first() is not None
+
     # --- one handler per entry type -------------------------------------------------------
 
     def _item_registered(self, conn: Connection, index: int, e: Entry) -> None:
         b = e.body
+        if self._exists(conn, items.c.id, e.item):
+            return  # first wins
         conn.execute(
             insert(items).values(
                 id=e.item,
@@ -146,6 +202,8 @@ class Projector:
 
     def _assessment_recorded(self, conn: Connection, index: int, e: Entry) -> None:
         b = e.body
+        if self._exists(conn, assessments.c.id, b["assessment_id"]):
+            return  # first wins
         conn.execute(
             insert(assessments).values(
                 id=b["assessment_id"],
@@ -157,11 +215,14 @@ class Projector:
                 model_version=b["model_version"],
                 recorded_at=e.time,
                 body=canonical_json(b).decode("utf-8"),
+                photoset_sha256=photoset_sha256(b["photo_sha256"]),
             )
         )
 
     def _certificate_attached(self, conn: Connection, index: int, e: Entry) -> None:
         b = e.body
+        if self._exists(conn, certificates.c.id, b["certificate_id"]):
+            return  # first wins: a second attachment of the same certificate changes nothing
         conn.execute(
             insert(certificates).values(
                 id=b["certificate_id"],
@@ -181,6 +242,7 @@ class Projector:
         """The inspection method, read back from the stored envelope (the log holds its hash)."""
         from authenticator.services.dsse import envelope_payload  # pure; avoids an import cycle
 
+
         try:
             payload = envelope_payload(self.blobs.get(envelope_sha256))
         except (NotFound, ValueError):
@@ -192,12 +254,19 @@ class Projector:
         b = e.body
         conn.execute(
             update(certificates)
-            .where(certificates.c.id == b["certificate_id"], certificates.c.revoked_index.is_(None))
+            .where(
+                certificates.c.id == b["certificate_id"],
+                certificates.c.lab_id == b["lab_id"],
+                certificates.c.item_id == e.item,
+                certificates.c.revoked_index.is_(None),  # first wins
+            )
             .values(revoked_index=index, revoked_at=e.time, revocation_reason=b["reason"])
         )
 
     def _listing_published(self, conn: Connection, index: int, e: Entry) -> None:
         b = e.body
+        if self._exists(conn, listings.c.id, b["listing_id"]):
+            return  # first wins
         try:
             title: str | None = self.blobs.get(b["title_sha256"]).decode("utf-8")
         except (NotFound, UnicodeDecodeError):
@@ -220,7 +289,7 @@ class Projector:
         b = e.body
         conn.execute(
             update(listings)
-            .where(listings.c.id == b["listing_id"], listings.c.closed_index.is_(None))
+            .where(listings.c.id == b["listing_id"], listings.c.item_id == e.item, listings.c.closed_index.is_(None))
             .values(closed_index=index, closed_reason=b["reason"])
         )
 
@@ -239,7 +308,7 @@ class Projector:
 
     def _model_registered(self, conn: Connection, index: int, e: Entry) -> None:
         b = e.body
-        if conn.execute(select(models.c.sha256).where(models.c.sha256 == b["model_sha256"])).first() is not None:
+        if self._exists(conn, models.c.sha256, b["model_sha256"]):
             return  # a second registration of the same file (two servers raced): the first counts
         conn.execute(
             insert(models).values(

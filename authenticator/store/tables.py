@@ -26,8 +26,10 @@ projection_state = Table(
     metadata,
     Column("name", Text, primary_key=True),
     Column("applied_size", BigInteger, nullable=False),
+    Column("rules_version", Integer),
 )
-"""How many log entries the projections have applied; one row named ``main``."""
+"""How many log entries the projections have applied, and under which version of the rules;
+one row named ``main``."""
 
 items = Table(
     "proj_items",
@@ -54,9 +56,13 @@ assessments = Table(
     Column("model_version", Text, nullable=False),
     Column("recorded_at", Text, nullable=False),
     Column("body", Text, nullable=False),
+    Column("photoset_sha256", Text),
 )
+"""``photoset_sha256``: SHA-256 over the sorted photo digests; an item's photo set is assessed
+once per model (the natural key a second, identical upload collides with)."""
 Index("ix_proj_assessments_item", assessments.c.item_id, assessments.c.entry_index)
 Index("ix_proj_assessments_model", assessments.c.model_sha256, assessments.c.entry_index)
+Index("ix_proj_assessments_photoset", assessments.c.item_id, assessments.c.photoset_sha256, assessments.c.model_sha256)
 
 certificates = Table(
     "proj_certificates",

@@ -1,0 +1,119 @@
+"""Every state-changing command runs here, exactly once.
+
+A command is the entries it appends plus the precondition that makes it legal (``check``) and
+what the tables must remember with it (``after``). Both run in the append's transaction under
+the log's single-writer lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL's advisory lock), so N
+identical requests, from any number of workers or servers on one database, are serialised: the
+first appends, the others find its trace (a certificate already attached, a listing already
+closed, an ``Idempotency-Key`` already recorded) and append nothing. The projections move in
+the same transaction (``ServiceContext.append``), so a request that appended can only fail
+before the commit, and then nothing was appended.
+
+After the commit nothing may turn an appended request into an error: the answer is built from
+fresh reads, and if those fail the client still gets 201 with its receipt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from authenticator.errors import AuthenticatorError, IdempotencyConflict, NotFound
+from authenticator.ledger.log import AfterAppend, Check, NewEntry, Receipt, StoredEntry
+from authenticator.services.context import ServiceContext, receipt_json
+from authenticator.store import idempotency
+from authenticator.store.idempotency import IdempotencyKey, Recorded
+
+log = logging.getLogger("authenticator.commands")
+
+Answer = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    """What one request asks the log to do."""
+
+    entries: Sequence[NewEntry]
+    resource_id: str
+    """The id of what the command makes or changes (answered again to a retry)."""
+    check: Check | None = None
+    after: AfterAppend | None = None
+
+
+class _Replay(Exception):
+    """Raised under the lock when the key was recorded meanwhile: roll back, answer the first."""
+
+    def __init__(self, recorded: Recorded) -> None:
+        super().__init__("replay")
+        self.recorded = recorded
+
+
+def execute(
+    ctx: ServiceContext,
+    command: Command,
+    respond: Callable[[list[Receipt]], Answer],
+    *,
+    replay: Callable[[str], Answer],
+    key: IdempotencyKey | None = None,
+    status: int = 201,
+) -> tuple[int, Answer]:
+    """Append ``command`` once; ``(status, answer)``. ``replay(resource_id)`` answers a retry
+    whose first answer was not stored."""
+    early = replay_if_recorded(ctx, key, replay)
+    if early is not None:
+        return early
+
+    def check(conn: Connection) -> None:
+        if key is not None:
+            recorded = idempotency.lookup_in(conn, key)
+            if recorded is not None:
+                raise _Replay(recorded)
+        if command.check is not None:
+            command.check(conn)
+
+    def after(conn: Connection, stored: list[StoredEntry]) -> None:
+        if command.after is not None:
+            command.after(conn, stored)
+        if key is not None:
+            idempotency.record_in(conn, key, command.resource_id)
+
+    try:
+        receipts = ctx.append(command.entries, check=check, after=after)
+    except _Replay as r:
+        return _replayed(r.recorded, replay)
+    try:
+        answer = respond(receipts)
+    except AuthenticatorError as exc:  # appended: the client must hear so, whatever the reads say
+        log.warning("entry %d appended, but its answer could not be built: %s", receipts[0].index, exc.message)
+        answer = {"id": command.resource_id, "receipt": receipt_json(receipts[0], receipts[0].data)}
+    if key is not None:
+        try:
+            idempotency.complete(ctx.engine, key, status, json.dumps(answer))
+        except AuthenticatorError as exc:  # a retry is then answered from the log
+            log.warning("could not store the answer for an Idempotency-Key: %s", exc.message)
+    return status, answer
+
+
+def replay_if_recorded(
+    ctx: ServiceContext, key: IdempotencyKey | None, replay: Callable[[str], Answer]
+) -> tuple[int, Answer] | None:
+    """The first answer when ``key`` was already used for this request (checked before costly
+    work such as inference; :func:`execute` checks again under the lock)."""
+    if key is None:
+        return None
+    first = idempotency.lookup(ctx.engine, key)
+    return None if first is None else _replayed(first, replay)
+
+
+def _replayed(recorded: Recorded, replay: Callable[[str], Answer]) -> tuple[int, Answer]:
+    if recorded.body is not None and recorded.status_code is not None:
+        return recorded.status_code, json.loads(recorded.body)
+    try:
+        return 201, replay(recorded.resource_id)
+    except NotFound as exc:  # a claim an older version left behind for a run that never appended
+        raise IdempotencyConflict("an earlier request with this Idempotency-Key did not finish; use a new key") from exc
