@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from authenticator.text import FREE_TEXT, FreeText
 
 Role = Literal["admin", "platform", "lab"]
 Decision = Literal["authentic", "counterfeit", "inconclusive"]
@@ -156,12 +158,10 @@ class ItemCreate(BaseModel):
         },
     )
     category: Category
-    brand: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
-    model: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
-    serial_number: str | None = Field(
+    brand: FreeText = Field(min_length=1, max_length=200)
+    model: FreeText = Field(min_length=1, max_length=200)
+    serial_number: Annotated[str, Field(min_length=1, max_length=200), FREE_TEXT] | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
         description="Stored only as a salted commitment; the salt is answered once, keep it to prove the serial.",
     )
 
@@ -293,8 +293,8 @@ class LabCreate(BaseModel):
             ]
         },
     )
-    name: str = Field(min_length=1, max_length=200)
-    accreditation: str = Field(min_length=1, max_length=500)
+    name: FreeText = Field(min_length=1, max_length=200)
+    accreditation: FreeText = Field(min_length=1, max_length=500)
     public_key: str = Field(min_length=1, max_length=1000, description="Ed25519: PEM, or base64 of the raw 32 bytes.")
 
 
@@ -382,7 +382,7 @@ class Revocation(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"reason": "Stitching re-examined: replica."}]}
     )
-    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 # --- listings, custody, models, keys -----------------------------------------------------------
@@ -403,14 +403,14 @@ class ListingCreate(BaseModel):
         },
     )
     item_id: str = Field(min_length=1, max_length=128)
-    title: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")
+    title: FreeText = Field(min_length=1, max_length=500)
     price: str = Field(pattern=r"^(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,6})?$", description="Decimal text, never a float.")
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
 class ListingClose(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "sold"}]})
-    reason: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")
+    reason: FreeText = Field(min_length=1, max_length=500)
 
 
 class Listing(BaseModel):
@@ -459,8 +459,8 @@ class CustodyCreate(BaseModel):
         json_schema_extra={"examples": [{"event": "received_for_consignment", "counterparty": "seller-8841"}]},
     )
     event: Literal["received_for_consignment", "bought_back", "consigned", "sold"]
-    counterparty: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Kept out of the log: only a salted commitment."
+    counterparty: Annotated[str, Field(min_length=1, max_length=200), FREE_TEXT] | None = Field(
+        default=None, description="Kept out of the log: only a salted commitment."
     )
 
 
@@ -544,7 +544,7 @@ class KeyCreate(BaseModel):
         extra="forbid", json_schema_extra={"examples": [{"role": "platform", "name": "Acme Resale"}]}
     )
     role: Literal["admin", "platform"]
-    name: str = Field(min_length=1, max_length=200)
+    name: FreeText = Field(min_length=1, max_length=200)
 
 
 class KeyCreated(BaseModel):

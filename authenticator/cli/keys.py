@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from authenticator.cli._context import open_context
+from authenticator.errors import InvalidInput
 from authenticator.store import keys
+from authenticator.text import check_free_text
 
 keys_app = typer.Typer(help="API keys (stored only as hashes).", no_args_is_help=True)
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: the settings').")]
@@ -26,6 +28,14 @@ def create(
         raise typer.Exit(2)
     if role == "lab":
         typer.echo("error: labs are registered with their public key: POST /v1/labs (admin)", err=True)
+        raise typer.Exit(2)
+    try:
+        check_free_text(name, "name")
+    except InvalidInput as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    if not name.strip() or len(name) > 200:
+        typer.echo("error: name must be a text of 1 to 200 characters, not blank", err=True)
         raise typer.Exit(2)
     with open_context(db) as ctx:
         issued = keys.create_key(ctx.engine, role, name)

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from authenticator.errors import InvalidInput
+from authenticator.services.certificate_payload import check_payload
 from authenticator.services.dsse import keyid_for, sign_envelope
 
 lab_app = typer.Typer(help="Lab tooling: key pairs and signed certificates.", no_args_is_help=True)
@@ -113,6 +115,10 @@ def sign(
         raise typer.BadParameter("outcome must be authentic or counterfeit")
     when = inspection_date or date.today().isoformat()
     payload = build_payload(item_id, lab_id, outcome, method, when, list(photos or []), report)
+    try:
+        check_payload(payload)  # the service's own rules: refuse here what it would refuse
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.message) from None
     envelope = sign_envelope(payload, _load_key(key))
     text = json.dumps(envelope, indent=2)
     if out is not None:
