@@ -21,6 +21,7 @@ from api.logredact import install as install_log_redaction
 from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import install as install_upload_rate_limit
 from api.routers import admin, assessments, health, items, labs, listings, log, models
+from api.strict_json import StrictJSONMiddleware
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError
 from authenticator.services.context import ServiceContext
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     web.install(app)  # the pages: /t/{item_id}, /l/{listing_id}, /assess and /static
     install_upload_rate_limit(app)  # 429 + Retry-After per API key on uploads (upload_rate_per_minute)
     install_log_redaction()  # API keys never reach the logs, even when sent in a URL
+    app.add_middleware(StrictJSONMiddleware)  # duplicate keys refused; inside the body limit (added before it)
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=resolved.api_max_body_bytes, max_json_bytes=resolved.api_max_json_bytes
     )
