@@ -2,7 +2,9 @@
 
 A ``Content-Length`` over the limit is answered 413 at once; a chunked body is counted while
 it streams and cut off as soon as it passes the limit, so no handler ever buffers it whole.
-JSON bodies get a much smaller limit than photo uploads.
+Once a body has passed the limit the answer is 413, whatever the app made of the exception
+(FastAPI turns any error while it reads a JSON or form body into a 400). JSON bodies get a much
+smaller limit than photo uploads.
 """
 
 from __future__ import annotations
@@ -45,25 +47,38 @@ class BodyLimitMiddleware:
                 await self._too_large(scope, receive, send, limit)
                 return
         received = 0
+        exceeded = False
         started = False
+        replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
+            if exceeded:
+                raise BodyTooLarge(f"the request body is over the limit of {limit} bytes")
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise BodyTooLarge(f"the request body is over the limit of {limit} bytes")
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
+        async def guarded_send(message: Message) -> None:
+            # Once the body has passed the limit, the answer is 413 whatever the app made of the
+            # exception (FastAPI turns any error while it parses a body into a 400).
+            nonlocal started, replaced
+            if replaced:
+                return
             if message["type"] == "http.response.start":
+                if exceeded:
+                    replaced = started = True
+                    await self._too_large(scope, receive, send, limit)
+                    return
                 started = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, guarded_send)
         except BodyTooLarge:
             if not started:
                 await self._too_large(scope, receive, send, limit)

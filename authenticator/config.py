@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     )
     api_max_photos: int = Field(default=12, description="Most photos in one assessment request.")
     api_max_json_bytes: int = Field(default=256 * 1024, description="Largest JSON request body (items, certificates).")
+    api_max_header_bytes: int = Field(
+        default=32 * 1024, description="Largest request head (request line + headers); bigger ones get 431."
+    )
+    api_max_url_bytes: int = Field(default=8 * 1024, description="Longest request target (path + query); 414 above.")
     upload_rate_per_minute: int = Field(
         default=600,
         ge=0,

@@ -14,9 +14,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -119,3 +122,82 @@ def wait_ready(server: LiveServer, workers: int = 1) -> None:
             server.stop()
             raise AssertionError(f"the server did not become ready:\n{server.log_text()[-3000:]}")
         time.sleep(0.1)
+
+
+# --- Raw HTTP/1.1 on a socket: what no well-behaved client library will send ----------------
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]  # lower-case names (the last value of a repeated name)
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def parse_raw_response(data: bytes) -> RawResponse:
+    """The first HTTP/1.1 response in ``data`` (a ``Content-Length`` body, or up to the end)."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    assert sep, f"no complete response head in {data[:300]!r}"
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    length = headers.get("content-length")
+    body = rest[: int(length)] if length is not None else rest
+    return RawResponse(status, headers, body)
+
+
+def _complete(data: bytearray) -> bool:
+    head, sep, rest = bytes(data).partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(rest) >= int(value)
+    return False
+
+
+def raw_http(base: str, request: bytes | Iterable[bytes], *, timeout: float = 60) -> RawResponse:
+    """Send ``request`` (bytes, or chunks sent one after another) on a fresh connection to the
+    server at ``base`` and read its answer: up to its ``Content-Length``, or until the server
+    closes the connection (or ``timeout``). Sending runs in its own thread, so a server that answers and stops reading
+    before the client has sent everything (a flood) is read all the same; send errors (the
+    server closed first) are ignored."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    chunks = [request] if isinstance(request, bytes) else request
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+
+    def send_all() -> None:
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    received = bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            except OSError:  # reset after the answer
+                break
+            if not data:
+                break
+            received += data
+            if _complete(received):
+                break
+    finally:
+        sock.close()
+        sender.join(timeout=timeout)
+    return parse_raw_response(bytes(received))

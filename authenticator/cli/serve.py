@@ -12,18 +12,20 @@ from authenticator.errors import AuthenticatorError
 from authenticator.ledger.log import Ledger
 
 
-def _preflight() -> None:
+def _preflight() -> Settings:
     """Open the log once with its key before any worker starts; refuse to start on an error.
 
     A key file with loose permissions, or one that did not sign the log's checkpoints, must stop
     the server with one clear line and a non-zero exit: with several workers uvicorn would
     otherwise print a traceback per worker and exit 0, which a supervisor reads as success.
     """
+    settings = Settings()
     try:
-        Ledger.from_settings(Settings()).close()
+        Ledger.from_settings(settings).close()
     except AuthenticatorError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
+    return settings
 
 
 def serve(
@@ -39,10 +41,18 @@ def serve(
     if db:
         # Workers are separate processes that build their settings from the environment.
         os.environ["AUTHENTICATOR_DATABASE_URL"] = db
-    _preflight()
+    from api.logredact import install as install_log_redaction
+
+    settings = _preflight()
+    install_log_redaction()  # this process's own lines (start-up, worker supervision) too
     uvicorn.run(
         "api.app:create_app",
         factory=True,
+        # The edge (api/server_protocol.py): h11 with a bounded request head (431 over
+        # api_max_header_bytes, 414 over api_max_url_bytes) and problem+json for every protocol
+        # error. Not httptools: it buffers a header of any size while other clients wait.
+        http="api.server_protocol:EdgeH11Protocol",
+        h11_max_incomplete_event_size=settings.api_max_header_bytes,
         host=host,
         port=port,
         workers=workers,
