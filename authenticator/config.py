@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     vision_max_photo_bytes: int = Field(default=25 * 1024 * 1024, description="Largest photo file accepted.")
     vision_max_megapixels: float = Field(default=50.0, description="Most pixels (from the header) decoded.")
     vision_min_short_side: int = Field(default=64, description="Smaller images are refused at decode.")
+    vision_max_request_megapixels: float = Field(
+        default=200.0,
+        gt=0,
+        description="Most pixels one assessment request may decode, all its photos together, as read from their "
+        "headers before any decoding (large JPEGs count at their reduced decode size, ~1 MP). 200 takes 12 "
+        "photos of 12 MP or 4 of 48 MP as PNG/WebP/HEIC; a request over it is refused (413 "
+        "pixel_budget_exceeded) before a pixel is decoded.",
+    )
     vision_reduced_decode: bool = Field(
         default=True, description="Decode large JPEGs at 1/2-1/8 scale, keeping twice the network input size."
     )

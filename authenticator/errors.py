@@ -152,6 +152,13 @@ class DecompressionBomb(ImageTooLarge):
     code = "decompression_bomb"
 
 
+class PixelBudgetExceeded(ImageTooLarge):
+    """The photos of one request together announce more pixels than a request may decode;
+    refused from their headers, before any of them is decoded."""
+
+    code = "pixel_budget_exceeded"
+
+
 class ImageTooSmall(ImageError):
     """The short side is below the configured minimum; details cannot be judged."""
 

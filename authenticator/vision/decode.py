@@ -1,14 +1,20 @@
 """Safe decoding of untrusted photo bytes into RGB uint8 (plus an optional alpha mask).
 
 Limits are checked from the header before any pixel is decoded, so a decompression bomb
-costs nothing. Training reads its photos through this same function, so serving sees
-exactly the pixels the model was trained on.
+costs nothing: PNG (IHDR) and WebP (VP8/VP8L/VP8X) dimensions are read from the first bytes
+by :func:`sniff_dimensions` before Pillow is even asked (Pillow's WebP plugin allocates the
+whole canvas when it opens a file), JPEG and HEIC/HEIF ones from Pillow's lazy open (the SOF
+marker; pillow-heif's ``ispe`` property), which reads headers only. :func:`read_header` runs
+every check :func:`decode_image` runs without decoding, and says how many pixels the decode
+would produce: the assessor budgets a whole request with it (issue 11). Training reads its
+photos through this same function, so serving sees exactly the pixels the model was trained on.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import struct
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +59,63 @@ class DecodedImage:
     source_height: int = 0
 
 
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the header of an accepted photo says, read without decoding a pixel."""
+
+    format: str
+    width: int  # as stored (before EXIF orientation)
+    height: int
+    #: The size :func:`decode_image` will decode to with the same ``reduce_to`` (smaller than
+    #: width x height for a large JPEG decoded at reduced scale).
+    decode_width: int
+    decode_height: int
+
+    @property
+    def decode_megapixels(self) -> float:
+        return self.decode_width * self.decode_height / 1_000_000
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def sniff_dimensions(data: bytes) -> tuple[str, int, int] | None:
+    """``(format, width, height)`` from the first bytes of a PNG (IHDR) or WebP (VP8, VP8L or VP8X
+    chunk) file, without any decoder; None for other formats or a header too short to tell (the
+    caller then relies on Pillow's own header parsing)."""
+    if data.startswith(_PNG_SIGNATURE) and len(data) >= 24 and data[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", data[16:24])
+        return "PNG", w, h
+    if len(data) >= 30 and data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        chunk = data[12:16]
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":  # key frame start code
+            w, h = struct.unpack("<HH", data[26:30])
+            return "WEBP", w & 0x3FFF, h & 0x3FFF
+        if chunk == b"VP8L" and data[20] == 0x2F:
+            bits = int.from_bytes(data[21:25], "little")
+            return "WEBP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":  # extended: the canvas size, 24 bits each (up to 16M x 16M)
+            w = int.from_bytes(data[24:27], "little") + 1
+            h = int.from_bytes(data[27:30], "little") + 1
+            return "WEBP", w, h
+    return None
+
+
+def _check_pixel_count(w: int, h: int, limits: DecodeLimits) -> None:
+    if w * h > limits.max_megapixels * 1_000_000:
+        raise DecompressionBomb(f"The image is {w}x{h} pixels; the limit is {limits.max_megapixels} megapixels.")
+
+
+def read_header(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: int | None = None) -> ImageHeader:
+    """Every check of :func:`decode_image` that needs no pixel (byte size, format, frames, pixel
+    count, short side) and the size the decode would produce; raises the same typed errors.
+    Costs a header parse (well under a millisecond for PNG/WebP/JPEG; pillow-heif parses the
+    HEIF boxes), whatever the image's dimensions."""
+    img, header = _open_checked(data, limits or DecodeLimits(), reduce_to)
+    img.close()
+    return header
+
+
 def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: int | None = None) -> DecodedImage:
     """Decode ``data``; raise a typed :class:`~authenticator.errors.ImageError` on bad input.
 
@@ -61,11 +124,38 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: 
     twice that size are decoded in full. Use :func:`model_decode_size`; training decoding the
     same way sees exactly the pixels serving sees.
     """
-    limits = limits or DecodeLimits()
+    img, header = _open_checked(data, limits or DecodeLimits(), reduce_to)
+    w, h = header.width, header.height
+    try:
+        img.load()
+        decoded_size = img.size
+        ImageOps.exif_transpose(img, in_place=True)  # no copy of an upright photo
+        rgb, alpha = _to_rgb(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise CorruptImage(f"The image is corrupt or truncated: {exc}") from exc
+    # Orientation 5-8 swaps the axes.
+    sw, sh = (h, w) if (img.size[0] > img.size[1]) != (decoded_size[0] > decoded_size[1]) else (w, h)
+    return DecodedImage(
+        rgb=rgb,
+        alpha=alpha,
+        format=header.format,
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        source_width=sw,
+        source_height=sh,
+    )
+
+
+def _open_checked(data: bytes, limits: DecodeLimits, reduce_to: int | None) -> tuple[Image.Image, ImageHeader]:
+    """Pillow's lazy open of ``data`` after every header check (nothing decoded yet), with the
+    reduced-scale JPEG decode already set up."""
     if not data:
         raise CorruptImage("The file is empty.")
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(f"The file is {len(data)} bytes; the limit is {limits.max_bytes}.")
+    sniffed = sniff_dimensions(data)
+    if sniffed is not None:  # before Pillow (and libwebp's canvas allocation) sees the file
+        _check_pixel_count(sniffed[1], sniffed[2], limits)
     # No warnings.catch_warnings() here: it swaps the process-wide filter list and is not
     # thread-safe (photos are decoded on several threads at once). Pillow raises
     # DecompressionBombError itself past 2x its own limit; below that the explicit megapixel
@@ -85,25 +175,13 @@ def decode_image(data: bytes, limits: DecodeLimits | None = None, *, reduce_to: 
     if getattr(img, "n_frames", 1) > 1 and fmt not in ("MPO", "HEIF", "HEIC"):
         raise UnsupportedFormat("Animated images are not accepted; send a still photo.")
     w, h = img.size
-    if w * h > limits.max_megapixels * 1_000_000:
-        raise DecompressionBomb(f"The image is {w}x{h} pixels; the limit is {limits.max_megapixels} megapixels.")
+    _check_pixel_count(w, h, limits)
     if min(w, h) < limits.min_short_side:
         raise ImageTooSmall(f"The image is {w}x{h} pixels; the short side must be at least {limits.min_short_side}.")
     if reduce_to is not None and fmt in ("JPEG", "MPO") and max(w, h) >= 2 * reduce_to:
         r = reduce_to / max(w, h)
-        img.draft(img.mode, (max(1, math.ceil(w * r)), max(1, math.ceil(h * r))))
-    try:
-        img.load()
-        decoded_size = img.size
-        ImageOps.exif_transpose(img, in_place=True)  # no copy of an upright photo
-        rgb, alpha = _to_rgb(img)
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptImage(f"The image is corrupt or truncated: {exc}") from exc
-    # Orientation 5-8 swaps the axes.
-    sw, sh = (h, w) if (img.size[0] > img.size[1]) != (decoded_size[0] > decoded_size[1]) else (w, h)
-    return DecodedImage(
-        rgb=rgb, alpha=alpha, format=fmt, width=rgb.shape[1], height=rgb.shape[0], source_width=sw, source_height=sh
-    )
+        img.draft(img.mode, (max(1, math.ceil(w * r)), max(1, math.ceil(h * r))))  # sets img.size; decodes nothing
+    return img, ImageHeader(format=fmt, width=w, height=h, decode_width=img.size[0], decode_height=img.size[1])
 
 
 def model_decode_size(input_size: int) -> int:

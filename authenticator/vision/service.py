@@ -7,6 +7,15 @@ check of all scored photos at once -> aggregation of the usable photos -> temper
 card's two thresholds -> evidence (per-photo scores, reuse flags, optional occlusion heat maps).
 The result is the same, to the bit, whatever the number of threads.
 
+Costs (issue 11): before any pixel is decoded, every photo's header is read
+(:func:`~authenticator.vision.decode.read_header`) and a request whose photos together would
+decode more than ``vision_max_request_megapixels`` is refused with
+:class:`~authenticator.errors.PixelBudgetExceeded`. The photos then run on the assessor's
+:class:`~authenticator.vision.fairness.FairExecutor`: one queue per ``principal``, at most
+``vision_threads`` photos of one principal at once out of twice that many workers, the queues
+served by deficit round robin on each photo's decoded megapixels, so one platform's costly
+uploads cannot starve another's assessment (``bench/fairness.py`` measures it).
+
 Failure rule (one rule, everywhere): :meth:`Assessor.assess` raises the typed
 :class:`~authenticator.errors.ImageError` of the first photo **only when no photo of the request
 can be decoded** (there is nothing to assess: the API answers 4xx, the CLI exits non-zero).
@@ -16,12 +25,12 @@ Otherwise an undecodable photo becomes a per-photo result whose reasons carry th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
 from collections import Counter
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +40,13 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from authenticator.config import Settings
-from authenticator.errors import ImageError, InvalidInput
+from authenticator.errors import ImageError, InvalidInput, PixelBudgetExceeded
 from authenticator.vision.card import ModelCard, Thresholds
 from authenticator.vision.category import CategoryConfig, CategoryResult, ReferenceBank, categorize
 from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
-from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size
-from authenticator.vision.heatmap import occlusion_maps, overlay_png
+from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size, read_header
+from authenticator.vision.fairness import FairExecutor, FairGate
+from authenticator.vision.heatmap import MapChunks, occlusion_maps, overlay_png
 from authenticator.vision.phash import PhotoReuseIndex, phash, phash_hex
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
 from authenticator.vision.quality import QualityThresholds, gate, measure_quality
@@ -107,6 +117,12 @@ class Assessment(BaseModel):
     heatmaps: dict[str, bytes] = Field(default_factory=dict, exclude=True)
 
 
+def _photo_cost(decode_megapixels: float) -> float:
+    """A photo's share of the workers: the megapixels it decodes plus about one megapixel's worth
+    for the quality gate, preprocessing and one forward pass."""
+    return decode_megapixels + 1.0
+
+
 @dataclass
 class _Work:
     """Per-photo state while a request is assessed (the decoded pixels are not kept, and the
@@ -144,7 +160,8 @@ class Assessor:
         )
         self.model.warm_up()
         self.threads = settings.resolved_vision_threads
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: FairExecutor | None = None
+        self._gate: FairGate | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         # onnxruntime's arena keeps the high-water mark of the runs that were in flight together
@@ -165,6 +182,9 @@ class Assessor:
             min_short_side=settings.vision_min_short_side,
         )
         self.reduce_to = model_decode_size(card.preprocessing.input_size) if settings.vision_reduced_decode else None
+        self.max_request_megapixels = settings.vision_max_request_megapixels
+        # Deficit round robin quantum: the cost of the largest photo a request may hold.
+        self._quantum = _photo_cost(self.limits.max_megapixels)
         self.gate_thresholds = QualityThresholds(
             min_short_side=settings.gate_min_short_side,
             min_sharpness=settings.gate_min_sharpness,
@@ -201,19 +221,24 @@ class Assessor:
         item_id: str | None = None,
         reuse_index: PhotoReuseIndex | None = None,
         heatmaps: bool = False,
+        principal: str | None = None,
     ) -> Assessment:
         """Assess the photos of one item. See the module docstring for when this raises.
 
         ``reuse_index`` is only read (photos of items other than ``item_id``); remembering this
         request's photos is the caller's job once its verdict is recorded (:meth:`remember`), so
         a request that fails later leaves no trace in the index.
+
+        ``principal`` (the platform or API key the request comes from; None = one shared
+        anonymous principal) is whose fair share of the workers the photos use.
         """
         if not photos:
             raise InvalidInput("An assessment needs at least one photo.")
+        costs = self._check_budget(photos)
         # Each photo's whole chain on the assessor's pool (PIL, OpenCV, numpy and onnxruntime
         # release the GIL): 4 photos of 1600x1200 on the 2-core machine take ~43-50 ms p50 instead
         # of ~75 ms one after the other (INT8 448 px model; float model: ~90 instead of ~145 ms).
-        work = self._each_photo(photos, keep_input=heatmaps)
+        work = self._each_photo(photos, costs, keep_input=heatmaps, principal=principal)
         if all(w.error is not None for w in work):
             raise next(w.error for w in work if w.error is not None)
         self._check_reuse(work, item_id, reuse_index)
@@ -240,13 +265,19 @@ class Assessor:
                 batch = np.stack([w.x for w in scored if w.x is not None])
                 base = np.array([w.logit for w in scored], dtype=np.float32)
                 pool = self._executor()
+                chunk_cost = _photo_cost(0.0) * self.model.max_batch  # one forward pass per image
+                map_chunks: MapChunks
+                if pool is not None:
+                    map_chunks = functools.partial(pool.map, principal, chunk_cost)
+                else:
+                    map_chunks = functools.partial(self._gated_map, self._sequential_gate(), principal, chunk_cost)
                 cell = occlusion_maps(
                     batch,
                     base,
                     self._occlusion_logits,
                     grid=self.settings.heatmap_grid,
                     chunk=self.model.max_batch,
-                    map_chunks=pool.map if pool is not None else map,
+                    map_chunks=map_chunks,
                 )
                 for w, m in zip(scored, cell, strict=True):
                     if w.square is not None:
@@ -278,25 +309,77 @@ class Assessor:
         spec = self.card.preprocessing
         return normalize(resize_to_input(composite_alpha(img.rgb, img.alpha, spec.alpha_background), spec), spec)
 
-    def _executor(self) -> ThreadPoolExecutor | None:
-        """The assessor's pool (created on first use; None with ``vision_threads`` 1). A process
-        forked after the pool was made gets a pool of its own: the parent's threads are not copied."""
+    def _executor(self) -> FairExecutor | None:
+        """The assessor's pool (created on first use; None with ``vision_threads`` 1): twice
+        ``vision_threads`` workers, at most ``vision_threads`` of them on one principal's photos,
+        so a principal alone uses as many threads as before and the next one finds idle workers
+        (see :mod:`authenticator.vision.fairness`). A process forked after the pool was made gets a
+        pool of its own: the parent's threads are not copied."""
         if self.threads <= 1:
             return None
         pid = os.getpid()
         with self._pool_lock:
             if self._pool is None or self._pool_pid != pid:
-                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="vision")
+                self._pool = FairExecutor(
+                    2 * self.threads, per_principal=self.threads, quantum=self._quantum, thread_name_prefix="vision"
+                )
                 self._pool_pid = pid
             return self._pool
 
-    def _each_photo(self, photos: Sequence[PhotoInput], *, keep_input: bool) -> list[_Work]:
-        """:meth:`_photo` for every photo, in order. A photo's :class:`ImageError` is recorded in its
-        result; any other error propagates (photos not started yet are cancelled)."""
-        pool = self._executor() if len(photos) > 1 else None
+    @staticmethod
+    def _gated_map(gate: FairGate, principal: str | None, cost: float, fn: Any, jobs: Iterable[Any]) -> Iterator[Any]:
+        for job in jobs:
+            with gate.turn(principal, cost):
+                yield fn(job)
+
+    def _sequential_gate(self) -> FairGate:
+        """With ``vision_threads`` 1 the request's thread runs its photos itself, one at a time,
+        once the gate lets it: one photo per principal at once, two in all, fair order."""
+        pid = os.getpid()
+        with self._pool_lock:
+            if self._gate is None or self._pool_pid != pid:
+                self._gate = FairGate(2, per_principal=1, quantum=self._quantum)
+                self._pool_pid = pid
+            return self._gate
+
+    def _check_budget(self, photos: Sequence[PhotoInput]) -> list[float]:
+        """Each photo's scheduling cost, from its header alone; raise :class:`PixelBudgetExceeded`
+        when the photos together would decode more than ``vision_max_request_megapixels``. A photo
+        whose header is refused counts nothing here (its decode fails at once with that error)."""
+        decoded: list[float] = []
+        for p in photos:
+            try:
+                decoded.append(read_header(p.data, self.limits, reduce_to=self.reduce_to).decode_megapixels)
+            except ImageError:
+                decoded.append(0.0)
+        total = sum(decoded)
+        if total > self.max_request_megapixels:
+            raise PixelBudgetExceeded(
+                f"The {len(photos)} photos would decode to {total:.1f} megapixels; one request may decode at most "
+                f"{self.max_request_megapixels:g}. Send fewer or smaller photos (JPEGs count at their reduced "
+                "decode size, about 1 megapixel).",
+                megapixels=round(total, 1),
+                limit=self.max_request_megapixels,
+            )
+        return [_photo_cost(mp) for mp in decoded]
+
+    def _each_photo(
+        self, photos: Sequence[PhotoInput], costs: Sequence[float], *, keep_input: bool, principal: str | None
+    ) -> list[_Work]:
+        """:meth:`_photo` for every photo, in order, each in ``principal``'s fair turn. A photo's
+        :class:`ImageError` is recorded in its result; any other error propagates (photos not
+        started yet are cancelled)."""
+        pool = self._executor()
         if pool is None:
-            return [self._photo(p, keep_input) for p in photos]
-        futures = [pool.submit(self._photo, p, keep_input) for p in photos]
+            gate = self._sequential_gate()
+            out = []
+            for p, cost in zip(photos, costs, strict=True):
+                with gate.turn(principal, cost):
+                    out.append(self._photo(p, keep_input))
+            return out
+        futures = [
+            pool.submit(principal, cost, self._photo, p, keep_input) for p, cost in zip(photos, costs, strict=True)
+        ]
         try:
             return [f.result() for f in futures]
         finally:
