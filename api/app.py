@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import problems, web
+from api import docs, problems, web
 from api.limits import BodyLimitMiddleware
 from api.logredact import install as install_log_redaction
 from api.metrics import Metrics, MetricsMiddleware
@@ -82,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs without a CDN, with a CSP
+        redoc_url=None,
         openapi_tags=[
             {"name": "items", "description": "Register items, assess them from photos, certify, track custody."},
             {"name": "log", "description": "The Merkle log: checkpoints, proofs and entries for auditors."},
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     web.install(app)  # the pages: /t/{item_id}, /l/{listing_id}, /assess and /static
+    docs.install(app)  # /docs (Swagger UI) and /docs-assets, from the fastapi-offline package
     install_upload_rate_limit(app)  # 429 + Retry-After per API key on uploads (upload_rate_per_minute)
     install_log_redaction()  # API keys never reach the logs, even when sent in a URL
     app.add_middleware(StrictJSONMiddleware)  # duplicate keys refused; inside the body limit (added before it)

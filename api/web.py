@@ -10,6 +10,12 @@ to the exact bytes it describes.
 
 Every page answer carries a strict Content-Security-Policy (no inline script, nothing from
 other origins), ``nosniff`` and ``frame-ancestors 'none'``.
+
+Addresses that leave the page (the printed address, the QR code, the CLI hint) are built from
+the configured ``public_url`` (``AUTHENTICATOR_PUBLIC_URL``), never from the request's Host
+header, which any client (or a cache in front of the service) can set. Without one they are the
+path alone: the QR code holds the page's path, and the page's script shows the browser's own
+origin in front of the path (``location.origin``, which the server never sees or sets).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import qrcode
 from fastapi import APIRouter, FastAPI, Request
@@ -214,6 +221,35 @@ def trace_words(ctx: ServiceContext, trace: Mapping[str, Any]) -> list[dict[str,
     return out
 
 
+# --- Addresses ----------------------------------------------------------------------------------
+
+
+def public_address(public_url: str | None, path: str) -> str:
+    """``path`` (absolute, starting with ``/``) under the configured public base URL, or the path
+    alone when none is configured. Never derived from the request (its Host header)."""
+    if not path.startswith("/"):
+        raise ValueError("path must start with /")
+    return f"{public_url}{path}" if public_url else path
+
+
+def trace_addresses(public_url: str | None, item_id: str) -> dict[str, Any]:
+    """The trace page's address, its QR code's text and caption, and the CLI hint's trace URL."""
+    quoted = quote(item_id, safe="")
+    page = public_address(public_url, f"/t/{quoted}")
+    relative = not public_url
+    return {
+        "address": page,
+        "trace_address": public_address(public_url, f"/v1/items/{quoted}/trace"),
+        "relative_address": relative,
+        "qr_text": page,
+        "qr_title": (
+            f"QR code of this page's path only (the server has no public address configured): {page}"
+            if relative
+            else f"QR code of this page's address: {page}"
+        ),
+    }
+
+
 # --- QR code ------------------------------------------------------------------------------------
 
 
@@ -273,11 +309,11 @@ async def trace_page(request: Request, item_id: str) -> HTMLResponse:
         data = await run_in_threadpool(_trace_context, ctx, item_id)
     except NotFound:
         return _not_found(request, f"There is no item {item_id} in the log.")
-    address = str(request.url_for("trace_page", item_id=item_id))
+    addresses = trace_addresses(request.app.state.settings.public_url, item_id)
     data.update(
-        address=address,
-        qr=qr_svg(address, f"QR code of this page's address: {address}"),
-        trace_url=f"/v1/items/{item_id}/trace",
+        addresses,
+        qr=qr_svg(addresses["qr_text"], addresses["qr_title"]),
+        trace_url=f"/v1/items/{quote(item_id, safe='')}/trace",
         key_name=data["trace"]["verifier_key"].split("+", 1)[0],
         words_by_leaf={w["leaf_hash"]: w for w in data["words"]},
     )

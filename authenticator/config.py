@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,12 @@ class Settings(BaseSettings):
         default=32 * 1024, description="Largest request head (request line + headers); bigger ones get 431."
     )
     api_max_url_bytes: int = Field(default=8 * 1024, description="Longest request target (path + query); 414 above.")
+    public_url: str | None = Field(
+        default=None,
+        description="The service's public base URL (http or https, no query or fragment), e.g. "
+        "https://auth.example.com: the address printed on pages, in QR codes and in CLI hints. Never taken from "
+        "the Host header; unset, pages use relative links and the QR code holds the page's path only.",
+    )
     upload_rate_per_minute: int = Field(
         default=600,
         ge=0,
@@ -125,6 +132,28 @@ class Settings(BaseSettings):
     )
     phash_max_hamming: int = Field(default=8, description="pHash distance (of 64 bits) that counts as the same photo.")
     heatmap_grid: int = Field(default=7, description="Occlusion heat map: cells per side.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        """An absolute http(s) URL without query, fragment or credentials; trailing slashes dropped."""
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        try:
+            parts = urlsplit(value)
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError as exc:
+            raise ValueError(f"public_url is not a URL: {exc}") from exc
+        if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+            raise ValueError("public_url must be an absolute http:// or https:// URL, e.g. https://auth.example.com")
+        if parts.query or parts.fragment or "?" in value or "#" in value:
+            raise ValueError("public_url must have no query string or fragment")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("public_url must not carry credentials")
+        if any(not 0x21 <= ord(c) <= 0x7E or c in '<>"\\^`{|}' for c in value):
+            raise ValueError("public_url has characters not allowed in a URL (write IDNs as punycode, %-encode paths)")
+        return value.rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

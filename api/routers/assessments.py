@@ -14,16 +14,42 @@ from authenticator.services import assessments
 router = APIRouter(tags=["assessments"])
 
 
-def _image_type(data: bytes) -> str:
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
+"""ISO-BMFF major brands of HEIC/HEIF stills (an MP4, MOV or AVIF has another one)."""
+BLOB_CSP = "default-src 'none'; sandbox"
+
+
+def _image_type(data: bytes) -> tuple[str, str]:
+    """``(content type, file extension)`` from the magic bytes alone; never what the uploader said."""
     if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
+        return "image/jpeg", "jpg"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
+        return "image/png", "png"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp":
-        return "image/heic"
-    return "application/octet-stream"
+        return "image/webp", "webp"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "image/heic", "heic"
+    return "application/octet-stream", "bin"
+
+
+def blob_response(data: bytes, name: str) -> Response:
+    """A stored blob as an answer no browser will render as anything but an image (or a download).
+
+    The type comes from the magic bytes (JPEG, PNG, WebP, HEIC; anything else is
+    ``application/octet-stream`` served as an attachment), with ``nosniff`` and a sandboxing CSP,
+    so bytes that happen to be HTML, SVG or script never run in this origin.
+    """
+    media_type, ext = _image_type(data)
+    disposition = "attachment" if media_type == "application/octet-stream" else "inline"
+    safe_name = "".join(c for c in name if c.isascii() and (c.isalnum() or c == "-"))[:80] or "blob"
+    headers = {
+        "Cache-Control": "private, max-age=3600",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": f'{disposition}; filename="{safe_name}.{ext}"',
+        "Content-Security-Policy": BLOB_CSP,
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+    return Response(data, media_type=media_type, headers=headers)
 
 
 @router.get("/v1/assessments/{assessment_id}", response_model=Assessment, responses=errors(404))
@@ -46,7 +72,7 @@ def get_assessment(assessment_id: str, ctx: Ctx) -> dict[str, Any]:
 def get_photo(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) -> Response:
     """A photo of the assessment (the item's platform only)."""
     data = assessments.assessment_photo(ctx, principal, assessment_id, sha256)
-    return Response(data, media_type=_image_type(data), headers={"Cache-Control": "private, max-age=3600"})
+    return blob_response(data, sha256)
 
 
 @router.get(
@@ -63,4 +89,4 @@ def get_photo(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) ->
 def get_heatmap(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) -> Response:
     """The occlusion heat map of one photo (the item's platform only; asked for with `heatmaps=true`)."""
     data = assessments.assessment_heatmap(ctx, principal, assessment_id, sha256)
-    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return blob_response(data, f"heatmap-{sha256}")

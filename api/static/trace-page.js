@@ -20,6 +20,19 @@
   const main = document.getElementById("main");
   const itemId = main.dataset.itemId;
   const traceUrl = main.dataset.traceUrl;
+
+  // No public address configured: the server printed paths only (it never trusts the Host
+  // header). Put this browser's own origin in front of them, for the address and the CLI hint.
+  if (main.dataset.relativeAddress === "true" && /^https?:$/.test(location.protocol)) {
+    const page = document.getElementById("page-address");
+    if (page && page.dataset.path) page.textContent = new URL(page.dataset.path, location.origin).href;
+    const hint = document.getElementById("cli-hint");
+    if (hint && hint.dataset.path) {
+      hint.textContent = "authenticator trace verify " + new URL(hint.dataset.path, location.origin).href + " --key KEY";
+      const note = document.getElementById("cli-hint-note");
+      if (note) note.remove();
+    }
+  }
   const logKey = document.getElementById("log-key").textContent.trim();
   let words = {};
   try {

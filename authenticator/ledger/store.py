@@ -20,7 +20,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -192,10 +192,8 @@ def _private_sqlite_files(database: str, *, create: bool = False) -> None:
     """
     path = Path(database)
     if create:
-        try:
+        with suppress(OSError):
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        except OSError:
-            pass
     for candidate in (path, *(Path(f"{database}{suffix}") for suffix in SQLITE_SIDE_FILES)):
         try:
             if candidate.stat().st_mode & 0o077:

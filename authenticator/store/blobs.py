@@ -3,6 +3,10 @@
 Photos, certificate envelopes and listing titles live here, never in the log (the log holds
 their hashes). A blob is written to a temporary file, fsynced and renamed into place, so a
 reader never sees half a file and a crash leaves at most a stray temporary file.
+
+Blobs are photos of other people's goods (and homes), so the store is owner-only: files 0600,
+folders 0700 (modes set at creation, so the umask cannot widen them), and a store left
+readable by an older version has its root folder closed to others when it is opened.
 """
 
 from __future__ import annotations
@@ -16,6 +20,19 @@ from pathlib import Path
 from authenticator.errors import NotFound, StorageUnavailable
 
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (one level) owner-only, or take group/other access off an existing one."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=DIR_MODE)
+    try:
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, DIR_MODE)
+    except OSError:  # not ours to change (a read-only mount): readers still work
+        pass
 
 
 class BlobStore:
@@ -23,6 +40,14 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        if self.root.is_dir():
+            _private_dir(self.root)
+
+    def _make_parents(self, path: Path) -> None:
+        """``<root>/<aa>/<bb>``, each folder 0700 (``mkdir -p`` would give the parents 0755)."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root, path.parent.parent, path.parent):
+            _private_dir(folder)
 
     def _path(self, sha256: str) -> Path:
         if not _SHA256_RE.fullmatch(sha256):
@@ -37,8 +62,9 @@ class BlobStore:
             return sha256
         tmp = path.with_name(f".{sha256}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            if not path.parent.is_dir():
+                self._make_parents(path)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
             try:
                 view = memoryview(data)
                 while view:
@@ -77,7 +103,8 @@ class BlobStore:
     def check_writable(self) -> None:
         """Raise :class:`StorageUnavailable` when blobs cannot be written (for ``/readyz``)."""
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            _private_dir(self.root)
         except OSError as exc:
             raise StorageUnavailable(f"blob store {self.root} is not writable: {exc.strerror}") from exc
         if not os.access(self.root, os.W_OK):
