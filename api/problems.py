@@ -32,6 +32,7 @@ def problem(
     instance: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
@@ -44,6 +45,8 @@ def problem(
         body["instance"] = instance
     if errors is not None:
         body["errors"] = errors
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -55,7 +58,9 @@ def _error_response(request: Request, exc: AuthenticatorError) -> JSONResponse:
     if status == 503:
         headers = {"Retry-After": "5"}
     detail = exc.message if status < 500 or status == 503 else "internal error"
-    return problem(status, exc.code, detail, instance=request.url.path, headers=headers)
+    # A conflict names what it collided with (the first assessment, the open listing...): ids only.
+    ids = {k: v for k, v in exc.details.items() if k.endswith("_id") and isinstance(v, str)} if status == 409 else None
+    return problem(status, exc.code, detail, instance=request.url.path, headers=headers, extensions=ids)
 
 
 def _is_json(content_type: str) -> bool:

@@ -66,6 +66,8 @@ def verify(
     with _ledger(db, check_key=False) as ledger:
         report = verify_ledger(ledger, semantic=not hashes_only, workers=workers, verifier_key=key)
     _emit(report.to_dict())
+    for warning in sorted(report.warnings):
+        typer.echo(f"warning: index {warning.index}: {warning.reason}", err=True)
     first = report.first_problem
     if first is not None:
         typer.echo(f"ledger verify FAILED: first bad index {first.index}: {first.reason}", err=True)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger import store
 from authenticator.ledger.checkpoint import verify_checkpoint
+from authenticator.ledger.duplicates import natural_key
 from authenticator.ledger.entries import parse_entry
 
 if TYPE_CHECKING:
@@ -63,6 +64,8 @@ class VerifyReport:
     items_checked: int = 0
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    """Not a broken log, but worth an operator's look: repeated events (the first one counts)."""
 
     @property
     def ok(self) -> bool:
@@ -81,6 +84,10 @@ class VerifyReport:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(Problem(index, reason))
 
+    def warn(self, index: int, reason: str) -> None:
+        if len(self.warnings) < MAX_PROBLEMS:
+            self.warnings.append(Problem(index, reason))
+
     def to_dict(self) -> dict[str, Any]:
         first = self.first_problem
         return {
@@ -96,13 +103,14 @@ class VerifyReport:
             "first_bad_index": None if first is None else first.index,
             "first_problem": None if first is None else first.reason,
             "problems": [{"index": p.index, "reason": p.reason} for p in sorted(self.problems)],
+            "warnings": [{"index": p.index, "reason": p.reason} for p in sorted(self.warnings)],
         }
 
 
 # --- Semantic checks (run in worker processes) ----------------------------------------------
 
-SemanticResult = list[tuple[str | None, str | None]]
-"""Per entry: ``(prev, error)``; ``prev`` is the entry's base64 prev when it parsed."""
+SemanticResult = list[tuple[str | None, str | None, str | None]]
+"""Per entry: ``(prev, error, natural key)``; ``prev`` is the entry's base64 prev when it parsed."""
 
 
 def check_entries(rows: Sequence[tuple[str, str, bytes]]) -> SemanticResult:
@@ -112,12 +120,12 @@ def check_entries(rows: Sequence[tuple[str, str, bytes]]) -> SemanticResult:
         try:
             entry = parse_entry(data)
         except AuthenticatorError as exc:
-            out.append((None, f"entry is not a valid canonical entry: {exc.message}"))
+            out.append((None, f"entry is not a valid canonical entry: {exc.message}", None))
             continue
         if entry.item != item or entry.type != type_:
-            out.append((entry.prev, f"stored columns (item={item!r}, type={type_!r}) do not match the entry"))
+            out.append((entry.prev, f"stored columns (item={item!r}, type={type_!r}) do not match the entry", None))
         else:
-            out.append((entry.prev, None))
+            out.append((entry.prev, None, natural_key(entry.type, entry.item, entry.body)))
     return out
 
 
@@ -244,6 +252,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
         q_entries = check.q_entries.replace("idx, leaf_hash, data, item, type", columns)
         pending: list[_Job] = []
         heads: dict[str, str] = {}
+        seen: dict[str, int] = {}
         tops: list[bytes] = []
         complete = True
         try:
@@ -280,9 +289,9 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                     )
                     pending.append(_Job(start, cols[3], leaves, result))
                     while len(pending) > 2 * n_workers or (pending and pending[0].result.done()):
-                        _chain(report, heads, pending.pop(0))
+                        _chain(report, heads, pending.pop(0), seen)
             for job in pending:
-                _chain(report, heads, job)
+                _chain(report, heads, job, seen)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -351,11 +360,21 @@ class _Job:
     result: Future[SemanticResult]
 
 
-def _chain(report: VerifyReport, heads: dict[str, str], job: _Job) -> None:
-    """Walk the item chains through one chunk, in log order."""
+def _chain(report: VerifyReport, heads: dict[str, str], job: _Job, seen: dict[str, int]) -> None:
+    """Walk the item chains through one chunk, in log order (and note repeated events)."""
     b64 = base64.b64encode
     results = job.result.result()
-    for k, (item, (prev, error), leaf) in enumerate(zip(job.items, results, job.leaves, strict=True)):
+    for k, (item, (prev, error, key), leaf) in enumerate(zip(job.items, results, job.leaves, strict=True)):
+        if key is not None:
+            if key in seen:
+                kind, _, what = key.partition(":")
+                report.warn(
+                    job.start + k,
+                    f"entry {job.start + k} repeats {kind} of {what} (first at index {seen[key]}); "
+                    "the first one counts, this one is ignored",
+                )
+            else:
+                seen[key] = job.start + k
         if error is not None:
             report.add(job.start + k, f"entry {job.start + k}: {error}")
         elif prev != heads.get(item):

@@ -14,7 +14,7 @@ from authenticator.errors import Conflict, InvalidInput, NotFound, PermissionDen
 from authenticator.ledger.entries import canonical_json
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.commands import Command, execute
-from authenticator.services.context import ServiceContext, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.dsse import parse_envelope, verify_envelope
 from authenticator.services.items import item_row
 from authenticator.services.labs import lab_public_key
@@ -109,7 +109,7 @@ def attach_certificate(
         ctx,
         command,
         lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipts[0]),
-        replay=lambda cid: get_certificate(ctx, cid),
+        replay=lambda cid: _replayed(ctx, cid, "attached_index"),
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
 
@@ -134,9 +134,16 @@ def revoke_certificate(
         ctx,
         command,
         lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipts[0]),
-        replay=lambda cid: get_certificate(ctx, cid),
+        replay=lambda cid: _replayed(ctx, cid, "revoked_index"),
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
+
+
+def _replayed(ctx: ServiceContext, certificate_id: str, index_field: str) -> dict[str, Any]:
+    """A retry's answer when the first was not stored: the certificate and a fresh receipt."""
+    answer = get_certificate(ctx, certificate_id)
+    answer["receipt"] = fresh_receipt(ctx, int(answer[index_field]))
+    return answer
 
 
 def _with_receipt(answer: dict[str, Any], receipt: Receipt) -> dict[str, Any]:

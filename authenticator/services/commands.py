@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from authenticator.store.idempotency import IdempotencyKey, Recorded
 log = logging.getLogger("authenticator.commands")
 
 Answer = dict[str, Any]
+ANSWER_WAIT_S = 5.0
+"""How long a twin waits for the first request's stored answer before answering from the log."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,8 @@ def execute(
     try:
         receipts = ctx.append(command.entries, check=check, after=after)
     except _Replay as r:
-        return _replayed(r.recorded, replay)
+        assert key is not None
+        return _replayed(ctx, key, r.recorded, replay)
     try:
         answer = respond(receipts)
     except AuthenticatorError as exc:  # appended: the client must hear so, whatever the reads say
@@ -107,10 +111,16 @@ def replay_if_recorded(
     if key is None:
         return None
     first = idempotency.lookup(ctx.engine, key)
-    return None if first is None else _replayed(first, replay)
+    return None if first is None else _replayed(ctx, key, first, replay)
 
 
-def _replayed(recorded: Recorded, replay: Callable[[str], Answer]) -> tuple[int, Answer]:
+def _replayed(
+    ctx: ServiceContext, key: IdempotencyKey, recorded: Recorded, replay: Callable[[str], Answer]
+) -> tuple[int, Answer]:
+    deadline = time.monotonic() + ANSWER_WAIT_S
+    while recorded.body is None and time.monotonic() < deadline:  # a twin: the first is answering now
+        time.sleep(0.02)
+        recorded = idempotency.lookup(ctx.engine, key) or recorded
     if recorded.body is not None and recorded.status_code is not None:
         return recorded.status_code, json.loads(recorded.body)
     try:

@@ -12,7 +12,7 @@ from authenticator.errors import NotFound, PermissionDenied
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.badges import badge_for_item
 from authenticator.services.commands import Command, execute
-from authenticator.services.context import ServiceContext, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.store.db import read_tx
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
@@ -63,9 +63,17 @@ def register_item(
         ctx,
         Command([NewEntry("item.registered", item_id, body)], item_id),
         answer,
-        replay=lambda iid: {**get_item(ctx, iid), "serial_salt": None},
+        replay=lambda iid: _replayed_registration(ctx, iid),
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
+
+
+def _replayed_registration(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+    """A retry's answer when the first was not stored: the item and its entry (the salt is gone)."""
+    out = get_item(ctx, item_id)
+    out["receipt"] = fresh_receipt(ctx, int(item_row(ctx, item_id).registered_index))
+    out["serial_salt"] = None
+    return out
 
 
 def item_row(ctx: ServiceContext, item_id: str) -> Row[Any]:

@@ -11,7 +11,7 @@ from authenticator.errors import Conflict, NotFound, PermissionDenied
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.badges import derive_badge, item_facts
 from authenticator.services.commands import Command, execute
-from authenticator.services.context import ServiceContext, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.items import require_own_item
 from authenticator.services.traces import evidence
 from authenticator.store.db import read_tx
@@ -58,7 +58,7 @@ def publish_listing(
         ctx,
         Command([NewEntry("listing.published", item_id, body)], listing_id, check=no_open_listing),
         lambda receipts: _with_receipt(get_listing(ctx, listing_id), receipts[0]),
-        replay=lambda lid: get_listing(ctx, lid),
+        replay=lambda lid: _replayed(ctx, lid, closed=False),
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
 
@@ -82,10 +82,24 @@ def close_listing(
         ctx,
         Command([NewEntry("listing.closed", row.item_id, body)], listing_id, check=still_open),
         lambda receipts: _with_receipt(get_listing(ctx, listing_id), receipts[0]),
-        replay=lambda lid: get_listing(ctx, lid),
+        replay=lambda lid: _replayed(ctx, lid, closed=True),
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
         status=200,
     )
+
+
+def _replayed(ctx: ServiceContext, listing_id: str, *, closed: bool) -> dict[str, Any]:
+    """A retry's answer when the first was not stored: the listing and a fresh receipt."""
+    row = _listing_row(ctx, listing_id)
+    index = row.closed_index if closed else row.published_index
+    if index is None:
+        raise NotFound(f"listing {listing_id} was not closed")
+    return _with_receipt_json(get_listing(ctx, listing_id), fresh_receipt(ctx, int(index)))
+
+
+def _with_receipt_json(answer: dict[str, Any], receipt: dict[str, Any]) -> dict[str, Any]:
+    answer["receipt"] = receipt
+    return answer
 
 
 def _with_receipt(answer: dict[str, Any], receipt: Receipt) -> dict[str, Any]:
