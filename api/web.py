@@ -38,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
 from authenticator.errors import AuthenticatorError, NotFound
+from authenticator.ledger.duplicates import first_of_each, natural_key
 from authenticator.services import items, labs, listings, traces
 from authenticator.services.context import ServiceContext
 from authenticator.vision.reasons import MESSAGES
@@ -213,9 +214,17 @@ def trace_words(ctx: ServiceContext, trace: Mapping[str, Any]) -> list[dict[str,
     parsed = [json.loads(base64.b64decode(e["entry"])) for e in trace["events"]]
     revoked = {str(p["body"].get("certificate_id")) for p in parsed if p.get("type") == "certificate.revoked"}
     namer = Namer(ctx)
+    repeats = first_of_each(
+        (int(e["index"]), natural_key(str(p.get("type")), str(p.get("item")), p.get("body") or {}))
+        for e, p in zip(trace["events"], parsed, strict=True)
+    )
     out = []
     for event, entry in zip(trace["events"], parsed, strict=True):
         words = describe_entry(entry, namer, revoked)
+        first = repeats.get(int(event["index"]))
+        if first is not None:  # the first one counts (see authenticator.ledger.duplicates)
+            words["title"] += " (repeated, ignored)"
+            words["lines"].append(f"the same event was already recorded as entry #{first}; only that one counts")
         words.update(index=event["index"], leaf_hash=event["leaf_hash"])
         out.append(words)
     return out
