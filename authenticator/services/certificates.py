@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
@@ -13,6 +12,7 @@ from sqlalchemy import Connection, Row, select
 from authenticator.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from authenticator.ledger.entries import canonical_json
 from authenticator.ledger.log import NewEntry, Receipt
+from authenticator.services.certificate_payload import check_payload
 from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.dsse import parse_envelope, verify_envelope
@@ -22,43 +22,6 @@ from authenticator.store.db import read_tx
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal
 from authenticator.store.tables import certificates
-
-OUTCOMES = ("authentic", "counterfeit")
-_HEX64 = frozenset("0123456789abcdef")
-
-
-def _is_sha256(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and set(value) <= _HEX64
-
-
-def check_payload(payload: dict[str, Any]) -> None:
-    """The certificate payload schema (see docs/certificates.md); :class:`InvalidInput` if off."""
-    required = {"item_id", "lab_id", "outcome", "inspection_date", "method", "photos"}
-    allowed = required | {"v", "report_sha256", "notes"}
-    missing = required - payload.keys()
-    if missing:
-        raise InvalidInput(f"the certificate payload lacks {', '.join(sorted(missing))}")
-    extra = payload.keys() - allowed
-    if extra:
-        raise InvalidInput(f"the certificate payload has unknown fields {', '.join(sorted(extra))}")
-    if payload.get("v", 1) != 1:
-        raise InvalidInput("unsupported certificate payload version")
-    if payload["outcome"] not in OUTCOMES:
-        raise InvalidInput("outcome must be authentic or counterfeit")
-    if not isinstance(payload["method"], str) or not 1 <= len(payload["method"]) <= 500:
-        raise InvalidInput("method must be a text of 1 to 500 characters")
-    try:
-        date.fromisoformat(payload["inspection_date"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput("inspection_date must be a YYYY-MM-DD date") from exc
-    if len(str(payload["inspection_date"])) != 10:
-        raise InvalidInput("inspection_date must be a YYYY-MM-DD date")
-    photos = payload["photos"]
-    if not isinstance(photos, list) or len(photos) > 64 or not all(_is_sha256(p) for p in photos):
-        raise InvalidInput("photos must be a list of at most 64 lower-case hex SHA-256 digests")
-    report = payload.get("report_sha256")
-    if report is not None and not _is_sha256(report):
-        raise InvalidInput("report_sha256 must be a lower-case hex SHA-256 digest or null")
 
 
 def attach_certificate(
