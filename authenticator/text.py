@@ -20,13 +20,23 @@ white space.
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, ValidationInfo
+from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationInfo
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from authenticator.errors import InvalidInput
 
-__all__ = ["FORBIDDEN_FORMAT_CHARACTERS", "FREE_TEXT", "FreeText", "check_free_text", "forbidden_character"]
+__all__ = [
+    "BLANK_CHARACTERS",
+    "FORBIDDEN_FORMAT_CHARACTERS",
+    "FREE_TEXT",
+    "FREE_TEXT_PATTERN",
+    "FreeText",
+    "check_free_text",
+    "forbidden_character",
+]
 
 #: Bidirectional formatting characters (Unicode ``Cf`` with a bidi class of their own), plus
 #: the line and paragraph separators (``Zl``, ``Zp``).
@@ -80,14 +90,40 @@ def _pydantic_check(value: str, info: ValidationInfo) -> str:
         check_free_text(value, field)
     except InvalidInput as exc:
         raise ValueError(exc.message) from None
-    if not value.strip():
+    if all(ch in BLANK_CHARACTERS for ch in value):
         raise ValueError(f"{field} must not be blank")
     return value
 
 
+# Without the surrogates, which a JSON text cannot carry to a schema validator anyway (and
+# which some regular-expression engines cannot name).
+_NOT_ALLOWED = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+#: White space that free text may contain but may not consist of only (Unicode ``Zs`` and the
+#: byte-order mark; the other white space is refused outright). Listed, not ``\s``: engines disagree.
+BLANK_CHARACTERS = frozenset(" \u00a0\u1680\u202f\u205f\u3000\ufeff" + "".join(map(chr, range(0x2000, 0x200B))))
+_BLANK = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\ufeff"
+#: The same rule as a regular expression (ECMA-262, Python and Rust engines agree on it),
+#: published in the OpenAPI schema so that clients and schema-driven fuzzers know it: allowed
+#: characters only, and at least one that is not white space.
+FREE_TEXT_PATTERN = f"^[^{_NOT_ALLOWED}]*[^{_NOT_ALLOWED}{_BLANK}][^{_NOT_ALLOWED}]*$"
+
+
+class _FreeTextCheck:
+    """pydantic metadata: :func:`check_free_text` after the ``str`` (and length) validation, and
+    :data:`FREE_TEXT_PATTERN` in the JSON schema."""
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.with_info_after_validator_function(_pydantic_check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        out = handler(schema)
+        out["pattern"] = FREE_TEXT_PATTERN
+        return out
+
+
 #: The check as pydantic metadata, to put after length constraints inside an ``Optional``:
 #: ``Annotated[str, Field(min_length=1, max_length=200), FREE_TEXT] | None``.
-FREE_TEXT = AfterValidator(_pydantic_check)
+FREE_TEXT = _FreeTextCheck()
 
 #: A pydantic ``str`` that :func:`check_free_text` accepts and that is not blank; add lengths
 #: with ``name: FreeText = Field(min_length=..., max_length=...)``.

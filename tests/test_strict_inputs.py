@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from authenticator.ledger.entries import canonical_json
 from authenticator.services.certificate_payload import check_inspection_date, check_payload, parse_payload
 from authenticator.services.dsse import PAYLOAD_TYPE, envelope_payload, parse_envelope, sign_envelope
 from authenticator.strict_json import DuplicateKeyError, StrictJSONError, loads
-from authenticator.text import check_free_text, forbidden_character
+from authenticator.text import BLANK_CHARACTERS, FREE_TEXT_PATTERN, check_free_text, forbidden_character
 
 #: Every character the free-text rule refuses, with a name for the test id.
 FORBIDDEN = {
@@ -154,6 +155,23 @@ def test_free_text_refuses_lone_surrogates() -> None:
 def test_free_text_accepts_ordinary_text(value: str) -> None:
     assert forbidden_character(value) is None
     assert check_free_text(value, "brand") == value
+
+
+def test_the_published_pattern_is_the_same_rule() -> None:
+    """The OpenAPI schema carries FREE_TEXT_PATTERN: it must accept exactly what the check accepts
+    (Python's re here; jsonschema-rs, which schemathesis uses, too where it is installed)."""
+    engines = [lambda s: re.search(FREE_TEXT_PATTERN, s) is not None and not s.endswith("\n")]
+    try:
+        import jsonschema_rs
+
+        engines.append(jsonschema_rs.validator_for({"type": "string", "pattern": FREE_TEXT_PATTERN}).is_valid)
+    except ImportError:
+        pass
+    samples = [*ACCEPTED, *FORBIDDEN.values(), *BLANK_CHARACTERS, " \u3000 ", "a\ufeff", "x\u202ey", "ok\n", ""]
+    samples += [f"a{c}b" for c in FORBIDDEN.values()]
+    for value in samples:
+        accepted = forbidden_character(value) is None and not all(ch in BLANK_CHARACTERS for ch in value)
+        assert [engine(value) for engine in engines] == [accepted] * len(engines), repr(value)
 
 
 # --- the certificate payload ----------------------------------------------------------------------

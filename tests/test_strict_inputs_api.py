@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from authenticator.services import certificate_payload, certificates
 from authenticator.services.dsse import PAYLOAD_TYPE, keyid_for, pae
+from authenticator.text import FREE_TEXT_PATTERN
 from tests.api_helpers import Actors, bearer, certificate_envelope, new_item
 from tests.test_api_journeys import log_size
 from tests.test_strict_inputs import FORBIDDEN
@@ -225,6 +226,24 @@ def test_blank_free_text_is_refused(client: TestClient, actors: Actors, item: st
     for url, key, valid, field in _free_text_cases(actors, item):
         body = _problem(client.post(url, json={**valid, field: "   "}, headers=bearer(key)), 422)
         assert body["errors"][0]["loc"] == ["body", field], (url, body)
+
+
+def test_the_rule_is_published_in_the_openapi_schema(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    fields = {
+        "ItemCreate": ["brand", "model", "serial_number"],
+        "ListingCreate": ["title"],
+        "ListingClose": ["reason"],
+        "Revocation": ["reason"],
+        "LabCreate": ["name", "accreditation"],
+        "KeyCreate": ["name"],
+        "CustodyCreate": ["counterparty"],
+    }
+    for model, names in fields.items():
+        for name in names:
+            prop = schemas[model]["properties"][name]
+            string = next((s for s in prop.get("anyOf", [prop]) if s.get("type") == "string"), {})
+            assert string.get("pattern") == FREE_TEXT_PATTERN, (model, name, prop)
 
 
 def test_ordinary_text_is_accepted(client: TestClient, actors: Actors) -> None:
