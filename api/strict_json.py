@@ -49,7 +49,7 @@ class StrictJSONMiddleware:
         while True:
             message = await receive()  # the body limit outside raises here past the JSON limit
             if message["type"] != "http.request":
-                last = message  # the client went away: let the app see it
+                last = message  # http.disconnect
                 break
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -68,9 +68,9 @@ class StrictJSONMiddleware:
                     scope, receive, send
                 )
                 return
-        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-        if last is not None:
-            pending.append(last)
+        # A client that went away mid-body: the app sees only the disconnect (Starlette raises
+        # ClientDisconnect), never a truncated body passed off as complete.
+        pending: list[Message] = [last] if last is not None else [{"type": "http.request", "body": body}]
 
         async def replay() -> Message:
             if pending:

@@ -333,3 +333,49 @@ def test_lab_sign_refuses_what_the_service_would_refuse(tmp_path: Path, args: li
     res = CliRunner().invoke(lab_app, [*cmd, *[x for kv in opts.items() for x in kv], "--out", str(out)])
     assert res.exit_code == 2, res.output
     assert not out.exists()
+
+
+# --- the middleware, as plain ASGI ---------------------------------------------------------------------
+
+
+def _run_middleware(content_type: bytes, messages: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """What the app behind StrictJSONMiddleware received, and what went back to the client."""
+    import asyncio
+
+    from api.strict_json import StrictJSONMiddleware
+
+    seen: list[Any] = []
+    sent: list[Any] = []
+    incoming = list(messages)
+
+    async def receive() -> Any:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            seen.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/items", "headers": [(b"content-type", content_type)]}
+    asyncio.run(StrictJSONMiddleware(app)(scope, receive, send))
+    return seen, sent
+
+
+def test_the_middleware_replays_a_strict_body_whole() -> None:
+    chunks = [{"type": "http.request", "body": b'{"a": ', "more_body": True}, {"type": "http.request", "body": b"1}"}]
+    seen, sent = _run_middleware(b"application/json", chunks)
+    assert [m.get("body") for m in seen] == [b'{"a": 1}'] and not sent
+    seen, sent = _run_middleware(b"text/plain", [{"type": "http.request", "body": b'{"a": 1, "a": 2}'}])
+    assert [m.get("body") for m in seen] == [b'{"a": 1, "a": 2}'] and not sent  # not JSON: not its business
+
+
+def test_the_middleware_answers_400_and_never_passes_a_truncated_body() -> None:
+    seen, sent = _run_middleware(b"application/json", [{"type": "http.request", "body": b'{"a": 1, "a": 2}'}])
+    assert not seen and sent[0]["status"] == 400 and '"a"' in json.loads(sent[1]["body"])["detail"]
+    seen, sent = _run_middleware(b"application/json", [{"type": "http.request", "body": b'{"a": 1', "more_body": True}])
+    assert seen == [{"type": "http.disconnect"}] and not sent
