@@ -57,11 +57,12 @@ def _percent_decode(text: str) -> tuple[str, list[int]]:
 
 
 def redact(text: str) -> str:
-    """``text`` with every API key (literal or %-encoded, in part or whole) cut to its key id."""
+    """``text`` with every API key (literal or %-encoded, in part or whole) cut to its key id
+    (written ``key_<hex>.<redacted>``, lower case, whatever the encoding that was sent)."""
     if "%" not in text:
         if not _DECODED_KEY.search(text):
             return text
-        return _DECODED_KEY.sub(lambda m: f"{m.group(1)}.{REDACTED}", text)
+        return _DECODED_KEY.sub(lambda m: f"{m.group(1).lower()}.{REDACTED}", text)
     decoded, where = text, list(range(len(text) + 1))
     for _ in range(_DECODE_ROUNDS):
         if "%" not in decoded:
@@ -74,7 +75,7 @@ def redact(text: str) -> str:
     pos = 0
     for m in _DECODED_KEY.finditer(decoded):
         start, end = where[m.start()], where[m.end()]
-        pieces += [text[pos:start], f"{m.group(1)}.{REDACTED}"]
+        pieces += [text[pos:start], f"{m.group(1).lower()}.{REDACTED}"]
         pos = end
     if not pieces:
         return text
