@@ -9,6 +9,8 @@ first-come, first-served pool made the second principal wait for the whole flood
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -21,7 +23,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from authenticator.config import Settings
-from authenticator.vision.fairness import ANONYMOUS, FairExecutor, FairGate, FairQueue
+from authenticator.vision.fairness import (
+    ANONYMOUS,
+    LOW_PRIORITY_NICE,
+    FairExecutor,
+    FairGate,
+    FairQueue,
+    run_at_low_priority,
+)
 from authenticator.vision.service import Assessor, PhotoInput
 from tests.api_helpers import real_photos
 from tests.vision_tiny_model import write_tiny_model
@@ -219,6 +228,38 @@ def test_executor_map_keeps_order_and_propagates_errors(executor: FairExecutor) 
     assert all(t.name.startswith("fairtest_") for t in executor._threads)
 
 
+def _my_nice() -> tuple[str, int]:
+    return threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_expensive_jobs_run_at_a_lower_priority_on_a_thread_of_their_own() -> None:
+    base = _my_nice()[1]
+    if base + LOW_PRIORITY_NICE > 19:
+        pytest.skip("already at the lowest priority")
+    ex = FairExecutor(2, per_principal=2, quantum=50.0, thread_name_prefix="prio", low_priority_above=5.0)
+    try:
+        cheap = ex.submit("A", 5.0, _my_nice).result(timeout=GUARD)
+        dear = ex.submit("A", 5.1, _my_nice).result(timeout=GUARD)
+        again = ex.submit("A", 1.0, _my_nice).result(timeout=GUARD)
+    finally:
+        ex.shutdown()
+    assert cheap[0].startswith("prio_") and cheap[1] == base
+    assert dear[0].startswith("prio_") and dear[0].endswith(".low") and dear[1] == base + LOW_PRIORITY_NICE
+    assert again[1] == base  # the worker itself kept its priority
+    assert _my_nice()[1] == base
+
+
+def test_run_at_low_priority_returns_and_raises() -> None:
+    assert run_at_low_priority(LOW_PRIORITY_NICE, lambda x: x + 1, 41) == 42
+
+    def boom() -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom"):
+        run_at_low_priority(LOW_PRIORITY_NICE, boom)
+
+
 def test_gate_lets_a_newcomer_in_while_a_flood_holds_its_share() -> None:
     gate = FairGate(2, per_principal=1, quantum=50.0)
     flood = Flood()
@@ -350,3 +391,33 @@ def test_one_platforms_flood_does_not_hold_back_anothers_assessment(
         t.join(GUARD)
         assert not t.is_alive()
     assert flood.most == threads
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_assessor_decodes_large_photos_at_a_lower_priority(
+    tiny: Path, monkeypatch: pytest.MonkeyPatch, threads: int
+) -> None:
+    import io
+
+    from PIL import Image
+
+    base = _my_nice()[1]
+    if base + LOW_PRIORITY_NICE > 19:
+        pytest.skip("already at the lowest priority")
+    a = Assessor.from_settings(Settings(weights_dir=tiny, vision_threads=threads))
+    seen: dict[str, tuple[str, int]] = {}
+    inner = a._decode_and_gate
+
+    def spy(photo: PhotoInput) -> object:
+        seen[photo.filename] = _my_nice()
+        return inner(photo)
+
+    monkeypatch.setattr(a, "_decode_and_gate", spy)
+    buf = io.BytesIO()
+    Image.new("RGB", (2500, 2000), (90, 120, 150)).save(buf, "PNG")  # 5 MP decoded: over 4
+    small = real_photos(1)[0]
+    r = a.assess([PhotoInput("large.png", buf.getvalue()), PhotoInput(small.name, small.read_bytes())])
+    assert r.photos[0].width == 2500
+    assert seen["large.png"][1] == base + LOW_PRIORITY_NICE and seen["large.png"][0].endswith(".low")
+    assert seen[small.name][1] == base and not seen[small.name][0].endswith(".low")

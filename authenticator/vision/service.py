@@ -45,7 +45,7 @@ from authenticator.vision.card import ModelCard, Thresholds
 from authenticator.vision.category import CategoryConfig, CategoryResult, ReferenceBank, categorize
 from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
 from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size, read_header
-from authenticator.vision.fairness import FairExecutor, FairGate
+from authenticator.vision.fairness import LOW_PRIORITY_NICE, FairExecutor, FairGate, run_at_low_priority
 from authenticator.vision.heatmap import MapChunks, occlusion_maps, overlay_png
 from authenticator.vision.phash import PhotoReuseIndex, phash, phash_hex
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
@@ -121,6 +121,12 @@ def _photo_cost(decode_megapixels: float) -> float:
     """A photo's share of the workers: the megapixels it decodes plus about one megapixel's worth
     for the quality gate, preprocessing and one forward pass."""
     return decode_megapixels + 1.0
+
+
+#: Photos that decode more than 4 megapixels (a PNG, WebP or HEIC of a 12 MP camera; never a JPEG,
+#: decoded at reduced scale) run at a lower CPU priority: when the cores are short, an ordinary
+#: photo is not slowed by expensive ones; on an idle machine they run at full speed.
+_LOW_PRIORITY_ABOVE = _photo_cost(4.0)
 
 
 @dataclass
@@ -321,7 +327,11 @@ class Assessor:
         with self._pool_lock:
             if self._pool is None or self._pool_pid != pid:
                 self._pool = FairExecutor(
-                    2 * self.threads, per_principal=self.threads, quantum=self._quantum, thread_name_prefix="vision"
+                    2 * self.threads,
+                    per_principal=self.threads,
+                    quantum=self._quantum,
+                    thread_name_prefix="vision",
+                    low_priority_above=_LOW_PRIORITY_ABOVE,
                 )
                 self._pool_pid = pid
             return self._pool
@@ -375,7 +385,10 @@ class Assessor:
             out = []
             for p, cost in zip(photos, costs, strict=True):
                 with gate.turn(principal, cost):
-                    out.append(self._photo(p, keep_input))
+                    if cost > _LOW_PRIORITY_ABOVE:
+                        out.append(run_at_low_priority(LOW_PRIORITY_NICE, self._photo, p, keep_input))
+                    else:
+                        out.append(self._photo(p, keep_input))
             return out
         futures = [
             pool.submit(principal, cost, self._photo, p, keep_input) for p, cost in zip(photos, costs, strict=True)
