@@ -7,7 +7,9 @@ In one process, with the shipped model and default settings, side by side:
 1. platform B's 4-photo assessment (real development photos) alone, ``--runs`` times in a row;
 2. the same while platform A keeps ``--flood-clients`` (2) requests in flight, each of 12 flat
    PNGs of ``--flood-side`` (4000) px: 192 megapixels, just under the request budget;
-3. the same load with no principal given (everyone in one queue, first come first served, as
+3. the same with the fair queues but without the lower CPU priority of large photos (what the
+   queues alone buy);
+4. the same load with no principal given (everyone in one queue, first come first served, as
    before the fair scheduler): the peer that shows what the scheduler buys.
 
 It prints B's p50/p90 in each case, the ratio loaded / alone (target: <= ~2x), A's throughput
@@ -130,6 +132,13 @@ def main() -> None:
     measure_b(lambda: assessor.assess(mine, principal="platform-b"), 3)  # warm-up
     alone = b("platform-b")()
     fair = with_flood(assessor, flood, args.flood_clients, "platform-a", b("platform-b"))
+    pool = assessor._executor()
+    assert pool is not None, "the benchmark needs vision_threads >= 2"
+    low, pool.low_priority_above = pool.low_priority_above, None
+    try:
+        queues_only = with_flood(assessor, flood, args.flood_clients, "platform-a", b("platform-b"))
+    finally:
+        pool.low_priority_above = low
     shared = with_flood(assessor, flood, args.flood_clients, None, b(None, args.shared_runs))
     alone_again = b("platform-b")()
 
@@ -160,6 +169,9 @@ def main() -> None:
         "fair_ratio_p50": p50(fair["b_ms"]) / base,
         "fair_ratio_p90": pct(fair["b_ms"], 0.9) / pct(alone + alone_again, 0.9),
         "fair_flood_requests_per_s": fair["flood_requests"] / fair["window_s"],
+        "queues_only_p50_ms": p50(queues_only["b_ms"]),
+        "queues_only_p90_ms": pct(queues_only["b_ms"], 0.9),
+        "queues_only_ratio_p50": p50(queues_only["b_ms"]) / base,
         "shared_p50_ms": p50(shared["b_ms"]),
         "shared_p90_ms": pct(shared["b_ms"], 0.9),
         "shared_ratio_p50": p50(shared["b_ms"]) / base,
@@ -168,7 +180,7 @@ def main() -> None:
         "refuse_588mp_p50_ms": p50(refuse_ms),
         "rss_mb": rss_now,
         "peak_rss_mb": rss_peak,
-        "errors": fair["errors"] + shared["errors"],
+        "errors": fair["errors"] + queues_only["errors"] + shared["errors"],
     }
     rows = [
         ("machine", f"{os.cpu_count()} cores, vision threads {settings.resolved_vision_threads} "
@@ -180,6 +192,9 @@ def main() -> None:
          f"**{figures['fair_p50_ms']:.1f} / {figures['fair_p90_ms']:.1f} ms**"),
         ("**ratio to alone, p50 / p90** (target <= ~2x)",
          f"**{figures['fair_ratio_p50']:.2f}x / {figures['fair_ratio_p90']:.2f}x**"),
+        ("B while A floods, fair queues without the lower priority of large photos, p50 / p90",
+         f"{figures['queues_only_p50_ms']:.1f} / {figures['queues_only_p90_ms']:.1f} ms "
+         f"({figures['queues_only_ratio_p50']:.2f}x)"),
         ("B while A floods, one shared queue (no principal: first come, first served), p50 / p90",
          f"{figures['shared_p50_ms']:.1f} / {figures['shared_p90_ms']:.1f} ms ({figures['shared_ratio_p50']:.1f}x)"),
         ("A's requests completed per second during B's runs: fair / shared queue",

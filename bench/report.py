@@ -1,5 +1,5 @@
-"""One benchmark report: runs bench/ledger.py, bench/vision.py and bench/api.py (SQLite and
-PostgreSQL), then writes ``bench/results/<date>.json`` (every raw figure) and
+"""One benchmark report: runs bench/ledger.py, bench/vision.py, bench/fairness.py and bench/api.py
+(SQLite and PostgreSQL), then writes ``bench/results/<date>.json`` (every raw figure) and
 ``bench/results/<date>.md``: one table of figure, target, measured, ratio to the target and
 ratio to the peer measured in the same run (the other store, torch eager).
 
@@ -165,6 +165,21 @@ def vision_rows(v: dict[str, Any]) -> list[Row]:
     ]
 
 
+def fairness_rows(f: dict[str, Any]) -> list[Row]:
+    return [
+        Row(
+            "vision",
+            f"another platform's 4-photo assessment while one floods ({f['flood']}), p50, ratio to alone "
+            f"({f['alone_p50_ms']:.0f} ms)",
+            "≤ 2× alone",
+            f"{f['fair_p50_ms']:.0f} ms ({f['fair_ratio_p50']:.2f}×)",
+            better(f["fair_ratio_p50"], 2.0, False),
+            f"one shared queue {f['shared_p50_ms']:.0f} ms ({f['shared_ratio_p50']:.1f}×)",
+            better(f["fair_p50_ms"], f["shared_p50_ms"], False),
+        )
+    ]
+
+
 def api_rows(runs: dict[str, dict[str, Any]]) -> list[Row]:
     names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
     rows: list[Row] = []
@@ -251,13 +266,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         ledger_json = Path(tmp) / "ledger.json"
         vision_json = Path(tmp) / "vision.json"
+        fairness_json = Path(tmp) / "fairness.json"
         ledger_sizes = ["--entries", "20000", "--proofs", "500", "--batch1", "200"] if args.quick else []
         run_script(["bench/ledger.py", "--json", str(ledger_json), *ledger_sizes], scripts)
         vision_md = Path(tmp) / "vision.md"
         runs = ["--runs", "5"] if args.quick else []
         run_script(["bench/vision.py", "--json", str(vision_json), "--out", str(vision_md), *runs], scripts)
+        run_script(["bench/fairness.py", "--json", str(fairness_json), *runs], scripts)
         ledger = json.loads(ledger_json.read_text())
         vision = json.loads(vision_json.read_text())
+        fairness = json.loads(fairness_json.read_text())
     api: dict[str, dict[str, Any]] = {"sqlite": api_bench([], args.quick, scripts)}
     schema, url = create_scratch_schema("bench_api")
     try:
@@ -272,9 +290,16 @@ def main() -> None:
         "quick": args.quick,
         "scripts": scripts,
     }
-    rows = ledger_rows(ledger["results"]) + vision_rows(vision) + api_rows(api)
+    rows = ledger_rows(ledger["results"]) + vision_rows(vision) + fairness_rows(fairness) + api_rows(api)
     stem = args.date + ("-quick" if args.quick else "")
-    raw = {"meta": meta, "rows": [asdict(r) for r in rows], "ledger": ledger, "vision": vision, "api": api}
+    raw = {
+        "meta": meta,
+        "rows": [asdict(r) for r in rows],
+        "ledger": ledger,
+        "vision": vision,
+        "fairness": fairness,
+        "api": api,
+    }
     (args.out / f"{stem}.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
     text = markdown(rows, meta)
     (args.out / f"{stem}.md").write_text(text)

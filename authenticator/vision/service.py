@@ -169,6 +169,7 @@ class Assessor:
         self._pool: FairExecutor | None = None
         self._gate: FairGate | None = None
         self._pool_pid = 0
+        self._gate_pid = 0
         self._pool_lock = threading.Lock()
         # onnxruntime's arena keeps the high-water mark of the runs that were in flight together
         runs = settings.ort_max_concurrent_runs
@@ -347,9 +348,9 @@ class Assessor:
         once the gate lets it: one photo per principal at once, two in all, fair order."""
         pid = os.getpid()
         with self._pool_lock:
-            if self._gate is None or self._pool_pid != pid:
+            if self._gate is None or self._gate_pid != pid:
                 self._gate = FairGate(2, per_principal=1, quantum=self._quantum)
-                self._pool_pid = pid
+                self._gate_pid = pid
             return self._gate
 
     def _check_budget(self, photos: Sequence[PhotoInput]) -> list[float]:
