@@ -155,6 +155,7 @@ def assess_item(
         item_id=item_id,
         reuse_index=ctx.photo_index,
         heatmaps=want_heatmaps,
+        principal=principal.id,
     )
     result = result_model.model_dump(mode="json")
     for u in uploads:  # stored before the entry: no verdict ever points to a photo we lack
