@@ -147,13 +147,13 @@ MATRIX: list[tuple[str, Builder, tuple[int, int, int, int, int]]] = [
         lambda c, w, r: (
             "POST",
             "/v1/listings",
-            {"json": {"item_id": w.item, "title": "T", "price": "1", "currency": "EUR"}},
+            {"json": {"item_id": new_item(c, w.actors.platform), "title": "T", "price": "1", "currency": "EUR"}},
         ),
         (401, 403, 201, 403, 403),
     ),
     (
         "POST /v1/listings/{id}/close",
-        lambda c, w, r: ("POST", f"/v1/listings/{_listing(c, w.actors, w.item)}/close", {"json": {"reason": "sold"}}),
+        lambda c, w, r: ("POST", f"/v1/listings/{_listing(c, w.actors, new_item(c, w.actors.platform))}/close", {"json": {"reason": "sold"}}),
         (401, 403, 200, 403, 403),
     ),
     ("GET /v1/listings/{id}", lambda c, w, r: ("GET", f"/v1/listings/{w.listing}", {}), (200, 200, 200, 200, 200)),

@@ -71,13 +71,14 @@ def deploy(base: str, admin: str, n_items: int) -> Deployment:
 
 def _client(base: str, dep: Deployment, worker: int, acked: Acked, stop: threading.Event) -> None:
     """Alternate assessments and certificate uploads until the server dies (or ``stop``)."""
-    files = photo_files(real_photos(2, offset=worker))
     n = 0
     with httpx.Client(base_url=base, timeout=60) as http:
         while not stop.is_set():
             item = dep.items[(worker + n) % len(dep.items)]
             try:
                 if n % 2 == 0:
+                    # Another photo each time: one item's photo set is assessed once (409 after).
+                    files = photo_files(real_photos(1, offset=(worker * 40 + n // 2) % 160))
                     r = http.post(f"/v1/items/{item}/assessments", files=files, headers=bearer(dep.platform))
                     what = "assessment"
                 else:
@@ -140,7 +141,7 @@ def test_sigkill_mid_writes_loses_no_acknowledged_entry(api_settings: Settings, 
         with httpx.Client(base_url=server.base, timeout=60) as http:  # still writable after the crash
             r = http.post(
                 f"/v1/items/{dep.items[0]}/assessments",
-                files=photo_files(real_photos(1)),
+                files=photo_files(real_photos(1, offset=160)),  # a photo no client sent
                 headers=bearer(dep.platform),
             )
             assert r.status_code == 201, r.text

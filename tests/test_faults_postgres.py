@@ -64,8 +64,9 @@ def _writer(base: str, key: str, n: int, out: list[dict[str, Any]], errors: list
                 r = http.post("/v1/items", json=ITEM, headers=bearer(key))
                 if r.status_code == 201:
                     item = r.json()["id"]
-            else:
-                r = http.post(f"/v1/items/{item}/custody", json={"event": "consigned"}, headers=bearer(key))
+            else:  # alternate events: the same event twice in a row is a doubled request (409)
+                event = "consigned" if k % 3 == 1 else "sold"
+                r = http.post(f"/v1/items/{item}/custody", json={"event": event}, headers=bearer(key))
             if r.status_code == 201:
                 out.append(r.json()["receipt"])
             else:

@@ -150,9 +150,10 @@ def test_decompression_bombs(site: Site) -> None:
 def test_path_like_file_names(site: Site, name: str) -> None:
     _expect_refused(site, {415}, files=[("photos", (name, b"root:x:0:0:root:/root:/bin/bash\n", "image/jpeg"))])
     # A real photo under that name: stored under its SHA-256 in the blob store, nowhere else.
+    item = new_item(site.client, site.actors.platform)  # one verdict per item and photo set
     before_size, before_files = _stored(site)
     r = site.client.post(
-        f"/v1/items/{site.item}/assessments",
+        f"/v1/items/{item}/assessments",
         files=[("photos", (name, JPEG, "image/jpeg"))],
         headers=bearer(site.actors.platform),
     )
