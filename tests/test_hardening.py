@@ -477,3 +477,16 @@ def test_docs_in_chromium(live: Live) -> None:
             assert origins == {live.base}
         finally:
             browser.close()
+
+
+def test_data_dir_made_by_the_service_is_owner_only(tmp_path: Path) -> None:
+    """The data folder (database, log key, blobs of third parties' photos) is made 0700."""
+    from authenticator.ledger.log import Ledger
+
+    data = tmp_path / "fresh" / "data"
+    old = os.umask(0o022)
+    try:
+        Ledger.from_settings(Settings(data_dir=data, database_url=None)).close()
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700

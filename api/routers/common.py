@@ -27,7 +27,9 @@ IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=200,
+        pattern=r"^[\x20-\x7e]+$",
         description="Retry-safe: the same key with the same request gets the first answer and appends nothing.",
     ),
 ]

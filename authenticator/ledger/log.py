@@ -213,7 +213,7 @@ class Ledger:
     @classmethod
     def from_settings(cls, settings: Settings, *, check_key: bool = True) -> Ledger:
         """The ledger at ``settings.resolved_database_url`` with the key at the settings' path."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # photos, keys, database: owner only
         key_path = settings.resolved_log_key_path
         if check_key and not key_path.exists() and not key_path.is_symlink():
             _refuse_new_key_for_signed_log(settings.resolved_database_url, str(key_path))
