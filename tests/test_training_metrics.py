@@ -8,10 +8,10 @@ import pytest
 pytest.importorskip("torch")
 from sklearn.metrics import roc_auc_score
 
+from authenticator.vision.decision import decide_codes as decide
 from training.metrics import (
     auroc,
     bootstrap_ci,
-    decide,
     ece,
     fit_temperature,
     fit_thresholds,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from authenticator.vision.decision import decide_codes
 from training.features import META_NAMES, FeatureSet
 from training.heads import (
     LinearHead,
@@ -19,7 +20,7 @@ from training.heads import (
     fit_patchcore,
     mil_scores,
 )
-from training.metrics import decide, fit_temperature, fit_thresholds, sigmoid
+from training.metrics import fit_temperature, fit_thresholds, sigmoid
 
 
 @dataclass
@@ -185,5 +186,5 @@ def crossfit_decisions(
         p_tr = sigmoid(z[tr] / t)
         hi, lo = fit_thresholds(a.y[tr], p_tr, a.source[tr], max_false_pass, max_false_reject)
         p[te] = sigmoid(z[te] / t)
-        d[te] = decide(p[te], hi, lo)
+        d[te] = decide_codes(p[te], hi, lo)
     return p, d

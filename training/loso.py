@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from authenticator.vision.decision import decide_codes
 from training.cv import APPROACHES, Arrays
 from training.features import FeatureSet
 from training.heads import knn_distance
-from training.metrics import auroc, decide, fit_temperature, fit_thresholds, sigmoid
+from training.metrics import auroc, fit_temperature, fit_thresholds, sigmoid
 from training.ood import heldout_distances
 
 
@@ -48,7 +49,7 @@ def leave_one_source_out(
             z_test += score(test) / len(folds)  # the fold-averaged model, as shipped
         t = fit_temperature(a.y[rest], z_rest[rest])
         hi, lo = fit_thresholds(a.y[rest], sigmoid(z_rest[rest] / t), a.source[rest], max_false_pass, max_false_reject)
-        d = decide(sigmoid(z_test / t), hi, lo)
+        d = decide_codes(sigmoid(z_test / t), hi, lo)
         held = heldout_distances(emb[rest], a.fold[rest], k)
         dist = knn_distance(emb[test], emb[rest], k)
         y = a.y[test]

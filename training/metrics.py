@@ -1,5 +1,7 @@
 """Metrics, calibration and the two decision thresholds, as plain numpy (checked against sklearn).
 
+Decisions themselves are the runtime's (:func:`authenticator.vision.decision.decide_codes`).
+
 Conventions: ``y`` is 1 for authentic, scores/logits are higher for authentic. A *false pass*
 is a counterfeit called authentic; a *false reject* is an authentic called counterfeit.
 """
@@ -10,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import rankdata
+
+from authenticator.vision.decision import decide_codes
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -76,15 +80,6 @@ def fit_temperature(y: np.ndarray, logits: np.ndarray) -> float:
     return float(np.exp((lo + hi) / 2))
 
 
-def decide(p: np.ndarray, authentic_above: float, counterfeit_below: float) -> np.ndarray:
-    """1 authentic, 0 counterfeit, -1 inconclusive."""
-    p = np.asarray(p)
-    out = np.full(len(p), -1, dtype=np.int64)
-    out[p > authentic_above] = 1
-    out[p < counterfeit_below] = 0
-    return out
-
-
 def _strict_upper(values: np.ndarray, allowed: int) -> float:
     """Smallest t with at most ``allowed`` of ``values`` strictly above t."""
     v = np.sort(np.asarray(values, dtype=np.float64))[::-1]
@@ -130,7 +125,7 @@ def fit_thresholds(
 
 def operating_point(y: np.ndarray, p: np.ndarray, authentic_above: float, counterfeit_below: float) -> dict[str, float]:
     """Operating point of calibrated probabilities under the two thresholds."""
-    return operating_point_from_decisions(np.asarray(y), decide(p, authentic_above, counterfeit_below))
+    return operating_point_from_decisions(np.asarray(y), decide_codes(p, authentic_above, counterfeit_below))
 
 
 def operating_point_from_decisions(y: np.ndarray, d: np.ndarray) -> dict[str, float]:

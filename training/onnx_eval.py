@@ -11,9 +11,10 @@ import numpy as np
 import onnxruntime as ort
 
 from authenticator.vision.card import ModelCard
+from authenticator.vision.decision import decide_codes
 from training.data import Sample, training_input
 from training.heads import knn_distance
-from training.metrics import auroc, decide, ece, sigmoid
+from training.metrics import auroc, ece, sigmoid
 
 
 def evaluate_card(card_path: Path, samples: list[Sample], out: Path | None = None) -> dict[str, Any]:
@@ -32,7 +33,7 @@ def evaluate_card(card_path: Path, samples: list[Sample], out: Path | None = Non
         if bank is not None:
             dist[i] = knn_distance(emb, bank, int(card.ood.get("k", 5)))[0]
     p = sigmoid(z / card.temperature)
-    dec = decide(p, card.thresholds.authentic_above, card.thresholds.counterfeit_below)
+    dec = decide_codes(p, card.thresholds.authentic_above, card.thresholds.counterfeit_below)
     unfamiliar = dist > float(card.ood.get("distance_threshold", np.inf))
     dec_ood = np.where(unfamiliar, -1, dec)
     y = np.array([s.y for s in samples])

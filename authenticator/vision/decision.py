@@ -1,7 +1,8 @@
 """Pure decision logic: per-photo logits -> one calibrated probability -> a decision.
 
-No I/O and no model here, so the rules are tested directly and the API, CLI and evaluation
-scripts all decide the same way.
+No I/O and no model here, so the rules are tested directly and the API, CLI, training and
+evaluation scripts all decide the same way (:func:`decide_codes` on arrays, :func:`decide` on one
+probability).
 """
 
 from __future__ import annotations
@@ -10,7 +11,18 @@ import math
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 Decision = Literal["authentic", "counterfeit", "inconclusive"]
+
+#: The integer codes of :func:`decide_codes` (training's arrays of decisions).
+AUTHENTIC, COUNTERFEIT, INCONCLUSIVE = 1, 0, -1
+_DECISION_OF_CODE: dict[int, Decision] = {
+    AUTHENTIC: "authentic",
+    COUNTERFEIT: "counterfeit",
+    INCONCLUSIVE: "inconclusive",
+}
 
 #: Aggregation rules measured in docs/vision-aggregation.md.
 AGGREGATIONS = ("mean_logit", "min_logit", "mean_prob", "median_logit")
@@ -57,12 +69,22 @@ def calibrate(z: float, temperature: float) -> float:
     return sigmoid(z / temperature)
 
 
-def decide(p_authentic: float, authentic_above: float, counterfeit_below: float) -> Decision:
-    """The card's two thresholds; the band between them abstains."""
+def decide_codes(
+    p_authentic: npt.ArrayLike, authentic_above: float, counterfeit_below: float
+) -> npt.NDArray[np.int64]:
+    """The card's two thresholds on an array of calibrated P(authentic): 1 (``AUTHENTIC``) strictly
+    above ``authentic_above``, 0 (``COUNTERFEIT``) strictly below ``counterfeit_below``, -1
+    (``INCONCLUSIVE``, the band between them, and NaN) otherwise."""
     if counterfeit_below > authentic_above:
         raise ValueError("counterfeit_below must not exceed authentic_above")
-    if p_authentic > authentic_above:
-        return "authentic"
-    if p_authentic < counterfeit_below:
-        return "counterfeit"
-    return "inconclusive"
+    p = np.asarray(p_authentic)
+    out = np.full(p.shape, INCONCLUSIVE, dtype=np.int64)
+    out[p > authentic_above] = AUTHENTIC
+    out[p < counterfeit_below] = COUNTERFEIT
+    return out
+
+
+def decide(p_authentic: float, authentic_above: float, counterfeit_below: float) -> Decision:
+    """:func:`decide_codes` for one probability, as the decision's name."""
+    code = decide_codes(np.array([p_authentic], dtype=np.float64), authentic_above, counterfeit_below)
+    return _DECISION_OF_CODE[int(code[0])]
