@@ -1,0 +1,100 @@
+"""The item map (sparse Merkle tree of item heads): roots against a from-scratch reference,
+membership and non-membership proofs, incremental updates, and proofs that must fail."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from authenticator.ledger.item_map import (
+    ZERO,
+    Head,
+    ItemMap,
+    MapProof,
+    committed_head,
+    hash_map_leaf,
+    hash_map_node,
+    item_key,
+    root_from_proof,
+)
+
+
+def reference_root(heads: dict[str, Head]) -> bytes:
+    """The definition, computed directly from the set of (key, head) pairs."""
+    pairs = sorted((int.from_bytes(item_key(i), "big"), h) for i, h in heads.items())
+
+    def subtree(depth: int, members: list[tuple[int, Head]]) -> bytes:
+        if not members:
+            return ZERO
+        if len(members) == 1:
+            return hash_map_leaf(members[0][0].to_bytes(32, "big"), members[0][1])
+        left = [m for m in members if not (m[0] >> (255 - depth)) & 1]
+        right = [m for m in members if (m[0] >> (255 - depth)) & 1]
+        return hash_map_node(subtree(depth + 1, left), subtree(depth + 1, right))
+
+    return subtree(0, pairs)
+
+
+def head(i: int, count: int = 1) -> Head:
+    return Head(i, hashlib.sha256(str(i).encode()).digest(), count)
+
+
+def test_empty_and_single() -> None:
+    m = ItemMap()
+    assert m.root() == ZERO == reference_root({})
+    assert committed_head(item_key("x"), m.prove("x"), m.root()) is None
+    m.set("a", head(0))
+    assert m.root() == hash_map_leaf(item_key("a"), head(0)) == reference_root({"a": head(0)})
+    assert m.prove("a").siblings == ()
+    assert committed_head(item_key("a"), m.prove("a"), m.root()) == head(0)
+    assert committed_head(item_key("b"), m.prove("b"), m.root()) is None  # another item's leaf
+
+
+def test_incremental_roots_and_proofs_match_the_reference() -> None:
+    rng = random.Random(7)
+    m = ItemMap()
+    heads: dict[str, Head] = {}
+    for step in range(400):
+        item = f"itm_{rng.randrange(150)}"
+        old = heads.get(item)
+        heads[item] = head(step, (old.count if old else 0) + 1)
+        m.set(item, heads[item])
+        if step % 37 == 0 or step == 399:
+            root = m.root()
+            assert root == reference_root(heads)
+            for probe in [*rng.sample(sorted(heads), min(10, len(heads))), "itm_absent_1", "itm_absent_2"]:
+                proof = m.prove(probe)
+                assert len(proof.siblings) <= 40  # O(log n), not 256
+                assert committed_head(item_key(probe), proof, root) == heads.get(probe)
+
+
+def test_a_head_that_is_not_the_committed_one_fails() -> None:
+    m = ItemMap()
+    for i in range(50):
+        m.set(f"i{i}", head(i, 3))
+    root = m.root()
+    proof = m.prove("i7")
+    assert proof.terminal is not None
+    key, real = proof.terminal
+    older = Head(real.index - 1, real.leaf_hash, real.count - 1)  # a trace cut before its newest event
+    with pytest.raises(ValueError):
+        committed_head(key, MapProof(proof.siblings, (key, older)), root)
+    with pytest.raises(ValueError):  # claiming absence of a present item
+        committed_head(key, MapProof(proof.siblings, None), root)
+    if proof.siblings:
+        bad = bytes(32) if proof.siblings[0] != bytes(32) else b"\x01" * 32
+        with pytest.raises(ValueError):
+            committed_head(key, MapProof((bad, *proof.siblings[1:]), proof.terminal), root)
+
+
+def test_terminal_off_the_path_is_refused() -> None:
+    m = ItemMap()
+    for i in range(20):
+        m.set(f"i{i}", head(i))
+    proof = m.prove("absent-item")
+    if proof.terminal is not None and proof.siblings:
+        wrong_key = bytes(b ^ 0xFF for b in proof.terminal[0])
+        with pytest.raises(ValueError):
+            root_from_proof(item_key("absent-item"), MapProof(proof.siblings, (wrong_key, proof.terminal[1])))
