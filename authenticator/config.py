@@ -6,13 +6,19 @@ Build a :class:`Settings` where it is used (``create_app``, the CLI); never at i
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authenticator.vision.quality_thresholds import QualityThresholds
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: The quality gate's calibrated defaults, written once in QualityThresholds.
+_GATE = QualityThresholds()
 
 
 class Settings(BaseSettings):
@@ -54,7 +60,7 @@ class Settings(BaseSettings):
         description="Uploads (assessments, certificates) per minute and API key, per worker process; a minute's "
         "worth may come as a burst, then 429 with Retry-After. 0 turns the limit off.",
     )
-    # --- Vision runtime (issue 4); gate defaults are calibrated in docs/vision-thresholds.md ---
+    # --- Vision runtime (issue 4); gate_* defaults are QualityThresholds' (docs/vision-thresholds.md) ---
     vision_max_photo_bytes: int = Field(default=25 * 1024 * 1024, description="Largest photo file accepted.")
     vision_max_megapixels: float = Field(default=50.0, description="Most pixels (from the header) decoded.")
     vision_min_short_side: int = Field(default=64, description="Smaller images are refused at decode.")
@@ -69,15 +75,29 @@ class Settings(BaseSettings):
     vision_reduced_decode: bool = Field(
         default=True, description="Decode large JPEGs at 1/2-1/8 scale, keeping twice the network input size."
     )
-    gate_min_short_side: int = Field(default=160, description="Quality gate: low_resolution below this.")
-    gate_min_sharpness: float = Field(default=227.0, description="Variance of the Laplacian at 384 px.")
-    gate_max_dark_fraction: float = Field(default=0.728, description="Share of pixels with luma <= 16.")
-    gate_min_luma_p90: float = Field(default=43.0, description="90th percentile of luma; lower is underexposed.")
-    gate_max_centre_bright_fraction: float = Field(default=0.446, description="Clipped share of the centre.")
-    gate_max_luma_p10: float = Field(default=227.0, description="10th percentile of luma; higher is overexposed.")
-    gate_min_contrast: float = Field(default=15.8, description="Standard deviation of luma.")
-    gate_max_glare_fraction: float = Field(default=0.0479, description="Saturated blobs away from the border.")
-    gate_min_object_fraction: float = Field(default=0.168, description="Bounding box of the detail / frame.")
+    gate_min_short_side: int = Field(
+        default=_GATE.min_short_side, description="Quality gate: low_resolution below this."
+    )
+    gate_min_sharpness: float = Field(default=_GATE.min_sharpness, description="Variance of the Laplacian at 384 px.")
+    gate_max_dark_fraction: float = Field(
+        default=_GATE.max_dark_fraction, description="Share of pixels with luma <= 16."
+    )
+    gate_min_luma_p90: float = Field(
+        default=_GATE.min_luma_p90, description="90th percentile of luma; lower is underexposed."
+    )
+    gate_max_centre_bright_fraction: float = Field(
+        default=_GATE.max_centre_bright_fraction, description="Clipped share of the centre."
+    )
+    gate_max_luma_p10: float = Field(
+        default=_GATE.max_luma_p10, description="10th percentile of luma; higher is overexposed."
+    )
+    gate_min_contrast: float = Field(default=_GATE.min_contrast, description="Standard deviation of luma.")
+    gate_max_glare_fraction: float = Field(
+        default=_GATE.max_glare_fraction, description="Saturated blobs away from the border."
+    )
+    gate_min_object_fraction: float = Field(
+        default=_GATE.min_object_fraction, description="Bounding box of the detail / frame."
+    )
     ort_intra_op_threads: int = Field(
         default=1,
         description="onnxruntime threads per inference (0 = all cores). 1 measured faster than 2 on the shared "
@@ -132,6 +152,12 @@ class Settings(BaseSettings):
     )
     phash_max_hamming: int = Field(default=8, description="pHash distance (of 64 bits) that counts as the same photo.")
     heatmap_grid: int = Field(default=7, description="Occlusion heat map: cells per side.")
+    photo_retention_days: int | None = Field(
+        default=None,
+        ge=0,
+        description="Photos (and their heat maps) older than this many days are erased by `authenticator photos "
+        "purge` (run it from cron), each assessment's with a `photos.erased` entry; unset keeps photos.",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -160,6 +186,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'authenticator.db').resolve()}"
+
+    @property
+    def quality_thresholds(self) -> QualityThresholds:
+        """The ``gate_*`` settings as the quality gate's limits (one setting per field)."""
+        return QualityThresholds(**{f.name: getattr(self, f"gate_{f.name}") for f in fields(QualityThresholds)})
 
     @property
     def resolved_vision_threads(self) -> int:

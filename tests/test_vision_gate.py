@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from authenticator.config import Settings
-from authenticator.vision.calibrate_gate import DEGRADATIONS, blur, darken, overexpose
 from authenticator.vision.decode import DecodedImage, decode_image
 from authenticator.vision.quality import (
     QualityThresholds,
@@ -20,6 +19,7 @@ from authenticator.vision.quality import (
     normalised_gray,
     percentiles_of_counts,
 )
+from training.calibrate_gate import DEGRADATIONS, blur, darken, overexpose
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 
@@ -35,12 +35,14 @@ def photos() -> list[tuple[str, DecodedImage]]:
     return _sample(60, seed=4)
 
 
-def test_settings_defaults_are_the_calibrated_thresholds() -> None:
+def test_settings_defaults_are_the_calibrated_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    for f in fields(QualityThresholds):
+        monkeypatch.delenv(f"AUTHENTICATOR_GATE_{f.name.upper()}", raising=False)
     s = Settings()
     t = QualityThresholds()
-    assert s.gate_min_sharpness == t.min_sharpness
-    assert s.gate_max_centre_bright_fraction == t.max_centre_bright_fraction
-    assert s.gate_min_object_fraction == t.min_object_fraction
+    assert s.quality_thresholds == t  # every field: each gate_<field> setting defaults to the dataclass
+    monkeypatch.setenv("AUTHENTICATOR_GATE_MIN_CONTRAST", "20.5")
+    assert Settings().quality_thresholds.min_contrast == 20.5
     doc = (Path(__file__).resolve().parent.parent / "docs" / "vision-thresholds.md").read_text()
     for f in fields(t):
         line = f"- `{f.name}`: {getattr(t, f.name)}"

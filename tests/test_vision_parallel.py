@@ -20,11 +20,11 @@ from PIL import Image
 
 from authenticator.config import Settings
 from authenticator.errors import CorruptImage, UnsupportedFormat
-from authenticator.vision.calibrate_gate import blur
 from authenticator.vision.decode import decode_image
 from authenticator.vision.runtime import ModelOutputs
 from authenticator.vision.service import Assessor, PhotoInput
 from tests.vision_tiny_model import write_tiny_model
+from training.calibrate_gate import blur
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 ROWS = list(csv.DictReader((REAL / "manifest.csv").open()))

@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 from authenticator.cli import app
 from authenticator.config import Settings
 from authenticator.errors import CorruptImage, InvalidInput, ModelError, UnsupportedFormat
-from authenticator.vision.calibrate_gate import darken
 from authenticator.vision.decision import calibrate
 from authenticator.vision.phash import InMemoryPhotoReuseIndex
 from authenticator.vision.preprocess import preprocess
 from authenticator.vision.service import Assessor, PhotoInput
 from tests.vision_tiny_model import write_tiny_model
+from training.calibrate_gate import darken
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
 ROWS = list(csv.DictReader((REAL / "manifest.csv").open()))

@@ -1,4 +1,4 @@
-"""``python -m training {train,evaluate,export,calibrate,synth,export-dataset}``."""
+"""``python -m training {train,evaluate,export,calibrate,calibrate-gate,synth,export-dataset}``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from training.paths import DEV_DATA, DEV_MANIFEST, portable
+
 app = typer.Typer(
     help="Train, evaluate, calibrate and export the authenticity model.",
     no_args_is_help=True,
@@ -16,7 +18,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-DEFAULT_MANIFEST = Path("/work/shared/data/real/manifest.csv")
+#: The development photos' manifest, beside the checkout (``../shared/data/real/manifest.csv``).
+DEFAULT_MANIFEST = DEV_MANIFEST
 
 
 @app.command()
@@ -84,8 +87,25 @@ def train(
         calibration_method=calibration,
         calibration_photos=calibration_photos,
         report=report,
-        reproduce="python -m training " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        reproduce=reproduce_command(sys.argv[1:]),
     )
+
+
+def reproduce_command(argv: list[str]) -> str:
+    """The command line as the card records it: paths in or beside the checkout written relative to
+    the repository root (where ``python -m training`` runs), never the absolute folders of this machine."""
+    words = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if eq and flag.startswith("--"):
+            words.append(f"{flag}={_portable_word(value)}")
+        else:
+            words.append(_portable_word(arg))
+    return "python -m training " + " ".join(shlex.quote(w) for w in words)
+
+
+def _portable_word(word: str) -> str:
+    return portable(word) if Path(word).is_absolute() else word
 
 
 @app.command()
@@ -175,6 +195,21 @@ def calibrate(
         c.thresholds = Thresholds(authentic_above=hi, counterfeit_below=lo)
         card.write_text(c.model_dump_json(indent=2))
         typer.echo(f"updated {card}")
+
+
+@app.command("calibrate-gate")
+def calibrate_gate_cmd(
+    data: Annotated[Path, typer.Option(help="Folder with the development photos and their manifest.csv.")] = DEV_DATA,
+    sample: Annotated[int | None, typer.Option(help="Use N random photos (default: all).")] = None,
+    quantile: Annotated[float, typer.Option(help="Fraction of the development photos each check may fail.")] = 0.002,
+    out: Annotated[Path, typer.Option(help="Markdown file to write the thresholds to.")] = Path(
+        "docs/vision-thresholds.md"
+    ),
+) -> None:
+    """Choose the quality-gate thresholds on the development photos (the defaults of QualityThresholds)."""
+    from training.calibrate_gate import calibrate
+
+    calibrate(data, sample, quantile, out)
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """The quality gate: cheap OpenCV measurements that tell a seller to retake a photo.
 
 Measurements (:func:`measure_quality`) are separate from the decision (:func:`gate`) so the
-thresholds can be calibrated on real photos (``python -m authenticator.vision.calibrate_gate``)
+thresholds can be calibrated on real photos (``python -m training.calibrate_gate``)
 and tested without the model. Everything is measured at a normalised size so a 12 MP phone
 photo and a 640 px marketplace photo are judged on the same scale; transparent pixels (photos
 whose background was removed) are left out of every measurement.
@@ -15,25 +15,11 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from authenticator.vision.quality_thresholds import QualityThresholds as QualityThresholds  # re-exported
 from authenticator.vision.reasons import Reason, reason
 
 #: Long side (pixels) at which blur, exposure, glare and framing are measured.
 NORMALISED_LONG_SIDE = 384
-
-
-@dataclass(frozen=True)
-class QualityThresholds:
-    """Limits of the gate; the defaults are the calibrated values in docs/vision-thresholds.md."""
-
-    min_short_side: int = 160
-    min_sharpness: float = 227.0
-    max_dark_fraction: float = 0.728
-    max_centre_bright_fraction: float = 0.446
-    min_luma_p90: float = 43.0
-    max_luma_p10: float = 227.0
-    min_contrast: float = 15.8
-    max_glare_fraction: float = 0.0479
-    min_object_fraction: float = 0.168
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from authenticator.vision.fairness import LOW_PRIORITY_NICE, FairExecutor, FairG
 from authenticator.vision.heatmap import MapChunks, occlusion_maps, overlay_png
 from authenticator.vision.phash import PhotoReuseIndex, phash, phash_hex
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
-from authenticator.vision.quality import QualityThresholds, gate, measure_quality
+from authenticator.vision.quality import gate, measure_quality
 from authenticator.vision.reasons import Reason, reason
 from authenticator.vision.runtime import OnnxModel
 
@@ -192,17 +192,7 @@ class Assessor:
         self.max_request_megapixels = settings.vision_max_request_megapixels
         # Deficit round robin quantum: the cost of the largest photo a request may hold.
         self._quantum = _photo_cost(self.limits.max_megapixels)
-        self.gate_thresholds = QualityThresholds(
-            min_short_side=settings.gate_min_short_side,
-            min_sharpness=settings.gate_min_sharpness,
-            max_dark_fraction=settings.gate_max_dark_fraction,
-            max_centre_bright_fraction=settings.gate_max_centre_bright_fraction,
-            min_luma_p90=settings.gate_min_luma_p90,
-            max_luma_p10=settings.gate_max_luma_p10,
-            min_contrast=settings.gate_min_contrast,
-            max_glare_fraction=settings.gate_max_glare_fraction,
-            min_object_fraction=settings.gate_min_object_fraction,
-        )
+        self.gate_thresholds = settings.quality_thresholds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Assessor:

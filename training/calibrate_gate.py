@@ -1,12 +1,16 @@
 """Choose the quality-gate thresholds on the real development photos and write them down.
 
-    python -m authenticator.vision.calibrate_gate [--data DIR] [--sample N] [--out docs/vision-thresholds.md]
+    python -m training calibrate-gate [--data DIR] [--sample N] [--out docs/vision-thresholds.md]
+    python -m training.calibrate_gate [--data DIR] [--sample N] [--out docs/vision-thresholds.md]
+
+Offline fitting (the service only reads the result): it lives with the training pipeline, not in
+the vision runtime. Torch-free, so the vision tests borrow its degradations.
 
 Each threshold is put at a low quantile of the development photos (so that, all checks
 together, at least 98 % of them pass), then checked against degraded copies of the same photos
 (blurred, darkened, over-exposed, foggy, glare, item far away) that must fail with the right
 reason. The numbers go into ``docs/vision-thresholds.md``; the defaults of
-:class:`~authenticator.vision.quality.QualityThresholds` are copied from there.
+:class:`~authenticator.vision.quality_thresholds.QualityThresholds` are copied from there.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ import numpy as np
 from authenticator.config import REPO_ROOT
 from authenticator.errors import ImageError
 from authenticator.vision.decode import DecodedImage, decode_image
-from authenticator.vision.quality import QualityMetrics, QualityThresholds, gate, measure_quality
+from authenticator.vision.quality import QualityMetrics, gate, measure_quality
+from authenticator.vision.quality_thresholds import QualityThresholds
+from training.paths import DEV_DATA, portable
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
+DEFAULT_DATA = DEV_DATA
+DEFAULT_OUT = REPO_ROOT / "docs" / "vision-thresholds.md"
 Degrade = Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray | None]]
 
 
@@ -133,14 +140,18 @@ def _round(v: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--sample", type=int, default=None, help="use N random photos (default: all)")
     ap.add_argument("--quantile", type=float, default=0.002, help="fraction of dev photos each check may fail")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "vision-thresholds.md")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args(argv)
+    calibrate(args.data, args.sample, args.quantile, args.out)
 
-    photos = load_dev_photos(args.data, args.sample)
+
+def calibrate(data: Path, sample: int | None, quantile: float, out: Path) -> QualityThresholds:
+    """Measure the development photos in ``data``, choose the thresholds, write ``out`` and return them."""
+    photos = load_dev_photos(data, sample)
     base = [measure_quality(p.rgb, p.alpha) for _, p in photos]
     # Loosest thresholds we accept whatever the data say: a check that passes everything is useless.
     strictest = QualityThresholds(
@@ -154,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         max_glare_fraction=0.0,
         min_object_fraction=1e9,
     )
-    t = choose_thresholds(base, args.quantile, strictest)
+    t = choose_thresholds(base, quantile, strictest)
     passed = [not gate(m, t) for m in base]
     fail_codes: dict[str, int] = {}
     for m in base:
@@ -181,14 +192,14 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Quality-gate thresholds",
         "",
-        "Produced by `python -m authenticator.vision.calibrate_gate"
-        + (f" --sample {args.sample}" if args.sample else "")
-        + f" --quantile {args.quantile}` on the real development photos "
-        f"(`../shared/data/real`, {len(photos)} photos). Do not edit by hand: rerun the script.",
+        "Produced by `python -m training.calibrate_gate"
+        + (f" --sample {sample}" if sample else "")
+        + f" --quantile {quantile}` on the real development photos "
+        f"(`{portable(data)}`, {len(photos)} photos). Do not edit by hand: rerun the script.",
         "",
         "Measurements are taken on the luma of the photo resized to a long side of 384 px; "
         "transparent pixels are ignored. Each threshold sits at the "
-        f"{args.quantile:.1%} quantile of the development photos in its failing direction "
+        f"{quantile:.1%} quantile of the development photos in its failing direction "
         "(the short-side minimum is fixed by hand), so all checks together fail only a few percent.",
         "",
         "| check | threshold | dev photos: 0.5% / 5% / 50% / 95% / 99.5% quantiles |",
@@ -223,10 +234,11 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {label} ({doc.strip()}) | `{code}` | {right_rate:.2%} | {any_rate:.2%} |")
     lines += ["", "## Values (copy into `QualityThresholds`)", "", "```python", repr(t), "```", ""]
     lines += [f"- `{f.name}`: {getattr(t, f.name)}" for f in fields(t)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(asdict(t))
+    return t
 
 
 if __name__ == "__main__":
