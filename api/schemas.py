@@ -6,11 +6,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from authenticator.services.badges import Level
+from authenticator.store.keys import Role
 from authenticator.text import FREE_TEXT, FreeText
+from authenticator.vision.card import Thresholds
+from authenticator.vision.category import Category
+from authenticator.vision.decision import Decision
 
-Role = Literal["admin", "platform", "lab"]
-Decision = Literal["authentic", "counterfeit", "inconclusive"]
-Category = Literal["bag", "watch", "sneaker"]
+# Role, Decision, Category, badge Level and Thresholds are the core's types (one definition each).
 B64 = str
 
 _CHECKPOINT = (
@@ -167,7 +170,7 @@ class ItemCreate(BaseModel):
 
 
 class Badge(BaseModel):
-    level: Literal["lab_certified", "ai_verified", "inconclusive", "warning"]
+    level: Level
     reason: str
     evidence: list[int] = Field(description="Log indexes of the entries the badge rests on.")
 
@@ -208,11 +211,6 @@ class ItemCreated(Item):
 class ReasonOut(BaseModel):
     code: str
     message: str
-
-
-class Thresholds(BaseModel):
-    authentic_above: float
-    counterfeit_below: float
 
 
 class ModelRef(BaseModel):

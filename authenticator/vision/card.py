@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from authenticator.errors import ModelError
+from authenticator.vision.category import CATEGORIES
 from authenticator.vision.preprocess import PreprocessSpec
 
 
@@ -53,7 +54,7 @@ class ModelCard(BaseModel):
     preprocessing: PreprocessSpec
     input_name: str = "image"
     output_names: list[str] = ["authenticity_logit", "imagenet_logits", "embedding"]
-    categories: list[str] = ["bag", "watch", "sneaker"]
+    categories: list[str] = list(CATEGORIES)
     validated_categories: list[str] = Field(default_factory=list)
     temperature: float = 1.0
     aggregation: str = "mean_logit"

@@ -12,11 +12,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
 from authenticator.errors import ModelError
+
+#: The kinds of goods an item is registered as (and a model card may validate).
+Category = Literal["bag", "watch", "sneaker"]
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 
 
 @dataclass(frozen=True)
