@@ -13,9 +13,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from sqlalchemy import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authenticator.db import read_tx
 from authenticator.ledger.schema import log_checkpoints
 from authenticator.services.context import ServiceContext
-from authenticator.store.db import read_tx
 
 
 class Metrics:

@@ -16,12 +16,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Engine
 
+from authenticator.db import create_ledger_engine
 from authenticator.errors import InvalidInput, SignatureError
 from authenticator.ledger.entries import canonical_json
-from authenticator.ledger.store import create_ledger_engine
 from authenticator.services.badges import CertificateFact, VerdictFact, derive_badge
 from authenticator.services.dsse import PAYLOAD_TYPE, pae, parse_envelope, sign_envelope, verify_envelope
-from authenticator.store.db import migrate
+from authenticator.store.migrate import migrate
 from authenticator.store.photo_index import SqlPhotoReuseIndex
 from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
 

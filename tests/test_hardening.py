@@ -40,7 +40,7 @@ from api.docs import DOCS_CSP
 from api.routers.assessments import BLOB_CSP, blob_response
 from api.web import trace_addresses
 from authenticator.config import Settings
-from authenticator.ledger.store import create_ledger_engine
+from authenticator.db import create_ledger_engine
 from authenticator.store.blobs import BlobStore
 from tests.api_helpers import Actors, bearer, make_actors, new_item, real_photos
 from tests.live_server import bootstrap_admin, server_env, start_server

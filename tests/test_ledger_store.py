@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from authenticator.errors import EntryValidationError, NotFound, ProofError
-from authenticator.ledger import store
+from authenticator.ledger import sql
 from authenticator.ledger.checkpoint import CheckpointSigner, verify_checkpoint
 from authenticator.ledger.entries import canonical_bytes, make_entry, parse_entry
 from authenticator.ledger.log import Ledger, NewEntry
@@ -78,13 +78,13 @@ def test_inclusion_plan_matches_rfc_ranges() -> None:
 
 def test_migrations_head_and_version_table(ledger: Ledger) -> None:
     cfg = Config()
-    cfg.set_main_option("script_location", str(store.MIGRATIONS_DIR))
-    assert ScriptDirectory.from_config(cfg).get_current_head() == store.LEDGER_HEAD
+    cfg.set_main_option("script_location", str(sql.MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == sql.LEDGER_HEAD
     tables = set(inspect(ledger.engine).get_table_names())
     assert {"log_entries", "log_nodes", "log_checkpoints", "alembic_version_ledger"} <= tables
     assert "alembic_version" not in tables  # the API keeps its own Alembic environment
     with ledger.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version_ledger").scalar() == store.LEDGER_HEAD
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version_ledger").scalar() == sql.LEDGER_HEAD
 
 
 def test_first_open_signs_the_empty_tree_and_reopen_is_idempotent(db_url: str, signer: CheckpointSigner) -> None:

@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
 
+from authenticator.db import db_errors
 from authenticator.errors import AppendOnlyViolation, StorageUnavailable
 from authenticator.ledger.checkpoint import CheckpointSigner
 from authenticator.ledger.entries import canonical_bytes, make_entry
 from authenticator.ledger.log import Ledger
-from authenticator.ledger.store import db_errors
 from authenticator.ledger.verify import verify_ledger
 from tests.ledger_samples import drop_triggers, is_postgres, run_cli, sample_entries, sample_entry
 from tests.pg_scratch import PG_DSN

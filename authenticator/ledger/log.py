@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import sqlalchemy
 from sqlalchemy import Connection, Engine, text
 
+from authenticator import db
 from authenticator.config import Settings
 from authenticator.errors import (
     CheckpointError,
@@ -29,7 +30,7 @@ from authenticator.errors import (
     NotFound,
     ProofError,
 )
-from authenticator.ledger import store
+from authenticator.ledger import sql
 from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
 from authenticator.ledger.entries import canonical_json, encode_prev, entry_bytes, format_time, make_entry, parse_entry
 from authenticator.ledger.merkle import NodeId, extend_perfect_nodes, fold_nodes, root_nodes
@@ -47,9 +48,9 @@ from authenticator.ledger.proofplan import (
 def _refuse_new_key_for_signed_log(database_url: str, key_path: str) -> None:
     """A missing key is made only for a log nobody has seen signed: a fresh key for a log with
     checkpoints would sign trees that verify with no published key (and leave a stray file)."""
-    engine = store.create_ledger_engine(database_url)
+    engine = db.create_ledger_engine(database_url)
     try:
-        with store.db_errors(), engine.connect() as conn:
+        with db.db_errors(), engine.connect() as conn:
             if not sqlalchemy.inspect(conn).has_table("log_checkpoints"):
                 return
             signed = conn.exec_driver_sql("SELECT 1 FROM log_checkpoints LIMIT 1").first() is not None
@@ -136,7 +137,7 @@ class _ItemHeads:
     MAX_ITEMS = 200_000
     MAX_CATCH_UP = 20_000
 
-    def __init__(self, ops: store.Ops) -> None:
+    def __init__(self, ops: sql.Ops) -> None:
         self._ops = ops
         self._q_since = f"SELECT item, leaf_hash FROM log_entries WHERE idx >= {ops.placeholder()} ORDER BY idx"
         self.size = -1
@@ -167,9 +168,9 @@ class _ItemHeads:
 class Ledger:
     """The append-only Merkle log in SQLite or PostgreSQL, with signed checkpoints."""
 
-    def __init__(self, engine: Engine, signer: CheckpointSigner, ops: store.Ops) -> None:
+    def __init__(self, engine: Engine, signer: CheckpointSigner, ops: sql.Ops) -> None:
         self.engine = engine
-        self._read_engine = store.read_engine(engine)
+        self._read_engine = db.read_engine(engine)
         self.signer = signer
         self.verifier_key: str = signer.verifier_key
         self.origin: str = signer.origin
@@ -194,9 +195,9 @@ class Ledger:
         at start-up rather than by buyers; ``authenticator ledger verify`` turns it off to be
         able to report such a log.
         """
-        engine = store.configure_engine(engine) if engine is not None else store.create_ledger_engine(database_url)
-        ops = store.ops_for(engine)
-        store.migrate(engine, ops)
+        engine = db.configure_engine(engine) if engine is not None else db.create_ledger_engine(database_url)
+        ops = sql.ops_for(engine)
+        sql.migrate(engine, ops)
         ledger = cls(engine, signer, ops)
         ledger._ensure_first_checkpoint()
         if check_key:
@@ -230,10 +231,10 @@ class Ledger:
         self.close()
 
     def _ensure_first_checkpoint(self) -> None:
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             if cur.execute("SELECT 1 FROM log_checkpoints LIMIT 1").fetchone() is not None:
                 return
-        with store.writer(self.engine, self._ops) as cur:
+        with sql.writer(self.engine, self._ops) as cur:
             if cur.execute("SELECT 1 FROM log_checkpoints LIMIT 1").fetchone() is not None:
                 return
             if self._ops.size(cur) != 0:
@@ -270,10 +271,10 @@ class Ledger:
 
         batch_heads: dict[str, bytes] = {}
 
-        def build(cur: Any, size: int) -> tuple[list[store.EntryRow], list[bytes]]:
+        def build(cur: Any, size: int) -> tuple[list[sql.EntryRow], list[bytes]]:
             heads = self._heads.lookup(cur, size, items)
             stamp = format_time(datetime.now(UTC))
-            rows: list[store.EntryRow] = []
+            rows: list[sql.EntryRow] = []
             leaves: list[bytes] = []
             for offset, p in enumerate(prepared):
                 data = entry_bytes(p.type, p.item, encode_prev(heads.get(p.item)), stamp, p.body)
@@ -304,7 +305,7 @@ class Ledger:
         """
         sha256 = hashlib.sha256
 
-        def build(cur: Any, size: int) -> tuple[list[store.EntryRow], list[bytes]]:
+        def build(cur: Any, size: int) -> tuple[list[sql.EntryRow], list[bytes]]:
             leaves = [sha256(b"\x00" + data).digest() for _, _, data in entries]
             rows = [(size + k, leaves[k], item, type_, data) for k, (item, type_, data) in enumerate(entries)]
             return rows, leaves
@@ -313,18 +314,18 @@ class Ledger:
 
     def _integrate(
         self,
-        build: Callable[[Any, int], tuple[list[store.EntryRow], list[bytes]]],
+        build: Callable[[Any, int], tuple[list[sql.EntryRow], list[bytes]]],
         on_commit: Callable[[int], None] | None = None,
         *,
         check: Check | None = None,
         after: AfterAppend | None = None,
-    ) -> tuple[int, int, str, dict[NodeId, bytes], list[store.EntryRow]]:
+    ) -> tuple[int, int, str, dict[NodeId, bytes], list[sql.EntryRow]]:
         """Under the writer lock: ``check``, rows from ``build(cur, size)``, their subtree
         hashes, one signed checkpoint, ``after``. Returns the old and new size, the note, the
         nodes a receipt needs and the rows written."""
         ops = self._ops
         with self._write_mutex:
-            with store.writer_tx(self.engine, ops) as (conn, cur):
+            with sql.writer_tx(self.engine, ops) as (conn, cur):
                 if check is not None:
                     check(conn)
                 size = ops.size(cur)
@@ -351,7 +352,7 @@ class Ledger:
     def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
         missing = [n for n in plan_nodes(plan) if n not in known]
         if missing:
-            with store.reader(self._read_engine) as cur:
+            with db.reader(self._read_engine) as cur:
                 known = {**known, **self._nodes(cur, missing)}
         return materialise(plan, known)
 
@@ -374,7 +375,7 @@ class Ledger:
     def locked(self, fn: Callable[[Connection, int], T]) -> T:
         """``fn(conn, size)`` holding the writer lock, appending nothing: what must not race
         an append (bringing the projections up to the log, rebuilding them) runs here."""
-        with self._write_mutex, store.writer_tx(self.engine, self._ops) as (conn, cur):
+        with self._write_mutex, sql.writer_tx(self.engine, self._ops) as (conn, cur):
             return fn(conn, self._ops.size(cur))
 
     @staticmethod
@@ -390,12 +391,12 @@ class Ledger:
 
     def size(self) -> int:
         """Number of entries in the log (the size of the latest checkpoint)."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             return self._ops.size(cur)
 
     def latest_checkpoint(self) -> str:
         """The latest signed checkpoint note."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             row = cur.execute("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
         if row is None:
             raise IntegrityError("the log has no checkpoint")
@@ -403,7 +404,7 @@ class Ledger:
 
     def checkpoint_at(self, size: int) -> str | None:
         """The signed checkpoint of the tree of ``size`` leaves, if one was signed."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             row = cur.execute(f"SELECT note FROM log_checkpoints WHERE size = {self._p}", (size,)).fetchone()
         return None if row is None else str(row[0])
 
@@ -425,13 +426,13 @@ class Ledger:
 
     def root_at(self, size: int) -> bytes:
         """Root hash of the tree of the first ``size`` entries (any size up to the current one)."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             hashes = self._read_plan(cur, root_plan(size), size)
         return hashes[0] if hashes else fold_nodes([])
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` (default: current)."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             if size is None:
                 size = self._ops.size(cur)
                 if not 0 <= index < size:
@@ -444,7 +445,7 @@ class Ledger:
         """RFC 9162 consistency proof that the tree of ``size2`` extends the one of ``size1``."""
         if not 0 <= size1 <= size2:
             raise ProofError(f"no consistency proof from size {size1} to size {size2}")
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             return self._read_plan(cur, consistency_plan(size1, size2), size2)
 
     # --- Entries --------------------------------------------------------------------------
@@ -456,7 +457,7 @@ class Ledger:
         if start < 0 or end < start:
             raise ProofError(f"bad entry range [{start}, {end})")
         p = self._p
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             rows = cur.execute(
                 f"SELECT {self._COLUMNS} FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx", (start, end)
             ).fetchall()
@@ -464,7 +465,7 @@ class Ledger:
 
     def entry(self, index: int) -> StoredEntry:
         """The entry at ``index``; :class:`~authenticator.errors.NotFound` beyond the log."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             row = cur.execute(f"SELECT {self._COLUMNS} FROM log_entries WHERE idx = {self._p}", (index,)).fetchone()
         if row is None:
             raise NotFound(f"no entry at index {index}", index=index)
@@ -472,7 +473,7 @@ class Ledger:
 
     def index_of(self, leaf_hash: bytes) -> int:
         """Index of the entry with this leaf hash; :class:`~authenticator.errors.NotFound` if none."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             row = cur.execute(
                 f"SELECT idx FROM log_entries WHERE leaf_hash = {self._p}", (bytes(leaf_hash),)
             ).fetchone()
@@ -482,7 +483,7 @@ class Ledger:
 
     def history(self, item: str) -> list[StoredEntry]:
         """Every entry of ``item`` in log order: a hash chain through each entry's ``prev``."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             rows = cur.execute(
                 f"SELECT {self._COLUMNS} FROM log_entries WHERE item = {self._p} ORDER BY idx", (item,)
             ).fetchall()
@@ -490,5 +491,5 @@ class Ledger:
 
     def last_leaf_hash(self, item: str) -> bytes | None:
         """Leaf hash of ``item``'s latest entry (what its next entry's ``prev`` will be)."""
-        with store.reader(self._read_engine) as cur:
+        with db.reader(self._read_engine) as cur:
             return self._ops.last_leaf_hashes(cur, [item]).get(item)

@@ -1,4 +1,4 @@
-"""Tables of the append-only log (SQLAlchemy Core), shared by the migrations and the store.
+"""Tables of the append-only log (SQLAlchemy Core), shared by the migrations and the log's SQL.
 
 Only three tables, all append-only:
 
@@ -63,5 +63,3 @@ log_checkpoints = Table(
 LOG_TABLES = ("log_entries", "log_nodes", "log_checkpoints")
 VERSION_TABLE = "alembic_version_ledger"
 """Alembic version table of the ledger; the API keeps its own for its projections."""
-APPEND_ONLY_MESSAGE = "append-only log"
-"""Every trigger's error message contains this, so a refusal is recognisable on both databases."""

@@ -29,8 +29,8 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from authenticator import db
 from authenticator.errors import AuthenticatorError
-from authenticator.ledger import store
 from authenticator.ledger.checkpoint import verify_checkpoint
 from authenticator.ledger.duplicates import natural_key
 from authenticator.ledger.entries import parse_entry
@@ -138,9 +138,9 @@ def check_range(database_url: str, start: int, end: int) -> SemanticResult:
     gc.disable()  # a worker process only runs these checks; see verify_ledger
     engine = _worker_engines.get(database_url)
     if engine is None:
-        engine = _worker_engines[database_url] = store.create_ledger_engine(database_url)
+        engine = _worker_engines[database_url] = db.create_ledger_engine(database_url)
     ph = "?" if engine.dialect.name == "sqlite" else "%s"
-    with store.reader(store.read_engine(engine)) as cur:
+    with db.reader(db.read_engine(engine)) as cur:
         rows = cur.execute(
             f"SELECT item, type, data FROM log_entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx", (start, end)
         ).fetchall()
@@ -234,7 +234,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
     sha256 = hashlib.sha256
     n_workers = workers if workers is not None else (os.cpu_count() or 1)
     url = ledger.engine.url.render_as_string(hide_password=False)
-    with store.reader(store.read_engine(ledger.engine)) as cur:
+    with db.reader(db.read_engine(ledger.engine)) as cur:
         size = ledger._ops.size(cur)
         report.size = size
         check = _Checker(ledger, cur, report)
@@ -328,7 +328,7 @@ def _prefetched(
     readers = max(1, min(readers, len(ranges)))
     # The pool is left first (it waits for reads still running), then the connections close.
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=readers) as pool:
-        cursors = [stack.enter_context(store.reader(store.read_engine(ledger.engine))) for _ in range(readers)]
+        cursors = [stack.enter_context(db.reader(db.read_engine(ledger.engine))) for _ in range(readers)]
 
         def fetch(k: int) -> tuple[list[Any], list[list[Any]]]:
             # chunk k always uses cursor k % readers, and chunk k + readers is only submitted

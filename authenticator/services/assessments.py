@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from authenticator.db import read_tx
 from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, PermissionDenied
 from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
 from authenticator.services.commands import Command, execute, replay_if_recorded
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.items import require_own_item
-from authenticator.store.db import read_tx
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.projections import photoset_sha256

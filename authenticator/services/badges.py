@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from authenticator.store.db import read_tx
+from authenticator.db import read_tx
 from authenticator.store.tables import assessments, certificates
 
 Level = Literal["lab_certified", "ai_verified", "inconclusive", "warning"]

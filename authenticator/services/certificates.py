@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from authenticator.db import read_tx
 from authenticator.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from authenticator.ledger.entries import canonical_json
 from authenticator.ledger.log import NewEntry, Receipt
@@ -18,7 +19,6 @@ from authenticator.services.context import ServiceContext, fresh_receipt, receip
 from authenticator.services.dsse import parse_envelope, verify_envelope
 from authenticator.services.items import item_row
 from authenticator.services.labs import lab_public_key
-from authenticator.store.db import read_tx
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal
 from authenticator.store.tables import certificates

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine
 from authenticator.config import Settings
 from authenticator.ledger.log import AfterAppend, Check, Ledger, NewEntry, Receipt, StoredEntry
 from authenticator.store.blobs import BlobStore
-from authenticator.store.db import migrate
+from authenticator.store.migrate import migrate
 from authenticator.store.photo_index import SqlPhotoReuseIndex
 from authenticator.store.projections import Projector
 

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from authenticator.db import read_tx
 from authenticator.errors import Conflict, NotFound
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.items import require_own_item
-from authenticator.store.db import read_tx
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal
 from authenticator.store.tables import custody

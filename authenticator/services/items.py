@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import Row, select
 
+from authenticator.db import read_tx
 from authenticator.errors import NotFound, PermissionDenied
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.badges import badge_for_item
 from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
-from authenticator.store.db import read_tx
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.tables import items

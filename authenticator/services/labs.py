@@ -10,10 +10,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 from sqlalchemy import insert, select
 
+from authenticator.db import read_tx, utc_now, write_tx
 from authenticator.errors import InvalidInput, NotFound
 from authenticator.services.context import ServiceContext
 from authenticator.services.dsse import keyid_for
-from authenticator.store.db import read_tx, utc_now, write_tx
 from authenticator.store.keys import create_principal, issue_key, new_id
 from authenticator.store.tables import labs
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from authenticator.db import read_tx
 from authenticator.errors import Conflict, NotFound, PermissionDenied
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.badges import derive_badge, item_facts
@@ -14,7 +15,6 @@ from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.items import require_own_item
 from authenticator.services.traces import evidence
-from authenticator.store.db import read_tx
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.tables import listings

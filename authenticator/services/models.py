@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from authenticator.db import read_tx
 from authenticator.errors import Conflict, InvalidInput, NotFound
 from authenticator.ledger.log import NewEntry
 from authenticator.services.context import ServiceContext
-from authenticator.store.db import read_tx
 from authenticator.store.tables import assessments, models
 
 MAX_PAGE = 500

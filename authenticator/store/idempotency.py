@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, insert, select, update
 
+from authenticator.db import read_tx, utc_now, write_tx
 from authenticator.errors import IdempotencyConflict, InvalidInput
-from authenticator.store.db import read_tx, utc_now, write_tx
 from authenticator.store.tables import idempotency
 
 MAX_KEY_LENGTH = 200

@@ -15,8 +15,8 @@ from typing import Literal
 
 from sqlalchemy import Engine, insert, select, update
 
+from authenticator.db import read_tx, utc_now, write_tx
 from authenticator.errors import AuthenticationError, InvalidInput, NotFound
-from authenticator.store.db import read_tx, utc_now, write_tx
 from authenticator.store.tables import api_keys, principals
 
 Role = Literal["admin", "platform", "lab"]

@@ -14,7 +14,7 @@ from itertools import combinations
 
 from sqlalchemy import Connection, Engine, insert, or_, select
 
-from authenticator.store.db import read_tx, write_tx
+from authenticator.db import read_tx, write_tx
 from authenticator.store.tables import photo_hashes
 from authenticator.vision.phash import ReuseMatch
 

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from authenticator.db import read_tx
 from authenticator.errors import AuthenticatorError, IntegrityError, NotFound
 from authenticator.ledger.entries import Entry, canonical_json, parse_entry
 from authenticator.store.blobs import BlobStore
-from authenticator.store.db import read_tx
 from authenticator.store.tables import (
     PROJECTION_TABLES,
     assessments,

@@ -1,1 +1,1 @@
-"""Alembic environment of the ledger, run programmatically by :func:`authenticator.ledger.store.migrate`."""
+"""Alembic environment of the ledger, run programmatically by :func:`authenticator.ledger.sql.migrate`."""

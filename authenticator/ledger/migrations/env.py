@@ -12,7 +12,7 @@ from authenticator.ledger.schema import VERSION_TABLE, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable through the alembic command line
-    raise RuntimeError("run the ledger migrations through authenticator.ledger.store.migrate()")
+    raise RuntimeError("run the ledger migrations through authenticator.ledger.sql.migrate()")
 
 context.configure(
     connection=connection,

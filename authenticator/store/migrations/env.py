@@ -11,7 +11,7 @@ from authenticator.store.tables import VERSION_TABLE, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reachable through the alembic command line
-    raise RuntimeError("run the API migrations through authenticator.store.db.migrate()")
+    raise RuntimeError("run the API migrations through authenticator.store.migrate.migrate()")
 
 context.configure(
     connection=connection,
