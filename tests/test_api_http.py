@@ -314,6 +314,9 @@ def test_real_answers_match_their_schemas(live: Live) -> None:
         body={"reason": "withdrawn"},
         media_type="application/json",
     )
+    erased = {"assessment_id": verdict["id"]}
+    call("/v1/assessments/{assessment_id}/photos", "DELETE", 200, h, path_parameters=erased, query={"reason": "x"})
+    call("/v1/assessments/{assessment_id}", "GET", 200, path_parameters=erased)
     models = call("/v1/models", "GET", 200)
     call("/v1/models/{sha256}/assessments", "GET", 200, path_parameters={"sha256": verdict["model"]["sha256"]})
     assert verdict["model"]["sha256"] in str(models)

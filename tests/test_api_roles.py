@@ -65,6 +65,15 @@ def _listing(client: TestClient, actors: Actors, item: str) -> str:
     return str(r.json()["id"])
 
 
+def _assessment(client: TestClient, actors: Actors) -> str:
+    """A fresh assessment of a fresh item (photos to erase; the bytes are shared, the erasure is not)."""
+    item = new_item(client, actors.platform)
+    files = photo_files(real_photos(1, offset=3))
+    r = client.post(f"/v1/items/{item}/assessments", files=files, headers=bearer(actors.platform))
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
 Request = tuple[str, str, dict[str, Any]]
 Builder = Callable[[TestClient, World, str], Request]
 
@@ -103,6 +112,11 @@ MATRIX: list[tuple[str, Builder, tuple[int, int, int, int, int]]] = [
         "GET /v1/assessments/{id}/heatmaps/{sha}",
         lambda c, w, r: ("GET", f"/v1/assessments/{w.assessment}/heatmaps/{w.photo}", {}),
         (401, 403, 200, 403, 403),
+    ),
+    (
+        "DELETE /v1/assessments/{id}/photos",
+        lambda c, w, r: ("DELETE", f"/v1/assessments/{_assessment(c, w.actors)}/photos", {}),
+        (401, 200, 200, 403, 403),
     ),
     (
         "POST /v1/labs",
@@ -153,7 +167,11 @@ MATRIX: list[tuple[str, Builder, tuple[int, int, int, int, int]]] = [
     ),
     (
         "POST /v1/listings/{id}/close",
-        lambda c, w, r: ("POST", f"/v1/listings/{_listing(c, w.actors, new_item(c, w.actors.platform))}/close", {"json": {"reason": "sold"}}),
+        lambda c, w, r: (
+            "POST",
+            f"/v1/listings/{_listing(c, w.actors, new_item(c, w.actors.platform))}/close",
+            {"json": {"reason": "sold"}},
+        ),
         (401, 403, 200, 403, 403),
     ),
     ("GET /v1/listings/{id}", lambda c, w, r: ("GET", f"/v1/listings/{w.listing}", {}), (200, 200, 200, 200, 200)),

@@ -92,6 +92,12 @@ VALID: dict[str, dict[str, Any]] = {
         "card_sha256": sha("card"),
         "metrics": {"auc": 0.97, "false_pass_rate": 0.00001, "n_test": 1200, "per_source": {"a": {"auc": 1.0}}},
     },
+    "photos.erased": {
+        "assessment_id": "asm_01HV",
+        "photo_sha256": [sha("p1")],
+        "by": "platform-1",
+        "reason": "seller request",
+    },
 }
 
 # One bad variant per type: (field, bad value) that the schema must refuse.
@@ -114,6 +120,7 @@ WRONG_VALUE: dict[str, list[tuple[str, Any]]] = {
     "listing.closed": [("reason", "multi\nline")],
     "custody.transferred": [("event", "stolen"), ("counterparty_commitment", "seller-7")],
     "model.registered": [("model_sha256", MODEL_SHA.upper()), ("metrics", [1, 2])],
+    "photos.erased": [("photo_sha256", []), ("photo_sha256", ["photo.jpg"]), ("by", "a b"), ("reason", "two\nlines")],
 }
 
 # Personal data and raw content have no place in the log: such fields are not in any schema.

@@ -4,6 +4,8 @@ An item's label is the outcome of its latest *unrevoked* ``certificate.attached`
 certified or rejected it after a physical inspection: the best label we can get). Its photos
 are those of its ``assessment.recorded`` entries, read from the content-addressed blob store.
 Items whose unrevoked certificates disagree are left out and counted; nothing is guessed.
+Photos a seller took back (``photos.erased``) are left out and counted: a photo is exported
+only while an assessment that was not erased still names it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class _Item:
     category: str = "other"
     brand: str = ""
     photos: dict[str, int] = field(default_factory=dict)  # sha256 -> first ledger index
+    holders: dict[str, set[str]] = field(default_factory=dict)  # sha256 -> assessments not erased
     certs: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (outcome, lab, index)
     revoked: set[str] = field(default_factory=set)
 
@@ -61,6 +64,10 @@ def collect(ledger: Ledger, page: int = 1000) -> dict[str, _Item]:
             elif e.type == "assessment.recorded":
                 for sha in b["photo_sha256"]:
                     it.photos.setdefault(sha, st.index)
+                    it.holders.setdefault(sha, set()).add(b["assessment_id"])
+            elif e.type == "photos.erased":
+                for sha in b["photo_sha256"]:
+                    it.holders.get(sha, set()).discard(b["assessment_id"])
             elif e.type == "certificate.attached":
                 it.certs[b["certificate_id"]] = (b["outcome"], b["lab_id"], st.index)
             elif e.type == "certificate.revoked":
@@ -69,7 +76,8 @@ def collect(ledger: Ledger, page: int = 1000) -> dict[str, _Item]:
 
 
 def export_dataset(ledger: Ledger, blobs: BlobStore, out: Path) -> dict[str, int]:
-    """Write ``out/<label>/<sha256>.<ext>`` and ``out/manifest.csv``; return counts."""
+    """Write ``out/<label>/<sha256>.<ext>`` and ``out/manifest.csv``; return counts. Copies of
+    erased photos that an earlier export left in ``out`` are deleted."""
     counts = {
         "items": 0,
         "photos": 0,
@@ -78,9 +86,12 @@ def export_dataset(ledger: Ledger, blobs: BlobStore, out: Path) -> dict[str, int
         "conflicting_items": 0,
         "missing_blobs": 0,
         "items_without_photos": 0,
+        "erased_photos": 0,
     }
     rows: list[list[Any]] = []
+    erased: set[str] = set()
     for item_id, it in sorted(collect(ledger).items()):
+        erased.update(sha for sha in it.photos if not it.holders.get(sha))
         active = {cid: c for cid, c in it.certs.items() if cid not in it.revoked}
         if not active:
             continue
@@ -89,11 +100,13 @@ def export_dataset(ledger: Ledger, blobs: BlobStore, out: Path) -> dict[str, int
             counts["conflicting_items"] += 1
             continue
         cert_id, (label, lab, idx) = max(active.items(), key=lambda kv: kv[1][2])
-        if not it.photos:
+        kept = sorted(sha for sha in it.photos if it.holders.get(sha))
+        counts["erased_photos"] += len(it.photos) - len(kept)
+        if not kept:
             counts["items_without_photos"] += 1
             continue
         counts["items"] += 1
-        for sha in sorted(it.photos):
+        for sha in kept:
             try:
                 data = blobs.get(sha)
             except NotFound:
@@ -123,6 +136,10 @@ def export_dataset(ledger: Ledger, blobs: BlobStore, out: Path) -> dict[str, int
             )
             counts["photos"] += 1
             counts[label] += 1
+    exported = {row[8] for row in rows}
+    for sha in erased - exported:  # an earlier export into ``out`` may hold a copy
+        for stale in out.glob(f"*/{sha}.*"):
+            stale.unlink()
     out.mkdir(parents=True, exist_ok=True)
     with (out / "manifest.csv").open("w", newline="") as f:
         wr = csv.writer(f)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Query, Response
 
-from api.auth import Ctx, Platform
-from api.routers.common import errors
-from api.schemas import Assessment
-from authenticator.services import assessments
+from api.auth import Ctx, Platform, require
+from api.routers.common import IdempotencyKeyHeader, answered, errors
+from api.schemas import Assessment, PhotoErasure
+from authenticator.services import assessments, erasure
+from authenticator.store.keys import Principal
+from authenticator.text import FreeText
 
 router = APIRouter(tags=["assessments"])
 
@@ -90,3 +92,32 @@ def get_heatmap(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) 
     """The occlusion heat map of one photo (the item's platform only; asked for with `heatmaps=true`)."""
     data = assessments.assessment_heatmap(ctx, principal, assessment_id, sha256)
     return blob_response(data, f"heatmap-{sha256}")
+
+
+PlatformOrAdmin = Annotated[Principal, Depends(require("platform", "admin"))]
+
+
+@router.delete(
+    "/v1/assessments/{assessment_id}/photos", response_model=PhotoErasure, responses=errors(401, 403, 404, 409, 422)
+)
+def erase_photos(
+    assessment_id: str,
+    principal: PlatformOrAdmin,
+    ctx: Ctx,
+    response: Response,
+    sha256: Annotated[
+        str | None, Query(pattern="^[0-9a-f]{64}$", description="Erase this photo only (default: every photo).")
+    ] = None,
+    reason: Annotated[
+        FreeText | None, Query(min_length=1, max_length=200, description="Why, in a few words: `seller request`.")
+    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
+    """Take photos back (the item's platform or an admin): the photos and their heat maps leave the
+    blob store (bytes another assessment still uses stay for it), the photo-reuse index forgets
+    them, and `photos.erased` is appended. The verdict and every proof stay valid; the photo and
+    heat-map URLs answer 404. Erasing again appends nothing and answers the first record."""
+    return answered(
+        response,
+        erasure.erase_photos(ctx, principal, assessment_id, sha256, reason=reason, idempotency_key=idempotency_key),
+    )

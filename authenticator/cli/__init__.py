@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import typer
 
+from authenticator.cli._errors import OneLineErrorsGroup
 from authenticator.cli.assess import assess
 from authenticator.cli.keys import keys_app
 from authenticator.cli.lab import lab_app
 from authenticator.cli.ledger import ledger_app
+from authenticator.cli.photos import photos_app
 from authenticator.cli.projections import projections_app
 from authenticator.cli.serve import serve
 from authenticator.cli.trace import trace_app
 
-app = typer.Typer(help="Authenticity verification service and its provenance ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="Authenticity verification service and its provenance ledger.",
+    no_args_is_help=True,
+    cls=OneLineErrorsGroup,  # a wrong file or key: one "error:" line, exit 2, never a traceback
+)
 
 
 @app.callback()
@@ -25,5 +31,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(lab_app, name="lab")
 app.add_typer(trace_app, name="trace")
 app.add_typer(projections_app, name="projections")
+app.add_typer(photos_app, name="photos")
 app.command("assess")(assess)
 app.command("serve")(serve)

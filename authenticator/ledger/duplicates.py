@@ -26,6 +26,11 @@ def natural_key(type_: str, item: str, body: Mapping[str, Any]) -> str | None:
     """What makes this event happen at most once (None: an event that may repeat, a transfer)."""
     if type_ == "item.registered":
         return f"item.registered:{item}"
+    if type_ == "photos.erased":  # the same photos of one assessment erased again
+        photos = body.get("photo_sha256")
+        if body.get("assessment_id") is None or not isinstance(photos, list):
+            return None
+        return f"photos.erased:{body['assessment_id']}:{','.join(sorted({str(p) for p in photos}))}"
     field = _KEYED_BY_BODY.get(type_)
     if field is None:
         return None

@@ -164,6 +164,18 @@ class ModelRegistered(_Body):
     metrics: dict[str, JsonValue]
 
 
+class PhotosErased(_Body):
+    """Photos of an assessment taken back (a seller's request, or the retention period): their
+    bytes and heat maps left the blob store. The verdict and its photo hashes stay in the log."""
+
+    assessment_id: Identifier
+    photo_sha256: list[Sha256Hex] = Field(min_length=1, max_length=64)
+    """The hashes erased by this entry (photos of ``assessment_id`` not erased before)."""
+    by: Identifier
+    """Who erased them: the platform's or operator's principal id, or ``operator`` (retention)."""
+    reason: ShortText | None
+
+
 BODY_SCHEMAS: dict[str, type[BaseModel]] = {
     "item.registered": ItemRegistered,
     "assessment.recorded": AssessmentRecorded,
@@ -173,6 +185,7 @@ BODY_SCHEMAS: dict[str, type[BaseModel]] = {
     "listing.closed": ListingClosed,
     "custody.transferred": CustodyTransferred,
     "model.registered": ModelRegistered,
+    "photos.erased": PhotosErased,
 }
 """Entry type -> body schema. Add a type here (and to the docs) to extend the log."""
 

@@ -94,6 +94,28 @@ class BlobStore:
         except OSError as exc:
             raise StorageUnavailable(f"cannot read a blob: {exc.strerror}") from exc
 
+    def delete(self, sha256: str) -> bool:
+        """Remove the blob's file (a photo taken back); True when there was one to remove.
+
+        Blobs are content-addressed, so one file may serve several assessments, items or
+        listings: the caller decides that nothing still needs it (``services/erasure.py`` asks
+        the tables, under the log's writer lock) before calling this.
+        """
+        path = self._path(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StorageUnavailable(f"cannot delete a blob: {exc.strerror}") from exc
+        with contextlib.suppress(OSError):  # make the removal durable, like a write
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        return True
+
     def exists(self, sha256: str) -> bool:
         try:
             return self._path(sha256).is_file()

@@ -124,7 +124,44 @@ models = Table(
     Column("registered_at", Text, nullable=False),
 )
 
-PROJECTION_TABLES = (projection_state, items, assessments, certificates, listings, custody, models)
+assessment_photos = Table(
+    "proj_assessment_photos",
+    metadata,
+    Column("assessment_id", Text, primary_key=True),
+    Column("photo_sha256", Text, primary_key=True),
+    Column("item_id", Text, nullable=False),
+    Column("recorded_at", Text, nullable=False),
+)
+"""One row per photo of each assessment: which assessments still hold a (content-addressed,
+possibly shared) photo, and how old it is (the retention purge)."""
+Index("ix_proj_assessment_photos_sha", assessment_photos.c.photo_sha256)
+Index("ix_proj_assessment_photos_recorded", assessment_photos.c.recorded_at)
+
+erasures = Table(
+    "proj_erasures",
+    metadata,
+    Column("assessment_id", Text, primary_key=True),
+    Column("photo_sha256", Text, primary_key=True),
+    Column("item_id", Text, nullable=False),
+    Column("entry_index", BigInteger, nullable=False),
+    Column("erased_at", Text, nullable=False),
+    Column("erased_by", Text, nullable=False),
+    Column("reason", Text),
+)
+"""Photos taken back (``photos.erased``): the first entry that names a photo of an assessment wins."""
+Index("ix_proj_erasures_index", erasures.c.entry_index)
+
+PROJECTION_TABLES = (
+    projection_state,
+    items,
+    assessments,
+    certificates,
+    listings,
+    custody,
+    models,
+    assessment_photos,
+    erasures,
+)
 """Emptied and refilled from the log by a rebuild, in this order's reverse for deletes."""
 
 # --- Source tables: what the log does not hold ------------------------------------------------
