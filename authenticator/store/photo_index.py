@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from itertools import combinations
 
-from sqlalchemy import Connection, Engine, insert, or_, select
+from sqlalchemy import Connection, Engine, delete, insert, or_, select
 
 from authenticator.db import read_tx, write_tx
 from authenticator.store.tables import photo_hashes
@@ -97,3 +97,10 @@ class SqlPhotoReuseIndex:
                     band3=b[3],
                 )
             )
+
+    @staticmethod
+    def remove_in(conn: Connection, item_id: str, photo_sha256: str) -> None:
+        """Forget a photo of an item (erased), on ``conn``: it is no longer found as reused."""
+        conn.execute(
+            delete(photo_hashes).where(photo_hashes.c.item_id == item_id, photo_hashes.c.photo_sha256 == photo_sha256)
+        )
