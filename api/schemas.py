@@ -227,6 +227,8 @@ class PhotoVerdict(BaseModel):
     file: str | None = None
     heatmap_url: str | None = None
     reused_from: Any = None
+    erased: bool = Field(default=False, description="The photo was taken back (`photos.erased`): its bytes are gone.")
+    erased_at: str | None = None
 
 
 class Assessment(BaseModel):
@@ -272,6 +274,37 @@ class Assessment(BaseModel):
     photos: list[PhotoVerdict]
     index: int
     recorded_at: str
+    receipt: Receipt
+
+
+class PhotoErasure(BaseModel):
+    """A `photos.erased` record: which photos of an assessment were taken back, by whom, when."""
+
+    model_config = _example(
+        {
+            "assessment_id": "asm_9f8e7d6c5b4a392817161514",
+            "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
+            "photo_sha256": ["cd" * 32],
+            "by": "plt_0a1b2c3d4e5f60718293a4b5",
+            "reason": "seller request",
+            "erased_at": "2026-11-28T09:00:00.000000Z",
+            "index": 57,
+            "receipt": {
+                "index": 57,
+                "leaf_hash": _HASH,
+                "tree_size": 58,
+                "checkpoint": _CHECKPOINT,
+                "inclusion_proof": [_HASH],
+            },
+        }
+    )
+    assessment_id: str
+    item_id: str
+    photo_sha256: list[str] = Field(description="The hashes this record erased.")
+    by: str = Field(description="The principal id that erased them, or `operator` (retention).")
+    reason: str | None
+    erased_at: str = Field(description="The entry's own time.")
+    index: int
     receipt: Receipt
 
 

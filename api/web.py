@@ -81,6 +81,7 @@ TYPE_WORDS = {
     "listing.closed": "Listing closed",
     "custody.transferred": "Custody transfer",
     "model.registered": "Model registered",
+    "photos.erased": "Photos erased",
 }
 
 router = APIRouter(include_in_schema=False)
@@ -205,6 +206,14 @@ def describe_entry(entry: Mapping[str, Any], namer: Namer, revoked: set[str]) ->
     elif kind == "custody.transferred":
         title = f"Custody: {CUSTODY_WORDS.get(str(body.get('event')), str(body.get('event')))}"
         lines.append(f"by platform {body.get('platform')}")
+    elif kind == "photos.erased":
+        photos = body.get("photo_sha256") or []
+        by = str(body.get("by"))
+        title = f"Photos erased on {human_time(str(entry.get('time', '')))}"
+        count = f"{len(photos)} photo{'s' if len(photos) != 1 else ''} of assessment {body.get('assessment_id')}"
+        who = "the operator" if by == "operator" else by
+        lines.append(f"{count}, by {who}" + (f": {body.get('reason')}" if body.get("reason") else ""))
+        lines.append("the files are deleted; the verdict, its photo hashes and every proof still stand")
     time = str(entry.get("time", ""))
     return {"type": kind, "title": title, "lines": lines, "time": time, "time_words": human_time(time)}
 

@@ -15,6 +15,7 @@
     "listing.closed": "Listing closed",
     "custody.transferred": "Custody transfer",
     "model.registered": "Model registered",
+    "photos.erased": "Photos erased",
   };
 
   const main = document.getElementById("main");

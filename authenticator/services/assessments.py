@@ -21,6 +21,7 @@ from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, P
 from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
 from authenticator.services.commands import Command, execute, replay_if_recorded
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
+from authenticator.services.erasure import erasure_marks
 from authenticator.services.items import require_own_item
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
@@ -77,6 +78,8 @@ def assessment_view(
                 "reasons": _reasons(p["reasons"]),
                 "file": None,
                 "heatmap_url": None,
+                "erased": False,
+                "erased_at": None,
             }
             for p in body["per_photo"]
         ],
@@ -179,6 +182,12 @@ def assess_item(
             )
 
     def side_tables(conn: Connection, _stored: list[StoredEntry]) -> None:
+        # Again under the writer lock (a no-op when the files are there): an erase of the same
+        # bytes for another assessment may have deleted them since they were stored above.
+        for u in uploads:
+            ctx.blobs.put(u.data)
+        for png in (getattr(result_model, "heatmaps", None) or {}).values():
+            ctx.blobs.put(png)
         for p in result["photos"]:
             if p.get("phash") is not None:
                 value = p["phash"]
@@ -220,8 +229,11 @@ def get_assessment(ctx: ServiceContext, assessment_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no assessment {assessment_id}", assessment_id=assessment_id)
     view = assessment_view(ctx, row.id, row.item_id, int(row.entry_index), row.recorded_at, json.loads(row.body))
+    erased = erasure_marks(ctx, row.id)
     for photo in view["photos"]:
-        if photo["sha256"] in maps:
+        if photo["sha256"] in erased:  # taken back: the hash and score stay, the bytes are gone
+            photo["erased"], photo["erased_at"] = True, erased[photo["sha256"]]
+        elif photo["sha256"] in maps:
             photo["heatmap_url"] = f"/v1/assessments/{row.id}/heatmaps/{photo['sha256']}"
     view["receipt"] = fresh_receipt(ctx, int(row.entry_index))
     return view
@@ -243,16 +255,25 @@ def _owned_assessment(ctx: ServiceContext, principal: Principal, assessment_id: 
 
 
 def assessment_photo(ctx: ServiceContext, principal: Principal, assessment_id: str, sha256: str) -> bytes:
-    """A photo of the assessment (owner only); 404 when deleted on request or not part of it."""
+    """A photo of the assessment (owner only); 404 when erased or not part of it."""
     body = _owned_assessment(ctx, principal, assessment_id)
     if sha256 not in body["photo_sha256"]:
         raise NotFound("this photo is not part of the assessment")
+    _not_erased(ctx, assessment_id, sha256)
     return ctx.blobs.get(sha256)
 
 
+def _not_erased(ctx: ServiceContext, assessment_id: str, sha256: str) -> None:
+    """404 for a photo taken back (its bytes may live on for another assessment that shares them)."""
+    erased_at = erasure_marks(ctx, assessment_id).get(sha256)
+    if erased_at is not None:
+        raise NotFound(f"this photo was erased on {erased_at[:10]}", assessment_id=assessment_id)
+
+
 def assessment_heatmap(ctx: ServiceContext, principal: Principal, assessment_id: str, sha256: str) -> bytes:
-    """The heat-map PNG of one photo (owner only), when it was asked for at upload."""
+    """The heat-map PNG of one photo (owner only), when it was asked for at upload (404 once erased)."""
     _owned_assessment(ctx, principal, assessment_id)
+    _not_erased(ctx, assessment_id, sha256)
     with read_tx(ctx.engine) as conn:
         png = conn.execute(
             select(heatmaps.c.png_sha256).where(

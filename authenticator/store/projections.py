@@ -30,9 +30,11 @@ from authenticator.ledger.entries import Entry, canonical_json, parse_entry
 from authenticator.store.blobs import BlobStore
 from authenticator.store.tables import (
     PROJECTION_TABLES,
+    assessment_photos,
     assessments,
     certificates,
     custody,
+    erasures,
     items,
     listings,
     models,
@@ -44,8 +46,9 @@ if TYPE_CHECKING:
 
 STATE_ROW = "main"
 CHUNK = 1000
-RULES_VERSION = 2
-"""1: every entry applied as it came. 2: first entry wins; the photo-set natural key."""
+RULES_VERSION = 3
+"""1: every entry applied as it came. 2: first entry wins; the photo-set natural key. 3: each
+assessment's photos in a table of their own, and ``photos.erased``."""
 
 log = logging.getLogger("authenticator.projections")
 
@@ -93,6 +96,7 @@ class Projector:
             "listing.closed": self._listing_closed,
             "custody.transferred": self._custody_transferred,
             "model.registered": self._model_registered,
+            "photos.erased": self._photos_erased,
         }
 
     def applied_size(self) -> int:
@@ -218,6 +222,12 @@ class Projector:
                 photoset_sha256=photoset_sha256(b["photo_sha256"]),
             )
         )
+        for sha in dict.fromkeys(b["photo_sha256"]):
+            conn.execute(
+                insert(assessment_photos).values(
+                    assessment_id=b["assessment_id"], photo_sha256=sha, item_id=e.item, recorded_at=e.time
+                )
+            )
 
     def _certificate_attached(self, conn: Connection, index: int, e: Entry) -> None:
         b = e.body
@@ -321,3 +331,25 @@ class Projector:
                 registered_at=e.time,
             )
         )
+
+    def _photos_erased(self, conn: Connection, index: int, e: Entry) -> None:
+        b = e.body
+        done = set(
+            conn.execute(
+                select(erasures.c.photo_sha256).where(erasures.c.assessment_id == b["assessment_id"])
+            ).scalars()
+        )
+        for sha in dict.fromkeys(b["photo_sha256"]):
+            if sha in done:
+                continue  # first wins: the photo was already erased by an earlier entry
+            conn.execute(
+                insert(erasures).values(
+                    assessment_id=b["assessment_id"],
+                    photo_sha256=sha,
+                    item_id=e.item,
+                    entry_index=index,
+                    erased_at=e.time,
+                    erased_by=b["by"],
+                    reason=b["reason"],
+                )
+            )
