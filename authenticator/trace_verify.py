@@ -18,12 +18,11 @@ buyers different trees (compare checkpoints with others, or with witnesses, for 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from authenticator.encoding import b64decode_strict
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import Checkpoint, verify_checkpoint
 from authenticator.ledger.entries import parse_entry
@@ -65,20 +64,10 @@ class TraceReport:
         return out
 
 
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} is not a base64 string")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"{what} is not valid base64") from exc
-    return raw
-
-
 def _hashes(value: Any, what: str) -> list[bytes]:
     if not isinstance(value, list):
         raise ValueError(f"{what} is not a list")
-    out = [_b64(h, what) for h in value]
+    out = [b64decode_strict(h, what) for h in value]
     if any(len(h) != 32 for h in out):
         raise ValueError(f"{what} holds a hash that is not 32 bytes")
     return out
@@ -125,8 +114,8 @@ def verify_trace(trace: Mapping[str, Any], verifier_key: str, old_checkpoint: st
             continue
         check.index = index
         try:
-            data = _b64(raw_event.get("entry"), "entry")
-            claimed = _b64(raw_event.get("leaf_hash"), "leaf_hash")
+            data = b64decode_strict(raw_event.get("entry"), "entry")
+            claimed = b64decode_strict(raw_event.get("leaf_hash"), "leaf_hash")
             proof = _hashes(raw_event.get("inclusion_proof"), "inclusion_proof")
         except ValueError as exc:
             check.fail(str(exc))

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 
-from authenticator.services.dsse import sign_envelope
+from authenticator.dsse import sign_envelope
 from authenticator.store.keys import create_key
 
 REAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"

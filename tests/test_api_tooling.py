@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import Engine
 
 from authenticator.db import create_ledger_engine
+from authenticator.dsse import PAYLOAD_TYPE, pae, parse_envelope, sign_envelope, verify_envelope
 from authenticator.errors import InvalidInput, SignatureError
 from authenticator.ledger.entries import canonical_json
 from authenticator.services.badges import CertificateFact, VerdictFact, derive_badge
-from authenticator.services.dsse import PAYLOAD_TYPE, pae, parse_envelope, sign_envelope, verify_envelope
 from authenticator.store.migrate import migrate
 from authenticator.store.photo_index import SqlPhotoReuseIndex
 from tests.pg_scratch import create_scratch_schema, drop_scratch_schema

@@ -27,11 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from authenticator.dsse import envelope_payload, parse_envelope, sign_envelope, verify_envelope
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
 from authenticator.ledger.log import Ledger
 from authenticator.ledger.note import NoteVerifier, open_note
-from authenticator.services.dsse import envelope_payload, parse_envelope, sign_envelope, verify_envelope
 from authenticator.trace_verify import TraceReport, verify_trace
 from authenticator.vision.decode import DecodedImage, decode_image
 from tests.ledger_samples import ORIGIN, REPO_ROOT, sample_entries

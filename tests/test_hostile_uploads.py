@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from api.app import create_app
 from authenticator.config import Settings
-from authenticator.services.dsse import PAYLOAD_TYPE, pae
+from authenticator.dsse import PAYLOAD_TYPE, pae
 from tests.api_helpers import Actors, bearer, make_actors, new_item, photo_files, real_photos
 
 pytest_plugins = ["tests.api_support"]

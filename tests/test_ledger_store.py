@@ -22,16 +22,9 @@ from authenticator.ledger import sql
 from authenticator.ledger.checkpoint import CheckpointSigner, verify_checkpoint
 from authenticator.ledger.entries import canonical_bytes, make_entry, parse_entry
 from authenticator.ledger.log import Ledger, NewEntry
-from authenticator.ledger.merkle import (
-    EMPTY_ROOT,
-    hash_children,
-    hash_leaf,
-    inclusion_proof_ranges,
-    range_nodes,
-    verify_consistency,
-    verify_inclusion,
-)
+from authenticator.ledger.merkle import EMPTY_ROOT, hash_children, hash_leaf, verify_consistency, verify_inclusion
 from authenticator.ledger.proofplan import inclusion_plan
+from authenticator.ledger.tree import inclusion_proof_ranges, range_nodes
 from authenticator.ledger.verify import verify_ledger
 from tests.ledger_samples import ORIGIN, sample_entries, sample_entry
 

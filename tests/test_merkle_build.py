@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from functools import cache
 
-from authenticator.ledger.merkle import (
+from authenticator.ledger.merkle import hash_children, hash_leaf, verify_consistency, verify_inclusion
+from authenticator.ledger.tree import (
     NodeId,
     consistency_proof_ranges,
     extend_perfect_nodes,
-    hash_children,
-    hash_leaf,
     hashes_for_ranges,
     inclusion_proof_ranges,
     root_from_frontier,
     root_nodes,
-    verify_consistency,
-    verify_inclusion,
 )
 
 LEAVES = [hash_leaf(i.to_bytes(4, "big")) for i in range(100)]

@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 
 from authenticator.cli.keys import keys_app
 from authenticator.cli.lab import lab_app
+from authenticator.dsse import PAYLOAD_TYPE, envelope_payload, parse_envelope, sign_envelope
 from authenticator.errors import BadRequest, InvalidInput
 from authenticator.ledger.entries import canonical_json
 from authenticator.services.certificate_payload import check_inspection_date, check_payload, parse_payload
-from authenticator.services.dsse import PAYLOAD_TYPE, envelope_payload, parse_envelope, sign_envelope
 from authenticator.strict_json import DuplicateKeyError, StrictJSONError, loads
 from authenticator.text import BLANK_CHARACTERS, FREE_TEXT_PATTERN, check_free_text, forbidden_character
 

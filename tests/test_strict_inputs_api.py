@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
+from authenticator.dsse import PAYLOAD_TYPE, keyid_for, pae
 from authenticator.services import certificate_payload, certificates
-from authenticator.services.dsse import PAYLOAD_TYPE, keyid_for, pae
 from authenticator.text import FREE_TEXT_PATTERN
 from tests.api_helpers import Actors, bearer, certificate_envelope, new_item
 from tests.test_api_journeys import log_size

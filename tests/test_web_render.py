@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.web import CSP
 from authenticator.config import Settings
-from authenticator.services.dsse import sign_envelope
+from authenticator.dsse import sign_envelope
 from authenticator.store.keys import create_key
 from tests.vision_tiny_model import write_tiny_model
 

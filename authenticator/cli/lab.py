@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from authenticator.dsse import keyid_for, sign_envelope
 from authenticator.errors import InvalidInput
 from authenticator.services.certificate_payload import check_payload
-from authenticator.services.dsse import keyid_for, sign_envelope
 
 lab_app = typer.Typer(help="Lab tooling: key pairs and signed certificates.", no_args_is_help=True)
 

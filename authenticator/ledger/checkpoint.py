@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from authenticator.encoding import b64decode_strict
 from authenticator.errors import CheckpointError, ConfigurationError
 from authenticator.ledger.note import NoteSigner, NoteVerifier, is_valid_key_name, open_note
 
@@ -89,9 +90,7 @@ class Checkpoint:
             raise CheckpointError("checkpoint size does not fit in 64 bits")
         if not _B64_32_RE.fullmatch(root_text):
             raise CheckpointError(f"checkpoint root hash must be the base64 of {HASH_SIZE} bytes")
-        root = base64.b64decode(root_text, validate=True)
-        if base64.b64encode(root).decode("ascii") != root_text:
-            raise CheckpointError("checkpoint root hash is not canonical base64")
+        root = b64decode_strict(root_text, "checkpoint root hash", canonical=True, error=CheckpointError)
         return cls(origin, size, root, tuple(extensions))
 
 

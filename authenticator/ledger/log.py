@@ -33,7 +33,6 @@ from authenticator.errors import (
 from authenticator.ledger import sql
 from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
 from authenticator.ledger.entries import canonical_json, encode_prev, entry_bytes, format_time, make_entry, parse_entry
-from authenticator.ledger.merkle import NodeId, extend_perfect_nodes, fold_nodes, root_nodes
 from authenticator.ledger.proofplan import (
     ProofPlan,
     batch_inclusion_proofs,
@@ -43,6 +42,7 @@ from authenticator.ledger.proofplan import (
     plan_nodes,
     root_plan,
 )
+from authenticator.ledger.tree import NodeId, extend_perfect_nodes, fold_nodes, root_nodes
 
 
 def _refuse_new_key_for_signed_log(database_url: str, key_path: str) -> None:

@@ -11,7 +11,6 @@ lenient: base64 must be canonical. Any malformed input raises
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from authenticator.encoding import b64decode_strict
 from authenticator.errors import CheckpointError
 
 ALG_ED25519 = 0x01
@@ -38,17 +38,6 @@ MAX_SIGNATURES = 100
 # Text: no ASCII control characters other than newline (the Go reference's rule).
 _BAD_TEXT_CHAR = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
-
-
-def _b64decode_canonical(value: str, what: str) -> bytes:
-    """Standard padded base64, accepted only in the one form that encodes it back the same."""
-    try:
-        raw = base64.b64decode(value.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
-        raise CheckpointError(f"{what} is not valid base64") from exc
-    if base64.b64encode(raw).decode("ascii") != value:
-        raise CheckpointError(f"{what} is not canonical base64")
-    return raw
 
 
 def is_valid_key_name(name: str) -> bool:
@@ -152,7 +141,7 @@ class NoteVerifier:
             raise CheckpointError(f"invalid key name {name!r} in verifier key")
         if not _HEX8.fullmatch(hash_hex):
             raise CheckpointError("the key hash of a verifier key is 8 hex digits")
-        key = _b64decode_canonical(key_b64, "verifier key")
+        key = b64decode_strict(key_b64, "verifier key", canonical=True, error=CheckpointError)
         if not key or key[0] != ALG_ED25519:
             raise CheckpointError("unsupported verifier key type (only Ed25519, 0x01)")
         if len(key) != 1 + ED25519_KEY_SIZE:
@@ -272,7 +261,7 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> tuple[str
         name, sig_b64 = fields
         if not is_valid_key_name(name) or not sig_b64:
             raise CheckpointError("malformed signature line: bad key name or empty signature")
-        raw = _b64decode_canonical(sig_b64, "signature")
+        raw = b64decode_strict(sig_b64, "signature", canonical=True, error=CheckpointError)
         if len(raw) < KEY_HASH_SIZE + 1:
             raise CheckpointError("malformed signature line: signature too short")
         ident = (name, raw[:KEY_HASH_SIZE])

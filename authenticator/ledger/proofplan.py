@@ -1,7 +1,7 @@
 """Which stored perfect-subtree hashes a proof needs, and how to fold them. Pure, no I/O.
 
 A proof element is either one perfect node or an imperfect right-border node; the latter is the
-fold of at most ``log2(n)`` perfect nodes (:func:`~authenticator.ledger.merkle.range_nodes`).
+fold of at most ``log2(n)`` perfect nodes (:func:`~authenticator.ledger.tree.range_nodes`).
 A *plan* lists, per proof element, the perfect nodes to fold, so a store can fetch every node
 of a proof at once (one query on PostgreSQL, one primary-key lookup per node on SQLite) and
 a writer can answer receipts from the nodes it has just computed, without any read.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from authenticator.errors import ProofError
-from authenticator.ledger.merkle import NodeId, consistency_proof_ranges, fold_nodes, range_nodes, root_nodes
+from authenticator.ledger.tree import NodeId, consistency_proof_ranges, fold_nodes, range_nodes, root_nodes
 
 ProofPlan = list[tuple[NodeId, ...]]
 
@@ -20,7 +20,7 @@ ProofPlan = list[tuple[NodeId, ...]]
 def inclusion_plan(index: int, size: int) -> ProofPlan:
     """Nodes of the RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves.
 
-    Same order as :func:`~authenticator.ledger.merkle.inclusion_proof_ranges` (leaf upwards):
+    Same order as :func:`~authenticator.ledger.tree.inclusion_proof_ranges` (leaf upwards):
     first the siblings below the level where the path leaves the right border (a right sibling
     cut off by ``size`` is an imperfect node), then the perfect left siblings above it.
     """

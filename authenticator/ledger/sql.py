@@ -31,8 +31,8 @@ from sqlalchemy import Connection, Engine, text
 
 from authenticator.db import WRITE_OPTION, db_errors, dbapi_cursor, drop_if_broken
 from authenticator.errors import ConfigurationError
-from authenticator.ledger.merkle import NodeId
 from authenticator.ledger.schema import VERSION_TABLE
+from authenticator.ledger.tree import NodeId
 
 LEDGER_HEAD = "0001_ledger"
 """The newest ledger migration; a database already there skips Alembic entirely."""

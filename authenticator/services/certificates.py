@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import Connection, Row, select
 
 from authenticator.db import read_tx
+from authenticator.dsse import parse_envelope, verify_envelope
 from authenticator.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from authenticator.ledger.entries import canonical_json
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.certificate_payload import check_payload
 from authenticator.services.commands import Command, execute
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
-from authenticator.services.dsse import parse_envelope, verify_envelope
 from authenticator.services.items import item_row
 from authenticator.services.labs import lab_public_key
 from authenticator.store.idempotency import IdempotencyKey

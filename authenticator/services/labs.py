@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from sqlalchemy import insert, select
 
 from authenticator.db import read_tx, utc_now, write_tx
+from authenticator.dsse import keyid_for
 from authenticator.errors import InvalidInput, NotFound
 from authenticator.services.context import ServiceContext
-from authenticator.services.dsse import keyid_for
 from authenticator.store.keys import create_principal, issue_key, new_id
 from authenticator.store.tables import labs
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from authenticator.db import read_tx
+from authenticator.dsse import envelope_payload
 from authenticator.errors import AuthenticatorError, IntegrityError, NotFound
 from authenticator.ledger.entries import Entry, canonical_json, parse_entry
 from authenticator.store.blobs import BlobStore
@@ -250,9 +251,6 @@ class Projector:
 
     def _certificate_method(self, envelope_sha256: str) -> str | None:
         """The inspection method, read back from the stored envelope (the log holds its hash)."""
-        from authenticator.services.dsse import envelope_payload  # pure; avoids an import cycle
-
-
         try:
             payload = envelope_payload(self.blobs.get(envelope_sha256))
         except (NotFound, ValueError):

@@ -13,7 +13,6 @@ the first key and parsers that keep the last would read differently) is refused,
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from authenticator.encoding import b64decode_strict
 from authenticator.errors import BadRequest, InvalidInput, SignatureError
 from authenticator.ledger.entries import canonical_json
 from authenticator.strict_json import DuplicateKeyError, StrictJSONError, loads
@@ -55,15 +55,6 @@ class Envelope:
     signatures: tuple[Signature, ...]
 
 
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"{what} is not valid base64") from exc
-
-
 def parse_envelope(data: bytes) -> Envelope:
     """Parse envelope JSON; :class:`BadRequest` if it is not JSON, :class:`InvalidInput` if malformed."""
     if len(data) > MAX_ENVELOPE_BYTES:
@@ -79,7 +70,7 @@ def parse_envelope(data: bytes) -> Envelope:
     ptype = obj.get("payloadType")
     if not isinstance(ptype, str):
         raise InvalidInput("the envelope needs a payloadType string")
-    payload = _b64(obj.get("payload"), "payload")
+    payload = b64decode_strict(obj.get("payload"), "payload", error=InvalidInput)
     sigs = obj.get("signatures")
     if not isinstance(sigs, list) or not sigs or len(sigs) > MAX_SIGNATURES:
         raise InvalidInput(f"the envelope needs 1 to {MAX_SIGNATURES} signatures")
@@ -90,7 +81,7 @@ def parse_envelope(data: bytes) -> Envelope:
         keyid = s.get("keyid")
         if keyid is not None and not isinstance(keyid, str):
             raise InvalidInput("a signature's keyid must be a string")
-        parsed.append(Signature(keyid=keyid or None, sig=_b64(s.get("sig"), "sig")))
+        parsed.append(Signature(keyid=keyid or None, sig=b64decode_strict(s.get("sig"), "sig", error=InvalidInput)))
     if ptype == PAYLOAD_TYPE:
         _check_payload_json(payload)
     return Envelope(payload_type=ptype, payload=payload, signatures=tuple(parsed))
