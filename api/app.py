@@ -20,7 +20,7 @@ from api.limits import BodyLimitMiddleware
 from api.logredact import install as install_log_redaction
 from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import install as install_upload_rate_limit
-from api.routers import admin, assessments, health, items, labs, listings, log, models
+from api.routers import admin, assessments, health, items, labs, listings, log, models, previews
 from api.strict_json import StrictJSONMiddleware
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for router in (
         items.router,
+        previews.router,
         assessments.router,
         labs.router,
         listings.router,

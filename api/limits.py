@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem
 from authenticator.errors import PayloadTooLarge
+from authenticator.sizes import size_words
 
 
 class BodyTooLarge(PayloadTooLarge):
@@ -54,13 +55,13 @@ class BodyLimitMiddleware:
         async def limited_receive() -> Message:
             nonlocal received, exceeded
             if exceeded:
-                raise BodyTooLarge(f"the request body is over the limit of {limit} bytes")
+                raise BodyTooLarge(f"the request body is over the limit of {size_words(limit)}")
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     exceeded = True
-                    raise BodyTooLarge(f"the request body is over the limit of {limit} bytes")
+                    raise BodyTooLarge(f"the request body is over the limit of {size_words(limit)}")
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -87,7 +88,10 @@ class BodyLimitMiddleware:
         response: Any = problem(
             413,
             "payload_too_large",
-            f"the request body is over the limit of {limit} bytes",
+            f"the upload is larger than {size_words(limit)}, the most one request may send: send fewer or smaller "
+            "photos (AUTHENTICATOR_API_MAX_BODY_BYTES sets the limit)"
+            if limit == self.max_bytes
+            else f"the JSON body is larger than {size_words(limit)}, the most one request may send",
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)

@@ -1,4 +1,4 @@
-"""Per-key rate limits on uploads (assessments and certificates): ``429`` with ``Retry-After``.
+"""Per-key rate limits on uploads (assessments, previews and certificates): ``429`` with ``Retry-After``.
 
 A token bucket per presented API key: ``upload_rate_per_minute`` tokens, refilled evenly, so a
 client may burst up to a minute's worth and then goes at the steady rate. Buckets are keyed by
@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import problem
 
-UPLOAD_PATH = re.compile(r"^/v1/items/[^/]+/(assessments|certificates)/?$")
+UPLOAD_PATH = re.compile(r"^/v1/(items/[^/]+/(assessments|certificates)|assessments/preview)/?$")
 MAX_BUCKETS = 10_000
 
 

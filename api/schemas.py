@@ -597,3 +597,73 @@ class Health(BaseModel):
     model_config = _example({"status": "ok"})
     status: str
     checks: dict[str, str] | None = None
+
+
+class LabList(BaseModel):
+    """Every registered lab: where to send an item for a physical inspection."""
+
+    labs: list[Lab]
+
+
+class PreviewPhoto(BaseModel):
+    file: str | None
+    sha256: str
+    probability_authentic: float | None = Field(description="Null for a photo that was set aside: no score at all.")
+    category: str | None
+    reasons: list[ReasonOut]
+    set_aside: bool = Field(description="Left out of the verdict (unreadable, quality, not the item, unfamiliar).")
+    usable: bool = Field(description="Counts towards recording: at least one usable photo is needed.")
+    retake: str | None = Field(description="For a set-aside photo: what a retake should show.")
+    reused_from: Any = None
+
+
+class AssessmentPreview(BaseModel):
+    """What recording these photos would give, with nothing stored or appended."""
+
+    model_config = _example(
+        {
+            "recorded": False,
+            "item_id": None,
+            "decision": "inconclusive",
+            "probability_authentic": 0.55,
+            "category": "bag",
+            "reasons": [{"code": "uncertain_score", "message": "The photos do not allow a confident verdict."}],
+            "thresholds": {"authentic_above": 0.9, "counterfeit_below": 0.1},
+            "model": {"sha256": "ab" * 32, "name": "authenticator", "version": "1.0.0"},
+            "photos": [
+                {
+                    "file": "front.jpg",
+                    "sha256": "cd" * 32,
+                    "probability_authentic": 0.55,
+                    "category": "bag",
+                    "reasons": [],
+                    "set_aside": False,
+                    "usable": True,
+                    "retake": None,
+                },
+                {
+                    "file": "blurred.jpg",
+                    "sha256": "ef" * 32,
+                    "probability_authentic": None,
+                    "category": None,
+                    "reasons": [{"code": "blurred", "message": "The photo is blurred: hold the phone steady."}],
+                    "set_aside": True,
+                    "usable": False,
+                    "retake": "sharp edges and readable stamps: hold the phone steady and tap the item to focus",
+                },
+            ],
+            "recordable": True,
+            "refusal": None,
+        }
+    )
+    recorded: Literal[False] = False
+    item_id: str | None
+    decision: Decision = Field(description="Provisional: what recording these photos now would give.")
+    probability_authentic: float | None
+    category: str | None
+    reasons: list[ReasonOut]
+    thresholds: Thresholds
+    model: ModelRef
+    photos: list[PreviewPhoto]
+    recordable: bool = Field(description="Whether recording these photos would be accepted.")
+    refusal: str | None = Field(description="Why recording them would be refused (no usable photo).")

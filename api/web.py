@@ -39,9 +39,11 @@ from starlette.types import Scope
 
 from authenticator.errors import AuthenticatorError, NotFound
 from authenticator.ledger.duplicates import first_of_each, natural_key
-from authenticator.services import items, labs, listings, traces
+from authenticator.services import items, labs, listings, names, traces
 from authenticator.services.context import ServiceContext
-from authenticator.vision.reasons import MESSAGES
+from authenticator.services.standing import Fact, Standing, item_standing
+from authenticator.sizes import megabytes
+from authenticator.vision.reasons import MESSAGES, RETAKE, set_aside
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_DIR = HERE / "templates"
@@ -128,30 +130,101 @@ def human_time(stamp: str) -> str:
     return f"{t.day} {t:%b %Y, %H:%M} UTC"
 
 
+def human_date(stamp: Any) -> str:
+    """``2026-11-25T16:00:00.000000Z`` or ``2026-11-25`` as ``25 Nov 2026``."""
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d"):
+        try:
+            t = datetime.strptime(str(stamp), fmt)
+        except ValueError:
+            continue
+        return f"{t.day} {t:%b %Y}"
+    return str(stamp)
+
+
 def _percent(p: Any) -> str:
     return f"{round(float(p) * 100)}%" if isinstance(p, int | float) else "no score"
+
+
+#: Assessment-level reasons as a buyer reads them (the seller-facing advice is on the upload page).
+PUBLIC_REASONS: dict[str, str] = {
+    "uncertain_score": "the score fell in the uncertain band, where only a lab can decide",
+    "no_usable_photo": "no photo passed the quality checks",
+    "unsupported_object": "the photos did not show a bag, watch or sneaker that the model knows",
+    "unfamiliar_photo": "the photos were unlike those the model was validated on",
+    "category_not_validated": "the model has no validated accuracy for this kind of item yet",
+    "mixed_categories": "the photos seemed to show different kinds of items",
+    "photo_reused": "a photo had already been sent for another item, a common sign of a scam listing",
+}
+#: Why a photo was set aside, in a few words.
+SET_ASIDE_WORDS: dict[str, str] = {
+    "low_resolution": "too small",
+    "blurred": "blurred",
+    "underexposed": "too dark",
+    "overexposed": "too bright",
+    "low_contrast": "too little contrast",
+    "glare": "glare",
+    "object_too_small": "item too small in the frame",
+    "unsupported_object": "not a bag, watch or sneaker",
+    "unfamiliar_photo": "unlike the validated photos",
+}
 
 
 def _reason_words(codes: Any) -> list[str]:
     if not isinstance(codes, list):
         return []
-    return [MESSAGES.get(str(c), str(c).replace("_", " ")) for c in codes]
+    return [PUBLIC_REASONS.get(str(c), MESSAGES.get(str(c), str(c).replace("_", " "))) for c in codes]
+
+
+def _set_aside_summary(per_photo: Any) -> tuple[int, list[str]]:
+    """How many photos of an assessment were set aside, and why (a few words each, once)."""
+    why: list[str] = []
+    count = 0
+    for p in per_photo if isinstance(per_photo, list) else []:
+        codes = [str(c) for c in (p.get("reasons") or [])] if isinstance(p, Mapping) else []
+        if not set_aside(codes):
+            continue
+        count += 1
+        for c in codes:
+            words = SET_ASIDE_WORDS.get(c, "file could not be read") if c != "photo_reused" else ""
+            if words and words not in why:
+                why.append(words)
+    return count, why
 
 
 class Namer:
-    """Looks up what the log only refers to by id (lab names, listing titles), once each."""
+    """Looks up what the log only refers to by id (platform and lab names, listing titles), once each."""
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
-        self._labs: dict[str, str] = {}
+        self._labs: dict[str, dict[str, Any] | None] = {}
+        self._platforms: dict[str, str] = {}
 
-    def lab(self, lab_id: str) -> str:
+    def _lab_record(self, lab_id: str) -> dict[str, Any] | None:
         if lab_id not in self._labs:
             try:
-                self._labs[lab_id] = str(labs.get_lab(self.ctx, lab_id)["name"])
+                self._labs[lab_id] = labs.get_lab(self.ctx, lab_id)
             except AuthenticatorError:
-                self._labs[lab_id] = f"lab {lab_id}"
+                self._labs[lab_id] = None
         return self._labs[lab_id]
+
+    def lab(self, lab_id: str) -> str:
+        """The lab's registered name."""
+        record = self._lab_record(lab_id)
+        return str(record["name"]) if record else "a lab that is no longer registered"
+
+    def lab_accredited(self, lab_id: str) -> str:
+        """``Name (accreditation)``."""
+        record = self._lab_record(lab_id)
+        if not record:
+            return self.lab(lab_id)
+        return f"{record['name']} ({record['accreditation']})"
+
+    def platform(self, principal_id: str) -> str:
+        """The platform's display name, as the operator registered it."""
+        if principal_id not in self._platforms:
+            found = names.display_names(self.ctx, [principal_id]).get(principal_id)
+            self._platforms[principal_id] = found or "a platform that is no longer registered"
+        return self._platforms[principal_id]
 
     def listing_title(self, listing_id: str, title_sha256: str) -> str | None:
         """The title, only when its SHA-256 is the one in the log entry."""
@@ -169,57 +242,77 @@ def describe_entry(entry: Mapping[str, Any], namer: Namer, revoked: set[str]) ->
     assert isinstance(body, Mapping)
     title = TYPE_WORDS.get(kind, kind)
     lines: list[str] = []
+    tech: list[str] = []  # ids, hashes and versions: shown one click away
     if kind == "item.registered":
         title = f"Registered: {body.get('brand')} {body.get('model')} ({body.get('category')})"
-        lines.append(f"by platform {body.get('platform')}")
+        lines.append(f"by {namer.platform(str(body.get('platform')))}")
         if body.get("serial_commitment"):
             lines.append("serial number recorded as a private commitment")
+        tech.append(f"platform {body.get('platform')}")
     elif kind == "assessment.recorded":
         decision = str(body.get("decision"))
         title = f"Photo assessment: {decision}"
         photos = body.get("photo_sha256") or []
-        lines.append(
-            f"probability authentic {_percent(body.get('probability_authentic'))}, "
-            f"from {len(photos)} photo{'s' if len(photos) != 1 else ''}"
-        )
-        lines.append(f"model version {body.get('model_version')} (sha256 {str(body.get('model_sha256'))[:12]}…)")
+        p = body.get("probability_authentic")
+        thresholds = body.get("thresholds") if isinstance(body.get("thresholds"), Mapping) else {}
+        assert isinstance(thresholds, Mapping)
+        if isinstance(p, int | float):
+            lines.append(
+                f"score {_percent(p)} (authentic above {_percent(thresholds.get('authentic_above'))}, "
+                f"counterfeit below {_percent(thresholds.get('counterfeit_below'))})"
+            )
+        aside, why = _set_aside_summary(body.get("per_photo"))
+        used = f"from {len(photos)} photo{'s' if len(photos) != 1 else ''}"
+        lines.append(used + (f", {aside} set aside ({', '.join(why)})" if aside else ""))
         lines.extend(_reason_words(body.get("reasons")))
+        tech.append(f"assessment {body.get('assessment_id')}")
+        tech.append(f"model version {body.get('model_version')} (sha256 {str(body.get('model_sha256'))[:12]}…)")
     elif kind == "certificate.attached":
         outcome = str(body.get("outcome"))
         title = f"Lab certificate: {outcome}"
         status = "revoked later" if body.get("certificate_id") in revoked else "in force"
-        lines.append(f"by {namer.lab(str(body.get('lab_id')))}, inspected on {body.get('inspection_date')}")
-        lines.append(f"certificate {body.get('certificate_id')}: {status}; signed by the lab's own key")
+        lab = namer.lab_accredited(str(body.get("lab_id")))
+        lines.append(f"by {lab}, inspected on {human_date(body.get('inspection_date'))}")
+        lines.append(f"{status}; signed with the lab's own key")
+        tech.append(f"certificate {body.get('certificate_id')}, lab {body.get('lab_id')}")
     elif kind == "certificate.revoked":
         title = "Lab certificate revoked"
         lines.append(f"by {namer.lab(str(body.get('lab_id')))}: {body.get('reason')}")
-        lines.append(f"certificate {body.get('certificate_id')}")
+        tech.append(f"certificate {body.get('certificate_id')}")
     elif kind == "listing.published":
         name = namer.listing_title(str(body.get("listing_id")), str(body.get("title_sha256")))
         title = f"Listed for sale at {body.get('price')} {body.get('currency')}"
         if name:
             lines.append(f"“{name}”")
-        lines.append(f"by platform {body.get('platform')}, listing {body.get('listing_id')}")
+        lines.append(f"by {namer.platform(str(body.get('platform')))}")
+        tech.append(f"listing {body.get('listing_id')}")
     elif kind == "listing.closed":
         title = "Listing closed"
-        lines.append(f"{body.get('reason')} (listing {body.get('listing_id')})")
+        lines.append(str(body.get("reason")))
+        tech.append(f"listing {body.get('listing_id')}")
     elif kind == "custody.transferred":
         title = f"Custody: {CUSTODY_WORDS.get(str(body.get('event')), str(body.get('event')))}"
-        lines.append(f"by platform {body.get('platform')}")
+        lines.append(f"by {namer.platform(str(body.get('platform')))}")
     elif kind == "photos.erased":
         photos = body.get("photo_sha256") or []
         by = str(body.get("by"))
-        title = f"Photos erased on {human_time(str(entry.get('time', '')))}"
-        count = f"{len(photos)} photo{'s' if len(photos) != 1 else ''} of assessment {body.get('assessment_id')}"
-        who = "the operator" if by == "operator" else by
+        title = f"Photos erased on {human_date(entry.get('time'))}"
+        count = f"{len(photos)} photo{'s' if len(photos) != 1 else ''} of a photo assessment"
+        who = "the operator" if by == "operator" else namer.platform(by)
         lines.append(f"{count}, by {who}" + (f": {body.get('reason')}" if body.get("reason") else ""))
         lines.append("the files are deleted; the verdict, its photo hashes and every proof still stand")
+        tech.append(f"assessment {body.get('assessment_id')}, by {by}")
     time = str(entry.get("time", ""))
-    return {"type": kind, "title": title, "lines": lines, "time": time, "time_words": human_time(time)}
+    return {"type": kind, "title": title, "lines": lines, "tech": tech, "time": time, "time_words": human_time(time)}
 
 
 def trace_words(ctx: ServiceContext, trace: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One description per event of a trace, with its index and leaf hash."""
+    return trace_story(ctx, trace)[0]
+
+
+def trace_story(ctx: ServiceContext, trace: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Standing, Namer]:
+    """The words for every event, the item's standing from the events that count, and the namer."""
     parsed = [json.loads(base64.b64decode(e["entry"])) for e in trace["events"]]
     revoked = {str(p["body"].get("certificate_id")) for p in parsed if p.get("type") == "certificate.revoked"}
     namer = Namer(ctx)
@@ -236,7 +329,108 @@ def trace_words(ctx: ServiceContext, trace: Mapping[str, Any]) -> list[dict[str,
             words["lines"].append(f"the same event was already recorded as entry #{first}; only that one counts")
         words.update(index=event["index"], leaf_hash=event["leaf_hash"])
         out.append(words)
-    return out
+    counted = [
+        (int(e["index"]), p)
+        for e, p in zip(trace["events"], parsed, strict=True)
+        if repeats.get(int(e["index"])) is None and isinstance(p, Mapping)
+    ]
+    return out, item_standing(counted), namer
+
+
+# --- What is known about the item (the buyer's first question) --------------------------------
+
+
+def _photo_count(body: Mapping[str, Any]) -> str:
+    n = len(body.get("photo_sha256") or [])
+    return f"{n} photo{'s' if n != 1 else ''}"
+
+
+def fact_words(fact: Fact, namer: Namer) -> dict[str, str]:
+    """A fact of the item's standing as a title and one sentence, in plain words."""
+    body: Mapping[str, Any] = fact.body or {}
+    lab_id = str(body.get("lab_id"))
+    inspected = human_date(body.get("inspection_date"))
+    when = human_date(fact.time)
+    score = _percent(body.get("probability_authentic"))
+    thresholds = body.get("thresholds") if isinstance(body.get("thresholds"), Mapping) else {}
+    assert isinstance(thresholds, Mapping)
+    revocation: Mapping[str, Any] = fact.revocation or {}
+    title, detail = "", ""
+    if fact.kind == "lab_counterfeit":
+        title = "A lab found this item counterfeit"
+        detail = (
+            f"{namer.lab_accredited(lab_id)} inspected it in person on {inspected} and signed a counterfeit finding."
+        )
+    elif fact.kind == "revoked":
+        title = "A lab withdrew its certificate for this item"
+        detail = (
+            f"{namer.lab(lab_id)} revoked the certificate ({body.get('outcome')}) of its inspection on {inspected} "
+            f"on {human_date(fact.revoked_time)}, saying: “{revocation.get('reason')}”. "
+            "No lab certificate is in force for this item now."
+        )
+    elif fact.kind == "lab_certified":
+        title = f"Certified authentic by {namer.lab(lab_id)}"
+        detail = (
+            f"{namer.lab_accredited(lab_id)} inspected the item in person on {inspected} and signed its "
+            "certificate, which is in force."
+        )
+    elif fact.kind == "photo_counterfeit":
+        title = "The photo check found signs of a counterfeit"
+        detail = (
+            f"A model looked at {_photo_count(body)} on {when}: score {score}, below the "
+            f"{_percent(thresholds.get('counterfeit_below'))} under which it calls an item counterfeit. "
+            "No lab has inspected the item in person."
+        )
+    elif fact.kind == "photo_authentic":
+        title = "Photo check only: no sign of a counterfeit"
+        detail = (
+            f"A model looked at {_photo_count(body)} on {when} and found them consistent with an authentic item "
+            f"(score {score}). No lab has inspected the item in person."
+        )
+    elif fact.kind == "photo_inconclusive":
+        why = "; ".join(_reason_words(body.get("reasons"))) or "the score fell in the uncertain band"
+        title = "Photo check only: no verdict"
+        detail = f"The photos sent on {when} did not allow a verdict: {why}. No lab has inspected the item yet."
+    elif fact.kind == "nothing":
+        title = "Nothing is known about this item yet"
+        detail = "It is registered, but no photo check and no lab inspection has been recorded."
+    elif fact.kind == "revocation_replaced":
+        new: Mapping[str, Any] = fact.replaced_by or {}
+        title = "An earlier certificate was withdrawn and replaced"
+        detail = (
+            f"{namer.lab(lab_id)} revoked its certificate of {inspected} on {human_date(fact.revoked_time)} "
+            f"(“{revocation.get('reason')}”); {namer.lab(str(new.get('lab_id')))} then issued the certificate "
+            f"of {human_date(new.get('inspection_date'))}, which is in force."
+        )
+    elif fact.kind == "photo_outranked":
+        title = "An earlier photo check"
+        detail = (
+            f"On {when} the photo check said “{body.get('decision')}”; a lab's inspection in person outranks it."
+        )
+    return {"kind": fact.kind, "level": fact.level, "title": title, "detail": detail}
+
+
+#: The next step a buyer can take, by the first (most serious) fact.
+BUYER_NEXT: dict[str, str] = {
+    "photo_inconclusive": "Only an inspection in person can settle it: ask the seller to send the item to a "
+    "registered lab.",
+    "nothing": "Ask the seller for a photo check or, better, an inspection by a registered lab.",
+    "photo_counterfeit": "The seller can contest this result by having a registered lab inspect the item in "
+    "person: a lab's certificate replaces the photo check here and on the badge.",
+    "photo_authentic": "A photo check is not an inspection: for certainty, ask for one by a registered lab.",
+    "revoked": "Ask the seller why, and for a new inspection by a registered lab.",
+}
+
+
+def standing_words(standing: Standing, namer: Namer) -> dict[str, Any]:
+    """The standing as the trace page shows it: current facts, history, the next step."""
+    first = standing.facts[0].kind
+    return {
+        "level": standing.level,
+        "facts": [fact_words(f, namer) for f in standing.facts],
+        "history": [fact_words(f, namer) for f in standing.history],
+        "next_step": BUYER_NEXT.get(first),
+    }
 
 
 # --- Addresses ----------------------------------------------------------------------------------
@@ -306,11 +500,29 @@ def _badge(badge: Mapping[str, Any]) -> dict[str, Any]:
     return {**badge, "label": label, "icon": icon}
 
 
+#: Most labs a page lists by name (the rest are counted).
+LABS_SHOWN = 8
+
+
+def _labs_context(ctx: ServiceContext) -> dict[str, Any]:
+    registered = labs.list_labs(ctx)
+    return {"labs": registered[:LABS_SHOWN], "more_labs": max(0, len(registered) - LABS_SHOWN)}
+
+
 def _trace_context(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
     item = items.get_item(ctx, item_id)
     trace = traces.item_trace(ctx, item_id)
-    words = trace_words(ctx, trace)
-    return {"item": item, "badge": _badge(item["badge"]), "trace": trace, "words": words}
+    words, standing, namer = trace_story(ctx, trace)
+    return {
+        "item": item,
+        "badge": _badge(item["badge"]),
+        "trace": trace,
+        "words": words,
+        "standing": standing_words(standing, namer),
+        "platform_name": namer.platform(str(item["platform"])),
+        "registered_words": human_date(item["registered_at"]),
+        **_labs_context(ctx),
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -334,6 +546,7 @@ async def trace_page(request: Request, item_id: str) -> HTMLResponse:
         trace_url=f"/v1/items/{quote(item_id, safe='')}/trace",
         key_name=data["trace"]["verifier_key"].split("+", 1)[0],
         words_by_leaf={w["leaf_hash"]: w for w in data["words"]},
+        icons={level: icon for level, (_label, icon) in BADGES.items()},
     )
     return _render(request, "trace.html", data)
 
@@ -341,7 +554,13 @@ async def trace_page(request: Request, item_id: str) -> HTMLResponse:
 def _listing_context(ctx: ServiceContext, listing_id: str) -> dict[str, Any]:
     listing = listings.get_listing(ctx, listing_id)
     item = items.get_item(ctx, listing["item_id"])
-    return {"listing": listing, "item": item, "badge": _badge(listing["badge"])}
+    return {
+        "listing": listing,
+        "item": item,
+        "badge": _badge(listing["badge"]),
+        "platform_name": Namer(ctx).platform(str(listing.get("platform") or item["platform"])),
+        "listed_words": human_date(listing["published_at"]),
+    }
 
 
 @router.get("/l/{listing_id}", response_class=HTMLResponse, name="listing_page")
@@ -360,5 +579,15 @@ def assess_page(request: Request) -> HTMLResponse:
     """The seller's upload page; the work is done by the public API from the browser."""
     settings = request.app.state.settings
     return _render(
-        request, "assess.html", {"max_photos": settings.api_max_photos, "categories": ("bag", "watch", "sneaker")}
+        request,
+        "assess.html",
+        {
+            "max_photos": settings.api_max_photos,
+            "max_photo_bytes": settings.vision_max_photo_bytes,
+            "max_photo_mb": megabytes(settings.vision_max_photo_bytes),
+            "max_body_bytes": settings.api_max_body_bytes,
+            "max_body_mb": megabytes(settings.api_max_body_bytes),
+            "categories": ("bag", "watch", "sneaker"),
+            "retake": RETAKE,
+        },
     )

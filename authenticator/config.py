@@ -5,6 +5,7 @@ Build a :class:`Settings` where it is used (``create_app``, the CLI); never at i
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
         description="The service's public base URL (http or https, no query or fragment), e.g. "
         "https://auth.example.com: the address printed on pages, in QR codes and in CLI hints. Never taken from "
         "the Host header; unset, pages use relative links and the QR code holds the page's path only.",
+    )
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="Comma-separated IP addresses or networks (CIDR) of the TLS-terminating reverse proxies in "
+        "front of the service, e.g. 127.0.0.1 or 10.0.0.0/8. Only requests that come from them have their "
+        "X-Forwarded-Proto and X-Forwarded-For headers believed (uvicorn's proxy_headers / forwarded_allow_ips); "
+        "unset, no forwarded header is believed. Pages take their address from public_url either way.",
     )
     upload_rate_per_minute: int = Field(
         default=600,
@@ -180,6 +188,28 @@ class Settings(BaseSettings):
         if any(not 0x21 <= ord(c) <= 0x7E or c in '<>"\\^`{|}' for c in value):
             raise ValueError("public_url has characters not allowed in a URL (write IDNs as punycode, %-encode paths)")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str | None) -> str | None:
+        """IP addresses or networks only: never ``*`` (anyone could claim to be https or any client)."""
+        if value is None or not value.strip():
+            return None
+        entries = [v.strip() for v in value.split(",") if v.strip()]
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"trusted_proxies: {entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8); "
+                    "name the proxies' addresses, never '*'"
+                ) from exc
+        return ",".join(entries)
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """``trusted_proxies`` as a list (empty: believe no forwarded header)."""
+        return self.trusted_proxies.split(",") if self.trusted_proxies else []
 
     @property
     def resolved_database_url(self) -> str:

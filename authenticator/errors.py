@@ -165,6 +165,13 @@ class ImageTooSmall(ImageError):
     code = "image_too_small"
 
 
+class NoUsablePhoto(InvalidInput):
+    """None of the photos of a submission can be used (unreadable, failed the quality check, or
+    not the kind of object the model knows): refused with the reasons, nothing recorded."""
+
+    code = "no_usable_photo"
+
+
 class ModelError(AuthenticatorError):
     """The model files are missing, do not match their card, or cannot be loaded."""
 

@@ -124,7 +124,14 @@ def _c(outcome: str, i: int, revoked: int | None = None) -> CertificateFact:
         ([_v("counterfeit", 1)], [_c("authentic", 2)], "lab_certified"),
         ([_v("authentic", 1)], [_c("counterfeit", 2)], "warning"),
         ([_v("authentic", 1)], [_c("authentic", 2, revoked=3)], "warning"),
-        ([], [_c("authentic", 2, revoked=3), _c("authentic", 4)], "warning"),
+        # A lab that revokes and then issues a corrected certificate: history, not a warning.
+        ([], [_c("authentic", 2, revoked=3), _c("authentic", 4)], "lab_certified"),
+        ([_v("counterfeit", 1)], [_c("authentic", 2, revoked=3), _c("authentic", 4)], "lab_certified"),
+        # Only a certificate attached after the revocation replaces it.
+        ([], [_c("authentic", 2), _c("authentic", 3, revoked=4)], "warning"),
+        ([], [_c("authentic", 2, revoked=5), _c("authentic", 4)], "warning"),
+        # A lab's counterfeit finding in force outranks everything.
+        ([], [_c("authentic", 2, revoked=3), _c("authentic", 4), _c("counterfeit", 5)], "warning"),
     ],
 )
 def test_badge_rule(verdicts: list[VerdictFact], certs: list[CertificateFact], level: str) -> None:

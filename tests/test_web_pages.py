@@ -3,8 +3,8 @@
 The server runs the real app (SQLite in a temp dir, the tiny ONNX test model) behind a thin
 ASGI wrapper that can tamper with the answers of ``GET /v1/items/{id}/trace``: one byte of
 an entry, of an inclusion proof or of the checkpoint signature changed, or an event dropped
-from the middle of the chain. The page must mark exactly those places ✗ and withhold the
-"Verified in your browser" banner, and its verdict must agree with ``authenticator trace
+from the middle of the chain. The page must mark exactly those places ✗ and withhold "This
+history is complete and untampered", and its verdict must agree with ``authenticator trace
 verify`` fetching the same URL. The data gets there through the API (items, real photos,
 a lab certificate signed with the lab CLI, a listing, a custody transfer).
 
@@ -64,6 +64,8 @@ REAL = SHARED / "data" / "real"
 VECTORS = SHARED / "testdata" / "merkle"
 
 Tamper = Callable[[dict[str, Any]], None]
+UNTAMPERED = "This history is complete and untampered"
+"""What the page says once every check holds: about the record, never "verified" about the item."""
 
 
 # --- tampering ----------------------------------------------------------------------------------
@@ -194,6 +196,23 @@ def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+def write_model_that_knows(folder: Path, labelled: list[tuple[Path, str]]) -> None:
+    """The tiny test model with a reference bank of these photos' own embeddings, so "what is it?"
+    answers a category (each photo its own; any other photo its nearest one's) and the pages show
+    scored photos, as with the shipped model. Without a bank the tiny model recognises nothing."""
+    import numpy as np
+
+    from authenticator.vision.card import ModelCard
+    from authenticator.vision.service import Assessor
+
+    card = write_tiny_model(folder)
+    assessor = Assessor(ModelCard.load(card), card, Settings(weights_dir=folder, data_dir=folder / "scratch"))
+    embeddings = [assessor.model.run(assessor.model_input(p.read_bytes())[None]).embeddings for p, _ in labelled]
+    assert all(e is not None for e in embeddings)
+    bank = np.stack([e[0] for e in embeddings if e is not None])
+    write_tiny_model(folder, bank=(bank, [category for _, category in labelled]))
+
+
 def _populate(site: Site, http: httpx.Client) -> None:
     """An item with a rich history, all through the API and the lab CLI."""
     ctx = site.app.state.ctx
@@ -261,7 +280,11 @@ def _populate(site: Site, http: httpx.Client) -> None:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("web")
-    write_tiny_model(tmp / "weights")
+    write_model_that_knows(
+        tmp / "weights",
+        [(p, "bag") for p in real_photos("alauzon13-birkin/authentic", 2)]
+        + [(p, "sneaker") for p in real_photos("zhengwu123-aj1/authentic", 2)],
+    )
     app = create_app(Settings(data_dir=tmp / "data", weights_dir=tmp / "weights", database_url=None))
     wrapper = TamperingApp(app)
     port = _free_port()
@@ -403,7 +426,7 @@ def shoot(page: Any, name: str) -> None:
 def test_real_trace_is_verified_in_the_browser(site: Site, tab: Tab) -> None:
     verdict = open_trace(tab, site)
     assert verdict.state == "verified", verdict
-    assert "Verified in your browser" in verdict.banner
+    assert UNTAMPERED in verdict.banner
     assert len(verdict.events) == site.events >= 6
     assert all(e["state"] == "ok" and e["mark"] == "✓" for e in verdict.events), verdict.events
     assert verdict.checkpoint["state"] == "ok"
@@ -415,9 +438,11 @@ def test_real_trace_is_verified_in_the_browser(site: Site, tab: Tab) -> None:
     assert titles[3] == "Listed for sale at 9500.00 EUR"
     assert titles[4:] == ["Custody: Consigned", "Custody: Sold"]
     page_text = tab.page.inner_text("main")
-    assert "by Geneva Appraisal Lab, inspected on 2026-11-20" in page_text
+    assert "by Geneva Appraisal Lab (ISO/IEC 17025), inspected on 20 Nov 2026" in page_text
     assert "“Hermès Birkin 30, gold hardware”" in page_text
-    assert "model version test-tiny" in page_text
+    assert "by Acme Resale" in page_text and "plt_" not in page_text  # names, not ids
+    assert "log entry #" not in page_text  # technical details are one click away...
+    assert "model version test-tiny" in (tab.page.text_content("main") or "")  # ...but there
     assert tab.console_errors == []  # no CSP violation, no script error
     assert_agrees_with_cli(verdict, cli_verify(site))
     shoot(tab.page, "trace")
@@ -451,7 +476,7 @@ def test_tampered_trace_is_marked_where_it_breaks(
     tampered(tamper)
     verdict = open_trace(tab, site)
     assert verdict.state == "failed"
-    assert "Verified in your browser" not in verdict.banner
+    assert UNTAMPERED not in verdict.banner
     assert "Not verified" in verdict.banner
     n = len(verdict.events)
     want = {p % n: why for p, why in expect.items()}
@@ -508,7 +533,7 @@ def test_a_browser_without_ed25519_gets_no_banner(site: Site, tab: Tab) -> None:
     )
     verdict = open_trace(tab, site)
     assert verdict.state == "failed"
-    assert "Verified in your browser" not in verdict.banner
+    assert UNTAMPERED not in verdict.banner
     assert verdict.checkpoint["state"] == "fail"
     assert "cannot use the Ed25519 key" in verdict.checkpoint["reason"]
     assert all(e["state"] == "ok" for e in verdict.events)
@@ -554,7 +579,7 @@ def test_later_visits_check_that_the_log_only_grew(
     tampered(tamper_consistency)
     forged = open_trace(tab, site)
     assert forged.state == "failed"
-    assert "Verified in your browser" not in forged.banner
+    assert UNTAMPERED not in forged.banner
     assert forged.consistency is not None and forged.consistency["state"] == "fail"
     assert "consistency proof does not lead to" in forged.consistency["reason"]
     assert all(e["state"] == "ok" for e in forged.events) and forged.checkpoint["state"] == "ok"
@@ -679,7 +704,7 @@ def test_upload_page_gives_a_verdict_from_real_photos(site: Site, tab: Tab) -> N
     assert page.locator("#thumbs li").count() == 2
     page.click("#submit")
     page.wait_for_selector("#result:not([hidden])", timeout=90_000)
-    assessment_id = page.inner_text("#assessment-id")
+    assessment_id = page.text_content("#assessment-id")  # under "Technical details"
     recorded = httpx.get(site.url(f"/v1/assessments/{assessment_id}")).json()
     assert page.get_attribute("#decision", "data-decision") == recorded["decision"]
     assert page.locator("#result-photos li.photo-result").count() == 2
@@ -687,9 +712,11 @@ def test_upload_page_gives_a_verdict_from_real_photos(site: Site, tab: Tab) -> N
     assert names == [p.name for p in photos]
     for r in recorded["reasons"]:
         assert r["message"] in page.inner_text("#reasons")
-    # The API key stays in this tab's session storage only.
+    # The API key stays in this tab's session storage only; the browser keeps the item it registered.
     assert page.evaluate("sessionStorage.getItem('authenticator.apiKey')") == site.platform
-    assert page.evaluate("localStorage.length") == 0
+    stored = page.evaluate("Object.values(localStorage).join(' ')")
+    assert site.platform not in stored and site.platform.split(".")[1] not in stored
+    assert json.loads(page.evaluate("localStorage.getItem('authenticator.keptItem')"))["id"] == recorded["item_id"]
     # The upload showed its progress: percentages, then the wait for the model.
     labels = page.evaluate("window.__progressLabels")
     assert any(re.fullmatch(r"Uploading… \d+%", t) for t in labels), labels
@@ -860,7 +887,7 @@ def test_firefox_verifies_the_same_trace_and_catches_the_same_tampering(
     state, rows = _firefox_trace(firefox, site)
     assert state == "verified"
     assert rows == ["ok"] * site.events
-    assert "Verified in your browser" in firefox.value("document.getElementById('verdict').innerText")
+    assert UNTAMPERED in firefox.value("document.getElementById('verdict').innerText")
     tampered(tamper_entry(2))
     state, rows = _firefox_trace(firefox, site)
     assert state == "failed"

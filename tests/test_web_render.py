@@ -136,11 +136,16 @@ def test_trace_page_words(world: World) -> None:
         "Signed checkpoint of the log",
         "Same log as on your last visit",
     ]
-    assert "by Milan Lab &lt;Srl&gt;, inspected on 2026-11-21" in html
+    assert "by Milan Lab &lt;Srl&gt; (ISO/IEC 17025), inspected on 21 Nov 2026" in html
     assert "revoked later" in html
     assert "Movement re-examined" in html
-    assert '<strong id="badge-label">Warning</strong>' in html
-    assert "A lab revoked its certificate for this item." in html
+    # Names, not ids: the platform's display name; the ids only under "Technical details".
+    assert "registered by Acme on " in html and "by platform plt_" not in html
+    # The first question, answered from the record: the revocation is the current, most serious fact.
+    facts = re.findall(r'<div class="fact fact-(\w+)[^"]*" data-kind="(\w+)">', html)
+    assert facts[0] == ("warning", "revoked"), facts
+    assert "A lab withdrew its certificate for this item" in html
+    assert "No lab certificate is in force for this item now." in html
 
 
 def test_hostile_text_stays_text(world: World) -> None:

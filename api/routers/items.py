@@ -13,6 +13,7 @@ from api.auth import Ctx, LabRole, Platform
 from api.routers.common import MAX_INT, IdempotencyKeyHeader, answered, errors
 from api.schemas import (
     Assessment,
+    AssessmentPreview,
     Certificate,
     CustodyCreate,
     CustodyRecorded,
@@ -20,6 +21,7 @@ from api.schemas import (
     Item,
     ItemCreate,
     ItemCreated,
+    ItemHead,
     Trace,
 )
 from authenticator.errors import UnsupportedMediaType
@@ -92,22 +94,8 @@ def get_trace(
     return traces.item_trace(ctx, item_id, since)
 
 
-@router.post(
-    "/v1/items/{item_id}/assessments",
-    status_code=201,
-    response_model=Assessment,
-    openapi_extra=_MULTIPART,
-    responses=errors(400, 401, 403, 404, 409, 413, 415, 422),
-)
-async def create_assessment(
-    request: Request,
-    item_id: str,
-    principal: Platform,
-    ctx: Ctx,
-    heatmaps: Annotated[bool, Query(description="Also compute occlusion heat maps (slower).")] = False,
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> JSONResponse:
-    """Assess an item from 1-12 photos (platform, the item's owner): verdict plus a receipt from the log."""
+async def read_uploads(request: Request) -> list[assessments.Upload]:
+    """The photos of a ``multipart/form-data`` body's ``photos`` field."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send the photos as multipart/form-data in the field 'photos'")
@@ -119,6 +107,52 @@ async def create_assessment(
                 uploads.append(assessments.Upload(value.filename or "photo", await value.read()))
     finally:
         await form.close()
+    return uploads
+
+
+@router.get("/v1/items/{item_id}/head", response_model=ItemHead)
+def get_item_head(item_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Public: what the latest checkpoint commits to for this item id: its latest entry and count,
+    or (for an id the log has never seen) a proof that the log holds no such item."""
+    return traces.item_head(ctx, item_id)
+
+
+@router.post(
+    "/v1/items/{item_id}/assessments",
+    status_code=201,
+    response_model=Assessment,
+    openapi_extra=_MULTIPART,
+    responses={
+        200: {
+            "model": AssessmentPreview,
+            "description": "With `dry_run=true`: the provisional verdict; nothing stored or appended.",
+        },
+        **errors(400, 401, 403, 404, 409, 413, 415, 422),
+    },
+)
+async def create_assessment(
+    request: Request,
+    item_id: str,
+    principal: Platform,
+    ctx: Ctx,
+    heatmaps: Annotated[bool, Query(description="Also compute occlusion heat maps (slower).")] = False,
+    dry_run: Annotated[
+        bool,
+        Query(description="Check the photos only: answer the provisional verdict (200), store and append nothing."),
+    ] = False,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Assess an item from 1-12 photos (platform, the item's owner): verdict plus a receipt from the log.
+
+    Photos that cannot be used (unreadable, failing the quality check, or not a bag, watch or
+    sneaker) are set aside; when none is left the submission is refused (422 `no_usable_photo`,
+    each photo's reasons in the detail) and nothing is recorded. With `dry_run=true` nothing is
+    recorded either way: the answer says what recording would give (see `POST
+    /v1/assessments/preview` for photos of an item not registered yet)."""
+    uploads = await read_uploads(request)
+    if dry_run:
+        preview = await run_in_threadpool(assessments.preview_assessment, ctx, principal, uploads, item_id=item_id)
+        return JSONResponse(preview, status_code=200)
     status, answer = await run_in_threadpool(
         assessments.assess_item,
         ctx,

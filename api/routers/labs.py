@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from api.auth import Admin, Ctx, LabRole
 from api.routers.common import IdempotencyKeyHeader, answered, errors
-from api.schemas import Certificate, Lab, LabCreate, LabCreated, Revocation
+from api.schemas import Certificate, Lab, LabCreate, LabCreated, LabList, Revocation
 from authenticator.services import certificates, labs
 
 router = APIRouter(tags=["labs and certificates"])
@@ -18,6 +18,15 @@ router = APIRouter(tags=["labs and certificates"])
 def register_lab(body: LabCreate, principal: Admin, ctx: Ctx) -> dict[str, Any]:
     """Register an appraisal lab with its Ed25519 public key (admin); answers the lab's API key once."""
     return labs.register_lab(ctx, body.name, body.accreditation, body.public_key)
+
+
+@router.get("/v1/labs", response_model=LabList)
+def list_labs(ctx: Ctx) -> dict[str, Any]:
+    """Public: every registered lab with its accreditation and key, oldest first.
+
+    Where a seller sends an item for the physical inspection an `inconclusive` verdict needs, or to
+    contest a `counterfeit` one: the lab's certificate outranks the photo verdict on the badge."""
+    return {"labs": labs.list_labs(ctx)}
 
 
 @router.get("/v1/labs/{lab_id}", response_model=Lab, responses=errors(404))

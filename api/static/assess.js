@@ -1,15 +1,30 @@
 /*
  * The seller's upload page: photos by drag and drop, file picker or the phone camera; the API
- * key lives in this tab's session storage; the upload shows its progress; the verdict shows
- * per-photo reasons and heat maps. Every request goes to this service's public API, and every
- * error shown is the API's own problem+json message.
+ * key lives in this tab's session storage.
+ *
+ * Preview before record: as photos are added, they are sent to POST /v1/assessments/preview,
+ * which answers each photo's check and the provisional verdict and stores nothing. Only "Record
+ * the verdict" registers the item (when it is a new one) and records the assessment; a
+ * submission whose photos are all unusable is not sent at all (and the API would refuse it).
+ *
+ * The item this page registers is kept in this browser (localStorage: the item id, category,
+ * brand and model, all public anyway; never the key) and offered first on the next visit, so a
+ * retry after a failed upload, even in a new tab, does not register the item a second time.
+ *
+ * Every verdict ends with a next step: labs (GET /v1/labs) for an inconclusive or contested
+ * result, the reasons and evidence for a counterfeit one; set-aside photos show no score, only
+ * why and what a retake should show. Errors are the API's own problem+json words, with field
+ * names as this form labels them.
  */
 "use strict";
 
 (function () {
   const KEY_STORE = "authenticator.apiKey";
+  const ITEM_STORE = "authenticator.keptItem";
   const main = document.getElementById("main");
   const maxPhotos = Number(main.dataset.maxPhotos) || 12;
+  const maxPhotoBytes = Number(main.dataset.maxPhotoBytes) || 25 * 1024 * 1024;
+  const maxBodyBytes = Number(main.dataset.maxBodyBytes) || 64 * 1024 * 1024;
   const form = document.getElementById("assess-form");
   const keyInput = document.getElementById("api-key");
   const drop = document.getElementById("drop");
@@ -23,14 +38,45 @@
   const progress = document.getElementById("progress");
   const progressLabel = document.getElementById("progress-label");
   const result = document.getElementById("result");
+  const previewBox = document.getElementById("preview");
+  const previewStatus = document.getElementById("preview-status");
   const files = [];
   const objectUrls = [];
+  let retakeHints = {};
+  try {
+    retakeHints = JSON.parse(document.getElementById("retake-hints").textContent);
+  } catch (e) {
+    retakeHints = {};
+  }
 
   const DECISIONS = {
     authentic: ["✓", "Authentic", "badge-ai_verified"],
     counterfeit: ["!", "Counterfeit", "badge-warning"],
     inconclusive: ["?", "Inconclusive: a lab inspection is needed", "badge-inconclusive"],
   };
+  const KEPT_CODES = new Set(["photo_reused"]);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) node.append(c);
+    return node;
+  }
+
+  function mb(bytes) {
+    const value = bytes / (1024 * 1024);
+    const text = value >= 100 ? value.toFixed(0) : value.toFixed(1);
+    return (text.endsWith(".0") ? text.slice(0, -2) : text) + " MB";
+  }
+
+  function percent(p) {
+    return typeof p === "number" ? Math.round(p * 100) + "%" : "";
+  }
+
+  // --- the API key ---------------------------------------------------------------------------
 
   try {
     keyInput.value = sessionStorage.getItem(KEY_STORE) || "";
@@ -43,25 +89,62 @@
     } catch (e) {
       /* ignore */
     }
+    schedulePreview(600);
   });
+
+  // --- the item: new, kept from an earlier visit, or another one -------------------------------
+
+  function keptItem() {
+    try {
+      const value = JSON.parse(localStorage.getItem(ITEM_STORE) || "null");
+      return value && typeof value.id === "string" ? value : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function keepItem(value) {
+    try {
+      localStorage.setItem(ITEM_STORE, JSON.stringify(value));
+    } catch (e) {
+      /* storage off: nothing to offer next time */
+    }
+    showKept();
+  }
+
+  function mode() {
+    return form.querySelector('input[name="item_mode"]:checked').value;
+  }
+
+  function choose(value) {
+    const radio = form.querySelector(`input[name="item_mode"][value="${value}"]`);
+    radio.checked = true;
+    radio.dispatchEvent(new Event("change"));
+  }
+
+  function showKept() {
+    const kept = keptItem();
+    const choice = document.getElementById("kept-choice");
+    choice.hidden = !kept;
+    document.getElementById("kept-hint").hidden = !kept || kept.recorded;
+    if (!kept) return;
+    document.getElementById("kept-label").textContent =
+      `The item you registered here: ${kept.brand} ${kept.model} (${kept.category})` +
+      (kept.recorded ? ", verdict recorded" : ", no verdict recorded yet");
+  }
 
   for (const radio of form.querySelectorAll('input[name="item_mode"]')) {
     radio.addEventListener("change", () => {
-      const existing = form.querySelector('input[name="item_mode"]:checked').value === "existing";
-      document.getElementById("existing-item").hidden = !existing;
-      document.getElementById("new-item").hidden = existing;
+      const m = mode();
+      document.getElementById("existing-item").hidden = m !== "existing";
+      document.getElementById("new-item").hidden = m !== "new";
     });
   }
+  showKept();
+  const startKept = keptItem();
+  if (startKept && !startKept.recorded) choose("kept");
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (k === "class") node.className = v;
-      else node.setAttribute(k, v);
-    }
-    for (const c of children) if (c !== null && c !== undefined) node.append(c);
-    return node;
-  }
+  // --- errors --------------------------------------------------------------------------------
 
   function showError(title, detail) {
     errorBox.replaceChildren(el("strong", {}, title), el("p", { id: "error-detail" }, detail));
@@ -73,6 +156,52 @@
     errorBox.replaceChildren();
   }
 
+  /** A form field's label, for the field names of an API validation error. */
+  function labelOf(field) {
+    const id = { category: "category", brand: "brand", model: "model", item_id: "item-id" }[field];
+    const label = id ? document.querySelector(`label[for="${id}"]`) : null;
+    return label ? label.textContent.trim() : field.replace(/_/g, " ");
+  }
+
+  function plainValidation(msg) {
+    let m = /^String should have at least (\d+) characters?$/.exec(msg);
+    if (m) return m[1] === "1" ? "enter a value" : `enter at least ${m[1]} characters`;
+    m = /^String should have at most (\d+) characters?$/.exec(msg);
+    if (m) return `at most ${m[1]} characters`;
+    if (msg === "Field required") return "enter a value";
+    if (/^Input should be /.test(msg)) return msg.replace(/^Input should be /, "choose ");
+    return msg;
+  }
+
+  /** The API's problem+json message (validation errors named by this form's labels), or the best words we have. */
+  function problemOf(status, text) {
+    try {
+      const p = JSON.parse(text);
+      if (p && typeof p.detail === "string") {
+        if (status === 422 && Array.isArray(p.errors) && p.errors.length) {
+          const words = p.errors
+            .filter((e) => Array.isArray(e.loc) && e.loc[0] === "body")
+            .map((e) => `${labelOf(String(e.loc[e.loc.length - 1]))}: ${plainValidation(String(e.msg))}`);
+          if (words.length) return { title: "Check the form", detail: words.join("; ") };
+        }
+        return { title: p.title || "Error " + status, detail: p.detail };
+      }
+    } catch (e) {
+      /* not JSON */
+    }
+    return { title: "Error " + status, detail: text ? text.slice(0, 300) : "The server answered " + status + "." };
+  }
+
+  class ApiError extends Error {
+    constructor(title, detail) {
+      super(detail);
+      this.title = title;
+      this.detail = detail;
+    }
+  }
+
+  // --- photos --------------------------------------------------------------------------------
+
   function drawThumbs() {
     for (const u of objectUrls.splice(0)) URL.revokeObjectURL(u);
     thumbs.replaceChildren(
@@ -83,6 +212,7 @@
         remove.addEventListener("click", () => {
           files.splice(i, 1);
           drawThumbs();
+          schedulePreview(0);
         });
         return el("li", {}, el("img", { src: url, alt: "Selected photo " + f.name }), remove, f.name);
       })
@@ -93,8 +223,14 @@
   }
 
   function addFiles(list) {
-    for (const f of list) files.push(f);
+    const refused = [];
+    for (const f of list) {
+      if (f.size > maxPhotoBytes) refused.push(`${f.name} is ${mb(f.size)}; a photo can be at most ${mb(maxPhotoBytes)}`);
+      else files.push(f);
+    }
     drawThumbs();
+    if (refused.length) count.textContent += " Not added: " + refused.join("; ") + ".";
+    schedulePreview(0);
   }
 
   picker.addEventListener("change", () => {
@@ -119,43 +255,144 @@
     if (e.dataTransfer && e.dataTransfer.files) addFiles(e.dataTransfer.files);
   });
 
-  /** The API's problem+json message, or the best words we have. */
-  async function problemOf(status, text) {
-    try {
-      const p = JSON.parse(text);
-      if (p && typeof p.detail === "string") {
-        return { title: p.title || "Error " + status, detail: p.detail };
-      }
-    } catch (e) {
-      /* not JSON */
-    }
-    return { title: "Error " + status, detail: text ? text.slice(0, 300) : "The server answered " + status + "." };
+  // --- preview: nothing stored ---------------------------------------------------------------
+
+  let previewTimer = null;
+  let lastPreview = null; // { signature, promise }
+
+  function signature(key) {
+    return key + "\n" + files.map((f) => `${f.name}:${f.size}:${f.lastModified}`).join("\n");
   }
 
-  class ApiError extends Error {
-    constructor(title, detail) {
-      super(detail);
-      this.title = title;
-      this.detail = detail;
-    }
+  function schedulePreview(delay) {
+    clearTimeout(previewTimer);
+    previewTimer = setTimeout(() => {
+      preview().catch(() => {
+        /* shown in the preview box */
+      });
+    }, delay);
   }
+
+  function setAside(photo) {
+    return photo.reasons.some((r) => !KEPT_CODES.has(r.code));
+  }
+
+  function retakeFor(photo) {
+    if (photo.retake) return photo.retake;
+    for (const r of photo.reasons) if (retakeHints[r.code]) return retakeHints[r.code];
+    return null;
+  }
+
+  function photoCheck(photo, name) {
+    const li = el("li", { "data-set-aside": String(setAside(photo)) }, el("p", { class: "photo-name" }, name));
+    if (setAside(photo)) {
+      li.append(el("p", { class: "set-aside" }, "Set aside, not used for the verdict (no score):"));
+      li.append(el("ul", {}, ...photo.reasons.map((r) => el("li", { "data-code": r.code }, r.message))));
+      const retake = retakeFor(photo);
+      if (retake) li.append(el("p", { class: "retake" }, "A retake should show " + retake + "."));
+    } else {
+      li.append(el("p", { class: "ok" }, "✓ Usable" + (photo.category ? ": looks like a " + photo.category : "") + "."));
+      for (const r of photo.reasons) li.append(el("p", { "data-code": r.code }, r.message));
+    }
+    return li;
+  }
+
+  function drawPreview(answer) {
+    document.getElementById("preview-photos").replaceChildren(
+      ...answer.photos.map((p, i) => photoCheck(p, p.file || files[i]?.name || `photo ${i + 1}`))
+    );
+    const box = document.getElementById("preview-verdict");
+    box.dataset.recordable = String(answer.recordable);
+    if (!answer.recordable) {
+      previewStatus.textContent = "Nothing can be recorded from these photos; nothing was recorded.";
+      box.replaceChildren(el("p", { class: "alert" }, answer.refusal));
+      return;
+    }
+    const [, words] = DECISIONS[answer.decision] || ["?", answer.decision];
+    const score = percent(answer.probability_authentic);
+    previewStatus.textContent = "Checked; nothing is recorded until you press “Record the verdict”.";
+    box.replaceChildren(
+      el("p", {}, el("strong", { id: "provisional-decision", "data-decision": answer.decision }, "If you record these photos now: " + words + "."),
+        score ? ` Score ${score}.` : ""),
+      ...answer.reasons.map((r) => el("p", { "data-code": r.code }, r.message))
+    );
+  }
+
+  /** Check the current photos; resolves to { answer } or { error: {title, detail} } (cached per photo set and key). */
+  function preview() {
+    const key = keyInput.value.trim();
+    if (!key || !files.length) {
+      previewBox.hidden = true;
+      lastPreview = null;
+      return Promise.resolve(null);
+    }
+    if (files.length > maxPhotos) {
+      previewBox.hidden = false;
+      previewStatus.textContent = `Send at most ${maxPhotos} photos: remove some.`;
+      return Promise.resolve({ error: { title: "Too many photos", detail: `Send at most ${maxPhotos} photos.` } });
+    }
+    const sig = signature(key);
+    if (lastPreview && lastPreview.signature === sig) return lastPreview.promise;
+    previewBox.hidden = false;
+    previewStatus.textContent = "Checking your photos… nothing is recorded.";
+    document.getElementById("preview-photos").replaceChildren();
+    document.getElementById("preview-verdict").replaceChildren();
+    const body = new FormData();
+    for (const f of files) body.append("photos", f, f.name);
+    const promise = fetch("/v1/assessments/preview", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + key, Accept: "application/json" },
+      body,
+    })
+      .then(async (response) => {
+        const text = await response.text();
+        if (!response.ok) return { error: problemOf(response.status, text) };
+        return { answer: JSON.parse(text) };
+      })
+      .catch(() => ({ error: { title: "Network error", detail: "The photos could not be checked: the service did not answer." } }))
+      .then((outcome) => {
+        if (lastPreview && lastPreview.signature === sig) {
+          if (outcome.answer) drawPreview(outcome.answer);
+          else {
+            previewStatus.textContent = "The photos could not be checked: " + outcome.error.detail;
+            document.getElementById("preview-verdict").replaceChildren();
+          }
+          document.body.dataset.preview = outcome.answer ? "done" : "failed";
+        }
+        return outcome;
+      });
+    lastPreview = { signature: sig, promise };
+    return promise;
+  }
+
+  // --- recording -----------------------------------------------------------------------------
 
   async function registerItem(key) {
+    const item = {
+      category: document.getElementById("category").value,
+      brand: document.getElementById("brand").value.trim(),
+      model: document.getElementById("model").value.trim(),
+    };
     const response = await fetch("/v1/items", {
       method: "POST",
-      headers: { Authorization: "Bearer " + key, "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({
-        category: document.getElementById("category").value,
-        brand: document.getElementById("brand").value.trim(),
-        model: document.getElementById("model").value.trim(),
-      }),
+      headers: {
+        Authorization: "Bearer " + key,
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "Idempotency-Key": crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(),
+      },
+      body: JSON.stringify(item),
     });
     const text = await response.text();
     if (!response.ok) {
-      const p = await problemOf(response.status, text);
+      const p = problemOf(response.status, text);
       throw new ApiError(p.title, p.detail);
     }
-    return JSON.parse(text).id;
+    const id = JSON.parse(text).id;
+    // Offered first on the next visit: a retry reuses this item instead of registering another one.
+    keepItem({ id, ...item, recorded: false, at: new Date().toISOString() });
+    choose("kept");
+    return id;
   }
 
   function upload(key, itemId) {
@@ -177,11 +414,11 @@
         progress.removeAttribute("value");
         progressLabel.textContent = "Uploaded; the model is looking at the photos…";
       });
-      xhr.addEventListener("load", async () => {
+      xhr.addEventListener("load", () => {
         if (xhr.status >= 200 && xhr.status < 300) {
           resolve(JSON.parse(xhr.responseText));
         } else {
-          const p = await problemOf(xhr.status, xhr.responseText);
+          const p = problemOf(xhr.status, xhr.responseText);
           reject(new ApiError(p.title, p.detail));
         }
       });
@@ -198,8 +435,69 @@
       el("figcaption", {}, "Heat map: what moved the score"));
   }
 
-  function percent(p) {
-    return typeof p === "number" ? Math.round(p * 100) + "%" : "no score";
+  async function labList() {
+    try {
+      const response = await fetch("/v1/labs", { headers: { Accept: "application/json" } });
+      if (!response.ok) return null;
+      return (await response.json()).labs;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function labsBlock(labs) {
+    if (labs === null) return el("p", {}, "The list of labs could not be loaded: see /v1/labs.");
+    if (!labs.length) return el("p", {}, "No lab is registered with this service yet: ask its operator which labs it works with.");
+    return el(
+      "ul",
+      { class: "labs", id: "lab-list" },
+      ...labs.map((lab) => el("li", {}, el("strong", {}, lab.name), ", accreditation: " + lab.accreditation))
+    );
+  }
+
+  /** Every verdict ends with a next step. */
+  async function drawNextStep(a) {
+    const box = document.getElementById("next-step");
+    const page = "/t/" + encodeURIComponent(a.item_id);
+    const what = () =>
+      el("p", {}, "What to send: the item itself, with its item id ", el("code", {}, a.item_id), " and the link to its record, ",
+        el("a", { href: page }, location.origin + page),
+        ". The lab inspects it in person and attaches a signed certificate to this item; the certificate replaces this photo result on the item's badge and public page.");
+    const labs = a.decision === "authentic" ? null : await labList();
+    if (a.decision === "inconclusive") {
+      const retake = a.photos.some(setAside);
+      box.replaceChildren(
+        el("h3", {}, "Next step: a lab inspection"),
+        el("p", {}, "The photos did not allow a verdict. Send the item to one of these registered labs:"),
+        labsBlock(labs),
+        what(),
+        retake ? el("p", {}, "Or retake the photos that were set aside (see below) and record them for this same item.") : null
+      );
+    } else if (a.decision === "counterfeit") {
+      const scored = a.photos
+        .map((p, i) => ({ p, name: p.file || `photo ${i + 1}` }))
+        .filter((x) => !setAside(x.p) && typeof x.p.probability_authentic === "number")
+        .sort((x, y) => x.p.probability_authentic - y.p.probability_authentic);
+      box.replaceChildren(
+        el("h3", {}, "Why the model says counterfeit"),
+        el("p", {}, `The score, ${percent(a.probability_authentic)}, is below ${percent(a.thresholds.counterfeit_below)}, under which the model calls an item counterfeit.`),
+        scored.length
+          ? el("p", {}, "Lowest-scoring photos: " + scored.slice(0, 3).map((x) => `${x.name} (${percent(x.p.probability_authentic)})`).join(", ") +
+              ". The heat maps below show the regions that moved the score.")
+          : null,
+        el("h3", {}, "How to contest it"),
+        el("p", {}, "This result is in the item's public record. To contest it, send the item to a registered lab for an inspection in person:"),
+        labsBlock(labs),
+        what()
+      );
+    } else {
+      box.replaceChildren(
+        el("h3", {}, "Next step"),
+        el("p", {}, "You can list the item: buyers see “AI-verified authentic” and a link to its record. " +
+          "A registered lab's inspection in person gives it the stronger “Lab certified” badge."),
+        el("p", {}, el("a", { href: "/v1/labs" }, "Registered labs"))
+      );
+    }
   }
 
   async function showResult(key, a, photoFiles) {
@@ -210,12 +508,16 @@
     document.getElementById("decision").textContent = words;
     document.getElementById("decision").dataset.decision = a.decision;
     document.getElementById("probability").textContent =
-      `Probability authentic: ${percent(a.probability_authentic)} (authentic above ${percent(a.thresholds.authentic_above)}, counterfeit below ${percent(a.thresholds.counterfeit_below)}).`;
+      typeof a.probability_authentic === "number"
+        ? `Score ${percent(a.probability_authentic)} (authentic above ${percent(a.thresholds.authentic_above)}, counterfeit below ${percent(a.thresholds.counterfeit_below)}).`
+        : "No score: the photos did not allow one.";
     document.getElementById("reasons").replaceChildren(...a.reasons.map((r) => el("li", { "data-code": r.code }, r.message)));
     document.getElementById("model-version").textContent = `${a.model.name || "model"} ${a.model.version}`;
     document.getElementById("assessment-id").textContent = a.id;
+    document.getElementById("result-item-id").textContent = a.item_id;
     document.getElementById("log-entry").textContent = `#${a.receipt.index} of a tree of ${a.receipt.tree_size}`;
     document.getElementById("trace-link").href = "/t/" + encodeURIComponent(a.item_id);
+    await drawNextStep(a);
     const items = [];
     for (let i = 0; i < a.photos.length; i++) {
       const p = a.photos[i];
@@ -225,16 +527,27 @@
       if (local) {
         imgs.append(el("figure", {}, el("img", { src: URL.createObjectURL(local), alt: "Your photo " + name }), el("figcaption", {}, "Your photo")));
       }
-      if (p.heatmap_url) {
+      const aside = setAside(p);
+      if (p.heatmap_url && !aside) {
         const fig = await heatmapImage(key, p.heatmap_url, name);
         if (fig) imgs.append(fig);
       }
-      const reasons = p.reasons.length
-        ? el("ul", {}, ...p.reasons.map((r) => el("li", { "data-code": r.code }, r.message)))
-        : el("p", { class: "ok" }, "✓ Usable: no quality problems found.");
-      items.push(
-        el("li", { class: "photo-result" }, el("h4", {}, name), el("p", {}, "Score: " + percent(p.probability_authentic) + (p.category ? ", looks like a " + p.category : "")), reasons, imgs)
-      );
+      const li = el("li", { class: "photo-result", "data-set-aside": String(aside) }, el("h4", {}, name));
+      if (aside) {
+        li.append(el("p", { class: "set-aside" }, "Set aside, not used for the verdict (no score):"));
+        li.append(el("ul", {}, ...p.reasons.map((r) => el("li", { "data-code": r.code }, r.message))));
+        const retake = retakeFor(p);
+        if (retake) li.append(el("p", { class: "retake" }, "A retake should show " + retake + "."));
+      } else {
+        li.append(el("p", {}, "Score: " + percent(p.probability_authentic) + (p.category ? ", looks like a " + p.category : "")));
+        li.append(
+          p.reasons.length
+            ? el("ul", {}, ...p.reasons.map((r) => el("li", { "data-code": r.code }, r.message)))
+            : el("p", { class: "ok" }, "✓ Usable: no quality problems found.")
+        );
+      }
+      li.append(imgs);
+      items.push(li);
     }
     document.getElementById("result-photos").replaceChildren(...items);
     result.hidden = false;
@@ -248,24 +561,42 @@
     if (!key) return showError("API key missing", "Enter your platform API key.");
     if (!files.length) return showError("No photos", "Add at least one photo of the item.");
     if (files.length > maxPhotos) return showError("Too many photos", `Send at most ${maxPhotos} photos.`);
-    const existing = form.querySelector('input[name="item_mode"]:checked').value === "existing";
+    const total = files.reduce((n, f) => n + f.size, 0);
+    if (total > maxBodyBytes) {
+      return showError("The photos are too large together", `They add up to ${mb(total)}; one upload can be at most ${mb(maxBodyBytes)}. Send fewer or smaller photos.`);
+    }
+    const m = mode();
+    if (m === "new") {
+      for (const id of ["brand", "model"]) {
+        if (!document.getElementById(id).value.trim()) {
+          document.getElementById(id).focus();
+          return showError("Check the form", `${labelOf(id)}: enter a value.`);
+        }
+      }
+    }
     submit.disabled = true;
     result.hidden = true;
-    progressBox.hidden = false;
-    progress.value = 0;
-    progressLabel.textContent = "Uploading…";
     try {
+      // The check first: photos that cannot be recorded never register an item.
+      const checked = await preview();
+      if (checked && checked.error) throw new ApiError(checked.error.title, checked.error.detail);
+      if (checked && checked.answer && !checked.answer.recordable) throw new ApiError("Nothing to record", checked.answer.refusal);
       let itemId;
-      if (existing) {
+      const kept = keptItem();
+      if (m === "kept" && kept) {
+        itemId = kept.id;
+      } else if (m === "existing") {
         itemId = document.getElementById("item-id").value.trim();
-        if (!itemId) throw new ApiError("Item id missing", "Enter the id of the item you registered.");
+        if (!itemId) throw new ApiError("Check the form", `${labelOf("item_id")}: enter the id of the item you registered.`);
       } else {
         itemId = await registerItem(key);
-        // A retry after a failed upload reuses this item instead of registering another one.
-        document.getElementById("item-id").value = itemId;
-        form.querySelector('input[name="item_mode"][value="existing"]').click();
       }
+      progressBox.hidden = false;
+      progress.value = 0;
+      progressLabel.textContent = "Uploading…";
       const answer = await upload(key, itemId);
+      const now = keptItem();
+      if (now && now.id === itemId) keepItem({ ...now, recorded: true });
       await showResult(key, answer, files.slice());
     } catch (err) {
       if (err instanceof ApiError) showError(err.title, err.detail);

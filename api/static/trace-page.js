@@ -1,7 +1,9 @@
 /*
  * The trace page: fetch the item's trace JSON, verify it with TraceVerify against the log key
  * printed on the page, and redraw the timeline from what was verified: ✓ or ✗ per event with
- * a short reason, and the "Verified in your browser" banner only when every check holds.
+ * a short reason (under "Technical details", opened where a check failed), and "This history is
+ * complete and untampered" only when every check holds. That answers "can I trust this
+ * record?", never "is the item authentic?" (the page's first section, from the record).
  */
 "use strict";
 
@@ -78,16 +80,25 @@
     const time = w ? w.time : check.entry ? check.entry.time : "";
     const timeWords = w ? w.time_words : time;
     const lines = w ? w.lines : ["The server did not describe these exact bytes."];
+    const tech = ["log entry #" + (check.index === null ? "?" : check.index), ...(w && w.tech ? w.tech : [])];
     const meta = el("p", { class: "event-meta" });
-    if (time) meta.append(el("time", { datetime: time }, timeWords), " · ");
-    meta.append("log entry #" + (check.index === null ? "?" : check.index));
+    if (time) meta.append(el("time", { datetime: time }, timeWords));
+    const details = el(
+      "details",
+      { class: "tech" },
+      el("summary", {}, "Technical details"),
+      el("ul", { class: "tech-lines" }, ...tech.map((l) => el("li", {}, l))),
+      el("p", { class: "check" }, el("span", { class: "check-label" }, "Check:"), " ", el("span", { class: "reason" }, ""))
+    );
+    if (!check.ok) details.open = true;
     const body = el(
       "div",
       { class: "event-body" },
       el("h3", { class: "event-title" }, title),
       meta,
       lines.length ? el("ul", { class: "event-lines" }, ...lines.map((l) => el("li", {}, l))) : null,
-      el("p", { class: "check" }, el("span", { class: "check-label" }, "Check:"), " ", el("span", { class: "reason" }, ""))
+      check.ok ? null : el("p", { class: "event-failed" }, "✗ This event does not match the signed record."),
+      details
     );
     const row = el("li", { class: "event", "data-index": String(check.index), "data-position": String(check.position) },
       el("span", { class: "mark", "aria-hidden": "true" }, "…"), body);
@@ -124,12 +135,23 @@
     return response.json();
   }
 
+  function distrustStanding() {
+    const standing = document.getElementById("standing");
+    if (standing && !standing.querySelector(".standing-note")) {
+      standing.classList.add("standing-unconfirmed");
+      standing.append(
+        el("p", { class: "standing-note" }, "What this page says about the item rests on a record that did not check out: do not rely on it.")
+      );
+    }
+  }
+
   function failAll(text, detail) {
     for (const row of document.querySelectorAll("#timeline .event, #checkpoint-check")) {
       row.dataset.state = "unchecked";
       row.querySelector(".reason").textContent = "not checked: " + text;
     }
-    setVerdict("fail", "✗", "Not verified", detail);
+    distrustStanding();
+    setVerdict("fail", "✗", "Not verified: this history could not be checked", detail);
   }
 
   async function run() {
@@ -194,20 +216,18 @@
     const failed =
       report.events.filter((e) => !e.ok).length + (cp.ok ? 0 : 1) + report.problems.length + (cons && !cons.ok ? 1 : 0);
     if (report.ok) {
+      const n = report.events.length;
       setVerdict(
         "ok",
         "✓",
-        "Verified in your browser",
-        `All ${report.events.length} events: bytes match their leaf hashes, every inclusion proof leads to the checkpoint's root, ` +
-          `the hash chain is complete and in order, and the checkpoint (tree of ${cp.size} entries) is signed by ${cp.keyName}.` +
-          (cons ? " The log only grew since your last visit." : "")
+        "This history is complete and untampered",
+        `Your browser checked all ${n} event${n === 1 ? "" : "s"} of this item against the public log's signed record: ` +
+          "nothing was changed, left out or put out of order" +
+          (cons ? ", and the log only grew since your last visit." : ".")
       );
     } else {
-      const badge = document.getElementById("badge");
-      if (badge) {
-        badge.classList.add("badge-unconfirmed");
-        badge.append(el("p", { class: "badge-note" }, "This badge rests on a history that did not check out: do not rely on it."));
-      }
+      distrustStanding();
+      if (!cp.ok || (cons && !cons.ok) || report.problems.length) document.getElementById("technical").open = true;
       const extra = report.problems.length ? " " + report.problems.join("; ") + "." : "";
       setVerdict(
         "fail",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from authenticator.cli._errors import OneLineErrorsGroup
 from authenticator.cli.assess import assess
 from authenticator.cli.keys import keys_app
 from authenticator.cli.lab import lab_app
@@ -13,7 +14,11 @@ from authenticator.cli.projections import projections_app
 from authenticator.cli.serve import serve
 from authenticator.cli.trace import trace_app
 
-app = typer.Typer(help="Authenticity verification service and its provenance ledger.", no_args_is_help=True)
+app = typer.Typer(
+    help="Authenticity verification service and its provenance ledger.",
+    no_args_is_help=True,
+    cls=OneLineErrorsGroup,  # a wrong file or key: one "error:" line, exit 2, never a traceback
+)
 
 
 @app.callback()

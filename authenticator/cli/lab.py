@@ -2,7 +2,8 @@
 
 ``keygen`` writes an Ed25519 private key (PEM, mode 0600) and prints the public key to register
 with the operator. ``sign`` builds the certificate payload (RFC 8785 canonical JSON), signs it
-as a DSSE envelope and writes it, or posts it to the API with the lab's API key.
+as a DSSE envelope and writes it, or posts it to the API with the lab's API key. ``revoke``
+withdraws a certificate the lab issued (``certificate.revoked``), with the reason buyers read.
 See docs/certificates.md for the format.
 """
 
@@ -15,8 +16,10 @@ import os
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -29,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import (
 from authenticator.dsse import keyid_for, sign_envelope
 from authenticator.errors import InvalidInput
 from authenticator.services.certificate_payload import check_payload
+from authenticator.text import check_free_text
 
 lab_app = typer.Typer(help="Lab tooling: key pairs and signed certificates.", no_args_is_help=True)
 
@@ -59,15 +63,46 @@ def keygen(
     )
 
 
+def _looks_like_public_key(data: bytes) -> bool:
+    """The ``.pub`` file keygen writes (base64 of 32 raw bytes) or a PEM public key."""
+    text = data.strip()
+    if b"PUBLIC KEY" in text:
+        return True
+    try:
+        return len(base64.b64decode(text, validate=True)) == 32
+    except ValueError:
+        return False
+
+
 def _load_key(path: Path) -> Ed25519PrivateKey:
-    key = load_pem_private_key(path.read_bytes(), password=None)
+    """The lab's private key, or a one-line error naming what is wrong with the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint="--key") from None
+    try:
+        key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        if _looks_like_public_key(data):
+            raise typer.BadParameter(
+                f"{path} holds a public key. Sign with the lab's private key: the file `authenticator lab keygen "
+                "--out FILE` wrote (e.g. lab.key), not the .pub file next to it.",
+                param_hint="--key",
+            ) from None
+        raise typer.BadParameter(
+            f"{path} is not an unencrypted PEM private key (the file `authenticator lab keygen` writes).",
+            param_hint="--key",
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise typer.BadParameter("the key is not an Ed25519 private key")
+        raise typer.BadParameter(f"{path} is not an Ed25519 private key", param_hint="--key")
     return key
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha256_file(path: Path, option: str = "--photos") -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint=option) from None
 
 
 def build_payload(
@@ -88,7 +123,7 @@ def build_payload(
         "inspection_date": inspection_date,
         "method": method,
         "photos": [_sha256_file(p) for p in photos],
-        "report_sha256": _sha256_file(report) if report is not None else None,
+        "report_sha256": _sha256_file(report, "--report") if report is not None else None,
     }
 
 
@@ -139,4 +174,47 @@ def sign(
     )
     typer.echo(response.text)
     if response.status_code != 201:
+        raise typer.Exit(1)
+
+
+@lab_app.command("revoke")
+def revoke(
+    certificate_id: Annotated[str, typer.Argument(help="The certificate id, as answered when it was attached.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, in words buyers read on the item's page.")],
+    url: Annotated[str, typer.Option("--url", help="API base URL, e.g. https://auth.example.com.")],
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="AUTHENTICATOR_API_KEY", help="The lab's key.")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="Makes a retry safe (default: a fresh one per run).")
+    ] = None,
+) -> None:
+    """Revoke a certificate this lab issued: appends `certificate.revoked` with the reason.
+
+    The item's badge turns to a warning until a new certificate is attached (issue one with
+    `lab sign`; a certificate attached after the revocation replaces it)."""
+    import uuid
+
+    import httpx
+
+    if not api_key:
+        raise typer.BadParameter("--api-key (or AUTHENTICATOR_API_KEY) is needed", param_hint="--api-key")
+    try:
+        check_free_text(reason, "reason")
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.message, param_hint="--reason") from None
+    if not reason.strip():
+        raise typer.BadParameter("give the reason buyers will read", param_hint="--reason")
+    response = httpx.post(
+        f"{url.rstrip('/')}/v1/certificates/{quote(certificate_id, safe='')}/revocation",
+        content=json.dumps({"reason": reason}).encode("utf-8"),
+        headers={
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key or str(uuid.uuid4()),
+        },
+        timeout=30.0,
+    )
+    typer.echo(response.text)
+    if response.status_code not in (200, 201):
         raise typer.Exit(1)

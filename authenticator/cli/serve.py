@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -57,6 +57,15 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
-        proxy_headers=False,
         server_header=False,
+        **proxy_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's forwarded-header options: believe ``X-Forwarded-Proto``/``-For`` only from the
+    configured proxies (``AUTHENTICATOR_TRUSTED_PROXIES``); without any, from nobody."""
+    proxies = settings.trusted_proxy_list
+    if not proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": proxies}

@@ -2,14 +2,19 @@
 
 Exit 0 when every check holds, 1 when one fails (each failure is named), 2 when the trace
 cannot be read at all.
+
+The source may be the trace's API address (``…/v1/items/ID/trace``), the item's page address
+that QR codes and tags hold (``…/t/ID``; the trace is fetched from the same site), a listing's
+page (``…/l/ID``: its item's trace) or a JSON file.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import typer
 
@@ -19,11 +24,44 @@ from authenticator.trace_verify import verify_trace
 trace_app = typer.Typer(help="Item traces: verifiable histories.", no_args_is_help=True)
 
 
+PAGE_PATH = re.compile(r"^(?P<base>.*)/t/(?P<item>[^/]+)/?$")
+LISTING_PATH = re.compile(r"^(?P<base>.*)/l/(?P<listing>[^/]+)/?$")
+
+
+def trace_url(source: str) -> str:
+    """The trace's API address for a page address (``…/t/ID``, ``…/l/ID``) or the address itself.
+
+    A listing page's item is looked up on the same site (``GET …/v1/listings/ID``)."""
+    parts = urlsplit(source)
+    page = PAGE_PATH.match(parts.path)
+    if page is not None:
+        path = f"{page['base']}/v1/items/{page['item']}/trace"
+        return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    listing = LISTING_PATH.match(parts.path)
+    if listing is not None:
+        import httpx
+
+        api = urlunsplit((parts.scheme, parts.netloc, f"{listing['base']}/v1/listings/{listing['listing']}", "", ""))
+        try:
+            response = httpx.get(api, timeout=30.0, follow_redirects=False)
+        except httpx.HTTPError as exc:
+            raise ValueError(f"GET {api} failed: {exc}") from exc
+        if response.status_code != 200:
+            raise ValueError(f"GET {api} answered {response.status_code}: no such listing?")
+        try:
+            item = str(response.json()["item_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"GET {api} did not answer a listing") from exc
+        path = f"{listing['base']}/v1/items/{quote(item, safe='')}/trace"
+        return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+    return source
+
+
 def _load(source: str, since: int | None) -> dict[str, Any]:
     if source.startswith(("http://", "https://")):
         import httpx
 
-        url = source
+        url = source = trace_url(source)
         if since is not None:
             parts = urlsplit(source)
             query = "&".join(q for q in (parts.query, urlencode({"since": since})) if q)
@@ -41,6 +79,11 @@ def _load(source: str, since: int | None) -> dict[str, Any]:
         data = json.loads(text)
     except RecursionError as exc:  # whoever serves the trace chooses its nesting
         raise ValueError("the trace is nested too deeply to be a trace") from exc
+    except ValueError as exc:
+        raise ValueError(
+            f"{source} is not a trace (not JSON: {exc}). Give the item's page address (…/t/ITEM), its trace "
+            "address (…/v1/items/ITEM/trace) or a trace saved as JSON."
+        ) from exc
     if not isinstance(data, dict):
         raise ValueError("a trace is a JSON object")
     return data
@@ -55,7 +98,14 @@ def _old_size(note: str) -> int | None:
 
 @trace_app.command("verify")
 def verify(
-    source: Annotated[str, typer.Argument(metavar="URL_OR_FILE", help="Trace URL (…/v1/items/ID/trace) or JSON file.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="URL_OR_FILE",
+            help="The item's page address (…/t/ID, as in its QR code), its trace URL (…/v1/items/ID/trace), "
+            "a listing page (…/l/ID) or a trace saved as JSON.",
+        ),
+    ],
     key: Annotated[str, typer.Option("--key", help="The log's C2SP verifier key, obtained independently.")],
     checkpoint: Annotated[
         Path | None, typer.Option("--checkpoint", help="A signed checkpoint you kept earlier: check consistency.")
@@ -63,10 +113,17 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Verify leaf hashes, inclusion proofs, the item's hash chain, the checkpoint signature (and consistency)."""
-    old_note = checkpoint.read_text(encoding="utf-8") if checkpoint is not None else None
+    try:
+        old_note = checkpoint.read_text(encoding="utf-8") if checkpoint is not None else None
+    except (OSError, UnicodeDecodeError) as exc:
+        typer.echo(f"error: cannot read the checkpoint {checkpoint}: {exc}", err=True)
+        raise typer.Exit(2) from exc
     try:
         trace = _load(source, _old_size(old_note) if old_note else None)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        typer.echo(f"error: cannot read the trace: {exc.strerror or exc}: {source}", err=True)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
         typer.echo(f"error: cannot read the trace: {exc}", err=True)
         raise typer.Exit(2) from exc
     report = verify_trace(trace, key.strip(), old_note)

@@ -4,6 +4,14 @@ The vision pipeline runs first (CPU, in the caller's worker thread); then the ph
 maps are stored content-addressed, then ``assessment.recorded`` is appended with the photo-index
 and heat-map rows in the same transaction. A failure before the commit leaves no entry; with an
 ``Idempotency-Key`` a retry gets the first answer and no second entry.
+
+Only a submission with at least one usable photo enters the public record: when every photo is
+unreadable, fails the quality gate or (where the model can tell) shows something other than a
+bag, watch or sneaker, it is refused with each photo's reasons (:class:`NoUsablePhoto`) before
+anything is stored or appended. :func:`preview_assessment` runs the same pipeline and answers the
+provisional verdict without storing or appending anything, so a seller can check photos first.
+The photo-reuse check looks at other platforms' items only: a platform that sends its own photos
+again (a retry that registered a second item) is not flagged as reusing someone else's photos.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from authenticator.db import read_tx
-from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, PermissionDenied
+from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, NoUsablePhoto, PermissionDenied
 from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
 from authenticator.services.commands import Command, execute, replay_if_recorded
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
@@ -27,7 +35,8 @@ from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.projections import photoset_sha256
 from authenticator.store.tables import assessments, heatmaps, items, models
-from authenticator.vision.reasons import reason
+from authenticator.vision.phash import ReuseMatch
+from authenticator.vision.reasons import reason, retake_hint, set_aside
 
 
 @dataclass(frozen=True)
@@ -122,6 +131,135 @@ def entry_body(assessment_id: str, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class _OtherPlatformsPhotos:
+    """The photo-reuse index as one platform sees it: only other platforms' items count as reuse.
+
+    A platform that sends its own photos again for another of its items (a retry that
+    registered the item twice) is not reusing someone else's photos."""
+
+    def __init__(self, ctx: ServiceContext, platform: str) -> None:
+        self.ctx = ctx
+        self.platform = platform
+
+    def lookup(self, phash: int, exclude_item: str | None) -> list[ReuseMatch]:
+        matches = self.ctx.photo_index.lookup(phash, exclude_item=exclude_item)
+        if not matches:
+            return matches
+        with read_tx(self.ctx.engine) as conn:
+            own = set(
+                conn.execute(
+                    select(items.c.id).where(
+                        items.c.id.in_(sorted({m.item_id for m in matches})), items.c.platform == self.platform
+                    )
+                ).scalars()
+            )
+        return [m for m in matches if m.item_id not in own]
+
+    def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
+        self.ctx.photo_index.add(phash, item_id, photo_sha256)
+
+
+def _run_vision(
+    ctx: ServiceContext, principal: Principal, uploads: list[Upload], *, item_id: str | None, heatmaps: bool
+) -> Any:
+    """The vision pipeline on the uploads (nothing stored): the assessor's ``Assessment``."""
+    if ctx.assessor is None:
+        raise ModelError("this process has no model loaded")
+    from authenticator.vision.service import PhotoInput
+
+    return ctx.assessor.assess(
+        [PhotoInput(u.filename, u.data) for u in uploads],
+        item_id=item_id,
+        reuse_index=_OtherPlatformsPhotos(ctx, principal.id),
+        heatmaps=heatmaps,
+        principal=principal.id,
+    )
+
+
+def _usable(ctx: ServiceContext, photo: dict[str, Any]) -> bool:
+    """A photo that may enter the record: decoded, through the quality gate, and, where the model
+    has a reference bank to tell (the shipped one recognises 99.2% of the development photos), a
+    bag, watch or sneaker. Without a bank "no category" only means the model cannot tell."""
+    if photo.get("probability_authentic") is None:
+        return False
+    can_tell = ctx.assessor is not None and getattr(ctx.assessor, "bank", None) is not None
+    return not (can_tell and photo.get("category") is None)
+
+
+def _photo_problems(photo: dict[str, Any], number: int) -> str:
+    name = photo.get("file") or f"photo {number}"
+    words = " ".join(str(r["message"]) for r in photo.get("reasons", [])) or "It cannot be used."
+    return f"{name}: {words}"
+
+
+def _refuse_without_usable_photo(ctx: ServiceContext, result: dict[str, Any]) -> None:
+    photos = result["photos"]
+    if any(_usable(ctx, p) for p in photos):
+        return
+    n = len(photos)
+    detail = "; ".join(_photo_problems(p, i) for i, p in enumerate(photos, 1))
+    raise NoUsablePhoto(
+        f"Nothing was recorded: {'the photo' if n == 1 else f'none of the {n} photos'} can be used. {detail}",
+        reasons=[[r["code"] for r in p.get("reasons", [])] for p in photos],
+    )
+
+
+def preview_assessment(
+    ctx: ServiceContext, principal: Principal, uploads: list[Upload], *, item_id: str | None = None
+) -> dict[str, Any]:
+    """Check photos without recording anything: quality, "what is it?", the provisional verdict.
+
+    Runs the same pipeline as :func:`assess_item` (the item, when given, must be the caller's)
+    but stores no photo and appends no entry. Photos that were set aside get no score, only
+    their reasons and what a retake should show; ``recordable`` says whether recording these
+    photos would be accepted, ``refusal`` why not.
+    """
+    if item_id is not None:
+        require_own_item(ctx, principal, item_id)
+    limit = ctx.settings.api_max_photos
+    if not 1 <= len(uploads) <= limit:
+        raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
+    result = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=False).model_dump(mode="json")
+    refusal = None
+    try:
+        _refuse_without_usable_photo(ctx, result)
+    except NoUsablePhoto as exc:
+        refusal = exc.message
+    photos = []
+    for raw in result["photos"]:
+        codes = [str(r["code"]) for r in raw.get("reasons", [])]
+        aside = set_aside(codes)
+        photos.append(
+            {
+                "file": raw.get("file"),
+                "sha256": raw["sha256"],
+                "probability_authentic": None if aside else raw.get("probability_authentic"),
+                "category": raw.get("category"),
+                "reasons": raw.get("reasons", []),
+                "set_aside": aside,
+                "usable": _usable(ctx, raw),
+                "retake": retake_hint(codes) if aside else None,
+                "reused_from": raw.get("reused_from") or [],
+            }
+        )
+    return {
+        "recorded": False,
+        "item_id": item_id,
+        "decision": result["decision"],
+        "probability_authentic": result["probability_authentic"],
+        "category": result["category"],
+        "reasons": result["reasons"],
+        "thresholds": {
+            "authentic_above": result["thresholds"]["authentic_above"],
+            "counterfeit_below": result["thresholds"]["counterfeit_below"],
+        },
+        "model": result["model"],
+        "photos": photos,
+        "recordable": refusal is None,
+        "refusal": refusal,
+    }
+
+
 def assess_item(
     ctx: ServiceContext,
     principal: Principal,
@@ -149,18 +287,9 @@ def assess_item(
     early = replay_if_recorded(ctx, key, replay)
     if early is not None:
         return early
-    if ctx.assessor is None:
-        raise ModelError("this process has no model loaded")
-    from authenticator.vision.service import PhotoInput
-
-    result_model = ctx.assessor.assess(
-        [PhotoInput(u.filename, u.data) for u in uploads],
-        item_id=item_id,
-        reuse_index=ctx.photo_index,
-        heatmaps=want_heatmaps,
-        principal=principal.id,
-    )
+    result_model = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=want_heatmaps)
     result = result_model.model_dump(mode="json")
+    _refuse_without_usable_photo(ctx, result)  # nothing stored, nothing appended
     for u in uploads:  # stored before the entry: no verdict ever points to a photo we lack
         ctx.blobs.put(u.data)
     heatmap_pngs = {sha: ctx.blobs.put(png) for sha, png in (getattr(result_model, "heatmaps", None) or {}).items()}

@@ -1,9 +1,12 @@
 """Badges, derived from the item's log entries (through the projections). Pure rule + a reader.
 
-Order: a revoked certificate, a lab's counterfeit finding, or (without a lab's authentic
-certificate) a counterfeit verdict -> ``warning``; else an active authentic lab certificate ->
-``lab_certified``; else the latest verdict authentic -> ``ai_verified``; else ``inconclusive``.
-A lab's physical inspection outranks the model; nothing outranks a warning from a lab.
+Order: a lab's counterfeit finding in force, a revoked certificate that no later certificate
+replaced, or (without a lab's authentic certificate) a counterfeit verdict -> ``warning``; else an
+active authentic lab certificate -> ``lab_certified``; else the latest verdict authentic ->
+``ai_verified``; else ``inconclusive``. A lab's physical inspection outranks the model; nothing
+outranks a warning from a lab. A revocation followed by a new certificate in force (a lab that
+corrects itself) is history, not a warning: only a certificate attached *after* the revocation
+replaces it.
 """
 
 from __future__ import annotations
@@ -42,18 +45,26 @@ class Badge:
     """Log indexes of the entries the badge rests on."""
 
 
+def open_revocations(certs: list[CertificateFact]) -> list[CertificateFact]:
+    """Revoked certificates that no certificate attached after the revocation (and in force) replaced."""
+    active = [c for c in certs if c.revoked_index is None]
+    return [
+        c for c in certs if c.revoked_index is not None and not any(a.attached_index > c.revoked_index for a in active)
+    ]
+
+
 def derive_badge(verdicts: list[VerdictFact], certs: list[CertificateFact]) -> Badge:
     """The badge from an item's verdicts and certificates (each list in log order)."""
-    revoked = [c for c in certs if c.revoked_index is not None]
     active = [c for c in certs if c.revoked_index is None]
+    revoked = open_revocations(certs)
     lab_fake = [c for c in active if c.outcome == "counterfeit"]
     lab_ok = [c for c in active if c.outcome == "authentic"]
     latest = verdicts[-1] if verdicts else None
+    if lab_fake:
+        return Badge("warning", "A lab found this item counterfeit.", tuple(c.attached_index for c in lab_fake))
     if revoked:
         idx = tuple(i for c in revoked for i in (c.attached_index, c.revoked_index) if i is not None)
         return Badge("warning", "A lab revoked its certificate for this item.", idx)
-    if lab_fake:
-        return Badge("warning", "A lab found this item counterfeit.", tuple(c.attached_index for c in lab_fake))
     if lab_ok:
         return Badge(
             "lab_certified", "An independent lab inspected and certified this item.", (lab_ok[-1].attached_index,)

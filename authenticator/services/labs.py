@@ -65,6 +65,18 @@ def get_lab(ctx: ServiceContext, lab_id: str) -> dict[str, Any]:
         row = conn.execute(select(labs).where(labs.c.id == lab_id)).first()
     if row is None:
         raise NotFound(f"no lab {lab_id}", lab_id=lab_id)
+    return _lab_record(row)
+
+
+def list_labs(ctx: ServiceContext) -> list[dict[str, Any]]:
+    """Public: every registered lab (name, accreditation, key), oldest first: where a seller can
+    send an item for the physical inspection that an inconclusive or contested verdict needs."""
+    with read_tx(ctx.engine) as conn:
+        rows = conn.execute(select(labs).order_by(labs.c.created_at, labs.c.id)).all()
+    return [_lab_record(row) for row in rows]
+
+
+def _lab_record(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,

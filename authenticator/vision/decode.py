@@ -27,6 +27,7 @@ from authenticator.errors import (
     ImageTooSmall,
     UnsupportedFormat,
 )
+from authenticator.sizes import size_words
 
 try:  # HEIC/HEIF support is an optional plugin of Pillow.
     from pillow_heif import register_heif_opener
@@ -152,7 +153,10 @@ def _open_checked(data: bytes, limits: DecodeLimits, reduce_to: int | None) -> t
     if not data:
         raise CorruptImage("The file is empty.")
     if len(data) > limits.max_bytes:
-        raise ImageTooLarge(f"The file is {len(data)} bytes; the limit is {limits.max_bytes}.")
+        raise ImageTooLarge(
+            f"The file is {size_words(len(data))}; a photo can be at most {size_words(limits.max_bytes)}: "
+            "send a smaller copy (most phones can share a photo at a smaller size)."
+        )
     sniffed = sniff_dimensions(data)
     if sniffed is not None:  # before Pillow (and libwebp's canvas allocation) sees the file
         _check_pixel_count(sniffed[1], sniffed[2], limits)

@@ -161,13 +161,17 @@ def gate(m: QualityMetrics, t: QualityThresholds) -> list[Reason]:
     if over:
         out.append(reason("overexposed"))
     exposure_failed = under or over
-    if not exposure_failed and m.contrast < t.min_contrast:
+    low_contrast = not exposure_failed and m.contrast < t.min_contrast
+    if low_contrast:
         out.append(reason("low_contrast"))
     # A dark or washed-out photo also loses its edges; report the cause, not the symptom.
-    if not exposure_failed and m.sharpness < t.min_sharpness:
+    blurred = not exposure_failed and m.sharpness < t.min_sharpness
+    if blurred:
         out.append(reason("blurred"))
     if m.glare_fraction > t.max_glare_fraction:
         out.append(reason("glare"))
-    if not exposure_failed and m.object_fraction < t.min_object_fraction:
+    # The item's extent is measured from its edges: in a blurred, flat or badly exposed photo they
+    # fade, the item seems small, and "move closer" would contradict "hold steady" for a close-up.
+    if not (exposure_failed or low_contrast or blurred) and m.object_fraction < t.min_object_fraction:
         out.append(reason("object_too_small"))
     return out

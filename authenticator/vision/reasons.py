@@ -49,3 +49,39 @@ def reason(code: str, detail: str | None = None) -> Reason:
     """The standard message for ``code``, optionally followed by a detail sentence."""
     base = MESSAGES.get(code, code.replace("_", " ").capitalize() + ".")
     return Reason(code=code, message=f"{base} ({detail})" if detail else base)
+
+
+#: Per-photo reasons that still let the photo count towards the verdict; any other per-photo
+#: reason means the photo was set aside (unreadable, failed the quality gate, not the item, or
+#: unlike the validated photos) and its score, if it has one, means nothing.
+KEPT_PHOTO_CODES = frozenset({"photo_reused"})
+
+#: What a retake should show, per reason a photo was set aside for (the upload page and the
+#: preview answer show it next to the reason).
+RETAKE: dict[str, str] = {
+    "low_resolution": "the item at the camera's full resolution, close enough that stitching and stamps are sharp",
+    "blurred": "sharp edges and readable stamps: hold the phone steady and tap the item to focus",
+    "underexposed": "the item in bright, even light, with detail visible in its dark parts",
+    "overexposed": "the item with no washed-out areas: out of direct sunlight, exposure lowered",
+    "low_contrast": "the item against a plain, contrasting background in even light",
+    "glare": "the item without bright reflections: another angle, flash off",
+    "object_too_small": "the item filling most of the frame",
+    "unsupported_object": "the bag, watch or sneaker itself: the whole item, then its logo, stamps, labels, hardware",
+    "unfamiliar_photo": "the whole item or one of its labels, straight on, in plain light",
+    "unsupported_format": "the original photo from the camera, as JPEG, PNG, WebP or HEIC",
+    "corrupt_image": "the original photo from the camera, uploaded again",
+    "image_too_large": "the same photo saved smaller",
+    "decompression_bomb": "the original photo from the camera",
+    "image_too_small": "the item at the camera's full resolution",
+    "invalid_image": "the original photo from the camera, as JPEG, PNG, WebP or HEIC",
+}
+
+
+def set_aside(codes: list[str]) -> bool:
+    """Whether a photo with these per-photo reason codes was left out of the verdict."""
+    return any(c not in KEPT_PHOTO_CODES for c in codes)
+
+
+def retake_hint(codes: list[str]) -> str | None:
+    """What a retake of a set-aside photo should show (for its first reason that has a hint)."""
+    return next((RETAKE[c] for c in codes if c in RETAKE), None)

@@ -1,0 +1,57 @@
+"""Errors on the command line: one line a person can act on, exit 2, never a traceback.
+
+Every ``authenticator`` command runs inside :class:`OneLineErrorsGroup`: a wrong file (missing,
+a folder, unreadable, not UTF-8, not the right kind), a wrong key or an unreachable server ends
+in ``error: …`` on stderr and exit status 2, whichever command met it. Commands still say more
+where they know more (``lab sign --key lab.pub`` names the mix-up). ``AUTHENTICATOR_TRACEBACK=1``
+shows the traceback for a bug report.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from authenticator.errors import AuthenticatorError
+
+
+def describe(exc: BaseException) -> str:
+    """One line about ``exc`` for a person (the file it concerns first, for file errors)."""
+    if isinstance(exc, AuthenticatorError):
+        return exc.message
+    if isinstance(exc, FileNotFoundError):
+        return f"{exc.filename}: no such file or folder"
+    if isinstance(exc, IsADirectoryError):
+        return f"{exc.filename}: is a folder, not a file"
+    if isinstance(exc, PermissionError):
+        return f"{exc.filename}: permission denied"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if type(exc).__module__.startswith("httpx"):
+        return f"the server could not be reached: {exc}"
+    return str(exc) or type(exc).__name__
+
+
+class OneLineErrorsGroup(TyperGroup):
+    """The top-level command group: turns what a wrong input raises into one ``error:`` line."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):  # usage errors and exits say their own words
+            raise
+        except Exception as exc:
+            if os.environ.get("AUTHENTICATOR_TRACEBACK") == "1":
+                raise
+            known = isinstance(exc, AuthenticatorError | OSError | ValueError | UnicodeError)
+            known = known or type(exc).__module__.startswith("httpx")
+            prefix = "error" if known else f"error: unexpected {type(exc).__name__}"
+            typer.echo(f"{prefix}: {describe(exc)}", err=True)
+            if not known:
+                typer.echo("(set AUTHENTICATOR_TRACEBACK=1 to see the traceback for a bug report)", err=True)
+            raise typer.Exit(2) from exc
