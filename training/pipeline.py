@@ -1,5 +1,10 @@
-"""train = features -> grouped CV of every approach -> choose -> cross-fitted shipped head ->
-temperature + thresholds on its held-out scores -> ONNX + reference bank + card + report."""
+"""train = data (item-grouped folds) -> features -> grouped CV of every approach -> choose ->
+INT8 graph (CV again on its embeddings) -> temperature + thresholds on the shipped head's held-out
+scores -> export -> unfamiliar-photo gate (LOSO, bank) -> metrics -> card -> run files + report.
+
+Each stage is a function from the dataclasses of the earlier stages to its own (:class:`Data`,
+:class:`Features`, :class:`CrossValidation`, :class:`Quantized`, :class:`Calibration`,
+:class:`Exported`, :class:`UnfamiliarGate`); :func:`train` lists them in order."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +24,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import torch
+from torch import nn
 
 from authenticator.vision.card import ExtraFile, ModelCard, SelfTest, Thresholds, sha256_file
+from authenticator.vision.category import CATEGORIES
 from authenticator.vision.preprocess import PreprocessSpec
 from authenticator.vision.runtime import ModelOutputs, record_self_test, self_test_input
 from training.backbone import BACKBONE_INFO, IMAGENET_CATEGORY_CLASSES, load_backbone
@@ -130,6 +138,105 @@ def choose(summaries: dict[str, dict[str, Any]], results: dict[str, CVResult]) -
     return min(cands, key=key)
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """The knobs of one training run (the keyword arguments of :func:`train`)."""
+
+    name: str = "authenticator"
+    k: int = 5
+    seed: int = 0
+    approaches: list[str] | None = None
+    ship: str | None = None
+    max_false_pass: float = 0.01
+    max_false_reject: float = 0.05
+    bootstrap_reps: int = 500
+    quantize: str = "int8"
+    calibration_method: str = "percentile"
+    calibration_photos: int = 64
+    reproduce: str = ""
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantize not in ("int8", "none"):
+            raise ValueError(f"quantize={self.quantize!r}: choose int8 or none")
+
+
+@dataclass(frozen=True)
+class Data:
+    """Stage 1: the photos, item-grouped into folds."""
+
+    samples: list[Sample]
+    synthetic: bool
+    arrays: Arrays  # labels, folds, groups, sources and categories, one row per photo
+
+
+@dataclass(frozen=True)
+class Features:
+    """Stage 2: the frozen backbone and what it computed on every photo (cached)."""
+
+    backbone: nn.Module
+    features: FeatureSet
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Stage 3: every approach's held-out scores and summaries, and the approach chosen to ship."""
+
+    results: dict[str, CVResult]
+    summaries: dict[str, dict[str, Any]]
+    meta_z: np.ndarray  # the metadata-only (width/height) baseline's held-out scores
+    chosen: str
+
+
+@dataclass(frozen=True)
+class Graph:
+    """The network of the chosen approach and where its ONNX file goes."""
+
+    net: AuthenticatorNet
+    spec: PreprocessSpec
+    onnx_path: Path
+    probe: np.ndarray  # three development photos, to check the exported graph against torch
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """Stage 4: the INT8 graph (written, head still to come) with the chosen approach cross-validated
+    again on its own embeddings; ``quantization`` is None when the float graph ships."""
+
+    features: FeatureSet
+    cv: CrossValidation
+    quantization: dict[str, Any] | None
+    float_parity: float | None  # onnxruntime vs torch of the float graph that was quantized
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Stage 5: the shipped (fold-averaged) head, its held-out scores, temperature and thresholds."""
+
+    head: LinearHead
+    z: np.ndarray  # each photo scored by the fold head that did not see it
+    temperature: float
+    authentic_above: float
+    counterfeit_below: float
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Stage 6: the shipped graph is on disk with the fitted head."""
+
+    parity: float  # onnxruntime vs torch (of the float graph when INT8 ships)
+    quantization: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class UnfamiliarGate:
+    """Stage 7: leave-one-source-out, the reference bank and the card's ``ood`` section."""
+
+    loso: dict[str, Any]
+    ood: dict[str, Any]
+    bank_path: Path
+
+
 def train(
     samples: list[Sample],
     out_dir: Path,
@@ -151,27 +258,89 @@ def train(
     version: str | None = None,
     log: Callable[[str], None] = print,
 ) -> ModelCard:
-    if quantize not in ("int8", "none"):
-        raise ValueError(f"quantize={quantize!r}: choose int8 or none")
+    """The stages in order; each takes what the earlier ones produced."""
+    cfg = TrainConfig(
+        name=name,
+        k=k,
+        seed=seed,
+        approaches=approaches,
+        ship=ship,
+        max_false_pass=max_false_pass,
+        max_false_reject=max_false_reject,
+        bootstrap_reps=bootstrap_reps,
+        quantize=quantize,
+        calibration_method=calibration_method,
+        calibration_photos=calibration_photos,
+        reproduce=reproduce,
+        version=version,
+    )
     t0 = time.time()
     np.random.seed(seed)
     torch.manual_seed(seed)
+    data = split_data(samples, cfg, log)
+    feats = extract_features(samples, cache_dir)
+    cv = cross_validate(feats.features, data.arrays, cfg, log)
+    graph = build_graph(feats.backbone, cv.chosen, samples, out_dir, name)
+    quantized = quantize_graph(graph, data, feats.features, cv, cfg, cache_dir, log)
+    calibration = fit_calibration(quantized.cv, data.arrays, cfg, log)
+    exported = export_graph(graph, quantized, calibration, log)
+    gate = fit_unfamiliar_gate(graph, data, quantized, cfg, out_dir, log)
+    metrics = card_metrics(data, quantized, exported, gate, cfg, log)
+    card = write_card(graph, data, quantized, calibration, gate, metrics, cfg, out_dir, log)
+    if runs_dir is not None:
+        write_run_files(runs_dir, name, graph, data, quantized, calibration)
+    if report:
+        from training.report import write_report
+
+        write_report(
+            out_dir / "report",
+            card,
+            quantized.cv.summaries,
+            quantized.cv.results,
+            data.arrays,
+            quantized.features,
+            quantized.cv.meta_z,
+            quantized.cv.chosen,
+            calibration.temperature,
+            environment={
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "seconds": round(time.time() - t0, 1),
+            },
+        )
+        log(f"wrote {out_dir / 'report'}")
+    log(f"done in {time.time() - t0:.0f} s")
+    return card
+
+
+def split_data(samples: list[Sample], cfg: TrainConfig, log: Callable[[str], None]) -> Data:
+    """Item-grouped folds stratified by source x label; no item group may cross folds."""
     synthetic = all(s.synthetic for s in samples)
     log(f"{len(samples)} photos from {len({s.source for s in samples})} sources (synthetic={synthetic})")
-    backbone = load_backbone()
-    fs = compute_features(samples, backbone, cache_dir)
-    fold = grouped_folds(samples, k=k, seed=seed)
+    fold = grouped_folds(samples, k=cfg.k, seed=cfg.seed)
     crossing = groups_crossing(samples, fold)
     if crossing:
         raise RuntimeError(f"item groups cross folds: {crossing[:5]}")
-    a = arrays_for(samples, fold)
-    names = approaches or list(APPROACHES)
+    return Data(samples=samples, synthetic=synthetic, arrays=arrays_for(samples, fold))
+
+
+def extract_features(samples: list[Sample], cache_dir: Path | None) -> Features:
+    """The frozen backbone's features of every photo (computed once, then read from ``cache_dir``)."""
+    backbone = load_backbone()
+    return Features(backbone=backbone, features=compute_features(samples, backbone, cache_dir))
+
+
+def cross_validate(fs: FeatureSet, a: Arrays, cfg: TrainConfig, log: Callable[[str], None]) -> CrossValidation:
+    """Every approach (and the metadata-only baseline) on the same folds; choose the one to ship."""
+    names = cfg.approaches or list(APPROACHES)
     if "meta_wh" not in names:
         names = [*names, "meta_wh"]
-    results = run_cv(fs, a, names, seed, log)
+    results = run_cv(fs, a, names, cfg.seed, log)
     meta_z = results["meta_wh"].logits
     summaries = {
-        n: summarize(r.logits, a, meta_z, max_false_pass, max_false_reject, bootstrap_reps) for n, r in results.items()
+        n: summarize(r.logits, a, meta_z, cfg.max_false_pass, cfg.max_false_reject, cfg.bootstrap_reps)
+        for n, r in results.items()
     }
     for n in names:
         h = summaries[n]["headline"]
@@ -179,68 +348,126 @@ def train(
             f"  {n:14s} headline AUROC {h['auroc']} CI {h['auroc_ci95']}  fp@cov30 {h['false_pass_at_coverage30']}"
             f"  honest false-pass {h['false_pass_rate']} coverage {h['coverage']} ECE {h['ece']}"
         )
-    chosen = ship or choose(summaries, results)
+    chosen = cfg.ship or choose(summaries, results)
     if chosen not in INPUT_SIZE:
         raise ValueError(f"approach {chosen} cannot be shipped as one ONNX graph; choose one of {list(INPUT_SIZE)}")
     log(f"shipping {chosen}")
+    return CrossValidation(results=results, summaries=summaries, meta_z=meta_z, chosen=chosen)
+
+
+def build_graph(backbone: nn.Module, chosen: str, samples: list[Sample], out_dir: Path, name: str) -> Graph:
+    """The chosen approach as one network (backbone + pooling + head) and its probe photos."""
     size = INPUT_SIZE[chosen]
     spec = PreprocessSpec(input_size=size)
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx_path = out_dir / f"{name}.onnx"
     net = AuthenticatorNet(backbone, pool=POOL[chosen], input_size=size, grid=GRID)
     net.eval()
     probe = np.stack([training_input(s.path.read_bytes(), spec) for s in samples[:3]])
-    quantization: dict[str, Any] | None = None
-    if quantize != "none" and POOL[chosen] != "mean":
+    return Graph(net=net, spec=spec, onnx_path=out_dir / f"{name}.onnx", probe=probe)
+
+
+def quantize_graph(
+    graph: Graph,
+    data: Data,
+    fs: FeatureSet,
+    cv: CrossValidation,
+    cfg: TrainConfig,
+    cache_dir: Path | None,
+    log: Callable[[str], None],
+) -> Quantized:
+    """With ``quantize=int8`` (globally pooled heads only): the float graph is checked against torch
+    and the cached features, quantized, and the chosen approach is cross-validated again on the
+    embeddings the INT8 graph computes, so the head, thresholds and metrics are the served graph's."""
+    chosen = cv.chosen
+    if cfg.quantize == "none":
+        return Quantized(features=fs, cv=cv, quantization=None, float_parity=None)
+    if POOL[chosen] != "mean":
         log(f"{chosen} scores regions of the feature map; only globally pooled heads are quantized: shipping float")
-    elif quantize != "none":
-        # The float graph is checked against torch and the cached features, quantized, and then
-        # the shipped approach is cross-validated again on the embeddings the INT8 graph computes.
-        with tempfile.TemporaryDirectory() as tmp:
-            float_path = Path(tmp) / "float.onnx"
-            max_diff = _export_checked(
-                net, LinearHead.average(results[chosen].heads), fs, chosen, float_path, probe, log
-            )
-            calib = calibration_samples(samples, calibration_photos, seed)
-            log(f"quantizing to INT8 ({calibration_method} calibration on {len(calib)} photos) ...")
-            quantization = quantize_int8(
-                float_path, onnx_path, [training_input(s.path.read_bytes(), spec) for s in calib], calibration_method
-            )
-        float_emb = getattr(fs, EMB_ATTR[chosen])
-        served_emb, _ = served_embeddings(onnx_path, samples, spec, cache_dir)
-        float_summary = summaries[chosen]
-        fs = dataclasses.replace(fs, **{EMB_ATTR[chosen]: served_emb})
-        results.update(run_cv(fs, a, [chosen], seed, log))
-        summaries[chosen] = summarize(
-            results[chosen].logits, a, meta_z, max_false_pass, max_false_reject, bootstrap_reps
+        return Quantized(features=fs, cv=cv, quantization=None, float_parity=None)
+    samples, spec = data.samples, graph.spec
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        max_diff = _export_checked(
+            graph.net, LinearHead.average(cv.results[chosen].heads), fs, chosen, float_path, graph.probe, log
         )
-        quantization |= quantization_effect(float_emb, served_emb, float_summary, summaries[chosen])
-        log(f"INT8 vs float: {quantization['effect']}")
-    res = results[chosen]
+        calib = calibration_samples(samples, cfg.calibration_photos, cfg.seed)
+        log(f"quantizing to INT8 ({cfg.calibration_method} calibration on {len(calib)} photos) ...")
+        quantization = quantize_int8(
+            float_path,
+            graph.onnx_path,
+            [training_input(s.path.read_bytes(), spec) for s in calib],
+            cfg.calibration_method,
+        )
+    float_emb = getattr(fs, EMB_ATTR[chosen])
+    served_emb, _ = served_embeddings(graph.onnx_path, samples, spec, cache_dir)
+    float_summary = cv.summaries[chosen]
+    fs = dataclasses.replace(fs, **{EMB_ATTR[chosen]: served_emb})
+    results = {**cv.results, **run_cv(fs, data.arrays, [chosen], cfg.seed, log)}
+    summaries = dict(cv.summaries)
+    summaries[chosen] = summarize(
+        results[chosen].logits, data.arrays, cv.meta_z, cfg.max_false_pass, cfg.max_false_reject, cfg.bootstrap_reps
+    )
+    quantization |= quantization_effect(float_emb, served_emb, float_summary, summaries[chosen])
+    log(f"INT8 vs float: {quantization['effect']}")
+    return Quantized(
+        features=fs,
+        cv=dataclasses.replace(cv, results=results, summaries=summaries),
+        quantization=quantization,
+        float_parity=max_diff,
+    )
+
+
+def fit_calibration(cv: CrossValidation, a: Arrays, cfg: TrainConfig, log: Callable[[str], None]) -> Calibration:
+    """Temperature and the two thresholds, fitted on the held-out scores of the shipped model."""
+    res = cv.results[cv.chosen]
     head = LinearHead.average(res.heads)
     # held-out scores of the shipped (fold-averaged) model: each photo scored by the fold head that did not see it
     z = res.logits
     temperature = fit_temperature(a.y, z)
     p = sigmoid(z / temperature)
-    authentic_above, counterfeit_below = fit_thresholds(a.y, p, a.source, max_false_pass, max_false_reject)
+    authentic_above, counterfeit_below = fit_thresholds(a.y, p, a.source, cfg.max_false_pass, cfg.max_false_reject)
     log(
         f"temperature {temperature:.3f}  authentic_above {authentic_above:.4f}  "
         f"counterfeit_below {counterfeit_below:.4f}"
     )
-    emb = getattr(fs, EMB_ATTR[chosen])
-    if quantization is not None:
-        set_linear_head(onnx_path, head)
-        head_diff = _served_head_diff(onnx_path, head, probe)
-        quantization["head_consistency_max_abs_diff"] = head_diff
-        log(f"INT8 graph: head written; graph logit vs head(graph embedding) diff {head_diff:.2e}")
-        if head_diff > 1e-4:
-            raise RuntimeError(f"the INT8 graph's logit disagrees with its head: {head_diff}")
-    else:
-        max_diff = _export_checked(net, head, fs, chosen, onnx_path, probe, log)
+    return Calibration(
+        head=head,
+        z=z,
+        temperature=temperature,
+        authentic_above=authentic_above,
+        counterfeit_below=counterfeit_below,
+    )
 
+
+def export_graph(graph: Graph, quantized: Quantized, calibration: Calibration, log: Callable[[str], None]) -> Exported:
+    """Write the fitted head into the INT8 graph (and check it), or export the float graph with it."""
+    head, quantization = calibration.head, quantized.quantization
+    if quantization is None:
+        parity = _export_checked(
+            graph.net, head, quantized.features, quantized.cv.chosen, graph.onnx_path, graph.probe, log
+        )
+        return Exported(parity=parity, quantization=None)
+    assert quantized.float_parity is not None  # measured when the float graph was quantized
+    set_linear_head(graph.onnx_path, head)
+    head_diff = _served_head_diff(graph.onnx_path, head, graph.probe)
+    log(f"INT8 graph: head written; graph logit vs head(graph embedding) diff {head_diff:.2e}")
+    if head_diff > 1e-4:
+        raise RuntimeError(f"the INT8 graph's logit disagrees with its head: {head_diff}")
+    return Exported(
+        parity=quantized.float_parity, quantization={**quantization, "head_consistency_max_abs_diff": head_diff}
+    )
+
+
+def fit_unfamiliar_gate(
+    graph: Graph, data: Data, quantized: Quantized, cfg: TrainConfig, out_dir: Path, log: Callable[[str], None]
+) -> UnfamiliarGate:
+    """Leave-one-source-out chooses the unfamiliar-photo percentile; the reference bank is written
+    beside the graph and the card's ``ood`` section (with the ImageNet "what is it?" gate) fitted."""
+    chosen, fs, a = quantized.cv.chosen, quantized.features, data.arrays
+    emb = getattr(fs, EMB_ATTR[chosen])
     log("leave-one-source-out ...")
-    loso_all = leave_one_source_out(fs, a, chosen, emb, max_false_pass, max_false_reject, seed=seed)
-    percentile = choose_percentile(loso_all, max_false_pass)
+    loso_all = leave_one_source_out(fs, a, chosen, emb, cfg.max_false_pass, cfg.max_false_reject, seed=cfg.seed)
+    percentile = choose_percentile(loso_all, cfg.max_false_pass)
     loso = with_percentile(loso_all, percentile)
     log(f"unfamiliar-photo percentile {percentile}")
     for src, v in loso.items():
@@ -248,9 +475,9 @@ def train(
             f"  LOSO {src:20s} AUROC {v['auroc']} false-pass {v['false_pass_rate']} -> with gate "
             f"{v['false_pass_rate_with_gate']} coverage {v['coverage_with_gate']} unfamiliar {v['flagged_unfamiliar']}"
         )
-    bank_path = out_dir / f"{name}.bank.npz"
-    write_bank(bank_path, emb, a.category, a.source, np.array([s.label for s in samples]))
-    ood = fit_ood(emb, fold, a.source, percentile=percentile)
+    bank_path = out_dir / f"{cfg.name}.bank.npz"
+    write_bank(bank_path, emb, a.category, a.source, np.array([s.label for s in data.samples]))
+    ood = fit_ood(emb, a.fold, a.source, percentile=percentile)
     ood.update(
         {
             "bank": bank_path.name,
@@ -265,30 +492,44 @@ def train(
             "gate is within bound for every source (else the strictest)",
         }
     )
-    ood["imagenet_min_prob"], ood["imagenet_recognised"] = imagenet_gate(net, emb, a)
+    ood["imagenet_min_prob"], ood["imagenet_recognised"] = imagenet_gate(graph.net, emb, a)
+    return UnfamiliarGate(loso=loso, ood=ood, bank_path=bank_path)
+
+
+def card_metrics(
+    data: Data,
+    quantized: Quantized,
+    exported: Exported,
+    gate: UnfamiliarGate,
+    cfg: TrainConfig,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The card's ``metrics``: the chosen approach per source and category, the comparison of every
+    approach, leave-one-source-out, the operating point with the unfamiliar-photo gate, parity."""
+    cv, a = quantized.cv, data.arrays
+    chosen, summaries = cv.chosen, cv.summaries
+    quantization = exported.quantization
     chosen_summary = summaries[chosen]
     for src, v in chosen_summary["per_source"].items():
         log(
             f"  {chosen} {src:20s} n={v['n']:5d} AUROC {v['auroc']} CI {v['auroc_ci95']} (metadata w/h "
             f"{v.get('metadata_wh_auroc')}) ECE {v['ece']} false-pass {v['false_pass_rate']} coverage {v['coverage']}"
         )
-    gated = gated_operating_point(res.logits, a, emb, ood, max_false_pass, max_false_reject)
+    emb = getattr(quantized.features, EMB_ATTR[chosen])
+    gated = gated_operating_point(cv.results[chosen].logits, a, emb, gate.ood, cfg.max_false_pass, cfg.max_false_reject)
     log(f"with the unfamiliar-photo gate (in-distribution, cross-fitted): {gated['headline']}")
-    validated = sorted(
-        c for c in chosen_summary["per_category"] if not synthetic and chosen_summary["per_category"][c]["n"] >= 20
-    )
     metrics = {
         "approach": chosen,
         "approach_description": APPROACHES[chosen][0],
-        "evaluation": f"{k}-fold item-grouped CV stratified by source x label; operating point cross-fitted "
+        "evaluation": f"{cfg.k}-fold item-grouped CV stratified by source x label; operating point cross-fitted "
         "(temperature and thresholds for each fold fitted on the other folds' held-out scores)",
         "headline_excludes": list(HEADLINE_EXCLUDES),
         "headline": chosen_summary["headline"] | {"risk_coverage": None},
         "per_source": chosen_summary["per_source"],
         "per_category": chosen_summary["per_category"],
         "threshold_fit": {
-            "max_false_pass_per_source": max_false_pass,
-            "max_false_reject_per_source": max_false_reject,
+            "max_false_pass_per_source": cfg.max_false_pass,
+            "max_false_reject_per_source": cfg.max_false_reject,
             "fitted_on": "out-of-fold scores of the fold heads averaged into the shipped head (cross-fitting)",
         },
         "comparison": {
@@ -304,27 +545,49 @@ def train(
             }
             for n, s in summaries.items()
         },
-        "leave_one_source_out": loso,
+        "leave_one_source_out": gate.loso,
         "with_unfamiliar_gate": gated,
-        "onnx_parity_max_abs_diff": max_diff,
+        "onnx_parity_max_abs_diff": exported.parity,
         "onnx_parity_of": "the float graph vs torch" if quantization else "the shipped graph vs torch",
         "quantization": quantization,
-        "synthetic_only": synthetic,
+        "synthetic_only": data.synthetic,
     }
     metrics["headline"].pop("risk_coverage", None)
+    return metrics
+
+
+def write_card(
+    graph: Graph,
+    data: Data,
+    quantized: Quantized,
+    calibration: Calibration,
+    gate: UnfamiliarGate,
+    metrics: dict[str, Any],
+    cfg: TrainConfig,
+    out_dir: Path,
+    log: Callable[[str], None],
+) -> ModelCard:
+    """``<name>.card.json`` beside the graph and the bank, read back and checked against their hashes."""
+    chosen_summary = quantized.cv.summaries[quantized.cv.chosen]
+    validated = sorted(
+        c for c in chosen_summary["per_category"] if not data.synthetic and chosen_summary["per_category"][c]["n"] >= 20
+    )
+    onnx_path, bank_path = graph.onnx_path, gate.bank_path
     card = ModelCard(
-        name=name,
-        version=version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S"),
+        name=cfg.name,
+        version=cfg.version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S"),
         onnx_file=onnx_path.name,
         sha256=sha256_file(onnx_path),
-        synthetic=synthetic,
-        preprocessing=spec,
-        categories=["bag", "watch", "sneaker"],
+        synthetic=data.synthetic,
+        preprocessing=graph.spec,
+        categories=list(CATEGORIES),
         validated_categories=validated,
-        temperature=round(temperature, 6),
+        temperature=round(calibration.temperature, 6),
         aggregation="mean_logit",
-        thresholds=Thresholds(authentic_above=authentic_above, counterfeit_below=counterfeit_below),
-        ood=ood,
+        thresholds=Thresholds(
+            authentic_above=calibration.authentic_above, counterfeit_below=calibration.counterfeit_below
+        ),
+        ood=gate.ood,
         extra_files=[
             ExtraFile(
                 path=bank_path.name,
@@ -333,55 +596,40 @@ def train(
                 "L2-normalised embeddings with category/source/label",
             )
         ],
-        training_data=data_summary(samples),
+        training_data=data_summary(data.samples),
         metrics=metrics,
         backbone=BACKBONE_INFO,
-        reproduce=reproduce,
-        self_test=graph_self_test(onnx_path, size),
+        reproduce=cfg.reproduce,
+        self_test=graph_self_test(onnx_path, graph.spec.input_size),
     )
-    card_path = out_dir / f"{name}.card.json"
+    card_path = out_dir / f"{cfg.name}.card.json"
     card_path.write_text(card.model_dump_json(indent=2))
     ModelCard.load(card_path).verify_files(card_path)
     log(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), {bank_path}, {card_path}")
-    if runs_dir is not None:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        np.savez(
-            runs_dir / f"{name}.head.npz",
-            w=head.w,
-            b=head.b,
-            input_size=size,
-            pool=POOL[chosen],
-            grid=GRID,
-            int8_features=quantization is not None,
-        )
-        with (runs_dir / f"{name}.oof.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["path", "source", "category", "item_group", "y", "fold", "logit"])
-            for smp, fo, zz in zip(samples, fold, z, strict=True):
-                w.writerow([str(smp.path), smp.source, smp.category, smp.item_group, smp.y, int(fo), f"{zz:.6f}"])
-    if report:
-        from training.report import write_report
-
-        write_report(
-            out_dir / "report",
-            card,
-            summaries,
-            results,
-            a,
-            fs,
-            meta_z,
-            chosen,
-            temperature,
-            environment={
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "seconds": round(time.time() - t0, 1),
-            },
-        )
-        log(f"wrote {out_dir / 'report'}")
-    log(f"done in {time.time() - t0:.0f} s")
     return card
+
+
+def write_run_files(
+    runs_dir: Path, name: str, graph: Graph, data: Data, quantized: Quantized, calibration: Calibration
+) -> None:
+    """``<name>.head.npz`` (for ``python -m training export``) and ``<name>.oof.csv``, the held-out
+    scores ``python -m training calibrate`` refits from."""
+    chosen = quantized.cv.chosen
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        runs_dir / f"{name}.head.npz",
+        w=calibration.head.w,
+        b=calibration.head.b,
+        input_size=graph.spec.input_size,
+        pool=POOL[chosen],
+        grid=GRID,
+        int8_features=quantized.quantization is not None,
+    )
+    with (runs_dir / f"{name}.oof.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "source", "category", "item_group", "y", "fold", "logit"])
+        for smp, fo, zz in zip(data.samples, data.arrays.fold, calibration.z, strict=True):
+            w.writerow([str(smp.path), smp.source, smp.category, smp.item_group, smp.y, int(fo), f"{zz:.6f}"])
 
 
 def _export_checked(
