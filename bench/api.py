@@ -33,6 +33,15 @@ REAL = REPO.parent / "shared" / "data" / "real"
 CLI = str(Path(sys.executable).parent / "authenticator")
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as the results record it: relative to the checkout when it lies in it (never the
+    absolute folders of the machine that ran the benchmark)."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -186,7 +195,7 @@ def main() -> None:
     meta = {
         "database": "postgresql" if args.db else "sqlite",
         "workers": args.workers,
-        "model": "tiny test model" if args.tiny else str(weights),
+        "model": "tiny test model" if args.tiny else shown_path(weights),
         "log_size_after": size,
         "server_rss_mb": round(rss),
         "server_peak_rss_mb": round(peak_rss),
