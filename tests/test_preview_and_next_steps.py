@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
 from api.app import create_app
-from authenticator.cli.serve import proxy_options
+from api.cli import proxy_options
 from authenticator.config import Settings
 from authenticator.services.standing import item_standing
 from authenticator.vision.decode import decode_image

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from api.cli import serve  # the API's own command: the core CLI depends on api/ here, explicitly
 from authenticator.cli._errors import OneLineErrorsGroup
 from authenticator.cli.assess import assess
 from authenticator.cli.keys import keys_app
@@ -11,7 +12,6 @@ from authenticator.cli.lab import lab_app
 from authenticator.cli.ledger import ledger_app
 from authenticator.cli.photos import photos_app
 from authenticator.cli.projections import projections_app
-from authenticator.cli.serve import serve
 from authenticator.cli.trace import trace_app
 
 app = typer.Typer(

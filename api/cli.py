@@ -1,4 +1,8 @@
-"""``authenticator serve``: the HTTP API under uvicorn (the app is built by ``api.app.create_app``)."""
+"""``authenticator serve``: the HTTP API under uvicorn (the app is built by ``api.app.create_app``).
+
+The command lives with the app it serves; the core's command line registers it by an explicit
+import (``authenticator/cli/__init__.py``), the one place where ``authenticator`` depends on ``api``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from api.logredact import install as install_log_redaction
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger.log import Ledger
@@ -41,7 +46,6 @@ def serve(
     if db:
         # Workers are separate processes that build their settings from the environment.
         os.environ["AUTHENTICATOR_DATABASE_URL"] = db
-    from api.logredact import install as install_log_redaction
 
     settings = _preflight()
     install_log_redaction()  # this process's own lines (start-up, worker supervision) too
