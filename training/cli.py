@@ -27,7 +27,8 @@ def train(
     manifest: Annotated[
         Path,
         typer.Option(
-            help="Manifest CSV (path,label,category,brand,item_group,...) or a <root>/<label>/<files> folder."
+            help="Manifest CSV (path,label,category,brand,item_group,...) or a <root>/<label>/<files> folder.",
+            show_default=portable(DEFAULT_MANIFEST),
         ),
     ] = DEFAULT_MANIFEST,
     out: Annotated[
@@ -199,7 +200,13 @@ def calibrate(
 
 @app.command("calibrate-gate")
 def calibrate_gate_cmd(
-    data: Annotated[Path, typer.Option(help="Folder with the development photos and their manifest.csv.")] = DEV_DATA,
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Folder with the development photos and their manifest.csv.",
+            show_default=portable(DEV_DATA),
+        ),
+    ] = DEV_DATA,
     sample: Annotated[int | None, typer.Option(help="Use N random photos (default: all).")] = None,
     quantile: Annotated[float, typer.Option(help="Fraction of the development photos each check may fail.")] = 0.002,
     out: Annotated[Path, typer.Option(help="Markdown file to write the thresholds to.")] = Path(
