@@ -86,8 +86,37 @@ class Consistency(BaseModel):
     hashes: list[B64]
 
 
+class ItemHeadTerminal(BaseModel):
+    key: str = Field(description="base64 SHA-256 of the item id of the one item in the proof's last subtree")
+    index: int = Field(description="that item's latest leaf index")
+    leaf_hash: str
+    count: int = Field(description="how many entries that item has")
+
+
+class ItemHeadProof(BaseModel):
+    """Proof, against the checkpoint's ``item-map`` line, of what the log commits to for an item.
+
+    ``siblings`` run from the root down; ``terminal`` is null (no such item), the item's own
+    head, or another item's head on the same path (no such item either)."""
+
+    siblings: list[str]
+    terminal: ItemHeadTerminal | None
+
+
+class ItemHead(BaseModel):
+    """What the latest checkpoint commits to for an item id (its head, or its absence)."""
+
+    item_id: str
+    checkpoint: str
+    verifier_key: str
+    item_head: ItemHeadProof
+
+
 class Trace(BaseModel):
-    """An item's whole history, verifiable offline with ``authenticator trace verify``."""
+    """An item's whole history, verifiable offline with ``authenticator trace verify``.
+
+    ``item_head`` proves that the history is complete: the checkpoint commits to the item's
+    latest entry and its count, so a trace cut before its newest events does not verify."""
 
     model_config = _example(
         {
@@ -100,6 +129,7 @@ class Trace(BaseModel):
     item_id: str
     checkpoint: str
     verifier_key: str
+    item_head: ItemHeadProof
     events: list[TraceEvent]
     consistency: Consistency | None = None
 

@@ -9,7 +9,11 @@ independently, check that:
 3. every entry is canonical, well-formed and about this item, and the item's hash chain is
    complete and in order: the first entry has ``prev = null`` and each next ``prev`` is the
    leaf hash of the one before, at increasing indexes;
-4. with an older checkpoint the buyer kept: it verifies too, and the trace's consistency proof
+4. the trace is complete: the checkpoint commits to every item's head (its ``item-map`` line,
+   see ``authenticator/ledger/item_map.py``) and the trace's ``item_head`` proof shows that
+   this item's committed head is the trace's last event, with as many events as shown; a
+   trace cut before its newest events fails, saying how many are not shown;
+5. with an older checkpoint the buyer kept: it verifies too, and the trace's consistency proof
    shows the current tree extends it (the log was not rewritten in between).
 
 What it cannot see: entries appended after the checkpoint, or a log that shows different
@@ -26,6 +30,7 @@ from authenticator.encoding import b64decode_strict
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import Checkpoint, verify_checkpoint
 from authenticator.ledger.entries import parse_entry
+from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, MapProof, committed_head, item_key
 from authenticator.ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 
 
@@ -152,9 +157,83 @@ def verify_trace(trace: Mapping[str, Any], verifier_key: str, old_checkpoint: st
         report.checked.append(
             f"{len(events)} events: leaf hashes, inclusion proofs, entries and the hash chain all hold"
         )
+    _check_completeness(report, trace, cp)
     if old_checkpoint is not None:
         _check_consistency(report, trace, cp, old_checkpoint, verifier_key)
     return report
+
+
+def map_root(cp: Checkpoint) -> bytes | None:
+    """The item-map root a checkpoint commits to (its ``item-map`` extension line), if any."""
+    roots = [line[len(MAP_EXTENSION_PREFIX) :] for line in cp.extensions if line.startswith(MAP_EXTENSION_PREFIX)]
+    if len(roots) != 1:
+        return None
+    root = b64decode_strict(roots[0], "item-map root")
+    return root if len(root) == 32 else None
+
+
+def parse_item_head(raw: Any) -> MapProof:
+    """The ``item_head`` proof of a trace (ValueError when malformed)."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("the trace has no item-head proof")
+    siblings = tuple(_hashes(raw.get("siblings"), "item-head siblings"))
+    terminal = raw.get("terminal")
+    if terminal is None:
+        return MapProof(siblings, None)
+    if not isinstance(terminal, Mapping):
+        raise ValueError("malformed item-head terminal")
+    index, count = terminal.get("index"), terminal.get("count")
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in (index, count)) or count == 0:
+        raise ValueError("malformed item-head terminal")
+    key = b64decode_strict(terminal.get("key"), "item-head key")
+    leaf = b64decode_strict(terminal.get("leaf_hash"), "item-head leaf_hash")
+    if len(key) != 32 or len(leaf) != 32:
+        raise ValueError("item-head key and leaf_hash are 32 bytes")
+    assert isinstance(index, int) and isinstance(count, int)
+    return MapProof(siblings, (key, Head(index, leaf, count)))
+
+
+def _check_completeness(report: TraceReport, trace: Mapping[str, Any], cp: Checkpoint) -> None:
+    """Does the trace end at the head the checkpoint commits to for its item?"""
+    assert report.item_id is not None
+    try:
+        root = map_root(cp)
+    except ValueError as exc:
+        report.failures.append(f"completeness: {exc}")
+        return
+    if root is None:
+        report.failures.append("this checkpoint does not commit to item heads, so the trace cannot be shown complete")
+        return
+    try:
+        head = committed_head(item_key(report.item_id), parse_item_head(trace.get("item_head")), root)
+    except ValueError as exc:
+        report.failures.append(f"completeness: {exc}")
+        return
+    shown = report.events
+    if head is None:
+        report.failures.append(f"the log holds no events of this item, yet the trace shows {len(shown)}")
+        return
+    if head.count > len(shown):
+        n = head.count - len(shown)
+        report.failures.append(
+            "1 newer event of this item is not shown" if n == 1 else f"{n} newer events of this item are not shown"
+        )
+        return
+    last = shown[-1] if shown else None
+    last_leaf = _event_leaf(trace, len(shown) - 1)
+    if head.count != len(shown) or last is None or last.index != head.index or last_leaf != head.leaf_hash:
+        report.failures.append(f"the trace does not end at the item's committed head (index {head.index})")
+        return
+    report.checked.append(f"complete: the checkpoint commits to this item's head; all {head.count} events are shown")
+
+
+def _event_leaf(trace: Mapping[str, Any], pos: int) -> bytes | None:
+    events = trace.get("events")
+    try:
+        raw = events[pos] if isinstance(events, list) and pos >= 0 else None
+        return hash_leaf(b64decode_strict(raw.get("entry"), "entry")) if isinstance(raw, Mapping) else None
+    except ValueError:
+        return None
 
 
 def _check_consistency(

@@ -152,7 +152,7 @@ def test_full_journey(client: TestClient, actors: Actors, tmp_path: Path) -> Non
 
     # The buyer's trace: every event, in order, verifiable offline.
     trace = client.get(f"/v1/items/{item}/trace").json()
-    assert set(trace) == {"item_id", "checkpoint", "verifier_key", "events"}
+    assert set(trace) == {"item_id", "checkpoint", "verifier_key", "item_head", "events"}
     types = [parse_entry(b64d(e["entry"])).type for e in trace["events"]]
     assert types == [
         "item.registered",

@@ -32,6 +32,7 @@ from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
 from authenticator.ledger.log import Ledger
 from authenticator.ledger.note import NoteVerifier, open_note
+from authenticator.services.traces import item_head_json
 from authenticator.trace_verify import TraceReport, verify_trace
 from authenticator.vision.decode import DecodedImage, decode_image
 from tests.ledger_samples import ORIGIN, REPO_ROOT, sample_entries
@@ -238,13 +239,13 @@ def trace_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any
         led.append_batch(sample_entries(8, items=4))
         old = led.latest_checkpoint()
         led.append_batch(sample_entries(12, items=4, start=8))
-        note = led.latest_checkpoint()
-        size = int(note.split("\n")[1])
+        note, size, head = led.item_head("item-1")
         history = [e for e in led.entries(0, size) if e.item == "item-1"]
         trace = {
             "item_id": "item-1",
             "checkpoint": note,
             "verifier_key": SIGNER.verifier_key,
+            "item_head": item_head_json(head),
             "events": [
                 {
                     "index": e.index,
@@ -291,23 +292,60 @@ def test_trace_verify_on_altered_traces(trace_world: tuple[dict[str, Any], str, 
 
 
 def _equivalent(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether ``b`` carries the same checked data as ``a`` (extra keys on an event ignored), or
-    a non-empty prefix of its events: the hash chain points backwards, so a trace cut after
-    its last shown event still verifies (a documented limit, see SECURITY.md)."""
+    """Whether ``b`` carries the same checked data as ``a`` (extra keys on an event or in the
+    item-head proof ignored). No prefix of the events passes any more: the checkpoint commits
+    to the item's head, so a trace cut before its newest events fails."""
     fields = ("index", "entry", "leaf_hash", "inclusion_proof")
     events_a = [{f: e.get(f) for f in fields} for e in a["events"]]
     events_b = [{f: e.get(f) for f in fields} if isinstance(e, dict) else e for e in b.get("events", [])]
-    prefix = 0 < len(events_b) <= len(events_a) and events_a[: len(events_b)] == events_b
-    return bool(a["item_id"] == b.get("item_id") and a["checkpoint"] == b.get("checkpoint") and prefix)
+    same_head = _head_fields(a.get("item_head")) == _head_fields(b.get("item_head"))
+    same_shown = a["item_id"] == b.get("item_id") and a["checkpoint"] == b.get("checkpoint")
+    return bool(same_shown and events_a == events_b and same_head)
 
 
-def test_a_trace_cut_after_its_last_event_still_verifies(trace_world: tuple[dict[str, Any], str, str]) -> None:
-    """The limit the property above allows, pinned: whoever serves the trace can leave out the
-    item's newest events (say, a revocation) and the rest still verifies. SECURITY.md says so."""
+def _head_fields(head: Any) -> Any:
+    """The checked fields of an item-head proof (unknown extra keys ignored)."""
+    if not isinstance(head, dict):
+        return head
+    terminal = head.get("terminal")
+    if isinstance(terminal, dict):
+        terminal = {k: terminal.get(k) for k in ("key", "index", "leaf_hash", "count")}
+    return (head.get("siblings"), terminal)
+
+
+def test_a_trace_cut_before_its_newest_events_fails(trace_world: tuple[dict[str, Any], str, str]) -> None:
+    """Whoever serves the trace cannot leave out the item's newest events (say, a revocation):
+    the checkpoint commits to the item's head, and the verifier says how many are missing."""
     trace, vkey, _ = trace_world
-    cut = {**trace, "events": trace["events"][:-1]}
-    assert verify_trace(cut, vkey).ok
+    report = verify_trace({**trace, "events": trace["events"][:-1]}, vkey)
+    assert not report.ok and "1 newer event of this item is not shown" in report.all_failures()
+    report = verify_trace({**trace, "events": trace["events"][:-2]}, vkey)
+    assert "2 newer events of this item are not shown" in report.all_failures()
     assert not verify_trace({**trace, "events": trace["events"][1:]}, vkey).ok  # the oldest cannot be dropped
+    # A head proof made up to fit the cut trace does not lead to the signed item-map root.
+    last = trace["events"][-2]
+    forged = {**trace["item_head"]}
+    forged["terminal"] = {**forged["terminal"], "index": last["index"], "leaf_hash": last["leaf_hash"], "count": 4}
+    report = verify_trace({**trace, "events": trace["events"][:-1], "item_head": forged}, vkey)
+    assert not report.ok and any("item-map root" in f for f in report.all_failures())
+
+
+def test_an_unknown_item_is_proved_absent(tmp_path: Path) -> None:
+    """The item map also proves absence: the proof for an id the log never saw leads to the
+    signed root with no head for that id."""
+    from authenticator.ledger.item_map import committed_head, item_key
+    from authenticator.trace_verify import map_root, parse_item_head
+
+    with Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", SIGNER) as led:
+        led.append_batch(sample_entries(30, items=7))
+        note, _size, proof = led.item_head("itm_never_registered")
+        cp = verify_checkpoint(note, SIGNER.verifier_key)
+        root = map_root(cp)
+        assert root is not None
+        assert committed_head(item_key("itm_never_registered"), parse_item_head(item_head_json(proof)), root) is None
+        present = led.item_head("item-3")[2]
+        head = committed_head(item_key("item-3"), parse_item_head(item_head_json(present)), root)
+        assert head is not None and head.count == len(led.history("item-3"))
 
 
 NESTED = b"[" * 50_000 + b"]" * 50_000

@@ -282,6 +282,73 @@
     return text;
   }
 
+  // --- the item map (authenticator/ledger/item_map.py, ported line by line) -----------------
+
+  const MAP_PREFIX = "item-map ";
+
+  function u64(n) {
+    const out = new Uint8Array(8);
+    new DataView(out.buffer).setBigUint64(0, BigInt(n));
+    return out;
+  }
+
+  function mapLeaf(key, head) {
+    return sha256(concat(LEAF_PREFIX, key, u64(head.index), head.leafHash, u64(head.count)));
+  }
+
+  function keyBit(key, depth) {
+    return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
+  }
+
+  /** The item-map root a proof implies (terminal: null = empty subtree, or {key, index, leafHash, count}). */
+  async function mapRootFromProof(key, siblings, terminal) {
+    const depth = siblings.length;
+    if (depth > 256) throw new VerifyError("an item-map proof has at most 256 siblings");
+    let node;
+    if (terminal === null) {
+      node = new Uint8Array(HASH_SIZE);
+    } else {
+      if (terminal.key.length !== HASH_SIZE) throw new VerifyError("an item-map key is 32 bytes");
+      for (let d = 0; d < depth; d++) {
+        if (keyBit(terminal.key, d) !== keyBit(key, d)) throw new VerifyError("the item-map leaf is not on the item's path");
+      }
+      node = await mapLeaf(terminal.key, terminal);
+    }
+    for (let d = depth - 1; d >= 0; d--) {
+      node = keyBit(key, d) ? await hashChildren(siblings[d], node) : await hashChildren(node, siblings[d]);
+    }
+    return node;
+  }
+
+  function parseItemHead(raw) {
+    if (!raw || typeof raw !== "object" || !Array.isArray(raw.siblings)) throw new VerifyError("the trace has no item-head proof");
+    const siblings = raw.siblings.map((h) => b64decode(h, "item-head sibling"));
+    if (siblings.some((h) => h.length !== HASH_SIZE)) throw new VerifyError("an item-head sibling is not 32 bytes");
+    let terminal = null;
+    if (raw.terminal !== null) {
+      const t = raw.terminal;
+      if (!t || typeof t !== "object" || !Number.isSafeInteger(t.index) || !Number.isSafeInteger(t.count) || t.index < 0 || t.count < 1) {
+        throw new VerifyError("malformed item-head terminal");
+      }
+      terminal = { key: b64decode(t.key, "item-head key"), index: t.index, leafHash: b64decode(t.leaf_hash, "item-head leaf_hash"), count: t.count };
+      if (terminal.leafHash.length !== HASH_SIZE) throw new VerifyError("item-head leaf_hash is not 32 bytes");
+    }
+    return { siblings, terminal };
+  }
+
+  /**
+   * What the checkpoint commits to for this item: null when the log holds no such item, else
+   * {index, leafHash, count}. Throws when the proof does not lead to the checkpoint's map root.
+   */
+  async function committedHead(itemId, rawHead, mapRoot) {
+    const key = await sha256(enc.encode(itemId));
+    const { siblings, terminal } = parseItemHead(rawHead);
+    const root = await mapRootFromProof(key, siblings, terminal);
+    if (!equal(root, mapRoot)) throw new VerifyError("the item-head proof does not lead to the checkpoint's item-map root");
+    if (terminal === null || !equal(terminal.key, key)) return null;
+    return terminal;
+  }
+
   /** A C2SP tlog checkpoint body: origin, decimal size, base64 root, optional extension lines. */
   function parseCheckpoint(text) {
     const lines = text.split("\n");
@@ -293,7 +360,16 @@
     if (!Number.isSafeInteger(size)) throw new VerifyError("malformed checkpoint: tree size too large");
     const root = b64decode(rootText, "checkpoint root");
     if (root.length !== HASH_SIZE) throw new VerifyError("malformed checkpoint: root is not 32 bytes");
-    return { origin, size, root, rootB64: rootText };
+    let mapRoot = null;
+    for (const line of lines.slice(3, -1)) {
+      if (!line) throw new VerifyError("malformed checkpoint: empty extension line");
+      if (line.startsWith(MAP_PREFIX)) {
+        if (mapRoot !== null) throw new VerifyError("malformed checkpoint: two item-map lines");
+        mapRoot = b64decode(line.slice(MAP_PREFIX.length), "item-map root");
+        if (mapRoot.length !== HASH_SIZE) throw new VerifyError("malformed checkpoint: item-map root is not 32 bytes");
+      }
+    }
+    return { origin, size, root, rootB64: rootText, mapRoot };
   }
 
   /** Parse the checkpoint's body (without trusting it) from the note text. */
@@ -415,6 +491,7 @@
       prevLeaf = leaf;
       prevIndex = index;
     }
+    report.completeness = await checkCompleteness(trace, cp, report.events);
     if (typeof oldNote === "string") {
       report.consistency = await checkConsistency(trace, verifierKey, cp, report.checkpoint.ok, oldNote);
     }
@@ -422,8 +499,52 @@
       report.checkpoint.ok &&
       report.problems.length === 0 &&
       report.events.every((e) => e.ok) &&
+      report.completeness.ok &&
       (!report.consistency || report.consistency.ok);
     return report;
+  }
+
+  /**
+   * Does the trace end at the head the checkpoint commits to for this item? A trace cut
+   * before its newest events fails here, naming how many are missing.
+   */
+  async function checkCompleteness(trace, cp, checks) {
+    const out = { ok: false, problems: [], count: null, missing: 0 };
+    if (cp === null) {
+      out.problems.push("no checkpoint to check completeness against");
+      return out;
+    }
+    if (cp.mapRoot === null) {
+      out.problems.push("this checkpoint does not commit to item heads, so the trace cannot be shown complete");
+      return out;
+    }
+    let head;
+    try {
+      head = await committedHead(trace.item_id, trace.item_head, cp.mapRoot);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      out.problems.push("completeness: " + e.message);
+      return out;
+    }
+    const shown = checks.length;
+    const last = shown ? checks[shown - 1] : null;
+    if (head === null) {
+      out.problems.push("the log holds no events of this item, yet the trace shows " + shown);
+      return out;
+    }
+    out.count = head.count;
+    if (head.count > shown) {
+      const n = head.count - shown;
+      out.missing = n;
+      out.problems.push(n === 1 ? "1 newer event of this item is not shown" : `${n} newer events of this item are not shown`);
+      return out;
+    }
+    if (head.count !== shown || !last || last.index !== head.index || last.leafHash !== b64encode(head.leafHash)) {
+      out.problems.push("the trace does not end at the item's committed head (index " + head.index + ")");
+      return out;
+    }
+    out.ok = true;
+    return out;
   }
 
   /**
@@ -485,6 +606,8 @@
     parseVerifierKey,
     openNote,
     parseCheckpoint,
+    mapRootFromProof,
+    committedHead,
     verifyTrace,
   };
 })(window);

@@ -176,6 +176,14 @@ class PhotosErased(_Body):
     reason: ShortText | None
 
 
+class ItemMapStarted(_Body):
+    """From this entry on, every checkpoint commits to every item's head (the item map, see
+    ``authenticator/ledger/item_map.py``). Appended once, when a log from an older version
+    (whose checkpoints did not) is opened; a new log commits to the map from its first checkpoint."""
+
+    map: Literal["item-heads/v1"]
+
+
 BODY_SCHEMAS: dict[str, type[BaseModel]] = {
     "item.registered": ItemRegistered,
     "assessment.recorded": AssessmentRecorded,
@@ -186,6 +194,7 @@ BODY_SCHEMAS: dict[str, type[BaseModel]] = {
     "custody.transferred": CustodyTransferred,
     "model.registered": ModelRegistered,
     "photos.erased": PhotosErased,
+    "log.item_map_started": ItemMapStarted,
 }
 """Entry type -> body schema. Add a type here (and to the docs) to extend the log."""
 
@@ -384,6 +393,9 @@ def _validated(type: str, body: Mapping[str, Any]) -> BaseModel:
         raise EntryValidationError(f"invalid {type} body: {_validation_message(exc)}", type=type) from exc
 
 
+ITEM_MAP_ITEM = "log:item-map"
+
+
 def _check_item(type: str, item: str, body: Mapping[str, Any]) -> None:
     if not isinstance(item, str) or not _ITEM_RE.fullmatch(item):
         raise EntryValidationError(f"invalid item id {item!r}", item=str(item))
@@ -392,6 +404,8 @@ def _check_item(type: str, item: str, body: Mapping[str, Any]) -> None:
             raise EntryValidationError("a model.registered entry's item must be 'model:<model_sha256>'")
     elif item.startswith(_MODEL_ITEM_PREFIX):
         raise EntryValidationError(f"item ids starting with {_MODEL_ITEM_PREFIX!r} are reserved for models")
+    if (type == "log.item_map_started") != (item == ITEM_MAP_ITEM):
+        raise EntryValidationError(f"a log.item_map_started entry, and only it, has the item {ITEM_MAP_ITEM!r}")
 
 
 def format_time(when: datetime) -> str:

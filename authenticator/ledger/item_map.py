@@ -47,6 +47,13 @@ class Head:
         return self.index.to_bytes(8, "big") + self.leaf_hash + self.count.to_bytes(8, "big")
 
 
+def map_extension(root: bytes) -> str:
+    """The checkpoint extension line that commits to the item map's root."""
+    import base64
+
+    return MAP_EXTENSION_PREFIX + base64.b64encode(root).decode("ascii")
+
+
 def item_key(item: str) -> bytes:
     return hashlib.sha256(item.encode("utf-8")).digest()
 
@@ -114,8 +121,21 @@ class ItemMap:
         self._cache: dict[tuple[int, int], bytes] = {}
         self._max_depth = 0
 
+    @classmethod
+    def from_heads(cls, heads: dict[str, Head]) -> ItemMap:
+        """A map built at once (no per-item invalidation): for loading and verifying a log."""
+        m = cls()
+        m.heads = {int.from_bytes(item_key(item), "big"): head for item, head in heads.items()}
+        m._keys = sorted(m.heads)
+        return m
+
     def __len__(self) -> int:
         return len(self.heads)
+
+    def advance(self, item: str, index: int, leaf_hash: bytes) -> None:
+        """``item`` gained the entry ``index``: its head moves there, its count grows by one."""
+        old = self.get(item)
+        self.set(item, Head(index, leaf_hash, 1 if old is None else old.count + 1))
 
     def get(self, item: str) -> Head | None:
         return self.heads.get(int.from_bytes(item_key(item), "big"))

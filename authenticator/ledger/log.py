@@ -32,7 +32,16 @@ from authenticator.errors import (
 )
 from authenticator.ledger import sql
 from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
-from authenticator.ledger.entries import canonical_json, encode_prev, entry_bytes, format_time, make_entry, parse_entry
+from authenticator.ledger.entries import (
+    ITEM_MAP_ITEM,
+    canonical_json,
+    encode_prev,
+    entry_bytes,
+    format_time,
+    make_entry,
+    parse_entry,
+)
+from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, MapProof, map_extension
 from authenticator.ledger.proofplan import (
     ProofPlan,
     batch_inclusion_proofs,
@@ -181,6 +190,10 @@ class Ledger:
         self._write_mutex = threading.Lock()
         self._frontier: tuple[int, list[bytes]] = (-1, [])
         self._heads = _ItemHeads(ops)
+        # The item map of the first ``_map_size`` entries (-1: to be loaded); changed only under
+        # ``_write_mutex``, by a writer (inside its transaction) or a reader catching up.
+        self._map = ItemMap()
+        self._map_size = -1
 
     # --- Lifecycle ------------------------------------------------------------------------
 
@@ -200,6 +213,7 @@ class Ledger:
         sql.migrate(engine, ops)
         ledger = cls(engine, signer, ops)
         ledger._ensure_first_checkpoint()
+        ledger._ensure_item_map()
         if check_key:
             note = ledger.latest_checkpoint()
             try:
@@ -240,8 +254,51 @@ class Ledger:
             if self._ops.size(cur) != 0:
                 raise IntegrityError("the log has entries but no checkpoint")
             root = fold_nodes([])
-            note = self.signer.sign(Checkpoint(self.origin, 0, root))
+            note = self.signer.sign(Checkpoint(self.origin, 0, root, (map_extension(ItemMap().root()),)))
             self._ops.insert_checkpoint(cur, 0, root, note)
+
+    def _ensure_item_map(self) -> None:
+        """A log whose latest checkpoint does not commit to the item map (an older version
+        wrote it) gets one entry saying the map starts, so its next checkpoint does."""
+        body = self.latest_checkpoint().split("\n\n", 1)[0]
+        if any(line.startswith(MAP_EXTENSION_PREFIX) for line in body.split("\n")[3:]):
+            return
+        self.append(NewEntry("log.item_map_started", ITEM_MAP_ITEM, {"map": "item-heads/v1"}))
+
+    # --- The item map ---------------------------------------------------------------------
+
+    _MAP_MAX_CATCH_UP = 50_000
+
+    def _map_at(self, cur: Any, size: int) -> ItemMap:
+        """The item map of the first ``size`` entries (caller holds ``_write_mutex``)."""
+        if self._map_size < 0 or size < self._map_size or size - self._map_size > self._MAP_MAX_CATCH_UP:
+            p = self._p
+            rows = cur.execute(
+                "SELECT e.item, e.idx, e.leaf_hash, c.n FROM log_entries e JOIN "
+                f"(SELECT item, max(idx) AS m, count(*) AS n FROM log_entries WHERE idx < {p} GROUP BY item) c "
+                "ON e.idx = c.m",
+                (size,),
+            ).fetchall()
+            self._map = ItemMap.from_heads({str(i): Head(int(x), bytes(h), int(n)) for i, x, h, n in rows})
+        elif size > self._map_size:
+            p = self._p
+            for idx, item, leaf in cur.execute(
+                f"SELECT idx, item, leaf_hash FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx",
+                (self._map_size, size),
+            ).fetchall():
+                self._map.advance(str(item), int(idx), bytes(leaf))
+        self._map_size = size
+        return self._map
+
+    def item_head(self, item: str) -> tuple[str, int, MapProof]:
+        """The latest signed checkpoint, its size and the proof of ``item``'s head (or of its
+        absence) against the item map that checkpoint commits to."""
+        with self._write_mutex, db.reader(self._read_engine) as cur:
+            row = cur.execute("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+            if row is None:
+                raise IntegrityError("the log has no checkpoint")
+            size, note = int(row[0]), str(row[1])
+            return note, size, self._map_at(cur, size).prove(item)
 
     # --- Appending ------------------------------------------------------------------------
 
@@ -334,7 +391,12 @@ class Ledger:
                 new_nodes, new_frontier = extend_perfect_nodes(size, frontier, leaves)
                 new_size = size + len(rows)
                 root = fold_nodes(new_frontier)
-                note = self.signer.sign(Checkpoint(self.origin, new_size, root))
+                item_map = self._map_at(cur, size)
+                self._map_size = -1  # until this transaction commits, the map is not any tree's
+                for idx, leaf, item, _type, _data in rows:
+                    item_map.advance(item, idx, leaf)
+                extension = map_extension(item_map.root())
+                note = self.signer.sign(Checkpoint(self.origin, new_size, root, (extension,)))
                 ops.insert_entries(cur, rows)
                 ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
                 ops.insert_checkpoint(cur, new_size, root, note)
@@ -345,6 +407,7 @@ class Ledger:
                 known.update(new_nodes)
             # Committed: only now may the caches describe the new tree.
             self._frontier = (new_size, new_frontier)
+            self._map_size = new_size
             if on_commit is not None:
                 on_commit(new_size)
         return size, new_size, note, known, rows

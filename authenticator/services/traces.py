@@ -9,6 +9,7 @@ from typing import Any
 
 from authenticator.errors import InvalidInput, NotFound
 from authenticator.ledger.checkpoint import Checkpoint
+from authenticator.ledger.item_map import MapProof
 from authenticator.services.context import ServiceContext, b64
 
 MAX_ENTRIES_PER_READ = 1000
@@ -52,8 +53,7 @@ def item_trace(ctx: ServiceContext, item_id: str, since: int | None = None) -> d
     With ``since`` (the size of a checkpoint the buyer already holds) the answer also carries
     the consistency proof from that size to this checkpoint's.
     """
-    note = ctx.ledger.latest_checkpoint()
-    size = _checkpoint_size(note)
+    note, size, head = ctx.ledger.item_head(item_id)
     history = [e for e in ctx.ledger.history(item_id) if e.index < size]
     if not history:
         raise NotFound(f"no item {item_id}", item_id=item_id)
@@ -61,6 +61,7 @@ def item_trace(ctx: ServiceContext, item_id: str, since: int | None = None) -> d
         "item_id": item_id,
         "checkpoint": note,
         "verifier_key": ctx.ledger.verifier_key,
+        "item_head": item_head_json(head),
         "events": [
             {
                 "index": e.index,
@@ -80,6 +81,27 @@ def item_trace(ctx: ServiceContext, item_id: str, since: int | None = None) -> d
             "hashes": [b64(h) for h in ctx.ledger.consistency_proof(since, size)],
         }
     return out
+
+
+def item_head_json(proof: MapProof) -> dict[str, Any]:
+    """An item-map proof as the API answers it (see ``authenticator/ledger/item_map.py``)."""
+    terminal: dict[str, Any] | None = None
+    if proof.terminal is not None:
+        key, head = proof.terminal
+        terminal = {"key": b64(key), "index": head.index, "leaf_hash": b64(head.leaf_hash), "count": head.count}
+    return {"siblings": [b64(h) for h in proof.siblings], "terminal": terminal}
+
+
+def item_head(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+    """The latest checkpoint and the proof of what it commits to for ``item_id``: its head, or
+    (for an id the log has never seen) that it holds no such item."""
+    note, _size, proof = ctx.ledger.item_head(item_id)
+    return {
+        "item_id": item_id,
+        "checkpoint": note,
+        "verifier_key": ctx.ledger.verifier_key,
+        "item_head": item_head_json(proof),
+    }
 
 
 # --- /v1/log ----------------------------------------------------------------------------------
