@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,32 @@ def test_terminal_off_the_path_is_refused() -> None:
         wrong_key = bytes(b ^ 0xFF for b in proof.terminal[0])
         with pytest.raises(ValueError):
             root_from_proof(item_key("absent-item"), MapProof(proof.siblings, (wrong_key, proof.terminal[1])))
+
+
+def test_ledger_verify_rebuilds_the_map_and_catches_a_signed_lie(tmp_path: Path) -> None:
+    """``ledger verify`` recomputes every item's head from the entries and compares the map
+    root with the latest checkpoint's: a checkpoint that commits to another map (signed with
+    the log's own key, as a compromised operator could) is reported."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
+    from authenticator.ledger.item_map import map_extension
+    from authenticator.ledger.log import Ledger
+    from authenticator.ledger.verify import verify_ledger
+    from tests.ledger_samples import ORIGIN, drop_triggers, sample_entries
+
+    signer = CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate())
+    with Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", signer) as led:
+        led.append_batch(sample_entries(40, items=9))
+        report = verify_ledger(led, workers=1)
+        assert report.ok, report.problems
+        assert report.items_checked == 9
+        note = led.latest_checkpoint()
+        cp = verify_checkpoint(note, signer.verifier_key)
+        lie = signer.sign(Checkpoint(cp.origin, cp.size, cp.root_hash, (map_extension(b"\x07" * 32),)))
+        drop_triggers(led)
+        with led.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE log_checkpoints SET note = ? WHERE size = ?", (lie, cp.size))
+        report = verify_ledger(led, workers=1)
+        assert not report.ok
+        assert any("item map" in p.reason for p in report.problems), report.problems

@@ -33,7 +33,8 @@ from authenticator import db
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import verify_checkpoint
 from authenticator.ledger.duplicates import natural_key
-from authenticator.ledger.entries import parse_entry
+from authenticator.ledger.entries import ITEM_MAP_ITEM, parse_entry
+from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, map_extension
 
 if TYPE_CHECKING:
     from authenticator.ledger.log import Ledger
@@ -253,6 +254,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
         pending: list[_Job] = []
         heads: dict[str, str] = {}
         seen: dict[str, int] = {}
+        counts: dict[str, tuple[int, bytes, int]] = {}
         tops: list[bytes] = []
         complete = True
         try:
@@ -289,9 +291,9 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                     )
                     pending.append(_Job(start, cols[3], leaves, result))
                     while len(pending) > 2 * n_workers or (pending and pending[0].result.done()):
-                        _chain(report, heads, pending.pop(0), seen)
+                        _chain(report, heads, pending.pop(0), seen, counts)
             for job in pending:
-                _chain(report, heads, job, seen)
+                _chain(report, heads, job, seen, counts)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -303,6 +305,8 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                 tops = check.level(level, 0, tops)
             _check_no_extra_nodes(check, size)
             _check_checkpoints(ledger, cur, report, size, verifier_key)
+            if semantic:
+                _check_item_map(cur, report, size, counts)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -360,8 +364,15 @@ class _Job:
     result: Future[SemanticResult]
 
 
-def _chain(report: VerifyReport, heads: dict[str, str], job: _Job, seen: dict[str, int]) -> None:
-    """Walk the item chains through one chunk, in log order (and note repeated events)."""
+def _chain(
+    report: VerifyReport,
+    heads: dict[str, str],
+    job: _Job,
+    seen: dict[str, int],
+    counts: dict[str, tuple[int, bytes, int]],
+) -> None:
+    """Walk the item chains through one chunk, in log order (note repeated events, and count
+    each item's entries for the item map)."""
     b64 = base64.b64encode
     results = job.result.result()
     for k, (item, (prev, error, key), leaf) in enumerate(zip(job.items, results, job.leaves, strict=True)):
@@ -385,6 +396,8 @@ def _chain(report: VerifyReport, heads: dict[str, str], job: _Job, seen: dict[st
                 + (f"the item's previous entry has leaf hash {want}" if want else "but it is the item's first entry"),
             )
         heads[item] = b64(leaf).decode("ascii")
+        old = counts.get(item)
+        counts[item] = (job.start + k, leaf, 1 if old is None else old[2] + 1)
 
 
 def _check_no_extra_nodes(check: _Checker, size: int) -> None:
@@ -396,6 +409,26 @@ def _check_no_extra_nodes(check: _Checker, size: int) -> None:
                 max(size - 1, 0),
                 f"stored subtree hash (level {level}, index {last}) lies beyond the log of {size} entries",
             )
+
+
+def _check_item_map(cur: Any, report: VerifyReport, size: int, counts: dict[str, tuple[int, bytes, int]]) -> None:
+    """Rebuild the item map from the entries and compare it with the latest checkpoint's."""
+    row = cur.execute("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+    if row is None:
+        return
+    body = str(row[0]).split("\n\n", 1)[0]
+    lines = [line for line in body.split("\n")[3:] if line.startswith(MAP_EXTENSION_PREFIX)]
+    if not lines:
+        if ITEM_MAP_ITEM in counts:  # a log.item_map_started entry: every later checkpoint commits to the map
+            report.add(max(size - 1, 0), "the latest checkpoint does not commit to the item map the log started")
+        return
+    heads = {item: Head(i, leaf, n) for item, (i, leaf, n) in counts.items()}
+    if map_extension(ItemMap.from_heads(heads).root()) != lines[0]:
+        report.add(
+            max(size - 1, 0),
+            f"the checkpoint of size {size} commits to an item map that the log's entries do not give",
+        )
+    report.items_checked = len(heads)
 
 
 def _check_checkpoints(ledger: Ledger, cur: Any, report: VerifyReport, size: int, verifier_key: str | None) -> None:
