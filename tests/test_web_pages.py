@@ -451,7 +451,7 @@ def test_real_trace_is_verified_in_the_browser(site: Site, tab: Tab) -> None:
 def test_the_page_checks_against_the_key_it_shows(site: Site, tab: Tab) -> None:
     """The key printed on the page is the log's published key; the page trusts only that one."""
     tab.page.goto(site.url(f"/t/{site.item_id}"))
-    assert tab.page.inner_text("#log-key").strip() == site.verifier_key
+    assert (tab.page.text_content("#log-key") or "").strip() == site.verifier_key  # under "Technical details"
     # The address in the QR code's text is this page's address.
     assert tab.page.inner_text("#page-address") == site.url(f"/t/{site.item_id}")
     assert tab.page.get_attribute("svg.qr", "role") == "img"
@@ -496,6 +496,30 @@ def test_tampered_trace_is_marked_where_it_breaks(
         assert not cli_verify(site)["ok"]
     if expect == {2: "leaf hash does not match", 3: "hash chain"}:
         shoot(tab.page, "trace-tampered")
+
+
+def test_a_trace_without_its_newest_event_is_refused(site: Site, tab: Tab, tampered: Any) -> None:
+    """Whoever serves the trace drops the item's newest event (a revocation, say): every event
+    shown still checks out, but the checkpoint commits to the item's head, so the page refuses
+    the history and says how many newer events are missing, as the CLI does."""
+    tampered(drop_event(-1))
+    verdict = open_trace(tab, site)
+    assert verdict.state == "failed", verdict
+    assert all(e["state"] == "ok" for e in verdict.events)  # what is shown is intact...
+    assert "1 newer event of this item is not shown" in verdict.banner  # ...but not all of it
+    row = tab.page.eval_on_selector(
+        "#completeness-check", "r => ({state: r.dataset.state, reason: r.querySelector('.reason').textContent})"
+    )
+    assert row["state"] == "fail" and "1 newer event of this item is not shown" in row["reason"], row
+    report = cli_verify(site)
+    assert not report["ok"] and "1 newer event of this item is not shown" in report["failures"]
+
+    def drop_two(trace: dict[str, Any]) -> None:
+        del trace["events"][-2:]
+
+    tampered(drop_two)
+    verdict = open_trace(tab, site)
+    assert verdict.state == "failed" and "2 newer events of this item are not shown" in verdict.banner
 
 
 def test_a_trace_signed_by_another_key_is_not_verified(site: Site, tab: Tab, tampered: Any) -> None:

@@ -197,6 +197,16 @@
         ? `signed by ${cp.keyName} with the key shown below; tree of ${cp.size} entries`
         : cp.problems.join("; ")
     );
+    const whole = report.completeness;
+    if (whole) {
+      setMark(
+        document.getElementById("completeness-check"),
+        whole.ok,
+        whole.ok
+          ? `the checkpoint records ${whole.count} event${whole.count === 1 ? "" : "s"} for this item, and all are shown`
+          : whole.problems.join("; ")
+      );
+    }
     const cons = report.consistency;
     if (cons) {
       const row = document.getElementById("consistency-check");
@@ -214,7 +224,11 @@
     }
     if (report.ok) keep(trace.checkpoint, cp.size);
     const failed =
-      report.events.filter((e) => !e.ok).length + (cp.ok ? 0 : 1) + report.problems.length + (cons && !cons.ok ? 1 : 0);
+      report.events.filter((e) => !e.ok).length +
+      (cp.ok ? 0 : 1) +
+      report.problems.length +
+      (cons && !cons.ok ? 1 : 0) +
+      (whole && !whole.ok ? 1 : 0);
     if (report.ok) {
       const n = report.events.length;
       setVerdict(
@@ -227,8 +241,11 @@
       );
     } else {
       distrustStanding();
-      if (!cp.ok || (cons && !cons.ok) || report.problems.length) document.getElementById("technical").open = true;
-      const extra = report.problems.length ? " " + report.problems.join("; ") + "." : "";
+      if (!cp.ok || (cons && !cons.ok) || (whole && !whole.ok) || report.problems.length) {
+        document.getElementById("technical").open = true;
+      }
+      const said = [...report.problems, ...(whole && !whole.ok ? whole.problems : [])];
+      const extra = said.length ? " " + said.join("; ") + "." : "";
       setVerdict(
         "fail",
         "✗",
