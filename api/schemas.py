@@ -632,6 +632,20 @@ class Health(BaseModel):
 class LabList(BaseModel):
     """Every registered lab: where to send an item for a physical inspection."""
 
+    model_config = _example(
+        {
+            "labs": [
+                {
+                    "id": "lab_0a1b2c3d4e5f60718293a4b5",
+                    "name": "Geneva Appraisal Lab",
+                    "accreditation": "ISO/IEC 17025 #1234",
+                    "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
+                    "keyid": "ef" * 32,
+                    "created_at": "2026-11-25T16:00:00.000000Z",
+                }
+            ]
+        }
+    )
     labs: list[Lab]
 
 

@@ -364,8 +364,8 @@ def fact_words(fact: Fact, namer: Namer) -> dict[str, str]:
     elif fact.kind == "revoked":
         title = "A lab withdrew its certificate for this item"
         detail = (
-            f"{namer.lab(lab_id)} revoked the certificate ({body.get('outcome')}) of its inspection on {inspected} "
-            f"on {human_date(fact.revoked_time)}, saying: “{revocation.get('reason')}”. "
+            f"On {human_date(fact.revoked_time)}, {namer.lab(lab_id)} revoked the certificate of its inspection of "
+            f"{inspected} (which had found the item {body.get('outcome')}), saying: “{revocation.get('reason')}”. "
             "No lab certificate is in force for this item now."
         )
     elif fact.kind == "lab_certified":
@@ -397,10 +397,12 @@ def fact_words(fact: Fact, namer: Namer) -> dict[str, str]:
     elif fact.kind == "revocation_replaced":
         new: Mapping[str, Any] = fact.replaced_by or {}
         title = "An earlier certificate was withdrawn and replaced"
+        new_lab = str(new.get("lab_id"))
+        who = "it" if new_lab == lab_id else namer.lab(new_lab)
         detail = (
-            f"{namer.lab(lab_id)} revoked its certificate of {inspected} on {human_date(fact.revoked_time)} "
-            f"(“{revocation.get('reason')}”); {namer.lab(str(new.get('lab_id')))} then issued the certificate "
-            f"of {human_date(new.get('inspection_date'))}, which is in force."
+            f"On {human_date(fact.revoked_time)}, {namer.lab(lab_id)} revoked its certificate of {inspected} "
+            f"(“{revocation.get('reason')}”); {who} then issued a new one, of its inspection of "
+            f"{human_date(new.get('inspection_date'))}, which is in force."
         )
     elif fact.kind == "photo_outranked":
         title = "An earlier photo check"

@@ -89,6 +89,7 @@ def test_standing_most_serious_current_fact_first() -> None:
         ["lab_certified"],
         ["photo_outranked"],
     )
+    assert _kinds([_verdict(1, "authentic"), _cert(2, "c1")]) == ("lab_certified", ["lab_certified"], [])  # agrees
     # Revoked and not replaced: the warning comes first, the photo verdict after it.
     assert _kinds([_verdict(1, "authentic"), _cert(2, "c1"), _revoke(3, "c1")]) == (
         "warning",

@@ -66,6 +66,11 @@
     return node;
   }
 
+  /** Replace a node's children, leaving out the null ones (replaceChildren would print "null"). */
+  function fill(node, ...children) {
+    node.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
+  }
+
   function mb(bytes) {
     const value = bytes / (1024 * 1024);
     const text = value >= 100 ? value.toFixed(0) : value.toFixed(1);
@@ -305,13 +310,14 @@
     box.dataset.recordable = String(answer.recordable);
     if (!answer.recordable) {
       previewStatus.textContent = "Nothing can be recorded from these photos; nothing was recorded.";
-      box.replaceChildren(el("p", { class: "alert" }, answer.refusal));
+      fill(box, el("p", { class: "alert" }, answer.refusal));
       return;
     }
     const [, words] = DECISIONS[answer.decision] || ["?", answer.decision];
     const score = percent(answer.probability_authentic);
     previewStatus.textContent = "Checked; nothing is recorded until you press “Record the verdict”.";
-    box.replaceChildren(
+    fill(
+      box,
       el("p", {}, el("strong", { id: "provisional-decision", "data-decision": answer.decision }, "If you record these photos now: " + words + "."),
         score ? ` Score ${score}.` : ""),
       ...answer.reasons.map((r) => el("p", { "data-code": r.code }, r.message))
@@ -466,7 +472,8 @@
     const labs = a.decision === "authentic" ? null : await labList();
     if (a.decision === "inconclusive") {
       const retake = a.photos.some(setAside);
-      box.replaceChildren(
+      fill(
+        box,
         el("h3", {}, "Next step: a lab inspection"),
         el("p", {}, "The photos did not allow a verdict. Send the item to one of these registered labs:"),
         labsBlock(labs),
@@ -478,7 +485,8 @@
         .map((p, i) => ({ p, name: p.file || `photo ${i + 1}` }))
         .filter((x) => !setAside(x.p) && typeof x.p.probability_authentic === "number")
         .sort((x, y) => x.p.probability_authentic - y.p.probability_authentic);
-      box.replaceChildren(
+      fill(
+        box,
         el("h3", {}, "Why the model says counterfeit"),
         el("p", {}, `The score, ${percent(a.probability_authentic)}, is below ${percent(a.thresholds.counterfeit_below)}, under which the model calls an item counterfeit.`),
         scored.length
@@ -491,7 +499,8 @@
         what()
       );
     } else {
-      box.replaceChildren(
+      fill(
+        box,
         el("h3", {}, "Next step"),
         el("p", {}, "You can list the item: buyers see “AI-verified authentic” and a link to its record. " +
           "A registered lab's inspection in person gives it the stronger “Lab certified” badge."),

@@ -13,7 +13,7 @@ facts); the order is the most serious current fact first:
 
 What no longer holds goes to ``history`` instead of the current facts: a revocation that a later
 certificate replaced (a lab that corrected itself), and a photo verdict that a lab's certificate
-in force outranks.
+in force contradicts (and outranks).
 """
 
 from __future__ import annotations
@@ -144,8 +144,9 @@ def item_standing(entries: Iterable[tuple[int, Mapping[str, Any]]]) -> Standing:
     if verdicts:
         index, body, time = verdicts[-1]
         decision = str(body.get("decision"))
-        if active:  # a lab's physical inspection outranks the model
-            history.append(Fact("photo_outranked", _PHOTO_LEVEL.get(decision, "inconclusive"), index, body, time))
+        if active:  # a lab's physical inspection outranks the model: worth a word where they disagree
+            if decision in ("authentic", "counterfeit") and any(c.body.get("outcome") != decision for c in active):
+                history.append(Fact("photo_outranked", _PHOTO_LEVEL.get(decision, "inconclusive"), index, body, time))
         else:
             kind = _PHOTO_KIND.get(decision, "photo_inconclusive")
             facts.append(Fact(kind, _PHOTO_LEVEL.get(decision, "inconclusive"), index, body, time))
