@@ -115,6 +115,22 @@ class NewEntry:
     body: Mapping[str, Any]
 
 
+MAX_GROUP = 1000
+"""Most commands one transaction integrates (group commit)."""
+
+
+@dataclass(eq=False)
+class _Command:
+    """One caller's entries and hooks, waiting in the group-commit queue."""
+
+    prepared: list[_Prepared]
+    check: Check | None
+    after: AfterAppend | None
+    receipts: list[Receipt] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     type: str
@@ -194,6 +210,10 @@ class Ledger:
         # ``_write_mutex``, by a writer (inside its transaction) or a reader catching up.
         self._map = ItemMap()
         self._map_size = -1
+        self._pending_caches: tuple[int, list[bytes]] = (-1, [])
+        # Commands waiting for the writer (group commit, see append_batch).
+        self._pending: list[_Command] = []
+        self._pending_lock = threading.Lock()
 
     # --- Lifecycle ------------------------------------------------------------------------
 
@@ -323,35 +343,92 @@ class Ledger:
         prepared = [_prepare(e) for e in entries]
         if not prepared:
             return []
-        items = list(dict.fromkeys(p.item for p in prepared))
+        command = _Command(prepared, check, after)
+        with self._pending_lock:
+            self._pending.append(command)
+        while not command.done:
+            # Flat combining: whoever holds the writer mutex integrates every command waiting,
+            # in arrival order, in one transaction under one checkpoint (group commit). Each
+            # caller gets its receipts only once the group is durable.
+            with self._write_mutex:
+                if command.done:
+                    break
+                with self._pending_lock:
+                    group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+                self._run_group(group)
+        if command.error is not None:
+            raise command.error
+        assert command.receipts is not None
+        return command.receipts
+
+    def _run_group(self, group: list[_Command]) -> None:
+        try:
+            self._integrate_group(group)
+        except BaseException as exc:  # the transaction failed: nobody of the group appended
+            for command in group:
+                if not command.done:
+                    command.error, command.done = exc, True
+            if not isinstance(exc, Exception):
+                raise
+
+    def _integrate_group(self, group: list[_Command]) -> None:
+        """One transaction for the group: per command, in order and inside a savepoint, its
+        ``check``, its rows (each ``prev`` from the item's head so far) and its ``after``; a
+        command whose check or after raises is rolled back alone and gets the error. Then the
+        rows, their subtree hashes and one signed checkpoint."""
+        ops = self._ops
         sha256 = hashlib.sha256
-
-        batch_heads: dict[str, bytes] = {}
-
-        def build(cur: Any, size: int) -> tuple[list[sql.EntryRow], list[bytes]]:
+        with sql.writer_tx(self.engine, ops) as (conn, cur):
+            size = ops.size(cur)
+            items = list(dict.fromkeys(p.item for c in group for p in c.prepared))
             heads = self._heads.lookup(cur, size, items)
             stamp = format_time(datetime.now(UTC))
             rows: list[sql.EntryRow] = []
-            leaves: list[bytes] = []
-            for offset, p in enumerate(prepared):
-                data = entry_bytes(p.type, p.item, encode_prev(heads.get(p.item)), stamp, p.body)
-                leaf = sha256(b"\x00" + data).digest()
-                heads[p.item] = leaf
-                leaves.append(leaf)
-                rows.append((size + offset, leaf, p.item, p.type, data))
-            # The splice must give exactly what parse_entry accepts: cross-check one per batch.
+            accepted: list[tuple[_Command, int, int]] = []
+            for command in group:
+                before = {p.item: heads.get(p.item) for p in command.prepared}
+                start = size + len(rows)
+                own: list[sql.EntryRow] = []
+                savepoint = conn.begin_nested()
+                try:
+                    if command.check is not None:
+                        command.check(conn)
+                    for offset, p in enumerate(command.prepared):
+                        data = entry_bytes(p.type, p.item, encode_prev(heads.get(p.item)), stamp, p.body)
+                        leaf = sha256(b"\x00" + data).digest()
+                        heads[p.item] = leaf
+                        own.append((start + offset, leaf, p.item, p.type, data))
+                    if command.after is not None:
+                        command.after(conn, [StoredEntry(r[0], r[1], r[4], r[2], r[3]) for r in own])
+                    savepoint.commit()
+                except Exception as exc:
+                    savepoint.rollback()
+                    for item, was in before.items():
+                        if was is None:
+                            heads.pop(item, None)
+                        else:
+                            heads[item] = was
+                    command.error, command.done = exc, True
+                    continue
+                rows.extend(own)
+                accepted.append((command, start, len(own)))
+            if not rows:
+                return
+            # The splice must give exactly what parse_entry accepts: cross-check one per group.
             parse_entry(rows[0][4])
-            batch_heads.update(heads)
-            return rows, leaves
-
-        size, new_size, note, known, rows = self._integrate(
-            build, lambda n: self._heads.committed(batch_heads, n), check=check, after=after
-        )
+            new_size, note, known = self._write_rows(cur, size, rows)
+        self._caches_committed()
+        self._heads.committed(heads, new_size)
         try:
             proofs = batch_inclusion_proofs(size, new_size, new_size, known)
         except KeyError:  # not reachable for leaves of the batch, but never guess
             proofs = [self._proof_from(known, inclusion_plan(i, new_size)) for i in range(size, new_size)]
-        return [Receipt(size + k, rows[k][1], new_size, note, proofs[k], rows[k][4]) for k in range(len(prepared))]
+        for command, start, n in accepted:
+            k0 = start - size
+            command.receipts = [
+                Receipt(start + k, rows[k0 + k][1], new_size, note, proofs[k0 + k], rows[k0 + k][4]) for k in range(n)
+            ]
+            command.done = True
 
     def _append_prebuilt(self, entries: Sequence[tuple[str, str, bytes]]) -> int:
         """Integrate ``(item, type, canonical bytes)`` as given: no validation, no chain filling.
@@ -361,56 +438,48 @@ class Ledger:
         the new size.
         """
         sha256 = hashlib.sha256
+        with self._write_mutex, sql.writer_tx(self.engine, self._ops) as (_conn, cur):
+            size = self._ops.size(cur)
+            rows = [
+                (size + k, sha256(b"\x00" + data).digest(), item, type_, data)
+                for k, (item, type_, data) in enumerate(entries)
+            ]
+            new_size = self._write_rows(cur, size, rows)[0]
+        self._caches_committed()
+        self._heads.size = -1  # entries appended around the cache
+        return new_size
 
-        def build(cur: Any, size: int) -> tuple[list[sql.EntryRow], list[bytes]]:
-            leaves = [sha256(b"\x00" + data).digest() for _, _, data in entries]
-            rows = [(size + k, leaves[k], item, type_, data) for k, (item, type_, data) in enumerate(entries)]
-            return rows, leaves
+    def _caches_committed(self) -> None:
+        """The transaction of :meth:`_write_rows` committed: its tree is now the log's."""
+        new_size, new_frontier = self._pending_caches
+        self._frontier = (new_size, new_frontier)
+        self._map_size = new_size
 
-        return self._integrate(build)[1]
-
-    def _integrate(
-        self,
-        build: Callable[[Any, int], tuple[list[sql.EntryRow], list[bytes]]],
-        on_commit: Callable[[int], None] | None = None,
-        *,
-        check: Check | None = None,
-        after: AfterAppend | None = None,
-    ) -> tuple[int, int, str, dict[NodeId, bytes], list[sql.EntryRow]]:
-        """Under the writer lock: ``check``, rows from ``build(cur, size)``, their subtree
-        hashes, one signed checkpoint, ``after``. Returns the old and new size, the note, the
-        nodes a receipt needs and the rows written."""
+    def _write_rows(
+        self, cur: Any, size: int, rows: list[sql.EntryRow]
+    ) -> tuple[int, str, dict[NodeId, bytes]]:
+        """In the writer's transaction: the rows, the perfect subtrees they complete, the item
+        map and one signed checkpoint. The caches describe the new tree only once the caller's
+        transaction has committed (they are marked stale until then)."""
         ops = self._ops
-        with self._write_mutex:
-            with sql.writer_tx(self.engine, ops) as (conn, cur):
-                if check is not None:
-                    check(conn)
-                size = ops.size(cur)
-                frontier = self._load_frontier(cur, size)
-                rows, leaves = build(cur, size)
-                new_nodes, new_frontier = extend_perfect_nodes(size, frontier, leaves)
-                new_size = size + len(rows)
-                root = fold_nodes(new_frontier)
-                item_map = self._map_at(cur, size)
-                self._map_size = -1  # until this transaction commits, the map is not any tree's
-                for idx, leaf, item, _type, _data in rows:
-                    item_map.advance(item, idx, leaf)
-                extension = map_extension(item_map.root())
-                note = self.signer.sign(Checkpoint(self.origin, new_size, root, (extension,)))
-                ops.insert_entries(cur, rows)
-                ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
-                ops.insert_checkpoint(cur, new_size, root, note)
-                if after is not None:
-                    after(conn, [StoredEntry(r[0], r[1], r[4], r[2], r[3]) for r in rows])
-                # Receipts need only the old frontier and the nodes just computed (no reads).
-                known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
-                known.update(new_nodes)
-            # Committed: only now may the caches describe the new tree.
-            self._frontier = (new_size, new_frontier)
-            self._map_size = new_size
-            if on_commit is not None:
-                on_commit(new_size)
-        return size, new_size, note, known, rows
+        frontier = self._load_frontier(cur, size)
+        new_nodes, new_frontier = extend_perfect_nodes(size, frontier, [r[1] for r in rows])
+        new_size = size + len(rows)
+        root = fold_nodes(new_frontier)
+        item_map = self._map_at(cur, size)
+        self._map_size = -1  # until the transaction commits, the map is not any tree's
+        self._frontier = (-1, [])
+        for idx, leaf, item, _type, _data in rows:
+            item_map.advance(item, idx, leaf)
+        note = self.signer.sign(Checkpoint(self.origin, new_size, root, (map_extension(item_map.root()),)))
+        ops.insert_entries(cur, rows)
+        ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
+        ops.insert_checkpoint(cur, new_size, root, note)
+        # Receipts need only the old frontier and the nodes just computed (no reads).
+        known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
+        known.update(new_nodes)
+        self._pending_caches = (new_size, new_frontier)
+        return new_size, note, known
 
     def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
         missing = [n for n in plan_nodes(plan) if n not in known]
@@ -510,6 +579,24 @@ class Ledger:
             raise ProofError(f"no consistency proof from size {size1} to size {size2}")
         with db.reader(self._read_engine) as cur:
             return self._read_plan(cur, consistency_plan(size1, size2), size2)
+
+    def node_range(self, level: int, start: int, end: int) -> list[bytes]:
+        """Hashes of the perfect subtrees ``(level, start) … (level, end - 1)`` in order (level 0:
+        the leaf hashes), fewer where the tree ends: one range read (the tlog-tiles hash tiles)."""
+        if level < 0 or start < 0 or end < start:
+            raise ProofError(f"bad node range {level}:[{start}, {end})")
+        p = self._p
+        with db.reader(self._read_engine) as cur:
+            if level == 0:
+                q = f"SELECT idx, leaf_hash FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx"
+                rows = cur.execute(q, (start, end)).fetchall()
+            else:
+                q = f"SELECT idx, hash FROM log_nodes WHERE level = {p} AND idx >= {p} AND idx < {p} ORDER BY idx"
+                rows = cur.execute(q, (level, start, end)).fetchall()
+        for k, (idx, _) in enumerate(rows):
+            if int(idx) != start + k:
+                raise IntegrityError(f"stored subtree hash ({level}, {start + k}) is missing", level=level, index=start + k)
+        return [bytes(h) for _, h in rows]
 
     # --- Entries --------------------------------------------------------------------------
 

@@ -1,0 +1,146 @@
+"""Group commit: concurrent appends share one transaction and one checkpoint, each caller gets
+its own receipt once the group is durable, and one command's failed precondition or hook
+rolls back that command alone (its neighbours, and their item chains, are unaffected)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, text
+
+from authenticator.errors import Conflict
+from authenticator.ledger.checkpoint import CheckpointSigner, verify_checkpoint
+from authenticator.ledger.log import Ledger, NewEntry, Receipt, StoredEntry
+from authenticator.ledger.merkle import verify_inclusion
+from authenticator.ledger.verify import verify_ledger
+from tests.ledger_samples import ORIGIN, sample_entry
+from tests.pg_scratch import scratch_schema
+
+SIGNER = CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate())
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
+    if request.param == "sqlite":
+        with Ledger.open(f"sqlite:///{tmp_path / 'l.db'}", SIGNER) as led:
+            yield led
+        return
+    with scratch_schema("t_group") as url, Ledger.open(url, SIGNER) as led:
+        yield led
+
+
+def _checked(receipt: Receipt) -> None:
+    cp = verify_checkpoint(receipt.checkpoint, SIGNER.verifier_key)
+    assert cp.size == receipt.tree_size
+    verify_inclusion(receipt.index, receipt.tree_size, receipt.leaf_hash, receipt.inclusion_proof, cp.root_hash)
+
+
+def _checkpoints(led: Ledger) -> int:
+    with led.engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM log_checkpoints")).scalar_one())
+
+
+def test_concurrent_single_appends_are_grouped(ledger: Ledger) -> None:
+    n = 64
+    barrier = threading.Barrier(n)
+    receipts: list[Receipt] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    before = _checkpoints(ledger)
+
+    def one(i: int) -> None:
+        barrier.wait(timeout=30)
+        try:
+            r = ledger.append(sample_entry(i, f"item-{i % 7}"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            receipts.append(r)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(r.index for r in receipts) == list(range(ledger.size() - n, ledger.size()))
+    for r in receipts:
+        _checked(r)
+    assert _checkpoints(ledger) - before < n  # some appends shared a transaction and a checkpoint
+    report = verify_ledger(ledger, workers=1)
+    assert report.ok, report.problems
+
+
+def _hold_writer_until(led: Ledger, waiting: int) -> threading.Thread:
+    """Take the writer mutex until ``waiting`` commands are queued, so they form one group."""
+    led._write_mutex.acquire()
+
+    def release() -> None:
+        deadline = time.monotonic() + 30
+        while len(led._pending) < waiting and time.monotonic() < deadline:
+            time.sleep(0.005)
+        led._write_mutex.release()
+
+    t = threading.Thread(target=release)
+    t.start()
+    return t
+
+
+def test_one_failing_command_leaves_its_group_intact(ledger: Ledger) -> None:
+    ledger.append(
+        NewEntry(
+            "custody.transferred", "item-x", {"event": "consigned", "platform": "p", "counterparty_commitment": None}
+        )
+    )
+    outcome: dict[str, Any] = {}
+
+    def refuse(_conn: Connection) -> None:
+        raise Conflict("refused by its precondition")
+
+    def explode(_conn: Connection, _stored: list[StoredEntry]) -> None:
+        raise RuntimeError("a hook that fails after writing")
+
+    def run(name: str, entry: NewEntry, **hooks: Any) -> None:
+        try:
+            outcome[name] = ledger.append_batch([entry], **hooks)
+        except Exception as exc:
+            outcome[name] = exc
+
+    body = {"event": "sold", "platform": "p", "counterparty_commitment": None}
+    jobs = [
+        ("first", NewEntry("custody.transferred", "item-x", body), {}),
+        ("refused", NewEntry("custody.transferred", "item-x", body), {"check": refuse}),
+        ("exploded", NewEntry("custody.transferred", "item-x", body), {"after": explode}),
+        ("last", NewEntry("custody.transferred", "item-x", {**body, "event": "bought_back"}), {}),
+    ]
+    holder = _hold_writer_until(ledger, len(jobs))
+    size = ledger.size()
+    threads = []
+    for name, entry, hooks in jobs:  # queued in this order
+        t = threading.Thread(target=run, args=(name, entry), kwargs=hooks)
+        t.start()
+        threads.append(t)
+        deadline = time.monotonic() + 10
+        while len(ledger._pending) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.002)
+    for t in [*threads, holder]:
+        t.join(timeout=60)
+    assert isinstance(outcome["refused"], Conflict)
+    assert isinstance(outcome["exploded"], RuntimeError)
+    first, last = outcome["first"][0], outcome["last"][0]
+    assert (first.index, last.index) == (size, size + 1)  # one group, one checkpoint
+    assert first.tree_size == last.tree_size == size + 2
+    for r in (first, last):
+        _checked(r)
+    history = ledger.history("item-x")
+    assert [e.index for e in history][-2:] == [size, size + 1]
+    report = verify_ledger(ledger, workers=1)  # the chain skips the rolled-back commands
+    assert report.ok, report.problems
