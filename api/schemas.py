@@ -251,9 +251,12 @@ class ModelRef(BaseModel):
 
 class PhotoVerdict(BaseModel):
     sha256: str
-    probability_authentic: float | None
+    probability_authentic: float | None = Field(description="Null for a photo that was set aside: no score at all.")
     category: str | None
     reasons: list[ReasonOut]
+    set_aside: bool = Field(
+        default=False, description="Left out of the verdict (unreadable, quality, not the item, unfamiliar)."
+    )
     file: str | None = None
     heatmap_url: str | None = None
     reused_from: Any = None

@@ -193,6 +193,10 @@ def test_all_unusable_submission_is_refused_with_reasons_and_appends_nothing(
     r = client.post(f"/v1/items/{item}/assessments", files=files, headers=bearer(actors.platform))
     assert r.status_code == 201, r.text
     assert _log_size(client) == size + 1
+    for answer in (r.json(), client.get(f"/v1/assessments/{r.json()['id']}").json()):
+        aside, used = answer["photos"]
+        assert aside["set_aside"] and aside["probability_authentic"] is None  # set aside: no score at all
+        assert not used["set_aside"] and used["probability_authentic"] is not None
     html = client.get(f"/t/{item}").text
     assert "from 2 photos, 1 set aside (blurred)" in html
 

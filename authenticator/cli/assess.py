@@ -14,6 +14,7 @@ import typer
 
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError, ImageError
+from authenticator.vision.reasons import set_aside
 from authenticator.vision.service import Assessment, Assessor, PhotoInput
 
 
@@ -66,7 +67,8 @@ def _summary(a: Assessment, written: dict[str, str]) -> str:
     ]
     lines += [f"  - {r.code}: {r.message}" for r in a.reasons]
     for p in a.photos:
-        pp = "  -  " if p.probability_authentic is None else f"{p.probability_authentic:.3f}"
+        aside = set_aside([r.code for r in p.reasons])  # left out of the verdict: no score to show
+        pp = "  -  " if p.probability_authentic is None or aside else f"{p.probability_authentic:.3f}"
         note = "; ".join(r.code for r in p.reasons) or "ok"
         lines.append(f"  {pp}  {p.category or '-':8s} {note:28s} {p.file}")
         if p.file in written:

@@ -82,9 +82,11 @@ def assessment_view(
         "photos": [
             {
                 "sha256": p["sha256"],
-                "probability_authentic": p["probability_authentic"],
+                # a photo left out of the verdict gets no score at all (the entry keeps what was measured)
+                "probability_authentic": None if set_aside(p["reasons"]) else p["probability_authentic"],
                 "category": p["category"],
                 "reasons": _reasons(p["reasons"]),
+                "set_aside": set_aside(p["reasons"]),
                 "file": None,
                 "heatmap_url": None,
                 "erased": False,
