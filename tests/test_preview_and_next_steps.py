@@ -494,3 +494,38 @@ def test_forwarded_headers_are_believed_only_from_trusted_proxies(
         server.should_exit = True
         thread.join(timeout=30)
     assert wrapper.seen[-1] == (("https", "203.0.113.9") if believed else ("http", "127.0.0.1"))
+
+
+# --- the shipped model: a photo of something else is not usable --------------------------------------
+
+
+def test_photos_of_something_else_are_refused_with_the_shipped_model(tmp_path: Path) -> None:
+    """The shipped model has a reference bank, so it can tell a cat from a bag: a submission of
+    nothing but other things is refused (nothing recorded); one real photo among them is enough."""
+    settings = Settings(data_dir=tmp_path / "d", database_url=None)
+    if not (settings.weights_dir / f"{settings.model_name}.card.json").exists():
+        pytest.skip("no shipped model in weights/")
+    import skimage
+
+    samples = Path(skimage.__file__).parent / "data"
+    cat, rocket = (samples / "chelsea.png").read_bytes(), (samples / "rocket.jpg").read_bytes()
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        a = make_actors(client)
+        item = new_item(client, a.platform, "sneaker")
+        size = _log_size(client)
+        others = [("photos", ("cat.png", cat, "image/png")), ("photos", ("rocket.jpg", rocket, "image/jpeg"))]
+        r = client.post(f"/v1/items/{item}/assessments", files=others, headers=bearer(a.platform))
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "no_usable_photo"
+        assert "cat.png: This does not look like a bag, watch or sneaker" in r.json()["detail"]
+        assert "rocket.jpg: This does not look like a bag, watch or sneaker" in r.json()["detail"]
+        assert _log_size(client) == size
+        preview = client.post("/v1/assessments/preview", files=others, headers=bearer(a.platform)).json()
+        assert preview["recordable"] is False
+        assert all(p["set_aside"] and p["probability_authentic"] is None for p in preview["photos"])  # no "99%"
+        assert all("the bag, watch or sneaker itself" in p["retake"] for p in preview["photos"])
+        files = [*photo_files(real_photos(AJ1, 1)), others[0]]
+        r = client.post(f"/v1/items/{item}/assessments", files=files, headers=bearer(a.platform))
+        assert r.status_code == 201, r.text
+        assert r.json()["photos"][1]["set_aside"] and r.json()["photos"][1]["probability_authentic"] is None
+        assert _log_size(client) == size + 1
