@@ -20,7 +20,7 @@ from api.limits import BodyLimitMiddleware
 from api.logredact import install as install_log_redaction
 from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import install as install_upload_rate_limit
-from api.routers import admin, assessments, health, items, labs, listings, log, models, previews
+from api.routers import admin, assessments, health, items, labs, listings, log, models, previews, tiles
 from api.strict_json import StrictJSONMiddleware
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError
@@ -56,6 +56,7 @@ def _open(settings: Settings) -> ServiceContext:
             card_path=assessor.card_path,
             metrics=assessor.card.metrics,
         )
+    ctx.start_witnessing()  # new checkpoints go to AUTHENTICATOR_WITNESSES in the background
     return ctx
 
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         listings.router,
         models.router,
         log.router,
+        tiles.router,  # /checkpoint and /tile/...: C2SP tlog-tiles at the root
         admin.router,
         health.router,
     ):

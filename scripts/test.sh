@@ -15,6 +15,14 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/firefox-esr ]; then
    (apt-get update -q >/dev/null && apt-get install -y -q $pkgs >/dev/null)) || \
    echo "warning: could not install the browsers; browser tests will fail" >&2
 fi
+# Go and Debian's golang.org/x/mod (sumdb/tlog, sumdb/note) for the tlog-tiles interop test
+# (tests/test_tiles.py builds tests/go/tiles_interop in GOPATH mode: the module proxy is not needed).
+if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; then
+  pkgs="golang-go golang-golang-x-mod-dev"
+  (apt-get install -y -q $pkgs >/dev/null 2>&1 || \
+   (apt-get update -q >/dev/null && apt-get install -y -q $pkgs >/dev/null)) || \
+   echo "warning: could not install Go; the tlog-tiles interop test will be skipped" >&2
+fi
 .venv/bin/ruff check .
 .venv/bin/mypy authenticator api training
 exec .venv/bin/python -m pytest "$@"

@@ -595,7 +595,8 @@ class Ledger:
                 rows = cur.execute(q, (level, start, end)).fetchall()
         for k, (idx, _) in enumerate(rows):
             if int(idx) != start + k:
-                raise IntegrityError(f"stored subtree hash ({level}, {start + k}) is missing", level=level, index=start + k)
+                missing = start + k
+                raise IntegrityError(f"stored subtree hash ({level}, {missing}) is missing", level=level, index=missing)
         return [bytes(h) for _, h in rows]
 
     # --- Entries --------------------------------------------------------------------------
