@@ -62,6 +62,18 @@ class AppendOnlyViolation(IntegrityError):
     http_status = 409
 
 
+class WitnessRefusal(LedgerError):
+    """A witness (C2SP tlog-witness) will not cosign a checkpoint; ``http_status`` is the status
+    the protocol gives the refusal (400, 403, 404, 409, 413, 422)."""
+
+    code = "witness_refused"
+    http_status = 409
+
+    def __init__(self, message: str, status: int, **details: object) -> None:
+        super().__init__(message, status=status, **details)
+        self.http_status = status
+
+
 class EntryValidationError(LedgerError):
     """An entry or its body does not match the schema of its type."""
 

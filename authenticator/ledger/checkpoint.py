@@ -94,42 +94,42 @@ class Checkpoint:
         return cls(origin, size, root, tuple(extensions))
 
 
-def _check_key_file_mode(path: Path, mode: int) -> None:
+def _check_key_file_mode(path: Path, mode: int, what: str = "log key") -> None:
     if not stat.S_ISREG(mode):
-        raise ConfigurationError(f"log key {path} is not a regular file", path=str(path))
+        raise ConfigurationError(f"{what} {path} is not a regular file", path=str(path))
     if mode & 0o077:
         raise ConfigurationError(
-            f"log key {path} is readable or writable by group or others (mode {stat.S_IMODE(mode):04o}); "
+            f"{what} {path} is readable or writable by group or others (mode {stat.S_IMODE(mode):04o}); "
             f"fix it with: chmod 600 {path}",
             path=str(path),
         )
 
 
-def _load_private_key(path: Path) -> Ed25519PrivateKey:
+def _load_private_key(path: Path, what: str = "log key") -> Ed25519PrivateKey:
     try:
         fd = os.open(path, os.O_RDONLY)  # symlinks allowed: secret mounts (Kubernetes) use them
     except OSError as exc:
-        raise ConfigurationError(f"cannot read log key {path}: {exc.strerror}", path=str(path)) from exc
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}", path=str(path)) from exc
     try:
-        _check_key_file_mode(path, os.fstat(fd).st_mode)
+        _check_key_file_mode(path, os.fstat(fd).st_mode, what)
         with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(64 * 1024)
     except OSError as exc:
-        raise ConfigurationError(f"cannot read log key {path}: {exc.strerror}", path=str(path)) from exc
+        raise ConfigurationError(f"cannot read {what} {path}: {exc.strerror}", path=str(path)) from exc
     finally:
         os.close(fd)
     try:
         key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise ConfigurationError(
-            f"log key {path} is not an unencrypted PEM private key (corrupt?)", path=str(path)
+            f"{what} {path} is not an unencrypted PEM private key (corrupt?)", path=str(path)
         ) from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigurationError(f"log key {path} is not an Ed25519 key", path=str(path))
+        raise ConfigurationError(f"{what} {path} is not an Ed25519 key", path=str(path))
     return key
 
 
-def _create_private_key(path: Path) -> Ed25519PrivateKey | None:
+def _create_private_key(path: Path, what: str = "log key") -> Ed25519PrivateKey | None:
     """Write a new key; ``None`` when another process created the file first.
 
     The PEM goes to a temporary file opened ``O_EXCL`` with mode 0600 and is then hard-linked
@@ -153,7 +153,7 @@ def _create_private_key(path: Path) -> Ed25519PrivateKey | None:
         except FileExistsError:
             return None
     except OSError as exc:
-        raise ConfigurationError(f"cannot create log key {path}: {exc.strerror}", path=str(path)) from exc
+        raise ConfigurationError(f"cannot create {what} {path}: {exc.strerror}", path=str(path)) from exc
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -164,6 +164,16 @@ def _create_private_key(path: Path) -> Ed25519PrivateKey | None:
         finally:
             os.close(dir_fd)
     return key
+
+
+def load_or_create_ed25519_key(path: Path, what: str = "log key") -> Ed25519PrivateKey:
+    """The Ed25519 private key in the PEM file at ``path`` (owner-only), made on first use."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        created = _create_private_key(path, what)
+        if created is not None:
+            return created
+    return _load_private_key(path, what)
 
 
 class CheckpointSigner:
@@ -187,11 +197,7 @@ class CheckpointSigner:
             raise ConfigurationError(
                 f"log origin {origin!r} cannot be a key name: it must be non-empty, without spaces or '+'"
             )
-        if not path.exists() and not path.is_symlink():
-            created = _create_private_key(path)
-            if created is not None:
-                return cls(origin, created)
-        return cls(origin, _load_private_key(path))
+        return cls(origin, load_or_create_ed25519_key(path))
 
     def sign(self, cp: Checkpoint) -> str:
         """The signed note of ``cp``; refuses a checkpoint of another origin."""

@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -212,14 +213,23 @@ class NoteSigner:
         return text + "\n" + self.signature_line(text)
 
 
-def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> tuple[str, list[str]]:
-    """Check a signed note; return its text (final newline included) and the names that verified.
+class Verifier(Protocol):
+    """What :func:`open_note` needs of a key: its name, its 4-byte key hash and a check of one
+    signature (the bytes after the key hash). :class:`NoteVerifier` is one; the timestamped
+    witness cosignatures of :mod:`authenticator.ledger.cosignature` are another."""
 
-    Signatures by keys not in ``verifiers`` (matched by name *and* key hash) are ignored, as the
-    spec requires, so co-signers and witnesses do not break verification. A signature by a known
-    key that does not verify rejects the whole note, and so does a note with no verified
-    signature from a known key.
-    """
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_hash(self) -> bytes: ...
+
+    def verify(self, message: bytes, signature: bytes) -> bool: ...
+
+
+def note_signatures(note: str | bytes) -> tuple[str, list[tuple[str, bytes]]]:
+    """Split a signed note into its text (final newline included) and its signature lines as
+    ``(key name, decoded base64)`` pairs, checking the form only: nothing is verified here."""
     if isinstance(note, bytes | bytearray):
         if len(note) > MAX_NOTE_BYTES:
             raise CheckpointError("note is too large")
@@ -247,11 +257,7 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> tuple[str
     lines = sigs[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise CheckpointError("note has too many signatures")
-
-    known = {(v.name, v.key_hash): v for v in verifiers}
-    message = text.encode("utf-8")
-    verified: list[str] = []
-    seen: set[tuple[str, bytes]] = set()
+    out: list[tuple[str, bytes]] = []
     for line in lines:
         if not line.startswith(SIG_PREFIX):
             raise CheckpointError("malformed signature line: it must start with an em dash and a space")
@@ -264,6 +270,24 @@ def open_note(note: str | bytes, verifiers: Sequence[NoteVerifier]) -> tuple[str
         raw = b64decode_strict(sig_b64, "signature", canonical=True, error=CheckpointError)
         if len(raw) < KEY_HASH_SIZE + 1:
             raise CheckpointError("malformed signature line: signature too short")
+        out.append((name, raw))
+    return text, out
+
+
+def open_note(note: str | bytes, verifiers: Sequence[Verifier]) -> tuple[str, list[str]]:
+    """Check a signed note; return its text (final newline included) and the names that verified.
+
+    Signatures by keys not in ``verifiers`` (matched by name *and* key hash) are ignored, as the
+    spec requires, so co-signers and witnesses do not break verification. A signature by a known
+    key that does not verify rejects the whole note, and so does a note with no verified
+    signature from a known key.
+    """
+    text, signatures = note_signatures(note)
+    known = {(v.name, v.key_hash): v for v in verifiers}
+    message = text.encode("utf-8")
+    verified: list[str] = []
+    seen: set[tuple[str, bytes]] = set()
+    for name, raw in signatures:
         ident = (name, raw[:KEY_HASH_SIZE])
         verifier = known.get(ident)
         if verifier is None:
