@@ -13,6 +13,7 @@ from authenticator.cli.ledger import ledger_app
 from authenticator.cli.photos import photos_app
 from authenticator.cli.projections import projections_app
 from authenticator.cli.trace import trace_app
+from authenticator.cli.witness import witness_app
 
 app = typer.Typer(
     help="Authenticity verification service and its provenance ledger.",
@@ -32,5 +33,6 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(trace_app, name="trace")
 app.add_typer(projections_app, name="projections")
 app.add_typer(photos_app, name="photos")
+app.add_typer(witness_app, name="witness")
 app.command("assess")(assess)
 app.command("serve")(serve)
