@@ -29,6 +29,7 @@ import hashlib
 from bisect import bisect_left, insort
 from dataclasses import dataclass
 
+_sha256 = hashlib.sha256
 KEY_BITS = 256
 ZERO = bytes(32)
 MAP_EXTENSION_PREFIX = "item-map "
@@ -113,84 +114,97 @@ def committed_head(key: bytes, proof: MapProof, root: bytes) -> Head | None:
 
 
 class ItemMap:
-    """The heads of every item, with subtree hashes cached for incremental roots and proofs."""
+    """The heads of every item, with subtree hashes cached for incremental roots and proofs.
+
+    Changed items are only marked dirty; :meth:`root` then recomputes the cached subtrees that
+    hold a dirty key (one path each, shared near the root) and reuses every other one.
+    """
 
     def __init__(self) -> None:
         self.heads: dict[int, Head] = {}
+        self._leaves: dict[int, bytes] = {}
         self._keys: list[int] = []
         self._cache: dict[tuple[int, int], bytes] = {}
-        self._max_depth = 0
+        self._dirty: set[int] = set()
 
     @classmethod
     def from_heads(cls, heads: dict[str, Head]) -> ItemMap:
-        """A map built at once (no per-item invalidation): for loading and verifying a log."""
+        """A map built at once: for loading and verifying a log."""
         m = cls()
-        m.heads = {int.from_bytes(item_key(item), "big"): head for item, head in heads.items()}
+        for item, head in heads.items():
+            key = item_key(item)
+            key_int = int.from_bytes(key, "big")
+            m.heads[key_int] = head
+            m._leaves[key_int] = hash_map_leaf(key, head)
         m._keys = sorted(m.heads)
+        m._dirty = set(m._keys)
         return m
 
     def __len__(self) -> int:
         return len(self.heads)
+
+    def get(self, item: str) -> Head | None:
+        return self.heads.get(int.from_bytes(item_key(item), "big"))
+
+    def set(self, item: str, head: Head) -> None:
+        key = item_key(item)
+        key_int = int.from_bytes(key, "big")
+        if key_int not in self.heads:
+            insort(self._keys, key_int)
+        self.heads[key_int] = head
+        self._leaves[key_int] = hash_map_leaf(key, head)
+        self._dirty.add(key_int)  # the cached subtrees on its path are recomputed by root()
 
     def advance(self, item: str, index: int, leaf_hash: bytes) -> None:
         """``item`` gained the entry ``index``: its head moves there, its count grows by one."""
         old = self.get(item)
         self.set(item, Head(index, leaf_hash, 1 if old is None else old.count + 1))
 
-    def get(self, item: str) -> Head | None:
-        return self.heads.get(int.from_bytes(item_key(item), "big"))
-
-    def set(self, item: str, head: Head) -> None:
-        key_int = int.from_bytes(item_key(item), "big")
-        if key_int not in self.heads:
-            insort(self._keys, key_int)
-        self.heads[key_int] = head
-        cache = self._cache
-        for d in range(min(self._max_depth, KEY_BITS) + 1):  # deeper nodes were never cached
-            cache.pop((d, key_int >> (KEY_BITS - d)), None)
-
     def root(self) -> bytes:
-        return self._subtree(0, 0, 0, len(self._keys))
+        dirty = sorted(self._dirty)
+        value = self._subtree(0, 0, 0, len(self._keys), dirty, 0, len(dirty))
+        self._dirty.clear()
+        return value
 
     def prove(self, item: str) -> MapProof:
         """The proof for ``item`` (present or absent) against :meth:`root`."""
         key_int = int.from_bytes(item_key(item), "big")
+        self.root()  # bring every cached subtree up to date first
+        keys = self._keys
         siblings: list[bytes] = []
-        depth, prefix, lo, hi = 0, 0, 0, len(self._keys)
+        depth, prefix, lo, hi = 0, 0, 0, len(keys)
         while hi - lo > 1:
-            mid = self._split(depth, prefix, lo, hi)
-            bit = _bit(key_int, depth)
-            if bit:
-                siblings.append(self._subtree(depth + 1, prefix * 2, lo, mid))
+            mid = bisect_left(keys, (prefix * 2 + 1) << (KEY_BITS - depth - 1), lo, hi)
+            if _bit(key_int, depth):
+                siblings.append(self._subtree(depth + 1, prefix * 2, lo, mid, [], 0, 0))
                 prefix, lo = prefix * 2 + 1, mid
             else:
-                siblings.append(self._subtree(depth + 1, prefix * 2 + 1, mid, hi))
+                siblings.append(self._subtree(depth + 1, prefix * 2 + 1, mid, hi, [], 0, 0))
                 prefix, hi = prefix * 2, mid
             depth += 1
         if hi == lo:
             return MapProof(tuple(siblings), None)
-        only = self._keys[lo]
+        only = keys[lo]
         return MapProof(tuple(siblings), (only.to_bytes(32, "big"), self.heads[only]))
 
-    def _split(self, depth: int, prefix: int, lo: int, hi: int) -> int:
-        threshold = (prefix * 2 + 1) << (KEY_BITS - depth - 1)
-        return bisect_left(self._keys, threshold, lo, hi)
-
-    def _subtree(self, depth: int, prefix: int, lo: int, hi: int) -> bytes:
+    def _subtree(self, depth: int, prefix: int, lo: int, hi: int, dirty: list[int], dlo: int, dhi: int) -> bytes:
+        """The hash of the subtree ``(depth, prefix)`` holding ``keys[lo:hi]``, of which
+        ``dirty[dlo:dhi]`` changed since it was cached."""
         n = hi - lo
         if n == 0:
             return ZERO
         if n == 1:
-            key_int = self._keys[lo]
-            return hash_map_leaf(key_int.to_bytes(32, "big"), self.heads[key_int])
-        cached = self._cache.get((depth, prefix))
-        if cached is not None:
-            return cached
-        mid = self._split(depth, prefix, lo, hi)
-        value = hash_map_node(
-            self._subtree(depth + 1, prefix * 2, lo, mid), self._subtree(depth + 1, prefix * 2 + 1, mid, hi)
-        )
-        self._cache[(depth, prefix)] = value
-        if depth > self._max_depth:
-            self._max_depth = depth
+            return self._leaves[self._keys[lo]]
+        node = (depth, prefix)
+        if dlo == dhi:
+            cached = self._cache.get(node)
+            if cached is not None:
+                return cached
+        threshold = (prefix * 2 + 1) << (KEY_BITS - depth - 1)
+        mid = bisect_left(self._keys, threshold, lo, hi)
+        dmid = bisect_left(dirty, threshold, dlo, dhi) if dlo < dhi else dlo
+        left = self._subtree(depth + 1, prefix * 2, lo, mid, dirty, dlo, dmid)
+        right = self._subtree(depth + 1, prefix * 2 + 1, mid, hi, dirty, dmid, dhi)
+        value = _sha256(b"\x01" + left + right).digest()
+        self._cache[node] = value
         return value
