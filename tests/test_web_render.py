@@ -134,6 +134,7 @@ def test_trace_page_words(world: World) -> None:
         "Listing closed",
         "Listed for sale at 100.50 CHF",
         "Signed checkpoint of the log",
+        "Nothing newer left out",
         "Same log as on your last visit",
     ]
     assert "by Milan Lab &lt;Srl&gt; (ISO/IEC 17025), inspected on 21 Nov 2026" in html
