@@ -145,10 +145,16 @@ class LogKey(BaseModel):
         {
             "origin": "authenticator.local/log",
             "verifier_key": "authenticator.local/log+1a2b3c4d+AdGhpcyBpcyBhbiBleGFtcGxlIGtleSBvZiAzMiBieXRlcyE=",
+            "witnesses": ["witness.example.org/w1+5e6f7a8b+BHRoaXMgaXMgYW4gZXhhbXBsZSBrZXkgb2YgMzIgYnl0ZXMh"],
         }
     )
     origin: str
     verifier_key: str
+    witnesses: list[str] = Field(
+        default_factory=list,
+        description="C2SP verifier keys (type 0x04, tlog-cosignature) of the witnesses the log submits its "
+        "checkpoints to; their cosignatures come with the checkpoint. Get them from their operators too.",
+    )
 
 
 class InclusionProof(BaseModel):

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from authenticator.errors import CheckpointError
+from authenticator.ledger.cosignature import CosignatureVerifier
 from authenticator.vision.quality_thresholds import QualityThresholds
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,15 @@ class Settings(BaseSettings):
     log_origin: str = Field(default="authenticator.local/log", description="Checkpoint origin line.")
     log_key_path: Path | None = Field(
         default=None, description="Ed25519 private key of the log; default <data_dir>/log.key (created 0600)."
+    )
+    witnesses: str | None = Field(
+        default=None,
+        description="Witnesses the log submits each new checkpoint to (C2SP tlog-witness), one per line or "
+        "separated by commas: '<submission URL prefix> <witness verifier key>', e.g. 'https://w.example.org "
+        "w.example.org/w1+1a2b3c4d+BA...'. Their cosignatures are served with the checkpoint.",
+    )
+    witness_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long the log waits for one witness's answer."
     )
     weights_dir: Path = Field(default=REPO_ROOT / "weights", description="Folder with <name>.onnx + card.")
     model_name: str = Field(default="authenticator", description="Name of the shipped model in weights_dir.")
@@ -206,6 +217,20 @@ class Settings(BaseSettings):
                 ) from exc
         return ",".join(entries)
 
+    @field_validator("witnesses")
+    @classmethod
+    def _check_witnesses(cls, value: str | None) -> str | None:
+        """Each entry an http(s) URL and a cosignature verifier key (type 0x04)."""
+        if value is None or not value.strip():
+            return None
+        parse_witnesses(value)
+        return value.strip()
+
+    @property
+    def witness_list(self) -> list[tuple[str, str]]:
+        """``witnesses`` as ``(submission URL prefix, verifier key)`` pairs."""
+        return parse_witnesses(self.witnesses) if self.witnesses else []
+
     @property
     def trusted_proxy_list(self) -> list[str]:
         """``trusted_proxies`` as a list (empty: believe no forwarded header)."""
@@ -235,3 +260,26 @@ class Settings(BaseSettings):
     @property
     def resolved_log_key_path(self) -> Path:
         return self.log_key_path if self.log_key_path is not None else self.data_dir / "log.key"
+
+
+def parse_witnesses(value: str) -> list[tuple[str, str]]:
+    """``'<url> <vkey>'`` entries, separated by newlines or commas; ValueError on a bad one."""
+    out: list[tuple[str, str]] = []
+    for entry in value.replace(",", "\n").split("\n"):
+        if not entry.strip():
+            continue
+        parts = entry.split()
+        if len(parts) != 2:
+            raise ValueError(f"witnesses: {entry.strip()!r} is not '<URL> <verifier key>'")
+        url, vkey = parts
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query or parsed.fragment:
+            raise ValueError(f"witnesses: {url!r} is not an http(s) URL prefix without query or fragment")
+        try:
+            CosignatureVerifier.from_verifier_key(vkey)
+        except CheckpointError as exc:
+            raise ValueError(f"witnesses: {vkey!r}: {exc.message}") from exc
+        out.append((url.rstrip("/"), vkey))
+    if len({v for _, v in out}) != len(out):
+        raise ValueError("witnesses: a witness key is listed twice")
+    return out

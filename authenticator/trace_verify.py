@@ -14,21 +14,26 @@ independently, check that:
    this item's committed head is the trace's last event, with as many events as shown; a
    trace cut before its newest events fails, saying how many are not shown;
 5. with an older checkpoint the buyer kept: it verifies too, and the trace's consistency proof
-   shows the current tree extends it (the log was not rewritten in between).
+   shows the current tree extends it (the log was not rewritten in between);
+6. with a witness policy (``witnesses`` keys, at least ``min_witnesses`` of them): that many of
+   those witnesses cosigned the checkpoint (C2SP tlog-cosignature), each having checked it is
+   consistent with every earlier checkpoint it cosigned for this log.
 
-What it cannot see: entries appended after the checkpoint, or a log that shows different
-buyers different trees (compare checkpoints with others, or with witnesses, for that).
+What it cannot see: entries appended after the checkpoint; and without a witness policy, a log
+that shows different buyers different trees (a split view).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from authenticator.encoding import b64decode_strict
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import Checkpoint, verify_checkpoint
+from authenticator.ledger.cosignature import Cosignature, CosignatureVerifier, verify_cosignatures
 from authenticator.ledger.entries import parse_entry
 from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, MapProof, committed_head, item_key
 from authenticator.ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
@@ -56,6 +61,8 @@ class TraceReport:
     events: list[EventCheck] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
+    witnessed_by: list[Cosignature] = field(default_factory=list)
+    """Cosignatures of the checkpoint by the witness keys given (verified), in their order."""
 
     @property
     def ok(self) -> bool:
@@ -78,8 +85,18 @@ def _hashes(value: Any, what: str) -> list[bytes]:
     return out
 
 
-def verify_trace(trace: Mapping[str, Any], verifier_key: str, old_checkpoint: str | None = None) -> TraceReport:
-    """Check a trace against the log key; the report names every check that failed."""
+def verify_trace(
+    trace: Mapping[str, Any],
+    verifier_key: str,
+    old_checkpoint: str | None = None,
+    *,
+    witnesses: Sequence[str] = (),
+    min_witnesses: int = 0,
+) -> TraceReport:
+    """Check a trace against the log key; the report names every check that failed.
+
+    ``witnesses`` are witness verifier keys (type 0x04) obtained independently; the checkpoint
+    must carry valid cosignatures of at least ``min_witnesses`` of them (default: no policy)."""
     item_id = trace.get("item_id") if isinstance(trace, Mapping) else None
     report = TraceReport(item_id=item_id if isinstance(item_id, str) else None)
     if report.item_id is None:
@@ -99,6 +116,7 @@ def verify_trace(trace: Mapping[str, Any], verifier_key: str, old_checkpoint: st
     shown_key = trace.get("verifier_key")
     if isinstance(shown_key, str) and shown_key != verifier_key:
         report.checked.append("note: the trace names another verifier key; only the one you gave was trusted")
+    _check_witnesses(report, note, witnesses, min_witnesses)
 
     events = trace.get("events")
     if not isinstance(events, list) or not events:
@@ -161,6 +179,39 @@ def verify_trace(trace: Mapping[str, Any], verifier_key: str, old_checkpoint: st
     if old_checkpoint is not None:
         _check_consistency(report, trace, cp, old_checkpoint, verifier_key)
     return report
+
+
+def _check_witnesses(report: TraceReport, note: str, witnesses: Sequence[str], min_witnesses: int) -> None:
+    """At least ``min_witnesses`` of the ``witnesses`` keys cosigned the checkpoint."""
+    if not witnesses and min_witnesses <= 0:
+        return
+    if min_witnesses > len(witnesses):
+        report.failures.append(
+            f"witnesses: the policy needs {min_witnesses} witness keys but {len(witnesses)} were given"
+        )
+        return
+    try:
+        verifiers = [CosignatureVerifier.from_verifier_key(k) for k in witnesses]
+        report.witnessed_by = verify_cosignatures(note, verifiers)
+    except AuthenticatorError as exc:
+        report.failures.append(f"witnesses: {exc.message}")
+        return
+    who = ", ".join(f"{c.name} at {format_unix(c.timestamp)}" for c in report.witnessed_by)
+    if len(report.witnessed_by) < min_witnesses:
+        report.failures.append(
+            f"witnesses: {len(report.witnessed_by)} of the required {min_witnesses} witnesses cosigned this "
+            f"checkpoint{f' ({who})' if who else ''}; a checkpoint made moments ago may not be cosigned yet"
+        )
+    elif who:
+        report.checked.append(f"witnessed by {who}: consistent with every checkpoint they cosigned before")
+
+
+def format_unix(seconds: int) -> str:
+    """POSIX seconds as an RFC 3339 UTC time (a cosignature's timestamp)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (Unix time)"
 
 
 def map_root(cp: Checkpoint) -> bytes | None:

@@ -137,7 +137,7 @@ def test_log_endpoints(live: Live) -> None:
         assert note.headers["content-type"].startswith("text/plain")
         cp = verify_checkpoint(note.text, live.vkey)
         key = http.get("/v1/log/key").json()
-        assert key == {"origin": cp.origin, "verifier_key": live.vkey}
+        assert key == {"origin": cp.origin, "verifier_key": live.vkey, "witnesses": []}
         entries = http.get("/v1/log/entries", params={"start": 0, "end": cp.size}).json()
         assert [e["index"] for e in entries["entries"]] == list(range(cp.size))
         for e in entries["entries"]:

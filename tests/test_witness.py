@@ -11,14 +11,11 @@ signature, 404 unknown origin, 409 stale ``old`` (with the witness's size as
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import stat
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -27,37 +24,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from authenticator.errors import ProofError, WitnessRefusal
 from authenticator.ledger.checkpoint import CheckpointSigner, verify_checkpoint
-from authenticator.ledger.cosignature import CosignatureVerifier, verify_cosignatures
+from authenticator.ledger.cosignature import verify_cosignatures
 from authenticator.ledger.log import Ledger
 from authenticator.ledger.merkle import verify_consistency
 from authenticator.ledger.note import NoteSigner
 from authenticator.witness.protocol import SIZE_CONTENT_TYPE, format_add_checkpoint
 from authenticator.witness.store import WitnessStore
 from authenticator.witness.witness import open_witness
-from tests.ledger_samples import REPO_ROOT, sample_entry
-from tests.live_server import CLI, free_port
+from tests.ledger_samples import sample_entry
+from tests.live_server import CLI
+from tests.witness_support import WitnessServer, running_witness, witness_env
 
 WITNESS_NAME = "witness.test/w1"
 ORIGINS = ["grow", "fork", "shrink", "proof", "race", "reject", "client"]
-
-
-@dataclass
-class WitnessServer:
-    base: str
-    vkey: str
-    data_dir: Path
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def verifier(self) -> CosignatureVerifier:
-        return CosignatureVerifier.from_verifier_key(self.vkey)
-
-    def add(self, old: int, proof: list[bytes], note: str) -> httpx.Response:
-        return httpx.post(f"{self.base}/add-checkpoint", content=format_add_checkpoint(old, proof, note), timeout=30)
-
-    def add_raw(self, body: bytes) -> httpx.Response:
-        return httpx.post(f"{self.base}/add-checkpoint", content=body, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -69,43 +48,8 @@ def signers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CheckpointSig
 @pytest.fixture(scope="module")
 def witness(tmp_path_factory: pytest.TempPathFactory, signers: dict[str, CheckpointSigner]) -> Iterator[WitnessServer]:
     data_dir = tmp_path_factory.mktemp("witness") / "state"
-    log_path = data_dir.parent / "witness.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHENTICATOR_")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    key = subprocess.run(
-        [CLI, "witness", "key", "--name", WITNESS_NAME, "--data-dir", str(data_dir)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
-    port = free_port()
-    logs = [arg for s in signers.values() for arg in ("--log", s.verifier_key)]
-    args = ["witness", "serve", "--name", WITNESS_NAME, "--data-dir", str(data_dir), "--port", str(port), *logs]
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen([CLI, *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    server = WitnessServer(f"http://127.0.0.1:{port}", key, data_dir, proc, log_path)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{server.base}/", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the witness did not start:\n{log_path.read_text()}")
-        time.sleep(0.1)
-    try:
+    with running_witness(data_dir, WITNESS_NAME, [s.verifier_key for s in signers.values()]) as server:
         yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
 
 
 def _ledger(tmp_path: Path, signer: CheckpointSigner, name: str = "log") -> Ledger:
@@ -334,10 +278,9 @@ def test_a_restarted_witness_remembers_what_it_cosigned(tmp_path: Path, signers:
 
 
 def test_witness_serve_refuses_a_bad_log_key_in_one_line(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHENTICATOR_")}
     res = subprocess.run(
         [CLI, "witness", "serve", "--name", "w.test/x", "--data-dir", str(tmp_path), "--log", "nope+00+AA=="],
-        env=env,
+        env=witness_env(),
         capture_output=True,
         text=True,
         timeout=60,

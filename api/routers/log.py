@@ -23,13 +23,16 @@ router = APIRouter(tags=["log"])
     },
 )
 def checkpoint(ctx: Ctx) -> PlainTextResponse:
-    """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note)."""
-    return PlainTextResponse(ctx.ledger.latest_checkpoint(), headers={"Cache-Control": "no-cache"})
+    """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note), with the
+    configured witnesses' cosignatures (C2SP tlog-cosignature) as extra signature lines once
+    they have cosigned it."""
+    return PlainTextResponse(traces.served_checkpoint(ctx), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/v1/log/key", response_model=LogKey)
-def key(ctx: Ctx) -> dict[str, str]:
-    """The log's origin and C2SP verifier key (the same string `authenticator ledger key` prints)."""
+def key(ctx: Ctx) -> dict[str, Any]:
+    """The log's origin and C2SP verifier key (the same string `authenticator ledger key` prints),
+    and the verifier keys of the witnesses it submits its checkpoints to."""
     return traces.log_key(ctx)
 
 

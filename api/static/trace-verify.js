@@ -3,7 +3,8 @@
  *
  * Pure checks, no DOM: RFC 9162 leaf hashes and inclusion proofs (a line-by-line port of
  * authenticator/ledger/merkle.py::root_from_inclusion_proof), the item's hash chain, RFC 8785
- * canonical entry bytes, and the C2SP signed-note checkpoint with Ed25519 (WebCrypto).
+ * canonical entry bytes, the C2SP signed-note checkpoint with Ed25519 (WebCrypto), and the
+ * witnesses' C2SP tlog-cosignatures on it.
  * The result names, per event, every check that failed, in the same order and with the same
  * meaning as the Python verifier, so both give the same verdict on the same trace.
  */
@@ -282,6 +283,109 @@
     return text;
   }
 
+  // --- C2SP tlog-cosignature: witnesses' timestamped Ed25519 cosignatures -------------------
+
+  const COSIGNATURE_V1 = 4;
+  const MAX_TIMESTAMP = (1n << 63n) - 1n;
+
+  /** Parse a witness's verifier key `<name>+<hex key id>+<base64(0x04 || key)>` and check its id. */
+  async function parseCosignatureKey(vkey) {
+    if (typeof vkey !== "string") throw new VerifyError("a witness key is a string");
+    const first = vkey.indexOf("+");
+    const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
+    if (first <= 0 || second < 0) throw new VerifyError("a witness key has the form <name>+<hex key id>+<base64 key>");
+    const name = vkey.slice(0, first);
+    const hashHex = vkey.slice(first + 1, second);
+    if (/\s/.test(name)) throw new VerifyError("invalid key name in witness key");
+    if (!/^[0-9a-fA-F]{8}$/.test(hashHex)) throw new VerifyError("the key id of a witness key is 8 hex digits");
+    const key = b64decode(vkey.slice(second + 1), "witness key");
+    if (key.length !== 33 || key[0] !== COSIGNATURE_V1) {
+      throw new VerifyError("not a witness key: type 0x04 (Ed25519 cosignature/v1) and 32 bytes");
+    }
+    const raw = key.slice(1);
+    const keyHash = (await sha256(concat(enc.encode(name + "\n"), new Uint8Array([COSIGNATURE_V1]), raw))).slice(0, 4);
+    if (hex(keyHash) !== hashHex.toLowerCase()) {
+      throw new VerifyError("the key id of the witness key does not match its name and key");
+    }
+    let cryptoKey;
+    try {
+      cryptoKey = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      throw new VerifyError("this browser cannot use the Ed25519 key (" + e.message + ")");
+    }
+    return { name, keyHash, raw, cryptoKey, verifierKey: vkey };
+  }
+
+  /**
+   * The cosignatures on a checkpoint note by the given witness keys (a list of
+   * {name, verifierKey, timestamp}, in key order). Other lines are ignored; a line with a
+   * given key's name and id that does not verify, or a second one, throws (as the Python side).
+   * Each signs "cosignature/v1\ntime <t>\n" + the note text, as keyid || u64 t || signature.
+   */
+  async function verifyCosignatures(note, witnessKeys) {
+    if (typeof note !== "string") throw new VerifyError("a note is text");
+    const split = note.lastIndexOf("\n\n");
+    if (split < 0) throw new VerifyError("malformed note: no blank line before the signatures");
+    const text = note.slice(0, split + 1);
+    const sigs = note.slice(split + 2);
+    if (!sigs.endsWith("\n") || sigs.length === 1) throw new VerifyError("malformed note: no signature lines");
+    const keys = [];
+    for (const k of witnessKeys) keys.push(await parseCosignatureKey(k));
+    const found = new Map();
+    for (const line of sigs.slice(0, -1).split("\n")) {
+      if (!line.startsWith("\u2014 ")) throw new VerifyError("malformed note: a signature line does not start with an em dash");
+      const rest = line.slice(2);
+      const space = rest.lastIndexOf(" ");
+      if (space <= 0) throw new VerifyError("malformed note: bad signature line");
+      const name = rest.slice(0, space);
+      const blob = b64decode(rest.slice(space + 1), "signature");
+      if (blob.length < 5) throw new VerifyError("malformed note: signature too short");
+      const key = keys.find((k) => k.name === name && equal(blob.slice(0, 4), k.keyHash));
+      if (!key) continue;
+      if (found.has(key.verifierKey)) throw new VerifyError("witness " + name + " cosigned the note more than once");
+      let ok = blob.length === 4 + 8 + 64;
+      let timestamp = 0n;
+      if (ok) {
+        timestamp = new DataView(blob.buffer, blob.byteOffset + 4, 8).getBigUint64(0);
+        ok = timestamp <= MAX_TIMESTAMP;
+      }
+      if (ok) {
+        const message = concat(enc.encode("cosignature/v1\ntime " + timestamp.toString() + "\n"), enc.encode(text));
+        ok = await crypto.subtle.verify({ name: "Ed25519" }, key.cryptoKey, blob.slice(12), message);
+      }
+      if (!ok) throw new VerifyError("the cosignature of witness " + name + " does not verify");
+      found.set(key.verifierKey, { name, verifierKey: key.verifierKey, timestamp: Number(timestamp) });
+    }
+    return keys.filter((k) => found.has(k.verifierKey)).map((k) => found.get(k.verifierKey));
+  }
+
+  /** A witness policy: at least `minWitnesses` of `witnesses` (verifier keys) cosigned the checkpoint. */
+  async function checkWitnesses(note, policy) {
+    const witnesses = (policy && Array.isArray(policy.witnesses) && policy.witnesses) || [];
+    const required = (policy && Number.isSafeInteger(policy.minWitnesses) && policy.minWitnesses) || 0;
+    const out = { ok: false, problems: [], by: [], required };
+    if (required > witnesses.length) {
+      out.problems.push(`witnesses: the policy needs ${required} witness keys but ${witnesses.length} were given`);
+      return out;
+    }
+    try {
+      out.by = await verifyCosignatures(note, witnesses);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) throw e;
+      out.problems.push("witnesses: " + e.message);
+      return out;
+    }
+    if (out.by.length < required) {
+      out.problems.push(
+        `witnesses: ${out.by.length} of the required ${required} witnesses cosigned this checkpoint; ` +
+          "a checkpoint made moments ago may not be cosigned yet"
+      );
+      return out;
+    }
+    out.ok = true;
+    return out;
+  }
+
   // --- the item map (authenticator/ledger/item_map.py, ported line by line) -----------------
 
   const MAP_PREFIX = "item-map ";
@@ -383,11 +487,13 @@
 
   /**
    * Check a trace against a verifier key. Returns
-   * {ok, checkpoint: {ok, problems, origin, size}, events: [{position, index, type, entry, leafHash, ok, problems}]}.
+   * {ok, checkpoint: {ok, problems, origin, size}, events: [{position, index, type, entry, leafHash, ok, problems}]},
+   * and `witnesses: {ok, problems, by, required}` when `policy` ({witnesses: [witness keys],
+   * minWitnesses: k}) names witnesses: at least k of them must have cosigned the checkpoint.
    * Event checks run against the checkpoint's stated root even when its signature fails, so a
    * page can show exactly where the trace is broken; `ok` needs every check to hold.
    */
-  async function verifyTrace(trace, verifierKey, oldNote) {
+  async function verifyTrace(trace, verifierKey, oldNote, policy) {
     const report = { ok: false, checkpoint: { ok: false, problems: [] }, events: [], problems: [], notes: [] };
     if (!trace || typeof trace !== "object" || typeof trace.item_id !== "string") {
       report.problems.push("the trace has no item_id");
@@ -410,6 +516,9 @@
         if (!(e2 instanceof VerifyError)) throw e2;
         cp = null;
       }
+    }
+    if (report.checkpoint.ok && policy && ((policy.witnesses || []).length || policy.minWitnesses)) {
+      report.witnesses = await checkWitnesses(trace.checkpoint, policy);
     }
     if (typeof trace.verifier_key === "string" && trace.verifier_key !== verifierKey) {
       report.notes.push("the trace names another verifier key; only the key on this page was trusted");
@@ -500,7 +609,8 @@
       report.problems.length === 0 &&
       report.events.every((e) => e.ok) &&
       report.completeness.ok &&
-      (!report.consistency || report.consistency.ok);
+      (!report.consistency || report.consistency.ok) &&
+      (!report.witnesses || report.witnesses.ok);
     return report;
   }
 
@@ -605,6 +715,9 @@
     parseEntry,
     parseVerifierKey,
     openNote,
+    parseCosignatureKey,
+    verifyCosignatures,
+    checkWitnesses,
     parseCheckpoint,
     mapRootFromProof,
     committedHead,

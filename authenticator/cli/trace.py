@@ -18,7 +18,9 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import typer
 
+from authenticator.errors import CheckpointError
 from authenticator.ledger.checkpoint import Checkpoint
+from authenticator.ledger.cosignature import CosignatureVerifier
 from authenticator.trace_verify import verify_trace
 
 trace_app = typer.Typer(help="Item traces: verifiable histories.", no_args_is_help=True)
@@ -111,8 +113,39 @@ def verify(
         Path | None, typer.Option("--checkpoint", help="A signed checkpoint you kept earlier: check consistency.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            help="A witness's C2SP verifier key (type 0x04), obtained from its operator; repeat for more.",
+        ),
+    ] = None,
+    min_witnesses: Annotated[
+        int | None,
+        typer.Option(
+            "--min-witnesses",
+            min=0,
+            help="How many of the --witness keys must have cosigned the checkpoint (default: 1 when any "
+            "--witness is given, else none).",
+        ),
+    ] = None,
 ) -> None:
-    """Verify leaf hashes, inclusion proofs, the item's hash chain, the checkpoint signature (and consistency)."""
+    """Verify leaf hashes, inclusion proofs, the item's hash chain, the checkpoint signature (and consistency,
+    and the witnesses' cosignatures)."""
+    witnesses = [w.strip() for w in witness or []]
+    required = min_witnesses if min_witnesses is not None else (1 if witnesses else 0)
+    if required > len(witnesses):
+        typer.echo(
+            f"error: --min-witnesses {required} needs at least {required} --witness key(s); {len(witnesses)} given",
+            err=True,
+        )
+        raise typer.Exit(2)
+    for w in witnesses:
+        try:
+            CosignatureVerifier.from_verifier_key(w)
+        except CheckpointError as exc:
+            typer.echo(f"error: --witness {w}: {exc.message}", err=True)
+            raise typer.Exit(2) from exc
     try:
         old_note = checkpoint.read_text(encoding="utf-8") if checkpoint is not None else None
     except (OSError, UnicodeDecodeError) as exc:
@@ -126,7 +159,7 @@ def verify(
     except ValueError as exc:
         typer.echo(f"error: cannot read the trace: {exc}", err=True)
         raise typer.Exit(2) from exc
-    report = verify_trace(trace, key.strip(), old_note)
+    report = verify_trace(trace, key.strip(), old_note, witnesses=witnesses, min_witnesses=required)
     failures = report.all_failures()
     if as_json:
         typer.echo(
@@ -140,6 +173,10 @@ def verify(
                         {"index": e.index, "type": e.type, "ok": e.ok, "problems": e.problems} for e in report.events
                     ],
                     "failures": failures,
+                    "witnessed_by": [
+                        {"name": c.name, "verifier_key": c.verifier_key, "timestamp": c.timestamp}
+                        for c in report.witnessed_by
+                    ],
                 },
                 indent=2,
             )

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine
 
 from authenticator.config import Settings
 from authenticator.ledger.log import AfterAppend, Check, Ledger, NewEntry, Receipt, StoredEntry
+from authenticator.services.witnessing import CosignatureStore, WitnessSubmitter, configured_witnesses
 from authenticator.store.blobs import BlobStore
 from authenticator.store.migrate import migrate
 from authenticator.store.photo_index import SqlPhotoReuseIndex
@@ -36,6 +37,9 @@ class ServiceContext:
     photo_index: SqlPhotoReuseIndex
     assessor: Assessor | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    witnessing: WitnessSubmitter | None = None
+    """Submits new checkpoints to the configured witnesses (the API starts it; see
+    :meth:`start_witnessing`)."""
 
     @property
     def engine(self) -> Engine:
@@ -65,7 +69,22 @@ class ServiceContext:
             raise
         return ctx
 
+    def start_witnessing(self) -> None:
+        """Start submitting checkpoints to ``settings.witnesses`` in the background (if any)."""
+        witnesses = configured_witnesses(self.settings)
+        if witnesses and self.witnessing is None:
+            self.witnessing = WitnessSubmitter(
+                self.ledger,
+                CosignatureStore(self.engine),
+                witnesses,
+                timeout=self.settings.witness_timeout_seconds,
+            )
+            self.witnessing.start()
+            self.witnessing.notify()
+
     def close(self) -> None:
+        if self.witnessing is not None:
+            self.witnessing.close()
         self.ledger.close()
 
     def append(
@@ -79,7 +98,10 @@ class ServiceContext:
             if after is not None:
                 after(conn, stored)
 
-        return self.ledger.append_batch(entries, check=check, after=project)
+        receipts = self.ledger.append_batch(entries, check=check, after=project)
+        if self.witnessing is not None:
+            self.witnessing.notify()  # committed: the witnesses get the new checkpoint in the background
+        return receipts
 
 
 def receipt_json(receipt: Receipt, entry_data: bytes | None = None) -> dict[str, Any]:

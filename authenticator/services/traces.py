@@ -11,6 +11,7 @@ from authenticator.errors import InvalidInput, NotFound
 from authenticator.ledger.checkpoint import Checkpoint
 from authenticator.ledger.item_map import MapProof
 from authenticator.services.context import ServiceContext, b64
+from authenticator.services.witnessing import CosignatureStore, configured_witnesses, cosigned_note
 
 MAX_ENTRIES_PER_READ = 1000
 
@@ -18,6 +19,13 @@ MAX_ENTRIES_PER_READ = 1000
 def _checkpoint_size(note: str) -> int:
     # Our own note: its text is everything before the blank line that precedes the signatures.
     return Checkpoint.parse(note.split("\n\n", 1)[0] + "\n").size
+
+
+def served_checkpoint(ctx: ServiceContext, note: str | None = None) -> str:
+    """A signed checkpoint as served (the latest by default): with the configured witnesses'
+    cosignatures of its size appended as extra signature lines, once they have cosigned it."""
+    note = ctx.ledger.latest_checkpoint() if note is None else note
+    return cosigned_note(note, CosignatureStore(ctx.engine), configured_witnesses(ctx.settings))
 
 
 def proved_events(ctx: ServiceContext, indexes: Iterable[int], size: int) -> list[dict[str, Any]]:
@@ -41,7 +49,7 @@ def evidence(ctx: ServiceContext, indexes: Iterable[int]) -> dict[str, Any]:
     note = ctx.ledger.latest_checkpoint()
     size = _checkpoint_size(note)
     return {
-        "checkpoint": note,
+        "checkpoint": served_checkpoint(ctx, note),
         "verifier_key": ctx.ledger.verifier_key,
         "events": proved_events(ctx, [i for i in indexes if i < size], size),
     }
@@ -59,7 +67,7 @@ def item_trace(ctx: ServiceContext, item_id: str, since: int | None = None) -> d
         raise NotFound(f"no item {item_id}", item_id=item_id)
     out: dict[str, Any] = {
         "item_id": item_id,
-        "checkpoint": note,
+        "checkpoint": served_checkpoint(ctx, note),
         "verifier_key": ctx.ledger.verifier_key,
         "item_head": item_head_json(head),
         "events": [
@@ -98,7 +106,7 @@ def item_head(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
     note, _size, proof = ctx.ledger.item_head(item_id)
     return {
         "item_id": item_id,
-        "checkpoint": note,
+        "checkpoint": served_checkpoint(ctx, note),
         "verifier_key": ctx.ledger.verifier_key,
         "item_head": item_head_json(proof),
     }
@@ -107,8 +115,12 @@ def item_head(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
 # --- /v1/log ----------------------------------------------------------------------------------
 
 
-def log_key(ctx: ServiceContext) -> dict[str, str]:
-    return {"origin": ctx.ledger.origin, "verifier_key": ctx.ledger.verifier_key}
+def log_key(ctx: ServiceContext) -> dict[str, Any]:
+    return {
+        "origin": ctx.ledger.origin,
+        "verifier_key": ctx.ledger.verifier_key,
+        "witnesses": [w.verifier_key for w in configured_witnesses(ctx.settings)],
+    }
 
 
 def _tree_size(ctx: ServiceContext, size: int | None) -> int:

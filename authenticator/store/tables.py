@@ -245,3 +245,16 @@ claims = Table(
     Column("created_at", Text, nullable=False),
 )
 """One-time jobs claimed by one process (registering a model version in the log)."""
+
+log_cosignatures = Table(
+    "app_log_cosignatures",
+    metadata,
+    Column("witness_key", Text, primary_key=True),
+    Column("tree_size", BigInteger, primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("cosigned_at", BigInteger, nullable=False),
+    Column("received_at", Text, nullable=False),
+)
+"""Witnesses' cosignatures of the log's checkpoints (verified before they are kept), by the
+witness's verifier key and the tree size; served appended to that checkpoint."""
+Index("ix_app_log_cosignatures_size", log_cosignatures.c.tree_size)
