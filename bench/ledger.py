@@ -25,6 +25,7 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,6 +62,122 @@ def bench_appends(ledger: Ledger, batch: int, total: int, rng: random.Random, st
     for k in range(0, total, batch):
         ledger.append_batch(entries[k : k + batch])
     return total / (time.perf_counter() - t0)
+
+
+def bench_concurrent(ledger: Ledger, threads: int, total: int, rng: random.Random, start: int) -> float:
+    """Single-entry appends from ``threads`` callers at once (the API's real path): the
+    ledger groups them (group commit); each caller waits for its own durable receipt."""
+    entries = [sample_entry(start + i, f"item-{rng.randrange(ITEMS)}") for i in range(total)]
+    per = total // threads
+    barrier = threading.Barrier(threads + 1)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        for e in entries[k * per : (k + 1) * per]:
+            ledger.append(e)
+
+    pool = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in pool:
+        t.join()
+    return per * threads / (time.perf_counter() - t0)
+
+
+def bench_raw_insert(url: str, total: int, batch: int) -> float:
+    """The limit appends are compared with: a raw INSERT of rows shaped like log entries
+    (index, 32-byte hash, item, type, ~400 bytes of data), ``batch`` rows per durable commit,
+    on the same database with the same durability settings, through the same driver."""
+    from authenticator.db import create_ledger_engine
+
+    engine = create_ledger_engine(url)
+    data = [bytes(rng_bytes(400)) for _ in range(100)]
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE raw_rows (idx BIGINT PRIMARY KEY, leaf BYTEA, item TEXT, type TEXT, data BYTEA)"
+                if engine.dialect.name == "postgresql"
+                else "CREATE TABLE raw_rows (idx INTEGER PRIMARY KEY, leaf BLOB, item TEXT, type TEXT, data BLOB)"
+            )
+        rows = [
+            {
+                "i": i,
+                "l": hashlib.sha256(str(i).encode()).digest(),
+                "it": f"item-{i % ITEMS}",
+                "t": "x",
+                "d": data[i % 100],
+            }
+            for i in range(total)
+        ]
+        stmt = "INSERT INTO raw_rows (idx, leaf, item, type, data) VALUES (:i, :l, :it, :t, :d)"
+        from sqlalchemy import text
+
+        t0 = time.perf_counter()
+        for k in range(0, total, batch):
+            with engine.connect().execution_options(ledger_write=True) as conn, conn.begin():
+                conn.execute(text(stmt), rows[k : k + batch])
+        return total / (time.perf_counter() - t0)
+    finally:
+        engine.dispose()
+
+
+def rng_bytes(n: int) -> bytes:
+    return os.urandom(n)
+
+
+def bench_raw_sha256(ledger: Ledger) -> float:
+    """The limit verify is compared with: SHA-256 of every entry's bytes (0x00 || data), the
+    leaf hashes alone, over the same bytes read back in the same order (entries per second)."""
+    size = ledger.size()
+    sha256 = hashlib.sha256
+    t0 = time.perf_counter()
+    for start in range(0, size, 50_000):
+        for e in ledger.entries(start, min(size, start + 50_000)):
+            sha256(b"\x00" + e.data).digest()
+    return size / (time.perf_counter() - t0)
+
+
+def bench_pk_read(ledger: Ledger, samples: int, rng: random.Random) -> float:
+    """p50 of one primary-key read round trip (the unit a proof's latency is compared with)."""
+    from authenticator import db
+
+    size = ledger.size()
+    p = ledger._p
+    wall = []
+    with db.reader(db.read_engine(ledger.engine)) as cur:
+        for _ in range(samples):
+            index = rng.randrange(size)
+            t0 = time.perf_counter_ns()
+            cur.execute(f"SELECT leaf_hash FROM log_entries WHERE idx = {p}", (index,)).fetchone()
+            wall.append((time.perf_counter_ns() - t0) / 1e6)
+    return _percentiles(wall)[0]
+
+
+def bench_map_overhead(url_for: Callable[[str], Any], rng: random.Random) -> tuple[float, float]:
+    """Batch-1,000 appends on a fresh log of ``ITEMS`` items with the item map maintained, and
+    with its upkeep switched off (the checkpoint then commits to an empty map): the cost of
+    per-item completeness, side by side in one run, alternating to even out the machine's load."""
+    from authenticator.ledger import item_map
+
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    saved = (item_map.ItemMap.advance, item_map.ItemMap.root)
+    for round_ in range(4):
+        maintained = round_ % 2 == 0
+        with url_for(f"map{round_}") as (url, key_path):
+            led = Ledger.open(url, CheckpointSigner.load_or_create(key_path, ORIGIN))
+            try:
+                for k in range(0, ITEMS, 1000):
+                    led.append_batch([sample_entry(i, f"item-{i}") for i in range(k, k + 1000)])
+                if not maintained:
+                    item_map.ItemMap.advance = lambda self, *a: None  # type: ignore[method-assign]
+                    item_map.ItemMap.root = lambda self: item_map.ZERO  # type: ignore[method-assign]
+                rates[maintained].append(bench_appends(led, 1000, 20_000, rng, ITEMS))
+            finally:
+                item_map.ItemMap.advance, item_map.ItemMap.root = saved  # type: ignore[method-assign]
+                led.close()
+    return statistics.median(rates[True]), statistics.median(rates[False])
 
 
 def bulk_fill(ledger: Ledger, target: int, log: Callable[[str], None]) -> float:
@@ -132,9 +249,28 @@ def run(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict
                 start += total
                 res[f"append_b{batch}"] = rate
                 log(f"{kind}: append batch {batch}: {rate:,.0f} entries/s")
+            res["append_c64"] = bench_concurrent(ledger, 64, args.concurrent, rng, start)
+            start += args.concurrent
+            log(f"{kind}: single appends from 64 callers: {res['append_c64']:,.0f} entries/s")
+            res["raw_insert_b1000"] = bench_raw_insert(url, 40_000, 1000)
+
+            @contextmanager
+            def fresh(name: str) -> Iterator[tuple[str, Path]]:
+                folder = Path(tmp) / name
+                folder.mkdir()
+                with database(kind, folder) as other:
+                    yield other, folder / "log.key"
+
+            res["append_b1000_map"], res["append_b1000_nomap"] = bench_map_overhead(fresh, rng)
+            log(
+                f"{kind}: batch 1000 with the item map {res['append_b1000_map']:,.0f}/s, "
+                f"without {res['append_b1000_nomap']:,.0f}/s"
+            )
+            log(f"{kind}: raw INSERT, 1000 rows per commit: {res['raw_insert_b1000']:,.0f} rows/s")
             res["fill_s"] = bulk_fill(ledger, args.entries, log)
             res["size"] = ledger.size()
             res.update(bench_proofs(ledger, args.proofs, rng))
+            res["pk_read_p50_ms"] = bench_pk_read(ledger, args.proofs, rng)
             for key in ("proof", "proof_latest"):
                 log(
                     f"{kind}: {key} at {res['size']:,}: p50 {res[key + '_p50_ms']:.3f} ms, "
@@ -147,9 +283,34 @@ def run(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict
                 key = "verify_semantic" if semantic else "verify_hashes"
                 res[key] = report.entries_checked / report.seconds
                 log(f"{kind}: verify ({'semantic' if semantic else 'hashes'}): {res[key]:,.0f} entries/s")
+            res["raw_sha256"] = bench_raw_sha256(ledger)
+            log(f"{kind}: raw SHA-256 of the same entries: {res['raw_sha256']:,.0f} entries/s")
+            res["ratios"] = ratios(res)
+            log(f"{kind}: ratios {res['ratios']}")
         finally:
             ledger.close()
     return res
+
+
+TARGETS = {
+    "c64_vs_b1000": 0.5,
+    "b1000_vs_raw_insert": None,
+    "verify_vs_raw_sha256": 0.5,
+    "proof_p50_vs_pk_read_p50": 3.0,
+    "map_vs_nomap_b1000": 0.7,
+}
+"""Each target is a ratio to a limit measured in the same run (None: reported, no target);
+``proof_p50_vs_pk_read_p50`` is an upper bound, the others lower bounds."""
+
+
+def ratios(r: dict[str, Any]) -> dict[str, float]:
+    return {
+        "c64_vs_b1000": r["append_c64"] / r["append_b1000"],
+        "b1000_vs_raw_insert": r["append_b1000"] / r["raw_insert_b1000"],
+        "verify_vs_raw_sha256": r["verify_hashes"] / r["raw_sha256"],
+        "proof_p50_vs_pk_read_p50": r["proof_p50_ms"] / r["pk_read_p50_ms"],
+        "map_vs_nomap_b1000": r["append_b1000_map"] / r["append_b1000_nomap"],
+    }
 
 
 def main() -> None:
@@ -158,6 +319,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000, help="Log size for proofs and verify.")
     parser.add_argument("--proofs", type=int, default=5_000, help="Inclusion proofs to time.")
     parser.add_argument("--batch1", type=int, default=1_000, help="Entries appended one per batch.")
+    parser.add_argument("--concurrent", type=int, default=6_400, help="Single appends from 64 callers.")
     parser.add_argument("--json", type=Path, help="Also write the results as JSON to this file (bench/report.py).")
     args = parser.parse_args()
 
@@ -181,6 +343,21 @@ def main() -> None:
             f"| {r['proof_cpu_p50_ms']:.3f} / {r['proof_cpu_p99_ms']:.3f} "
             f"| {r['proof_latest_p50_ms']:.3f} / {r['proof_latest_p99_ms']:.3f} "
             f"| {r['verify_hashes']:,.0f} | {r['verify_semantic']:,.0f} |"
+        )
+    print()
+    print(
+        "| store | 64 callers / batch-1000 (target >= 0.5) | batch-1000 / raw INSERT | verify / raw SHA-256 "
+        "(target >= 0.5) | proof p50 / PK read p50 (target <= 3) | batch-1000 with / without item map (>= 0.7) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        q = r["ratios"]
+        print(
+            f"| {r['store']} | {q['c64_vs_b1000']:.2f} ({r['append_c64']:,.0f} / {r['append_b1000']:,.0f}) "
+            f"| {q['b1000_vs_raw_insert']:.2f} ({r['raw_insert_b1000']:,.0f} rows/s) "
+            f"| {q['verify_vs_raw_sha256']:.2f} ({r['raw_sha256']:,.0f}/s) "
+            f"| {q['proof_p50_vs_pk_read_p50']:.2f} ({r['pk_read_p50_ms']:.3f} ms) "
+            f"| {q['map_vs_nomap_b1000']:.2f} |"
         )
     print(
         f"\n{os.cpu_count()} cores shared with other sessions; load average (1 min) {load_before:.1f} at the start, "

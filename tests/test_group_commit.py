@@ -80,14 +80,17 @@ def test_concurrent_single_appends_are_grouped(ledger: Ledger) -> None:
 
 
 def _hold_writer_until(led: Ledger, waiting: int) -> threading.Thread:
-    """Take the writer mutex until ``waiting`` commands are queued, so they form one group."""
-    led._write_mutex.acquire()
+    """Act as a leader that is busy until ``waiting`` commands are queued, so they form one group."""
+    with led._group_cond:
+        led._leading = True
 
     def release() -> None:
         deadline = time.monotonic() + 30
         while len(led._pending) < waiting and time.monotonic() < deadline:
             time.sleep(0.005)
-        led._write_mutex.release()
+        with led._group_cond:
+            led._leading = False
+            led._group_cond.notify_all()
 
     t = threading.Thread(target=release)
     t.start()

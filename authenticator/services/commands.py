@@ -85,8 +85,9 @@ def execute(
         if key is not None:
             idempotency.record_in(conn, key, command.resource_id)
 
+    needs_check = key is not None or command.check is not None
     try:
-        receipts = ctx.append(command.entries, check=check, after=after)
+        receipts = ctx.append(command.entries, check=check if needs_check else None, after=after)
     except _Replay as r:
         assert key is not None
         return _replayed(ctx, key, r.recorded, replay)
