@@ -523,6 +523,7 @@ def _trace_context(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
         "standing": standing_words(standing, namer),
         "platform_name": namer.platform(str(item["platform"])),
         "registered_words": human_date(item["registered_at"]),
+        "witness_keys": traces.log_key(ctx)["witnesses"],
         **_labs_context(ctx),
     }
 

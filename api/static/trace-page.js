@@ -37,6 +37,9 @@
     }
   }
   const logKey = document.getElementById("log-key").textContent.trim();
+  // The witnesses' keys the page shows; ?min_witnesses=K asks that at least K of them cosigned.
+  const witnessKeys = Array.from(document.querySelectorAll("#witness-keys code"), (c) => c.textContent.trim());
+  const minWitnesses = Math.max(0, parseInt(new URLSearchParams(location.search).get("min_witnesses") || "0", 10) || 0);
   let words = {};
   try {
     words = JSON.parse(document.getElementById("event-words").textContent);
@@ -181,7 +184,10 @@
     }
     let report;
     try {
-      report = await TraceVerify.verifyTrace(trace, logKey, before ? before.note : undefined);
+      report = await TraceVerify.verifyTrace(trace, logKey, before ? before.note : undefined, {
+        witnesses: witnessKeys,
+        minWitnesses,
+      });
     } catch (e) {
       failAll("the check could not run", "Your browser could not run the check: " + e.message);
       return;
@@ -222,13 +228,30 @@
             : `the log grew from ${cons.from} to ${cons.to} entries since your browser's last check${when}, rewriting nothing`
       );
     }
+    const wit = report.witnesses;
+    const witRow = document.getElementById("witness-check"); // shown where the server names witnesses
+    if (wit && witRow) {
+      const row = witRow;
+      const when = (t) => new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+      if (!wit.ok) {
+        setMark(row, false, wit.problems.join("; "));
+      } else if (wit.by.length) {
+        setMark(row, true, "Witnessed by " + wit.by.map((w) => `${w.name} (cosigned ${when(w.timestamp)})`).join(", "));
+      } else {
+        row.dataset.state = "unchecked";
+        row.querySelector(".check-label").textContent = "Not yet:";
+        row.querySelector(".reason").textContent =
+          "no witness has cosigned this checkpoint yet (it may be moments old); the checks above do not depend on it";
+      }
+    }
     if (report.ok) keep(trace.checkpoint, cp.size);
     const failed =
       report.events.filter((e) => !e.ok).length +
       (cp.ok ? 0 : 1) +
       report.problems.length +
       (cons && !cons.ok ? 1 : 0) +
-      (whole && !whole.ok ? 1 : 0);
+      (whole && !whole.ok ? 1 : 0) +
+      (wit && !wit.ok ? 1 : 0);
     if (report.ok) {
       const n = report.events.length;
       setVerdict(
@@ -241,10 +264,14 @@
       );
     } else {
       distrustStanding();
-      if (!cp.ok || (cons && !cons.ok) || (whole && !whole.ok) || report.problems.length) {
+      if (!cp.ok || (cons && !cons.ok) || (whole && !whole.ok) || (wit && !wit.ok) || report.problems.length) {
         document.getElementById("technical").open = true;
       }
-      const said = [...report.problems, ...(whole && !whole.ok ? whole.problems : [])];
+      const said = [
+        ...report.problems,
+        ...(whole && !whole.ok ? whole.problems : []),
+        ...(wit && !wit.ok ? wit.problems : []),
+      ];
       const extra = said.length ? " " + said.join("; ") + "." : "";
       setVerdict(
         "fail",
