@@ -88,9 +88,7 @@ def _hold_writer_until(led: Ledger, waiting: int) -> threading.Thread:
         deadline = time.monotonic() + 30
         while len(led._pending) < waiting and time.monotonic() < deadline:
             time.sleep(0.005)
-        with led._group_cond:
-            led._leading = False
-            led._group_cond.notify_all()
+        led._lead()  # the busy leader comes back and takes them all as one group
 
     t = threading.Thread(target=release)
     t.start()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -129,6 +129,7 @@ class _Command:
     receipts: list[Receipt] | None = None
     error: BaseException | None = None
     done: bool = False
+    finished: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,32 +346,42 @@ class Ledger:
         if not prepared:
             return []
         command = _Command(prepared, check, after)
-        cond = self._group_cond
-        with cond:
+        with self._group_cond:
             self._pending.append(command)
-        while True:
-            # Group commit: one caller at a time leads, taking every command waiting (in
-            # arrival order) into one transaction under one checkpoint; the others wait for it
-            # and, meanwhile, queue up behind it for the next group. Each caller gets its
-            # receipts only once its group is durable.
-            with cond:
-                while not command.done and self._leading:
-                    cond.wait()
-                if command.done:
-                    break
-                self._leading = True
-                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-            try:
-                with self._write_mutex:
-                    self._run_group(group)
-            finally:
-                with cond:
-                    self._leading = False
-                    cond.notify_all()
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            self._lead()
+        command.finished.wait()
         if command.error is not None:
             raise command.error
         assert command.receipts is not None
         return command.receipts
+
+    def _lead(self) -> None:
+        """Group commit: the caller who found no leader integrates every command waiting, in
+        arrival order, one transaction and one checkpoint per group, until none is left; the
+        others only wait for their own command. Each gets its receipts once its group is
+        durable."""
+        while True:
+            with self._group_cond:
+                if not self._pending:
+                    self._leading = False
+                    return
+                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+            try:
+                with self._write_mutex:
+                    self._run_group(group)
+            except BaseException as exc:  # interrupted: fail what waits rather than leave it hanging
+                with self._group_cond:
+                    left, self._pending, self._leading = self._pending, [], False
+                for command in [*group, *left]:
+                    if not command.done:
+                        command.error, command.done = exc, True
+                    command.finished.set()
+                raise
+            for command in group:
+                command.finished.set()
 
     def _run_group(self, group: list[_Command]) -> None:
         try:
