@@ -265,3 +265,31 @@ def test_without_witnesses_nothing_changes(client: TestClient) -> None:
     assert ctx.witnessing is None
     assert client.get("/v1/log/checkpoint").text == ctx.ledger.latest_checkpoint()
     assert client.get("/v1/log/key").json()["witnesses"] == []
+
+
+def test_cosignatures_are_kept_and_served_on_both_stores(api_settings: Settings) -> None:
+    """The cosignature table on SQLite and PostgreSQL: kept per witness and size (a newer one of
+    the same size replaces the older), served after the log's line in the configured order."""
+    w1 = CosignatureSigner("witness.test/one", Ed25519PrivateKey.generate())
+    w2 = CosignatureSigner("witness.test/two", Ed25519PrivateKey.generate())
+    settings = api_settings.model_copy(
+        update={"witnesses": f"http://127.0.0.1:1 {w2.verifier_key}, http://127.0.0.1:2 {w1.verifier_key}"}
+    )
+    ctx = ServiceContext.open(settings, load_model=False)
+    try:
+        note = ctx.ledger.latest_checkpoint()
+        size = _size(note)
+        text = note.split("\n\n")[0] + "\n"
+        store = CosignatureStore(ctx.engine)
+        assert store.latest_size(w1.verifier_key) is None
+        for signer, when in ((w1, 100), (w2, 200), (w1, 300)):
+            [cosig] = verify_cosignatures(note + signer.cosign(text, when), [signer.verifier])
+            store.add(size, cosig)
+        assert store.latest_size(w1.verifier_key) == size
+        served = served_checkpoint(ctx, note)
+        found = verify_cosignatures(served, [w1.verifier, w2.verifier])
+        assert [(c.name, c.timestamp) for c in found] == [("witness.test/one", 300), ("witness.test/two", 200)]
+        assert served.split("\n\n")[1].splitlines()[1].startswith("— witness.test/two ")  # the configured order
+        assert verify_checkpoint(served, ctx.ledger.verifier_key).size == size
+    finally:
+        ctx.close()
