@@ -16,13 +16,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from authenticator.config import Settings
 from authenticator.errors import LedgerError
+from authenticator.ledger.cosignature import CosignatureSigner, verify_cosignatures
 from authenticator.ledger.log import Ledger
 from authenticator.ledger.merkle import hash_children, hash_leaf
 from authenticator.ledger.tiles import (
@@ -40,6 +43,7 @@ from authenticator.ledger.tiles import (
     tile_content,
     tiles_for_tree,
 )
+from authenticator.services.witnessing import CosignatureStore
 from tests.ledger_samples import REPO_ROOT, sample_entries
 from tests.live_server import free_port
 from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
@@ -224,7 +228,8 @@ def test_checkpoint_is_the_signed_note_with_a_short_cache(served: Served) -> Non
     r = served.client.get("/checkpoint")
     assert r.status_code == 200 and r.headers["content-type"] == "text/plain; charset=utf-8"
     assert r.headers["cache-control"] == "public, max-age=5"
-    assert r.text == served.client.get("/v1/log/checkpoint").text == served.ledger.latest_checkpoint()
+    assert r.text == served.client.get("/v1/log/checkpoint").text  # with the witnesses' cosignatures
+    assert r.text.startswith(served.ledger.latest_checkpoint())
     assert int(r.text.split("\n")[1]) == len(served.leaves)
 
 
@@ -352,7 +357,11 @@ def live_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     schema = url = None
     if request.param == "postgres":
         schema, url = create_scratch_schema("t_tiles")
-    settings = Settings(data_dir=root / "data", weights_dir=root / "weights", database_url=url)
+    # A witness the log cannot reach (its cosignature is put in the store below): /checkpoint
+    # then carries a cosignature line that Go's note.Open, holding only the log key, must skip.
+    witness = CosignatureSigner("witness.test/tiles", Ed25519PrivateKey.generate())
+    witnesses = f"http://127.0.0.1:9 {witness.verifier_key}"
+    settings = Settings(data_dir=root / "data", weights_dir=root / "weights", database_url=url, witnesses=witnesses)
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -370,6 +379,11 @@ def live_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                     ledger.append_batch(sample_entries(min(end - size, 5_000), start=size, items=997))
                 checkpoints[end] = ledger.latest_checkpoint()
                 assert ledger.size() == end  # the server appended nothing meanwhile
+            note = checkpoints[INTEROP_SIZE]
+            line = witness.cosign(note.split("\n\n", 1)[0] + "\n")
+            [cosignature] = verify_cosignatures(note + line, [witness.verifier])
+            CosignatureStore(app.state.ctx.engine).add(INTEROP_SIZE, cosignature)
+            assert httpx.get(f"http://127.0.0.1:{port}/checkpoint").text == note + line
             yield LiveLog(f"http://127.0.0.1:{port}", ledger.verifier_key, checkpoints, ledger.size())
     finally:
         server.should_exit = True
@@ -380,9 +394,10 @@ def live_log(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
 def test_go_tlog_reads_our_tiles_and_checks_proofs(live_log: LiveLog, go_interop_binary: Path, tmp_path: Path) -> None:
     """golang.org/x/mod/sumdb/tlog's TileHashReader reads our hash tiles and authenticates them
-    against the checkpoint's root (note.Open checks its signature); every entry of every bundle
-    hashes to its leaf; record and tree proofs computed from tiles check against the roots and
-    equal our /v1/log proofs; tlog's paths are ours."""
+    against the checkpoint's root (note.Open checks the log's signature and skips a witness's
+    cosignature line); every entry of every bundle hashes to its leaf; record and tree proofs
+    computed from tiles check against the roots and equal our /v1/log proofs; tlog's paths are
+    ours."""
     size = live_log.size
     assert size == INTEROP_SIZE
     records = sorted({0, 1, 255, 256, 257, 65_535, 65_536, 65_537, size - 2, size - 1, *range(3, size, 997)})

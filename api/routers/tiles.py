@@ -19,6 +19,7 @@ from api.problems import problem
 from api.routers.common import errors
 from authenticator.errors import IntegrityError
 from authenticator.ledger.tiles import TilePathError, parse_tile_path, tile_content
+from authenticator.services import traces
 
 router = APIRouter(tags=["log"])
 
@@ -39,10 +40,10 @@ OCTETS = "application/octet-stream"
     responses={200: {"content": {"text/plain": {"example": "authenticator.local/log\n42\n…\n"}}}},
 )
 def checkpoint(ctx: Ctx) -> Response:
-    """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note), as
-    `/v1/log/checkpoint` serves it; cacheable for a few seconds."""
+    """The latest signed checkpoint (C2SP tlog-checkpoint in a C2SP signed note) with the
+    witnesses' cosignatures, as `/v1/log/checkpoint` serves it; cacheable for a few seconds."""
     return Response(
-        ctx.ledger.latest_checkpoint(),
+        traces.served_checkpoint(ctx),
         media_type="text/plain; charset=utf-8",
         headers={"Cache-Control": CHECKPOINT_CACHE},
     )
