@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
@@ -66,15 +67,9 @@ def attach_certificate(
         if _certificate_row(conn, certificate_id) is not None:
             raise Conflict("this certificate is already attached", certificate_id=certificate_id)
 
-    command = Command([NewEntry("certificate.attached", item_id, body)], certificate_id, check=not_yet_attached)
+    entry = NewEntry("certificate.attached", item_id, body)
     fingerprint = f"attach|{item_id}|{hashlib.sha256(envelope).hexdigest()}"
-    return execute(
-        ctx,
-        command,
-        lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipts[0]),
-        replay=lambda cid: _replayed(ctx, cid, "attached_index"),
-        key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
-    )
+    return _run(ctx, principal, entry, certificate_id, not_yet_attached, "attached_index", key, fingerprint)
 
 
 def revoke_certificate(
@@ -91,13 +86,27 @@ def revoke_certificate(
         if row is not None and row.revoked_index is not None:
             raise Conflict("this certificate is already revoked", certificate_id=certificate_id)
 
-    command = Command([NewEntry("certificate.revoked", cert["item_id"], body)], certificate_id, check=not_yet_revoked)
+    entry = NewEntry("certificate.revoked", cert["item_id"], body)
     fingerprint = f"revoke|{certificate_id}|{hashlib.sha256(reason.encode('utf-8')).hexdigest()}"
+    return _run(ctx, principal, entry, certificate_id, not_yet_revoked, "revoked_index", key, fingerprint)
+
+
+def _run(
+    ctx: ServiceContext,
+    principal: Principal,
+    entry: NewEntry,
+    certificate_id: str,
+    check: Callable[[Connection], None],
+    index_field: str,
+    key: str | None,
+    fingerprint: str,
+) -> tuple[int, dict[str, Any]]:
+    """Attach or revoke exactly once; the answer is the certificate with the entry's receipt."""
     return execute(
         ctx,
-        command,
+        Command([entry], certificate_id, check=check),
         lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipts[0]),
-        replay=lambda cid: _replayed(ctx, cid, "revoked_index"),
+        replay=lambda cid: _replayed(ctx, cid, index_field),
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
 
