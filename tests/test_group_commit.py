@@ -145,3 +145,21 @@ def test_one_failing_command_leaves_its_group_intact(ledger: Ledger) -> None:
     assert [e.index for e in history][-2:] == [size, size + 1]
     report = verify_ledger(ledger, workers=1)  # the chain skips the rolled-back commands
     assert report.ok, report.problems
+
+
+def test_an_entry_too_large_for_a_tile_bundle_is_refused(ledger: Ledger) -> None:
+    """C2SP tlog-tiles entry bundles carry an entry in at most 65,535 bytes: larger bodies are
+    refused before the writer lock, with a message that says why, and nothing is appended."""
+    from authenticator.errors import EntryValidationError
+
+    size = ledger.size()
+    big = {
+        "model_sha256": "ab" * 32,
+        "name": "m",
+        "version": "1",
+        "card_sha256": "cd" * 32,
+        "metrics": {"x": "y" * 70_000},
+    }
+    with pytest.raises(EntryValidationError, match="tlog-tiles"):
+        ledger.append(NewEntry("model.registered", "model:" + "ab" * 32, big))
+    assert ledger.size() == size

@@ -26,6 +26,7 @@ from authenticator.config import Settings
 from authenticator.errors import (
     CheckpointError,
     ConfigurationError,
+    EntryValidationError,
     IntegrityError,
     NotFound,
     ProofError,
@@ -115,6 +116,9 @@ class NewEntry:
     body: Mapping[str, Any]
 
 
+MAX_BODY_BYTES = 65_535 - 1_024
+"""An appended entry must fit a tlog-tiles entry bundle (a uint16 length); the rest of an entry
+(item, type, prev, time, keys) takes well under 1 KiB."""
 MAX_GROUP = 1000
 """Most commands one transaction integrates (group commit)."""
 
@@ -143,7 +147,14 @@ class _Prepared:
 def _prepare(entry: NewEntry) -> _Prepared:
     """Validate and canonicalise outside the writer lock (the expensive, state-free part)."""
     checked = make_entry(entry.type, entry.item, entry.body, None)
-    return _Prepared(checked.type, checked.item, canonical_json(checked.body))
+    body = canonical_json(checked.body)
+    if len(body) > MAX_BODY_BYTES:
+        raise EntryValidationError(
+            f"a {checked.type} body of {len(body)} bytes is too large: an entry must fit a C2SP "
+            f"tlog-tiles entry bundle (65,535 bytes), so a body is at most {MAX_BODY_BYTES} bytes",
+            type=checked.type,
+        )
+    return _Prepared(checked.type, checked.item, body)
 
 
 def _stored(row: Sequence[Any]) -> StoredEntry:

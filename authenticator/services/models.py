@@ -18,10 +18,19 @@ from authenticator.store.tables import assessments, models
 MAX_PAGE = 500
 
 
+METRICS_MAX_BYTES = 32_768
+"""The card's metrics copied into ``model.registered`` (an entry fits 64 KiB); larger ones are
+left to the card, which the entry names by its SHA-256."""
+
+
 def _json_metrics(metrics: Any) -> dict[str, Any]:
     """The card's metrics as plain JSON (floats that are whole become ints for canonical JSON)."""
     value = json.loads(json.dumps(metrics if isinstance(metrics, dict) else {}, allow_nan=False, default=str))
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    if len(json.dumps(value, separators=(",", ":"))) > METRICS_MAX_BYTES:
+        return {"in_card": "the metrics are too large for a log entry; see the card named by card_sha256"}
+    return value
 
 
 def ensure_model_registered(
