@@ -240,6 +240,7 @@ def ood_section(rows: list[dict[str, str]], bank: dict[str, np.ndarray], sample:
         "stricter unfamiliar-photo gate is what keeps such a photo out of a verdict.",
         "",
     ]
+    lines += recognition_lines(a.card.ood)
     # How high must the ImageNet mass be? Compare development photos with the other things.
     other_inet = np.concatenate([a.model.run(a.model_input(d)[None]).imagenet_logits for d in photos.values()])  # type: ignore[misc]
     other_mass, other_top = _category_mass(other_inet, cfg), _top_other(other_inet, cfg)
@@ -264,6 +265,41 @@ def ood_section(rows: list[dict[str, str]], bank: dict[str, np.ndarray], sample:
         "",
         f"Largest category mass among the other things: {other_mass.max():.3f}. Development photos: median "
         f"{np.median(mass.max(axis=1)):.3f}, 90th percentile {np.quantile(mass.max(axis=1), 0.9):.3f}.",
+        "",
+    ]
+    return lines
+
+
+def recognition_lines(ood: dict) -> list[str]:  # type: ignore[type-arg]
+    """The card's recognition figures (``python -m training add-recognition``), watches included."""
+    fig = ood.get("recognition")
+    if not fig:
+        return []
+    now, before = fig["now"], fig["bank_of_training_photos_only"]
+    old = {**before["recognised"], **before.get("recognition_photos", {})}
+    lines = [
+        "## Which category? Bags, sneakers and the development watch photos",
+        "",
+        "The bank also holds the 80 development watch photos (`../shared/data/watches`) as recognition-only rows "
+        "(role `recognition`): the category vote uses them, the unfamiliar-photo gate does not (it measures "
+        "nearness to the training photos, as the card's false-pass figures were measured), and a strong ImageNet "
+        f"answer (mass >= `imagenet_decisive_prob` = {ood.get('imagenet_decisive_prob')}, outweighing every other "
+        "class) wins over the bank's vote. " + fig["method"] + ". Figures from the card "
+        f"(`{fig.get('reproduce', 'python -m training add-recognition')}`; `python -m training recognition` "
+        "prints them again).",
+        "",
+        "| category | photos | recognised as that category | before (training rows only, no decisive rule) |",
+        "|---|---|---|---|",
+    ]
+    for c, n in now["photos"].items():
+        lines.append(f"| {c} | {n} | {now['recognised'][c]:.2%} | {old[c]:.2%} |")
+    for c, v in now.get("recognition_leave_source_out", {}).items():
+        lines.append(f"| {c}, whole source left out of the bank | {now['photos'][c]} | {v:.2%} | |")
+    lines += [
+        "",
+        "A watch never gets a verdict (the card validates bags and sneakers only): a recognised watch answers "
+        "`inconclusive` with `category_not_validated` worded for watches (a lab must inspect it), and a watch "
+        "photo is never marked `unfamiliar_photo`.",
         "",
     ]
     return lines
@@ -295,6 +331,9 @@ def main() -> None:
     rows = list(csv.DictReader((DATA / "manifest.csv").open()))
     with np.load(Settings().weights_dir / "authenticator.bank.npz") as z:
         bank = {k: z[k] for k in z.files}
+    if "role" in bank:  # the training photos' rows only (recognition-only rows: training/recognition.py)
+        train = bank.pop("role") == "train"
+        bank = {k: v[train] for k, v in bank.items()}
     assert list(bank["source"]) == [r["path"].split("/")[0] for r in rows], "bank is not in manifest order"
     docs = REPO_ROOT / "docs"
     if args.only in (None, "aggregation"):

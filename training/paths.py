@@ -15,6 +15,8 @@ from authenticator.config import REPO_ROOT
 #: The development photos, beside the checkout: ``../shared/data/real``.
 DEV_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
 DEV_MANIFEST = DEV_DATA / "manifest.csv"
+#: Recognition-only photos (watches: "this is a watch", never a watch verdict): ``../shared/data/watches``.
+DEV_RECOGNITION_MANIFEST = REPO_ROOT.parent / "shared" / "data" / "watches" / "manifest.csv"
 
 
 def portable(path: str | os.PathLike[str]) -> str:

@@ -36,6 +36,8 @@ class CategoryConfig:
     distance_threshold: float | None = None
     #: the unfamiliar-photo safety gate (service): farther photos are left out of the verdict
     unfamiliar_threshold: float | None = None
+    #: an ImageNet category this strong (and outweighing every other class) wins over the bank's vote
+    imagenet_decisive_prob: float | None = None
 
     @classmethod
     def from_card(
@@ -54,21 +56,31 @@ class CategoryConfig:
         if cat is None:
             cat = ood.get("category_distance_threshold", ood.get("distance_threshold"))
         min_prob = imagenet_min_prob if imagenet_min_prob is not None else ood.get("imagenet_min_prob", 0.02)
+        decisive = ood.get("imagenet_decisive_prob")
         return cls(
             imagenet_classes=classes,
             imagenet_min_prob=float(min_prob),
             k=int(ood.get("k", 5)),
             distance_threshold=None if cat is None else float(cat),
             unfamiliar_threshold=None if gate is None else float(gate),
+            imagenet_decisive_prob=None if decisive is None else float(decisive),
         )
+
+
+#: Bank rows of the training photos (the unfamiliar-photo gate measures against these only).
+TRAIN_ROLE = "train"
+#: Bank rows of recognition-only photos: they say what a category looks like, nothing about authenticity.
+RECOGNITION_ROLE = "recognition"
 
 
 @dataclass(frozen=True)
 class ReferenceBank:
-    """L2-normalised embeddings of the training photos, with their categories."""
+    """L2-normalised embeddings of the bank's photos, with their categories; ``gate_rows`` marks the
+    training photos' rows (None: every row is one, as in banks without a ``role`` array)."""
 
     embeddings: np.ndarray  # (M, D) float32, rows of unit length
     categories: np.ndarray  # (M,) str
+    gate_rows: np.ndarray | None = None  # (M,) bool
 
     @classmethod
     def load(cls, path: Path) -> ReferenceBank:
@@ -76,11 +88,17 @@ class ReferenceBank:
             with np.load(path, allow_pickle=False) as z:
                 emb = np.asarray(z["embeddings"], dtype=np.float32)
                 cats = np.asarray(z["category"]).astype(str)
+                roles = np.asarray(z["role"]).astype(str) if "role" in z.files else None
         except (OSError, KeyError, ValueError) as exc:
             raise ModelError(f"reference bank {path} cannot be read: {exc}") from exc
-        if emb.ndim != 2 or len(emb) != len(cats) or len(emb) == 0:
+        if emb.ndim != 2 or len(emb) != len(cats) or len(emb) == 0 or (roles is not None and len(roles) != len(emb)):
             raise ModelError(f"reference bank {path} has inconsistent arrays")
-        return cls(embeddings=_l2n(emb), categories=cats)
+        gate_rows = None
+        if roles is not None and not (roles == TRAIN_ROLE).all():
+            gate_rows = roles == TRAIN_ROLE
+            if not gate_rows.any():
+                raise ModelError(f"reference bank {path} has no training rows")
+        return cls(embeddings=_l2n(emb), categories=cats, gate_rows=gate_rows)
 
 
 @dataclass(frozen=True)
@@ -91,15 +109,25 @@ class CategoryResult:
     bank_distance: float | None  # 1 - mean cosine similarity of the k nearest bank photos
     bank_category: str | None
     imagenet_top_other: float = 0.0  # probability of the most probable ImageNet class that is none of ours
+    #: the same distance to the bank's training rows only (the unfamiliar-photo gate's measure)
+    gate_distance: float | None = None
+
+    @property
+    def unfamiliar_distance(self) -> float | None:
+        """What the unfamiliar-photo gate compares with its threshold."""
+        return self.gate_distance if self.gate_distance is not None else self.bank_distance
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "imagenet_category": self.imagenet_category,
             "imagenet_prob": round(self.imagenet_prob, 4),
             "imagenet_top_other": round(self.imagenet_top_other, 4),
             "bank_distance": None if self.bank_distance is None else round(self.bank_distance, 4),
             "bank_category": self.bank_category,
         }
+        if self.gate_distance is not None:
+            out["gate_distance"] = round(self.gate_distance, 4)
+        return out
 
 
 def _l2n(x: np.ndarray) -> np.ndarray:
@@ -129,6 +157,7 @@ def categorize(
         else np.zeros((len(probs), 0))
     )
     dist: np.ndarray | None = None
+    gate_dist: np.ndarray | None = None
     nearest: np.ndarray | None = None
     if bank is not None:
         # einsum, not BLAS: right after onnxruntime ran, OpenBLAS's sleeping threads make this
@@ -137,6 +166,10 @@ def categorize(
         k = max(1, min(cfg.k, sims.shape[1]))
         nearest = np.argsort(-sims, axis=1)[:, :k]
         dist = 1.0 - np.take_along_axis(sims, nearest, axis=1).mean(axis=1)
+        if bank.gate_rows is not None:
+            train = sims[:, bank.gate_rows]
+            kt = max(1, min(cfg.k, train.shape[1]))
+            gate_dist = 1.0 - (-np.sort(-train, axis=1)[:, :kt]).mean(axis=1)
     out: list[CategoryResult] = []
     for i in range(len(probs)):
         inet_cat: str | None = None
@@ -158,6 +191,9 @@ def categorize(
             bank_cat = next(str(bank.categories[n]) for n in nearest[i] if votes[str(bank.categories[n])] == best)
         familiar = d is not None and cfg.distance_threshold is not None and d <= cfg.distance_threshold
         category = bank_cat if familiar else inet_cat
+        decisive = cfg.imagenet_decisive_prob
+        if inet_cat is not None and decisive is not None and inet_p >= decisive:
+            category = inet_cat  # a clear ImageNet answer beats a bank that never saw this staging
         out.append(
             CategoryResult(
                 category=category,
@@ -166,6 +202,7 @@ def categorize(
                 bank_distance=d,
                 bank_category=bank_cat,
                 imagenet_top_other=float(top_other[i]),
+                gate_distance=None if gate_dist is None else float(gate_dist[i]),
             )
         )
     return out
