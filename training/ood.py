@@ -66,13 +66,23 @@ def fit_ood(
     }
 
 
-def write_bank(path: Any, emb: np.ndarray, category: np.ndarray, source: np.ndarray, label: np.ndarray) -> None:
-    """L2-normalised float16 embeddings with their category, source and label."""
+def write_bank(
+    path: Any,
+    emb: np.ndarray,
+    category: np.ndarray,
+    source: np.ndarray,
+    label: np.ndarray,
+    line: np.ndarray | None = None,
+) -> None:
+    """L2-normalised float16 embeddings with their category, source and label (and product-line
+    key, "" for none: the runtime's check that photos show the line an item was registered as)."""
+    arrays: dict[str, Any] = {
+        "embeddings": l2n(emb).astype(np.float16),
+        "category": np.asarray(category).astype("U16"),
+        "source": np.asarray(source).astype("U32"),
+        "label": np.asarray(label).astype("U12"),
+    }
+    if line is not None:
+        arrays["line"] = np.asarray(line).astype("U64")
     with open(path, "wb") as f:
-        np.savez_compressed(
-            f,
-            embeddings=l2n(emb).astype(np.float16),
-            category=np.asarray(category).astype("U16"),
-            source=np.asarray(source).astype("U32"),
-            label=np.asarray(label).astype("U12"),
-        )
+        np.savez_compressed(f, **arrays)

@@ -1,10 +1,12 @@
 """train = data (item-grouped folds) -> features -> grouped CV of every approach -> choose ->
 INT8 graph (CV again on its embeddings) -> temperature + thresholds on the shipped head's held-out
-scores -> export -> unfamiliar-photo gate (LOSO, bank) -> metrics -> card -> run files + report.
+scores -> export -> unfamiliar-photo gate (LOSO, bank) -> product lines (an operating point per
+validated line) -> metrics -> card -> run files + report.
 
 Each stage is a function from the dataclasses of the earlier stages to its own (:class:`Data`,
 :class:`Features`, :class:`CrossValidation`, :class:`Quantized`, :class:`Calibration`,
-:class:`Exported`, :class:`UnfamiliarGate`); :func:`train` lists them in order."""
+:class:`Exported`, :class:`UnfamiliarGate`, :class:`~authenticator.vision.card.ProductLines`);
+:func:`train` lists them in order."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from authenticator.vision.card import ExtraFile, ModelCard, SelfTest, Thresholds, sha256_file
+from authenticator.vision.card import ExtraFile, ModelCard, ProductLines, SelfTest, Thresholds, sha256_file
 from authenticator.vision.category import CATEGORIES
 from authenticator.vision.preprocess import PreprocessSpec
 from authenticator.vision.runtime import ModelOutputs, record_self_test, self_test_input
@@ -41,6 +43,7 @@ from training.loso import choose_percentile, leave_one_source_out, with_percenti
 from training.metrics import fit_temperature, fit_thresholds, sigmoid
 from training.model import AuthenticatorNet
 from training.ood import fit_ood, heldout_distances, write_bank
+from training.product_lines import fit_product_lines, line_keys
 from training.quantize import calibration_samples, quantize_int8, served_embeddings, set_linear_head
 from training.splits import grouped_folds, groups_crossing
 
@@ -235,6 +238,7 @@ class UnfamiliarGate:
     loso: dict[str, Any]
     ood: dict[str, Any]
     bank_path: Path
+    recognition_only: dict[str, Any] | None = None  # the card's training_data.recognition_only
 
 
 def train(
@@ -257,8 +261,11 @@ def train(
     reproduce: str = "",
     version: str | None = None,
     log: Callable[[str], None] = print,
+    recognition: list[Sample] | None = None,
 ) -> ModelCard:
-    """The stages in order; each takes what the earlier ones produced."""
+    """The stages in order; each takes what the earlier ones produced. ``recognition``: photos that
+    only join the reference bank's category vote (:mod:`training.recognition`), never a head,
+    threshold or figure of the verdict."""
     cfg = TrainConfig(
         name=name,
         k=k,
@@ -284,9 +291,10 @@ def train(
     quantized = quantize_graph(graph, data, feats.features, cv, cfg, cache_dir, log)
     calibration = fit_calibration(quantized.cv, data.arrays, cfg, log)
     exported = export_graph(graph, quantized, calibration, log)
-    gate = fit_unfamiliar_gate(graph, data, quantized, cfg, out_dir, log)
+    gate = fit_unfamiliar_gate(graph, data, quantized, cfg, out_dir, log, recognition, cache_dir)
+    lines = fit_lines(data, quantized, calibration, gate, cfg, log)
     metrics = card_metrics(data, quantized, exported, gate, cfg, log)
-    card = write_card(graph, data, quantized, calibration, gate, metrics, cfg, out_dir, log)
+    card = write_card(graph, data, quantized, calibration, gate, metrics, cfg, out_dir, log, lines)
     if runs_dir is not None:
         write_run_files(runs_dir, name, graph, data, quantized, calibration)
     if report:
@@ -459,10 +467,18 @@ def export_graph(graph: Graph, quantized: Quantized, calibration: Calibration, l
 
 
 def fit_unfamiliar_gate(
-    graph: Graph, data: Data, quantized: Quantized, cfg: TrainConfig, out_dir: Path, log: Callable[[str], None]
+    graph: Graph,
+    data: Data,
+    quantized: Quantized,
+    cfg: TrainConfig,
+    out_dir: Path,
+    log: Callable[[str], None],
+    recognition: list[Sample] | None = None,
+    cache_dir: Path | None = None,
 ) -> UnfamiliarGate:
     """Leave-one-source-out chooses the unfamiliar-photo percentile; the reference bank is written
-    beside the graph and the card's ``ood`` section (with the ImageNet "what is it?" gate) fitted."""
+    beside the graph and the card's ``ood`` section (with the ImageNet "what is it?" gate) fitted;
+    ``recognition`` photos then join the bank as recognition-only rows (:mod:`training.recognition`)."""
     chosen, fs, a = quantized.cv.chosen, quantized.features, data.arrays
     emb = getattr(fs, EMB_ATTR[chosen])
     log("leave-one-source-out ...")
@@ -476,7 +492,7 @@ def fit_unfamiliar_gate(
             f"{v['false_pass_rate_with_gate']} coverage {v['coverage_with_gate']} unfamiliar {v['flagged_unfamiliar']}"
         )
     bank_path = out_dir / f"{cfg.name}.bank.npz"
-    write_bank(bank_path, emb, a.category, a.source, np.array([s.label for s in data.samples]))
+    write_bank(bank_path, emb, a.category, a.source, np.array([s.label for s in data.samples]), line_keys(data.samples))
     ood = fit_ood(emb, a.fold, a.source, percentile=percentile)
     ood.update(
         {
@@ -486,6 +502,7 @@ def fit_unfamiliar_gate(
                 "category": "str",
                 "source": "str",
                 "label": "str",
+                "line": "str (product-line key; empty for none)",
             },
             "imagenet_category_classes": IMAGENET_CATEGORY_CLASSES,
             "percentile_choice": "largest of 80/90/95/97.5/99 at which leave-one-source-out false-pass with the "
@@ -493,7 +510,48 @@ def fit_unfamiliar_gate(
         }
     )
     ood["imagenet_min_prob"], ood["imagenet_recognised"] = imagenet_gate(graph.net, emb, a)
-    return UnfamiliarGate(loso=loso, ood=ood, bank_path=bank_path)
+    if not recognition:
+        return UnfamiliarGate(loso=loso, ood=ood, bank_path=bank_path)
+    from training.recognition import extend_bank, recognition_summary
+
+    ood.update(extend_bank(bank_path, ood, graph.onnx_path, graph.spec, data.samples, recognition, cache_dir, log))
+    return UnfamiliarGate(loso=loso, ood=ood, bank_path=bank_path, recognition_only=recognition_summary(recognition))
+
+
+def fit_lines(
+    data: Data,
+    quantized: Quantized,
+    calibration: Calibration,
+    gate: UnfamiliarGate,
+    cfg: TrainConfig,
+    log: Callable[[str], None],
+) -> ProductLines:
+    """An operating point per validated product line, fitted on the shipped head's held-out scores
+    of that line's photos (see :mod:`training.product_lines`)."""
+    emb = getattr(quantized.features, EMB_ATTR[quantized.cv.chosen])
+    a = data.arrays
+    dist = heldout_distances(emb, a.fold, int(gate.ood["k"]))
+    section, _ = fit_product_lines(
+        calibration.z,
+        a,
+        data.samples,
+        dist,
+        float(gate.ood["distance_threshold"]),
+        emb,
+        synthetic=data.synthetic,
+        max_false_pass=cfg.max_false_pass,
+        max_false_reject=cfg.max_false_reject,
+        reps=cfg.bootstrap_reps,
+        global_pair=(calibration.temperature, calibration.authentic_above, calibration.counterfeit_below),
+    )
+    for op in section.lines:
+        f = op.figures
+        log(
+            f"  line {op.key:28s} validated={op.validated} items {op.items} false-pass {f.get('false_pass_rate')} "
+            f"false-reject {f.get('false_reject_rate')} coverage {f.get('coverage')}"
+            + (f" ({op.why_not_validated})" if op.why_not_validated else "")
+        )
+    return section
 
 
 def card_metrics(
@@ -566,6 +624,7 @@ def write_card(
     cfg: TrainConfig,
     out_dir: Path,
     log: Callable[[str], None],
+    product_lines: ProductLines | None = None,
 ) -> ModelCard:
     """``<name>.card.json`` beside the graph and the bank, read back and checked against their hashes."""
     chosen_summary = quantized.cv.summaries[quantized.cv.chosen]
@@ -593,14 +652,16 @@ def write_card(
                 path=bank_path.name,
                 sha256=sha256_file(bank_path),
                 purpose="reference bank for the unfamiliar-photo (OOD) check: "
-                "L2-normalised embeddings with category/source/label",
+                "L2-normalised embeddings with category/source/label/line",
             )
         ],
-        training_data=data_summary(data.samples),
+        training_data=data_summary(data.samples)
+        | ({"recognition_only": gate.recognition_only} if gate.recognition_only else {}),
         metrics=metrics,
         backbone=BACKBONE_INFO,
         reproduce=cfg.reproduce,
         self_test=graph_self_test(onnx_path, graph.spec.input_size),
+        product_lines=product_lines,
     )
     card_path = out_dir / f"{cfg.name}.card.json"
     card_path.write_text(card.model_dump_json(indent=2))

@@ -17,6 +17,7 @@ from training.cv import APPROACHES, Arrays, CVResult, crossfit_decisions
 from training.evaluation import HEADLINE_EXCLUDES
 from training.features import FeatureSet
 from training.metrics import reliability
+from training.product_lines import markdown_section
 from training.shortcuts import shortcut_check
 
 DPI = 70
@@ -144,6 +145,7 @@ def write_report(
         "ood": card.ood,
         "shortcuts": shortcuts,
         "training_data": card.training_data,
+        "product_lines": None if card.product_lines is None else card.product_lines.model_dump(mode="json"),
         "environment": environment,
     }
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
@@ -337,6 +339,8 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
         ]
         for f, row in shortcuts["model_score_abs_spearman"].items():
             L.append(f"| {f} | " + " | ".join(_fmt(row.get(s)) for s in shortcuts["sources"]) + " |")
+    if card.product_lines is not None:
+        L += markdown_section(card.product_lines)
     L += [
         "",
         "Plots: roc.png, reliability.png, histograms.png, confusion.png, risk_coverage.png.",

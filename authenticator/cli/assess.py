@@ -1,7 +1,12 @@
-"""``authenticator assess PHOTO... [--json] [--heatmaps DIR]``: a verdict from photos, offline.
+"""``authenticator assess [--category C --brand B --model M] PHOTO... [--json] [--heatmaps DIR]``:
+a verdict from photos, offline.
+
+With ``--category``, ``--brand`` and ``--model`` (what the item is sold as) the verdict uses that
+product line's validated operating point, as the API does for a registered item; a line without one
+is ``inconclusive`` (``product_line_not_validated``). Without them, the card's global pair.
 
 Exit status 0 for any decision (authentic, counterfeit, inconclusive); 2 when no photo could
-be decoded, 1 when the model cannot be loaded.
+be decoded (or only part of a product line is given), 1 when the model cannot be loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import typer
 
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError, ImageError
+from authenticator.vision.product_lines import DeclaredLine
 from authenticator.vision.reasons import set_aside
 from authenticator.vision.service import Assessment, Assessor, PhotoInput
 
@@ -24,13 +30,27 @@ def assess(
     heatmaps: Annotated[
         Path | None, typer.Option("--heatmaps", help="Write an occlusion heat map PNG per scored photo here.")
     ] = None,
+    category: Annotated[str | None, typer.Option("--category", help="What the item is: sneaker, bag or watch.")] = None,
+    brand: Annotated[str | None, typer.Option("--brand", help="The item's brand, e.g. Nike.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help='The model line, e.g. "Air Force 1 Low \'07".')] = None,
 ) -> None:
-    """Assess photos of one item and print the decision."""
+    """Assess photos of one item and print the decision (with --category/--brand/--model: as that product line)."""
+    given = [v for v in (category, brand, model) if v is not None]
+    if given and len(given) != 3:
+        typer.echo("error: give --category, --brand and --model together (the item's product line)", err=True)
+        raise typer.Exit(2)
+    line = (
+        DeclaredLine(category, brand, model)
+        if category is not None and brand is not None and model is not None
+        else None
+    )
     settings = Settings()
     try:
         assessor = Assessor.from_settings(settings)
         result = assessor.assess(
-            [PhotoInput(filename=str(p), data=p.read_bytes()) for p in photos], heatmaps=heatmaps is not None
+            [PhotoInput(filename=str(p), data=p.read_bytes()) for p in photos],
+            heatmaps=heatmaps is not None,
+            line=line,
         )
     except ImageError as exc:
         typer.echo(f"error: {exc.code}: {exc.message}", err=True)
@@ -65,6 +85,13 @@ def _summary(a: Assessment, written: dict[str, str]) -> str:
         f"model: {a.model.name} {a.model.version} sha256:{a.model.sha256[:16]}...   "
         f"thresholds: authentic > {t.authentic_above:.3f}, counterfeit < {t.counterfeit_below:.3f}",
     ]
+    if a.product_line is not None and a.product_line.declared is not None:
+        d = a.product_line.declared
+        used = {"line": "its own operating point", "global": "the global pair", "none": "no verdict"}
+        lines.append(
+            f"product line: {d['brand']} {d['model']} ({d['category']}) -> "
+            f"{a.product_line.line or 'no line of this model'}: {used[a.product_line.operating_point]}"
+        )
     lines += [f"  - {r.code}: {r.message}" for r in a.reasons]
     for p in a.photos:
         aside = set_aside([r.code for r in p.reasons])  # left out of the verdict: no score to show

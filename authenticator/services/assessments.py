@@ -30,12 +30,13 @@ from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
 from authenticator.services.commands import Command, execute, replay_if_recorded
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.erasure import erasure_marks
-from authenticator.services.items import require_own_item
+from authenticator.services.items import item_row, require_own_item
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.projections import photoset_sha256
 from authenticator.store.tables import assessments, heatmaps, items, models
 from authenticator.vision.phash import ReuseMatch
+from authenticator.vision.product_lines import DeclaredLine
 from authenticator.vision.reasons import reason, retake_hint, set_aside
 
 
@@ -47,9 +48,8 @@ class Upload:
     data: bytes
 
 
-def _reasons(codes: list[str], category: str | None = None) -> list[dict[str, str]]:
-    """The messages of reason codes; ``category`` words ``category_not_validated`` (a watch: a lab)."""
-    return [reason(c, category=category).model_dump() for c in codes]
+def _reasons(codes: list[str]) -> list[dict[str, str]]:
+    return [reason(c).model_dump() for c in codes]
 
 
 def _overall_category(per_photo: list[dict[str, Any]]) -> str | None:
@@ -57,11 +57,6 @@ def _overall_category(per_photo: list[dict[str, Any]]) -> str | None:
     if len(cats) == 1:
         return str(next(iter(cats)))
     return None
-
-
-def _most_shown_category(per_photo: list[dict[str, Any]]) -> str | None:
-    cats = Counter(p["category"] for p in per_photo if p.get("category"))
-    return str(cats.most_common(1)[0][0]) if cats else None
 
 
 def assessment_view(
@@ -78,7 +73,7 @@ def assessment_view(
         "decision": body["decision"],
         "probability_authentic": body["probability_authentic"],
         "category": _overall_category(body["per_photo"]),
-        "reasons": _reasons(body["reasons"], _most_shown_category(body["per_photo"])),
+        "reasons": _reasons(body["reasons"]),
         "thresholds": body["thresholds"],
         "model": {
             "sha256": body["model_sha256"],
@@ -91,7 +86,7 @@ def assessment_view(
                 # a photo left out of the verdict gets no score at all (the entry keeps what was measured)
                 "probability_authentic": None if set_aside(p["reasons"]) else p["probability_authentic"],
                 "category": p["category"],
-                "reasons": _reasons(p["reasons"], p["category"]),
+                "reasons": _reasons(p["reasons"]),
                 "set_aside": set_aside(p["reasons"]),
                 "file": None,
                 "heatmap_url": None,
@@ -170,17 +165,23 @@ class _OtherPlatformsPhotos:
 def _run_vision(
     ctx: ServiceContext, principal: Principal, uploads: list[Upload], *, item_id: str | None, heatmaps: bool
 ) -> Any:
-    """The vision pipeline on the uploads (nothing stored): the assessor's ``Assessment``."""
+    """The vision pipeline on the uploads (nothing stored): the assessor's ``Assessment``, judged as
+    the product line the item was registered as (without an item: no declared line)."""
     if ctx.assessor is None:
         raise ModelError("this process has no model loaded")
     from authenticator.vision.service import PhotoInput
 
+    line = None
+    if item_id is not None:
+        row = item_row(ctx, item_id)
+        line = DeclaredLine(row.category, row.brand, row.model)
     return ctx.assessor.assess(
         [PhotoInput(u.filename, u.data) for u in uploads],
         item_id=item_id,
         reuse_index=_OtherPlatformsPhotos(ctx, principal.id),
         heatmaps=heatmaps,
         principal=principal.id,
+        line=line,
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from authenticator.errors import ModelError
 from authenticator.vision.category import CATEGORIES
 from authenticator.vision.preprocess import PreprocessSpec
+from authenticator.vision.product_lines import DeclaredLine, ProductLine, match_line
 
 
 class Thresholds(BaseModel):
@@ -45,6 +46,50 @@ class SelfTest(BaseModel):
     min_cosine: float = 0.999
 
 
+class LineOperatingPoint(BaseModel):
+    """One product line's own operating point, fitted on its photos' held-out scores."""
+
+    line: ProductLine
+    key: str
+    validated: bool = Field(description="True when the line met the card's minimum and got its own operating point.")
+    why_not_validated: str | None = None
+    temperature: float | None = None
+    thresholds: Thresholds | None = None
+    items: dict[str, int] = Field(default_factory=dict, description="Item groups per label in the training data.")
+    photos: dict[str, int] = Field(default_factory=dict, description="Photos per label in the training data.")
+    sources: list[str] = Field(default_factory=list)
+    figures: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Nested cross-fitted figures on held-out photos: false-pass, false-reject and coverage with "
+        "95% intervals (item-group bootstrap), AUROC, per source.",
+    )
+
+
+class ProductLines(BaseModel):
+    """Validated product lines: a verdict is given only with the operating point of the line the item
+    was registered as; the global pair (``ModelCard.thresholds``) only where no line is declared."""
+
+    min_items_per_class: int
+    lines: list[LineOperatingPoint] = Field(default_factory=list)
+    fallback: str = Field(
+        default="",
+        description="When the card's global temperature and thresholds are used instead of a line's.",
+    )
+    contradiction: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The check that the photos show the declared line: k-NN vote of the reference bank's "
+        "line labels (k, min_share_other) and what it measured on held-out photos.",
+    )
+
+    def validated(self) -> list[LineOperatingPoint]:
+        return [op for op in self.lines if op.validated]
+
+    def find(self, declared: DeclaredLine) -> LineOperatingPoint | None:
+        """The entry (validated or not) of the line ``declared`` names, or None."""
+        found = match_line(declared, [op.line for op in self.lines])
+        return None if found is None else next(op for op in self.lines if op.line is found)
+
+
 class ModelCard(BaseModel):
     name: str
     version: str
@@ -66,6 +111,11 @@ class ModelCard(BaseModel):
     backbone: dict[str, Any] = Field(default_factory=dict)
     reproduce: str = ""
     self_test: SelfTest | None = None
+    product_lines: ProductLines | None = Field(
+        default=None,
+        description="Per-line operating points; absent on cards from before product lines, whose global pair "
+        "then serves every line.",
+    )
 
     @classmethod
     def load(cls, path: Path) -> ModelCard:

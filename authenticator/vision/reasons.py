@@ -36,6 +36,11 @@ MESSAGES: dict[str, str] = {
     "unsupported_object": "This does not look like a bag, watch or sneaker: photograph the item itself.",
     "category_not_validated": "The model has no validated accuracy for this kind of item yet: a lab must check it.",
     "mixed_categories": "The photos seem to show different kinds of items: send photos of one item only.",
+    # product lines
+    "product_line_not_validated": "The model has no validated accuracy for this product line yet: a lab must inspect "
+    "the item (its certificate teaches the model this line).",
+    "product_line_contradicted": "The photos do not show the product line the item was registered as: photograph the "
+    "registered item, or correct its registration; a lab must inspect it.",
     # decision
     "unfamiliar_photo": "This photo is unlike the photos the model was validated on, so it was not used for the "
     "verdict: photograph the whole item or one of its labels, straight on, in plain light.",
@@ -45,20 +50,9 @@ MESSAGES: dict[str, str] = {
 }
 
 
-#: ``category_not_validated`` said for the category concerned: what the seller does next.
-NOT_VALIDATED_MESSAGES: dict[str, str] = {
-    "watch": "Watches cannot be judged from photos yet: for now every watch needs an inspection by an appraisal lab.",
-    "bag": "Bags cannot be judged from photos yet: for now a bag needs an inspection by an appraisal lab.",
-    "sneaker": "Sneakers cannot be judged from photos yet: for now a pair needs an inspection by an appraisal lab.",
-}
-
-
-def reason(code: str, detail: str | None = None, *, category: str | None = None) -> Reason:
-    """The standard message for ``code``, optionally followed by a detail sentence. ``category``
-    words ``category_not_validated`` for the kind of item concerned (a watch needs a lab)."""
+def reason(code: str, detail: str | None = None) -> Reason:
+    """The standard message for ``code``, optionally followed by a detail sentence."""
     base = MESSAGES.get(code, code.replace("_", " ").capitalize() + ".")
-    if code == "category_not_validated" and category in NOT_VALIDATED_MESSAGES:
-        base = NOT_VALIDATED_MESSAGES[category]
     return Reason(code=code, message=f"{base} ({detail})" if detail else base)
 
 

@@ -47,8 +47,16 @@ from authenticator.vision.decision import Decision, aggregate_logits, calibrate,
 from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size, read_header
 from authenticator.vision.fairness import LOW_PRIORITY_NICE, FairExecutor, FairGate, run_at_low_priority
 from authenticator.vision.heatmap import MapChunks, occlusion_maps, overlay_png
+from authenticator.vision.line_check import (
+    OperatingPoint,
+    ProductLineUse,
+    contradiction,
+    load_bank_lines,
+    operating_point,
+)
 from authenticator.vision.phash import PhotoReuseIndex, phash, phash_hex
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
+from authenticator.vision.product_lines import DeclaredLine
 from authenticator.vision.quality import gate, measure_quality
 from authenticator.vision.reasons import Reason, reason
 from authenticator.vision.runtime import OnnxModel
@@ -113,6 +121,9 @@ class Assessment(BaseModel):
     temperature: float
     model: ModelInfo
     photos: list[PhotoResult]
+    product_line: ProductLineUse | None = Field(
+        default=None, description="The line the item was judged as and whose operating point the verdict used."
+    )
     #: PNG overlays keyed by photo sha256 (only with ``heatmaps=True``); not part of the JSON.
     heatmaps: dict[str, bytes] = Field(default_factory=dict, exclude=True)
 
@@ -143,7 +154,6 @@ class _Work:
     embedding: np.ndarray | None = None  # (D,)
     cat: CategoryResult | None = None
     unfamiliar: bool = False  # farther from the reference bank than the card's distance threshold
-    unvalidated: bool = False  # shows a category the card gives no verdict for (a watch)
     error: ImageError | None = None
 
 
@@ -178,6 +188,7 @@ class Assessor:
         self.model_sha256 = card.sha256
         bank_file = card.ood.get("bank")
         self.bank = ReferenceBank.load(card_path.parent / str(bank_file)) if bank_file else None
+        self.bank_lines = load_bank_lines(card_path.parent / str(bank_file)) if bank_file else None
         self.category_config = CategoryConfig.from_card(
             card.ood,
             distance_threshold=settings.ood_distance_threshold,
@@ -220,6 +231,7 @@ class Assessor:
         reuse_index: PhotoReuseIndex | None = None,
         heatmaps: bool = False,
         principal: str | None = None,
+        line: DeclaredLine | None = None,
     ) -> Assessment:
         """Assess the photos of one item. See the module docstring for when this raises.
 
@@ -229,6 +241,11 @@ class Assessor:
 
         ``principal`` (the platform or API key the request comes from; None = one shared
         anonymous principal) is whose fair share of the workers the photos use.
+
+        ``line`` is what the item was registered as (category, brand, model): the verdict uses that
+        line's validated operating point (``inconclusive`` + ``product_line_not_validated`` when the
+        card has none, ``product_line_contradicted`` when the photos show something else); without
+        it, the card's global pair (see :mod:`authenticator.vision.line_check`).
         """
         if not photos:
             raise InvalidInput("An assessment needs at least one photo.")
@@ -256,14 +273,9 @@ class Assessor:
                 w.result.category_evidence = cat.as_dict()
                 if cat.category is None:
                     w.result.reasons.append(reason("unsupported_object"))
-                elif not self._validated(cat.category):
-                    # no verdict can come from this photo (a watch: a lab must inspect it); the
-                    # unfamiliar-photo gate measures nearness to the validated photos, moot here
-                    w.unvalidated = True
-                    w.result.reasons.append(reason("category_not_validated", category=cat.category))
                 elif self._is_unfamiliar(cat):
                     w.unfamiliar = True
-                    w.result.reasons.append(reason("unfamiliar_photo", f"bank distance {cat.unfamiliar_distance:.3f}"))
+                    w.result.reasons.append(reason("unfamiliar_photo", f"bank distance {cat.bank_distance:.3f}"))
             if heatmaps:
                 batch = np.stack([w.x for w in scored if w.x is not None])
                 base = np.array([w.logit for w in scored], dtype=np.float32)
@@ -285,17 +297,19 @@ class Assessor:
                 for w, m in zip(scored, cell, strict=True):
                     if w.square is not None:
                         maps[w.result.sha256] = overlay_png(w.square, m)
-        decision, prob, category, reasons = self._decide(work)
+        point = operating_point(self.card, line)
+        decision, prob, category, reasons = self._decide(work, point)
         return Assessment(
             decision=decision,
             probability_authentic=prob,
             category=category,
             reasons=reasons,
-            thresholds=self.card.thresholds,
+            thresholds=point.thresholds,
             aggregation=self.card.aggregation,
-            temperature=self.card.temperature,
+            temperature=point.temperature,
             model=ModelInfo(**self.model_info),
             photos=[w.result for w in work],
+            product_line=point.use,
             heatmaps=maps,
         )
 
@@ -470,14 +484,28 @@ class Assessor:
         ``gated_operating_point``): held-out photos farther than ``distance_threshold`` from the
         bank get no verdict. Without a bank or a threshold there is nothing to measure against."""
         thr = self.category_config.unfamiliar_threshold
-        dist = cat.unfamiliar_distance  # to the bank's training rows (not its recognition-only ones)
-        return self.settings.unfamiliar_photo_gate and thr is not None and dist is not None and dist > thr
+        return (
+            self.settings.unfamiliar_photo_gate
+            and thr is not None
+            and cat.bank_distance is not None
+            and cat.bank_distance > thr
+        )
 
-    def _validated(self, category: str) -> bool:
-        """Whether the card gives verdicts for ``category`` (or the setting lets every category through)."""
-        return category in self.card.validated_categories or self.settings.enable_unvalidated_categories
+    def _line_problem(self, point: OperatingPoint, category: str | None, familiar: list[_Work]) -> Reason | None:
+        """Why the declared product line allows no verdict: the photos contradict it, or the card
+        has no validated operating point for it (see :mod:`authenticator.vision.line_check`)."""
+        emb = [w.embedding for w in familiar if w.embedding is not None]
+        bank = None if self.bank is None else self.bank.embeddings
+        contradicted = contradiction(self.card, point, category, np.stack(emb) if emb else None, bank, self.bank_lines)
+        if contradicted is not None:
+            return reason("product_line_contradicted", contradicted)
+        if point.refusal is not None:
+            return reason(point.refusal, point.detail)
+        return None
 
-    def _decide(self, work: list[_Work]) -> tuple[Decision, float | None, str | None, list[Reason]]:
+    def _decide(
+        self, work: list[_Work], point: OperatingPoint
+    ) -> tuple[Decision, float | None, str | None, list[Reason]]:
         """Assessment-level rules, most fundamental first; see docs/vision-pipeline.md."""
         reasons: list[Reason] = []
         reused = any(w.result.reused_from for w in work)
@@ -488,25 +516,22 @@ class Assessor:
             return "inconclusive", None, None, [*reasons, reason("no_usable_photo")]
         cats = Counter(w.cat.category for w in scored if w.cat is not None and w.cat.category is not None)
         category = cats.most_common(1)[0][0] if cats else None
-        top = cats.most_common(2)
-        tied = [c for c, n in top if n == top[0][1]] if top else []
-        # An item whose photos show a category without a verdict (a watch) goes to a lab, whatever
-        # else the photos show: a watch photo the check did not recognise is no reason to tell the
-        # seller that this is "not a bag, watch or sneaker".
-        unvalidated = [c for c in tied if c is not None and not self._validated(c)]
-        if unvalidated:
-            shown = unvalidated[0]
-            return "inconclusive", None, shown, [*reasons, reason("category_not_validated", category=shown)]
         if any(w.cat is not None and w.cat.category is None for w in scored):
             return "inconclusive", None, category, [*reasons, reason("unsupported_object")]
-        if len(tied) > 1:
+        top = cats.most_common(2)
+        if len(top) > 1 and top[0][1] == top[1][1]:
             return "inconclusive", None, None, [*reasons, reason("mixed_categories")]
-        familiar = [w for w in scored if not w.unfamiliar and not w.unvalidated]
+        if category not in self.card.validated_categories and not self.settings.enable_unvalidated_categories:
+            return "inconclusive", None, category, [*reasons, reason("category_not_validated", f"category {category}")]
+        familiar = [w for w in scored if not w.unfamiliar]
+        line_problem = self._line_problem(point, category, familiar)
+        if line_problem is not None:
+            return "inconclusive", None, category, [*reasons, line_problem]
         if not familiar:
             return "inconclusive", None, category, [*reasons, reason("unfamiliar_photo")]
         z = aggregate_logits([float(w.result.logit or 0.0) for w in familiar], self.card.aggregation)
-        p = calibrate(z, self.card.temperature)
-        decision = decide(p, self.card.thresholds.authentic_above, self.card.thresholds.counterfeit_below)
+        p = calibrate(z, point.temperature)
+        decision = decide(p, point.thresholds.authentic_above, point.thresholds.counterfeit_below)
         if decision == "inconclusive":
             reasons.append(reason("uncertain_score"))
         if reused and decision == "authentic":
