@@ -1,4 +1,5 @@
-"""``python -m training {train,evaluate,export,calibrate,calibrate-gate,synth,export-dataset}``."""
+"""``python -m training {train,evaluate,export,calibrate,calibrate-gate,synth,export-dataset,add-recognition,
+recognition}``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from training.paths import DEV_DATA, DEV_MANIFEST, portable
+from training.paths import DEV_DATA, DEV_MANIFEST, DEV_RECOGNITION_MANIFEST, portable
 
 app = typer.Typer(
     help="Train, evaluate, calibrate and export the authenticity model.",
@@ -262,6 +263,61 @@ def export_dataset_cmd(
     with Ledger.from_settings(settings) as ledger:
         counts = export_dataset(ledger, BlobStore(settings.blob_dir), out)
     typer.echo(" ".join(f"{k}={v}" for k, v in counts.items()) + f"; manifest: {out / 'manifest.csv'}")
+
+
+RecognitionManifest = Annotated[
+    Path,
+    typer.Option(
+        "--recognition",
+        help="Manifest of recognition-only photos (they teach the category check what a category looks like; "
+        "no verdict is trained on them).",
+        show_default=portable(DEV_RECOGNITION_MANIFEST),
+    ),
+]
+CardPath = Annotated[Path, typer.Option(help="Model card (its graph and bank beside it).")]
+
+
+@app.command("add-recognition")
+def add_recognition_cmd(
+    recognition: RecognitionManifest = DEV_RECOGNITION_MANIFEST,
+    manifest: Annotated[
+        Path, typer.Option(help="The development manifest the bank's training rows come from (same order).")
+    ] = DEV_MANIFEST,
+    card: CardPath = Path("weights/authenticator.card.json"),
+    cache: Annotated[Path, typer.Option(help="Where the graph's outputs per photo are cached.")] = Path(
+        "training/runs/cache"
+    ),
+) -> None:
+    """Add recognition-only photos to the shipped reference bank (ONNX graph untouched), choose the
+    card's imagenet_decisive_prob on the development photos and write the recognition rates into the card."""
+    from training.data import load_samples
+    from training.recognition import add_recognition, recognition_table
+
+    figures = add_recognition(
+        card,
+        load_samples(manifest),
+        load_samples(recognition),
+        cache,
+        log=typer.echo,
+        reproduce=reproduce_command(sys.argv[1:]),
+    )
+    typer.echo(recognition_table(figures))
+
+
+@app.command("recognition")
+def recognition_cmd(
+    recognition: RecognitionManifest = DEV_RECOGNITION_MANIFEST,
+    manifest: Annotated[Path, typer.Option(help="The development manifest.")] = DEV_MANIFEST,
+    card: CardPath = Path("weights/authenticator.card.json"),
+    cache: Annotated[Path, typer.Option(help="Where the graph's outputs per photo are cached.")] = Path(
+        "training/runs/cache"
+    ),
+) -> None:
+    """Print how often the shipped model's "what is it?" check names each category (held out; no torch)."""
+    from training.data import load_samples
+    from training.recognition import measure_card, recognition_table
+
+    typer.echo(recognition_table(measure_card(card, load_samples(manifest), load_samples(recognition), cache)))
 
 
 @app.command("refit-lines")

@@ -48,8 +48,9 @@ class Upload:
     data: bytes
 
 
-def _reasons(codes: list[str]) -> list[dict[str, str]]:
-    return [reason(c).model_dump() for c in codes]
+def _reasons(codes: list[str], category: str | None = None) -> list[dict[str, str]]:
+    """The messages of reason codes; ``category`` words ``category_not_validated`` (a watch: a lab)."""
+    return [reason(c, category=category).model_dump() for c in codes]
 
 
 def _overall_category(per_photo: list[dict[str, Any]]) -> str | None:
@@ -57,6 +58,11 @@ def _overall_category(per_photo: list[dict[str, Any]]) -> str | None:
     if len(cats) == 1:
         return str(next(iter(cats)))
     return None
+
+
+def _most_shown_category(per_photo: list[dict[str, Any]]) -> str | None:
+    cats = Counter(p["category"] for p in per_photo if p.get("category"))
+    return str(cats.most_common(1)[0][0]) if cats else None
 
 
 def assessment_view(
@@ -73,7 +79,7 @@ def assessment_view(
         "decision": body["decision"],
         "probability_authentic": body["probability_authentic"],
         "category": _overall_category(body["per_photo"]),
-        "reasons": _reasons(body["reasons"]),
+        "reasons": _reasons(body["reasons"], _most_shown_category(body["per_photo"])),
         "thresholds": body["thresholds"],
         "model": {
             "sha256": body["model_sha256"],
@@ -86,7 +92,7 @@ def assessment_view(
                 # a photo left out of the verdict gets no score at all (the entry keeps what was measured)
                 "probability_authentic": None if set_aside(p["reasons"]) else p["probability_authentic"],
                 "category": p["category"],
-                "reasons": _reasons(p["reasons"]),
+                "reasons": _reasons(p["reasons"], p["category"]),
                 "set_aside": set_aside(p["reasons"]),
                 "file": None,
                 "heatmap_url": None,

@@ -50,9 +50,20 @@ MESSAGES: dict[str, str] = {
 }
 
 
-def reason(code: str, detail: str | None = None) -> Reason:
-    """The standard message for ``code``, optionally followed by a detail sentence."""
+#: ``category_not_validated`` said for the category concerned: what the seller does next.
+NOT_VALIDATED_MESSAGES: dict[str, str] = {
+    "watch": "Watches cannot be judged from photos yet: for now every watch needs an inspection by an appraisal lab.",
+    "bag": "Bags cannot be judged from photos yet: for now a bag needs an inspection by an appraisal lab.",
+    "sneaker": "Sneakers cannot be judged from photos yet: for now a pair needs an inspection by an appraisal lab.",
+}
+
+
+def reason(code: str, detail: str | None = None, *, category: str | None = None) -> Reason:
+    """The standard message for ``code``, optionally followed by a detail sentence. ``category``
+    words ``category_not_validated`` for the kind of item concerned (a watch needs a lab)."""
     base = MESSAGES.get(code, code.replace("_", " ").capitalize() + ".")
+    if code == "category_not_validated" and category in NOT_VALIDATED_MESSAGES:
+        base = NOT_VALIDATED_MESSAGES[category]
     return Reason(code=code, message=f"{base} ({detail})" if detail else base)
 
 

@@ -154,6 +154,7 @@ class _Work:
     embedding: np.ndarray | None = None  # (D,)
     cat: CategoryResult | None = None
     unfamiliar: bool = False  # farther from the reference bank than the card's distance threshold
+    unvalidated: bool = False  # shows a category the card gives no verdict for (a watch)
     error: ImageError | None = None
 
 
@@ -273,9 +274,14 @@ class Assessor:
                 w.result.category_evidence = cat.as_dict()
                 if cat.category is None:
                     w.result.reasons.append(reason("unsupported_object"))
+                elif not self._validated(cat.category):
+                    # no verdict can come from this photo (a watch: a lab must inspect it); the
+                    # unfamiliar-photo gate measures nearness to the validated photos, moot here
+                    w.unvalidated = True
+                    w.result.reasons.append(reason("category_not_validated", category=cat.category))
                 elif self._is_unfamiliar(cat):
                     w.unfamiliar = True
-                    w.result.reasons.append(reason("unfamiliar_photo", f"bank distance {cat.bank_distance:.3f}"))
+                    w.result.reasons.append(reason("unfamiliar_photo", f"bank distance {cat.unfamiliar_distance:.3f}"))
             if heatmaps:
                 batch = np.stack([w.x for w in scored if w.x is not None])
                 base = np.array([w.logit for w in scored], dtype=np.float32)
@@ -484,12 +490,12 @@ class Assessor:
         ``gated_operating_point``): held-out photos farther than ``distance_threshold`` from the
         bank get no verdict. Without a bank or a threshold there is nothing to measure against."""
         thr = self.category_config.unfamiliar_threshold
-        return (
-            self.settings.unfamiliar_photo_gate
-            and thr is not None
-            and cat.bank_distance is not None
-            and cat.bank_distance > thr
-        )
+        dist = cat.unfamiliar_distance  # to the bank's training rows (not its recognition-only ones)
+        return self.settings.unfamiliar_photo_gate and thr is not None and dist is not None and dist > thr
+
+    def _validated(self, category: str) -> bool:
+        """Whether the card gives verdicts for ``category`` (or the setting lets every category through)."""
+        return category in self.card.validated_categories or self.settings.enable_unvalidated_categories
 
     def _line_problem(self, point: OperatingPoint, category: str | None, familiar: list[_Work]) -> Reason | None:
         """Why the declared product line allows no verdict: the photos contradict it, or the card
@@ -516,14 +522,20 @@ class Assessor:
             return "inconclusive", None, None, [*reasons, reason("no_usable_photo")]
         cats = Counter(w.cat.category for w in scored if w.cat is not None and w.cat.category is not None)
         category = cats.most_common(1)[0][0] if cats else None
+        top = cats.most_common(2)
+        tied = [c for c, n in top if n == top[0][1]] if top else []
+        # An item whose photos show a category without a verdict (a watch) goes to a lab, whatever
+        # else the photos show: a watch photo the check did not recognise is no reason to tell the
+        # seller that this is "not a bag, watch or sneaker".
+        unvalidated = [c for c in tied if c is not None and not self._validated(c)]
+        if unvalidated:
+            shown = unvalidated[0]
+            return "inconclusive", None, shown, [*reasons, reason("category_not_validated", category=shown)]
         if any(w.cat is not None and w.cat.category is None for w in scored):
             return "inconclusive", None, category, [*reasons, reason("unsupported_object")]
-        top = cats.most_common(2)
-        if len(top) > 1 and top[0][1] == top[1][1]:
+        if len(tied) > 1:
             return "inconclusive", None, None, [*reasons, reason("mixed_categories")]
-        if category not in self.card.validated_categories and not self.settings.enable_unvalidated_categories:
-            return "inconclusive", None, category, [*reasons, reason("category_not_validated", f"category {category}")]
-        familiar = [w for w in scored if not w.unfamiliar]
+        familiar = [w for w in scored if not w.unfamiliar and not w.unvalidated]
         line_problem = self._line_problem(point, category, familiar)
         if line_problem is not None:
             return "inconclusive", None, category, [*reasons, line_problem]
