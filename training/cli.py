@@ -64,6 +64,13 @@ def train(
         "percentile"
     ),
     calibration_photos: Annotated[int, typer.Option(help="Development photos used to calibrate INT8 ranges.")] = 64,
+    recognition: Annotated[
+        Path | None,
+        typer.Option(
+            help="Manifest of recognition-only photos for the reference bank's category vote (make weights: "
+            "../shared/data/watches/manifest.csv); no verdict is trained on them."
+        ),
+    ] = None,
 ) -> None:
     """Cross-validate every approach, ship the chosen one with thresholds fitted on held-out scores."""
     import torch
@@ -90,6 +97,7 @@ def train(
         calibration_photos=calibration_photos,
         report=report,
         reproduce=reproduce_command(sys.argv[1:]),
+        recognition=None if recognition is None else load_samples(recognition),
     )
 
 
