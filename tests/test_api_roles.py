@@ -93,6 +93,7 @@ MATRIX: list[tuple[str, Builder, tuple[int, int, int, int, int]]] = [
     ),
     ("GET /v1/items/{id}", lambda c, w, r: ("GET", f"/v1/items/{w.item}", {}), (200, 200, 200, 200, 200)),
     ("GET /v1/items/{id}/trace", lambda c, w, r: ("GET", f"/v1/items/{w.item}/trace", {}), (200, 200, 200, 200, 200)),
+    ("GET /v1/items/{id}/head", lambda c, w, r: ("GET", f"/v1/items/{w.item}/head", {}), (200, 200, 200, 200, 200)),
     (
         "POST /v1/items/{id}/assessments",
         lambda c, w, r: ("POST", f"/v1/items/{w.item}/assessments", {"files": photo_files(real_photos(1))}),
@@ -188,6 +189,8 @@ MATRIX: list[tuple[str, Builder, tuple[int, int, int, int, int]]] = [
         (200, 200, 200, 200, 200),
     ),
     ("GET /v1/log/checkpoint", lambda c, w, r: ("GET", "/v1/log/checkpoint", {}), (200, 200, 200, 200, 200)),
+    ("GET /checkpoint", lambda c, w, r: ("GET", "/checkpoint", {}), (200, 200, 200, 200, 200)),
+    ("GET /tile/{tile_path}", lambda c, w, r: ("GET", "/tile/0/000.p/1", {}), (200, 200, 200, 200, 200)),
     ("GET /v1/log/key", lambda c, w, r: ("GET", "/v1/log/key", {}), (200, 200, 200, 200, 200)),
     (
         "GET /v1/log/proof/inclusion",
