@@ -20,7 +20,7 @@ from api.limits import BodyLimitMiddleware
 from api.logredact import install as install_log_redaction
 from api.metrics import Metrics, MetricsMiddleware
 from api.ratelimit import install as install_upload_rate_limit
-from api.routers import admin, assessments, health, items, labs, listings, log, models, previews, tiles
+from api.routers import admin, assessments, capture_guides, health, items, labs, listings, log, models, previews, tiles
 from api.strict_json import StrictJSONMiddleware
 from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         items.router,
         previews.router,
         assessments.router,
+        capture_guides.router,
         labs.router,
         listings.router,
         models.router,

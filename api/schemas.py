@@ -770,10 +770,10 @@ class CaptureGuideOut(BaseModel):
                     "required": True,
                     "quality": {
                         "framing": "close_up",
-                        "checks": "Text that must be read: 2.5x the whole-item sharpness and at least 480 px on the "
+                        "checks": "Text that must be read: 2.5x the whole-item sharpness and at least 400 px on the "
                         "short side, so every character of a stamp, serial or label is legible; no glare on the text.",
                         "min_sharpness": 567.5,
-                        "min_short_side": 480,
+                        "min_short_side": 400,
                     },
                     "outline": "/static/outlines/watch-dial.svg",
                 }
