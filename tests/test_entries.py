@@ -98,6 +98,7 @@ VALID: dict[str, dict[str, Any]] = {
         "by": "platform-1",
         "reason": "seller request",
     },
+    "log.item_map_started": {"map": "item-heads/v1"},
 }
 
 # One bad variant per type: (field, bad value) that the schema must refuse.
@@ -128,6 +129,8 @@ PERSONAL_FIELDS = ["owner_email", "buyer_name", "serial_number", "photo", "addre
 
 
 def item_for(entry_type: str) -> str:
+    if entry_type == "log.item_map_started":
+        return "log:item-map"
     return f"model:{MODEL_SHA}" if entry_type == "model.registered" else "item-7f3a"
 
 

@@ -88,7 +88,7 @@ def test_the_witness_has_its_own_key_and_state(witness: WitnessServer, signers: 
     assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(witness.data_dir.stat().st_mode) == 0o700
     assert witness.vkey.startswith(f"{WITNESS_NAME}+")
-    assert base64.b64decode(witness.vkey.split("+")[2])[0] == 0x04
+    assert base64.b64decode(witness.vkey.split("+", 2)[2])[0] == 0x04
     about = httpx.get(f"{witness.base}/").text
     assert witness.vkey in about
     assert all(s.verifier_key in about for s in signers.values())
