@@ -267,6 +267,14 @@ class ModelRef(BaseModel):
     version: str
 
 
+class ViewRef(BaseModel):
+    """A view of the item's capture guide (``GET /v1/capture-guides/{category}``)."""
+
+    id: str
+    name: str
+    instruction: str = Field(description="What the photo of this view should show.")
+
+
 class PhotoVerdict(BaseModel):
     sha256: str
     probability_authentic: float | None = Field(description="Null for a photo that was set aside: no score at all.")
@@ -280,6 +288,9 @@ class PhotoVerdict(BaseModel):
     reused_from: Any = None
     erased: bool = Field(default=False, description="The photo was taken back (`photos.erased`): its bytes are gone.")
     erased_at: str | None = None
+    view: str | None = Field(
+        default=None, description="The view the uploader declared (`unspecified`); null when the upload declared none."
+    )
 
 
 class Assessment(BaseModel):
@@ -323,6 +334,11 @@ class Assessment(BaseModel):
     thresholds: Thresholds
     model: ModelRef
     photos: list[PhotoVerdict]
+    missing_views: list[ViewRef] | None = Field(
+        default=None,
+        description="Required views of the item's capture guide no photo was declared as (reason `missing_views`); "
+        "null when the upload declared no views.",
+    )
     index: int
     recorded_at: str
     receipt: Receipt
@@ -680,6 +696,7 @@ class PreviewPhoto(BaseModel):
     usable: bool = Field(description="Counts towards recording: at least one usable photo is needed.")
     retake: str | None = Field(description="For a set-aside photo: what a retake should show.")
     reused_from: Any = None
+    view: str | None = Field(default=None, description="The declared view; null when the upload declared none.")
 
 
 class AssessmentPreview(BaseModel):
@@ -730,6 +747,9 @@ class AssessmentPreview(BaseModel):
     thresholds: Thresholds
     model: ModelRef
     photos: list[PreviewPhoto]
+    missing_views: list[ViewRef] | None = Field(
+        default=None, description="Required views no photo was declared as; null when the upload declared no views."
+    )
     recordable: bool = Field(description="Whether recording these photos would be accepted.")
     refusal: str | None = Field(description="Why recording them would be refused (no usable photo).")
 

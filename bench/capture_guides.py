@@ -46,6 +46,25 @@ def main() -> None:
         "photo-authentication services ask sellers for (sources in the module's docstring). Send each photo's "
         "view in the `views` form field of an assessment; a verdict lists the required views that are missing.",
         "",
+        "## Declaring views",
+        "",
+        "An assessment (`POST /v1/items/{id}/assessments`, or `POST /v1/assessments/preview` with a `category` "
+        "field for an item not registered yet) takes one `views` form field per photo, in the order of the "
+        "photos: a view id of the item category's guide, or `unspecified`. Photos without one are `unspecified`; "
+        "an upload that declares no view at all is assessed and recorded exactly as before. A view the guide "
+        "does not know, or more views than photos, is refused (422) with the guide's view ids. When views are "
+        "declared: each photo is held to its view's quality limits (below) and its retake advice starts with "
+        "what the view should show; the `assessment.recorded` entry names each photo's view (`per_photo[].view`, "
+        "an optional field: older entries and uploads without views do not have it) and the required views no "
+        "photo was declared as (`missing_views`, with the reason `missing_views`, whose message names each "
+        "view and what its photo should show). Missing views do not change the decision: the model's operating "
+        "points were measured on photos without views. The lab-certified export (`python -m training "
+        "export-dataset`) writes each photo's declared view in its `view` column.",
+        "",
+        "A photo's view is taken as declared: predicting it from the pixels (and flagging a mismatch) needs "
+        "photos labelled with their views, which no development data set has; the export collects them from "
+        "lab-certified items so that a view classifier and per-view scores in the card can follow.",
+        "",
         "## What the quality gate asks of each framing",
         "",
         "| framing | sharpness at least | short side at least | in words |",

@@ -5,7 +5,9 @@ certified or rejected it after a physical inspection: the best label we can get)
 are those of its ``assessment.recorded`` entries, read from the content-addressed blob store.
 Items whose unrevoked certificates disagree are left out and counted; nothing is guessed.
 Photos a seller took back (``photos.erased``) are left out and counted: a photo is exported
-only while an assessment that was not erased still names it.
+only while an assessment that was not erased still names it. Each photo carries the view of the
+capture guide its uploader declared (``view``: the latest assessment's declaration, empty when
+none was made), so the flywheel collects what per-view scores and a view classifier need.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ MANIFEST_COLUMNS = [
     "certificate_id",
     "lab_id",
     "ledger_index",
+    "view",
 ]
 _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": ".heic", "HEIC": ".heic"}
 
@@ -46,6 +49,7 @@ class _Item:
     category: str = "other"
     brand: str = ""
     photos: dict[str, int] = field(default_factory=dict)  # sha256 -> first ledger index
+    views: dict[str, str] = field(default_factory=dict)  # sha256 -> latest declared view
     holders: dict[str, set[str]] = field(default_factory=dict)  # sha256 -> assessments not erased
     certs: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # id -> (outcome, lab, index)
     revoked: set[str] = field(default_factory=set)
@@ -65,6 +69,9 @@ def collect(ledger: Ledger, page: int = 1000) -> dict[str, _Item]:
                 for sha in b["photo_sha256"]:
                     it.photos.setdefault(sha, st.index)
                     it.holders.setdefault(sha, set()).add(b["assessment_id"])
+                for p in b["per_photo"]:
+                    if p.get("view") not in (None, "unspecified"):
+                        it.views[p["sha256"]] = p["view"]
             elif e.type == "photos.erased":
                 for sha in b["photo_sha256"]:
                     it.holders.get(sha, set()).discard(b["assessment_id"])
@@ -132,6 +139,7 @@ def export_dataset(ledger: Ledger, blobs: BlobStore, out: Path) -> dict[str, int
                     cert_id,
                     lab,
                     idx,
+                    it.views.get(sha, ""),
                 ]
             )
             counts["photos"] += 1

@@ -24,7 +24,7 @@ from api.schemas import (
     ItemHead,
     Trace,
 )
-from authenticator.errors import UnsupportedMediaType
+from authenticator.errors import InvalidInput, UnsupportedMediaType
 from authenticator.services import assessments, certificates, custody, items, traces
 
 router = APIRouter(tags=["items"])
@@ -44,7 +44,16 @@ _MULTIPART: dict[str, Any] = {
                             "minItems": 1,
                             "maxItems": 12,
                             "description": "1 to 12 photos of one item: JPEG, PNG, WebP or HEIC.",
-                        }
+                        },
+                        "views": {
+                            "type": "array",
+                            "items": {"type": "string", "maxLength": 64},
+                            "maxItems": 12,
+                            "description": "Each photo's view, in the order of the photos (one field per photo): an id "
+                            "of the item category's capture guide (`GET /v1/capture-guides/{category}`) or "
+                            "`unspecified`. Photos without one are `unspecified`; an upload with no views at all "
+                            "is assessed as before (no view in the record, no `missing_views`).",
+                        },
                     },
                 },
                 "encoding": {"photos": {"contentType": "image/jpeg, image/png, image/webp, image/heic"}},
@@ -95,19 +104,40 @@ def get_trace(
 
 
 async def read_uploads(request: Request) -> list[assessments.Upload]:
-    """The photos of a ``multipart/form-data`` body's ``photos`` field."""
+    """The photos of a ``multipart/form-data`` body's ``photos`` field, each with its ``views`` field."""
+    uploads, _fields = await read_upload_form(request)
+    return uploads
+
+
+async def read_upload_form(request: Request, *fields: str) -> tuple[list[assessments.Upload], dict[str, str]]:
+    """The photos (``photos``) with their declared views (``views``, one per photo in order) and the
+    other text ``fields`` asked for of a ``multipart/form-data`` body."""
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send the photos as multipart/form-data in the field 'photos'")
     form = await request.form(max_files=64, max_fields=64)
     try:
-        uploads = []
-        for value in form.getlist("photos"):
-            if isinstance(value, UploadFile):
-                uploads.append(assessments.Upload(value.filename or "photo", await value.read()))
+        photos = [
+            (value.filename or "photo", await value.read())
+            for value in form.getlist("photos")
+            if isinstance(value, UploadFile)
+        ]
+        views = [value for value in form.getlist("views") if isinstance(value, str)]
+        values = {name: value for name in fields if isinstance(value := form.get(name), str)}
     finally:
         await form.close()
-    return uploads
+    if len(views) > len(photos):
+        raise InvalidInput(
+            f"{len(views)} views for {len(photos)} photos: send one 'views' field per photo, in the photos' order",
+            views=len(views),
+            photos=len(photos),
+        )
+    if any(len(v) > 64 for v in views):
+        raise InvalidInput("a view is a capture-guide id of at most 64 characters")
+    uploads = [
+        assessments.Upload(name, data, views[i] if i < len(views) else None) for i, (name, data) in enumerate(photos)
+    ]
+    return uploads, values
 
 
 @router.get("/v1/items/{item_id}/head", response_model=ItemHead)

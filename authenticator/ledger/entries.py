@@ -84,6 +84,9 @@ class PerPhoto(_Body):
     probability_authentic: Probability | None
     category: ShortText | None
     reasons: list[Code] = Field(max_length=64)
+    view: Code | None = None
+    """The capture guide's view the uploader declared (``unspecified`` when the upload declared views
+    but not this photo's); absent from entries of uploads that declared none (and older entries)."""
 
 
 class Thresholds(_Body):
@@ -107,6 +110,9 @@ class AssessmentRecorded(_Body):
     per_photo: list[PerPhoto] = Field(max_length=64)
     thresholds: Thresholds
     reasons: list[Code] = Field(max_length=64)
+    missing_views: list[Code] | None = Field(default=None, max_length=64)
+    """Required views of the item's capture guide that no photo was declared as (with reason
+    ``missing_views``); absent when the upload declared no views (and from older entries)."""
 
 
 class CertificateAttached(_Body):
@@ -377,8 +383,9 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 def validate_body(type: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``body`` against the schema of ``type``; return it as a plain JSON dict."""
-    return _validated(type, body).model_dump(mode="python")
+    """Check ``body`` against the schema of ``type``; return it as a plain JSON dict. Optional
+    fields the body leaves out stay out (an entry without them encodes as it did before they existed)."""
+    return _validated(type, body).model_dump(mode="python", exclude_unset=True)
 
 
 def _validated(type: str, body: Mapping[str, Any]) -> BaseModel:

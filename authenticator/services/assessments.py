@@ -31,10 +31,20 @@ from authenticator.services.commands import Command, execute, replay_if_recorded
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.erasure import erasure_marks
 from authenticator.services.items import item_row, require_own_item
+from authenticator.services.views import (
+    DeclaredViews,
+    declare_views,
+    guide_of_category,
+    missing_views_reason,
+    recorded_missing,
+    retake_for_view,
+    views_json,
+)
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.projections import photoset_sha256
 from authenticator.store.tables import assessments, heatmaps, items, models
+from authenticator.vision.capture_guides import Framing
 from authenticator.vision.phash import ReuseMatch
 from authenticator.vision.product_lines import DeclaredLine
 from authenticator.vision.reasons import reason, retake_hint, set_aside
@@ -42,10 +52,12 @@ from authenticator.vision.reasons import reason, retake_hint, set_aside
 
 @dataclass(frozen=True)
 class Upload:
-    """One uploaded photo: the client's file name (never stored) and the bytes."""
+    """One uploaded photo: the client's file name (never stored), the bytes and the view of the
+    capture guide the uploader declared (None: unspecified)."""
 
     filename: str
     data: bytes
+    view: str | None = None
 
 
 def _reasons(codes: list[str], category: str | None = None) -> list[dict[str, str]]:
@@ -73,13 +85,20 @@ def assessment_view(
         model = conn.execute(
             select(models.c.name, models.c.version).where(models.c.sha256 == body["model_sha256"])
         ).first()
+    recorded_views = body.get("missing_views")
+    missing = None
+    if recorded_views is not None:  # the upload declared views: name what was missing, as the guide says
+        missing = recorded_missing(guide_of_category(item_row(ctx, item_id).category), recorded_views)
+    reasons = _reasons(body["reasons"], _most_shown_category(body["per_photo"]))
+    if missing:
+        reasons = [missing_views_reason(missing).model_dump() if r["code"] == "missing_views" else r for r in reasons]
     return {
         "id": assessment_id,
         "item_id": item_id,
         "decision": body["decision"],
         "probability_authentic": body["probability_authentic"],
         "category": _overall_category(body["per_photo"]),
-        "reasons": _reasons(body["reasons"], _most_shown_category(body["per_photo"])),
+        "reasons": reasons,
         "thresholds": body["thresholds"],
         "model": {
             "sha256": body["model_sha256"],
@@ -94,6 +113,7 @@ def assessment_view(
                 "category": p["category"],
                 "reasons": _reasons(p["reasons"], p["category"]),
                 "set_aside": set_aside(p["reasons"]),
+                "view": p.get("view"),
                 "file": None,
                 "heatmap_url": None,
                 "erased": False,
@@ -101,6 +121,7 @@ def assessment_view(
             }
             for p in body["per_photo"]
         ],
+        "missing_views": None if missing is None else views_json(missing),
         "index": index,
         "recorded_at": recorded_at,
     }
@@ -110,13 +131,16 @@ def _fingerprint(item_id: str, uploads: list[Upload], want_heatmaps: bool) -> st
     h = hashlib.sha256(f"assess|{item_id}|{int(want_heatmaps)}".encode())
     for u in uploads:
         h.update(hashlib.sha256(u.data).digest())
+    if any(u.view for u in uploads):  # the same photos declared as other views are another request
+        h.update(("|views|" + "|".join(u.view or "" for u in uploads)).encode())
     return h.hexdigest()
 
 
 def entry_body(assessment_id: str, result: dict[str, Any]) -> dict[str, Any]:
-    """The ``assessment.recorded`` body from the vision result (hashes and scores only)."""
+    """The ``assessment.recorded`` body from the vision result (hashes and scores only; each photo's
+    declared view and the missing required views when the upload declared views)."""
     photos = result["photos"]
-    return {
+    body = {
         "assessment_id": assessment_id,
         "photo_sha256": [p["sha256"] for p in photos],
         "model_sha256": result["model"]["sha256"],
@@ -130,6 +154,7 @@ def entry_body(assessment_id: str, result: dict[str, Any]) -> dict[str, Any]:
                 "category": p.get("category"),
                 "reasons": [r["code"] for r in p.get("reasons", [])],
             }
+            | ({"view": p["view"]} if p.get("view") is not None else {})
             for p in photos
         ],
         "thresholds": {
@@ -138,6 +163,9 @@ def entry_body(assessment_id: str, result: dict[str, Any]) -> dict[str, Any]:
         },
         "reasons": [r["code"] for r in result.get("reasons", [])],
     }
+    if result.get("missing_views") is not None:
+        body["missing_views"] = [v["id"] for v in result["missing_views"]]
+    return body
 
 
 class _OtherPlatformsPhotos:
@@ -169,7 +197,13 @@ class _OtherPlatformsPhotos:
 
 
 def _run_vision(
-    ctx: ServiceContext, principal: Principal, uploads: list[Upload], *, item_id: str | None, heatmaps: bool
+    ctx: ServiceContext,
+    principal: Principal,
+    uploads: list[Upload],
+    *,
+    item_id: str | None,
+    heatmaps: bool,
+    views: DeclaredViews | None = None,
 ) -> Any:
     """The vision pipeline on the uploads (nothing stored): the assessor's ``Assessment``, judged as
     the product line the item was registered as (without an item: no declared line)."""
@@ -182,13 +216,44 @@ def _run_vision(
         row = item_row(ctx, item_id)
         line = DeclaredLine(row.category, row.brand, row.model)
     return ctx.assessor.assess(
-        [PhotoInput(u.filename, u.data) for u in uploads],
+        [
+            PhotoInput(u.filename, u.data, view=view, framing=framing)
+            for u, (view, framing) in zip(uploads, _view_framings(uploads, views), strict=True)
+        ],
         item_id=item_id,
         reuse_index=_OtherPlatformsPhotos(ctx, principal.id),
         heatmaps=heatmaps,
         principal=principal.id,
         line=line,
     )
+
+
+def _view_framings(uploads: list[Upload], views: DeclaredViews | None) -> list[tuple[str | None, Framing]]:
+    """Each photo's declared view and the framing the quality gate holds it to."""
+    if views is None:
+        return [(None, "whole") for _ in uploads]
+    return [(views.view_of(i), views.framing(i)) for i in range(len(uploads))]
+
+
+def _declared_views(
+    ctx: ServiceContext, uploads: list[Upload], item_id: str | None, category: str | None
+) -> DeclaredViews:
+    """The uploads' views checked against the capture guide of the item's category (or ``category``)."""
+    if item_id is not None:
+        category = item_row(ctx, item_id).category
+    return declare_views(category, [u.view for u in uploads], len(uploads))
+
+
+def _with_missing_views(result: dict[str, Any], declared: DeclaredViews) -> dict[str, Any]:
+    """The vision result plus, when the upload declared views, the required views it lacks (a
+    ``missing_views`` reason naming them and what each photo should show; the decision stands)."""
+    if not declared.declared or declared.guide is None:
+        return result
+    missing = declared.missing()
+    reasons = list(result["reasons"])
+    if missing:
+        reasons.append(missing_views_reason(missing).model_dump())
+    return {**result, "reasons": reasons, "missing_views": views_json(missing)}
 
 
 def _usable(ctx: ServiceContext, photo: dict[str, Any]) -> bool:
@@ -220,21 +285,29 @@ def _refuse_without_usable_photo(ctx: ServiceContext, result: dict[str, Any]) ->
 
 
 def preview_assessment(
-    ctx: ServiceContext, principal: Principal, uploads: list[Upload], *, item_id: str | None = None
+    ctx: ServiceContext,
+    principal: Principal,
+    uploads: list[Upload],
+    *,
+    item_id: str | None = None,
+    category: str | None = None,
 ) -> dict[str, Any]:
     """Check photos without recording anything: quality, "what is it?", the provisional verdict.
 
     Runs the same pipeline as :func:`assess_item` (the item, when given, must be the caller's)
     but stores no photo and appends no entry. Photos that were set aside get no score, only
     their reasons and what a retake should show; ``recordable`` says whether recording these
-    photos would be accepted, ``refusal`` why not.
+    photos would be accepted, ``refusal`` why not. Declared views are checked against the capture guide of the
+    item's category (or of ``category`` for photos of an item not registered yet).
     """
     if item_id is not None:
         require_own_item(ctx, principal, item_id)
     limit = ctx.settings.api_max_photos
     if not 1 <= len(uploads) <= limit:
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
-    result = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=False).model_dump(mode="json")
+    declared = _declared_views(ctx, uploads, item_id, category)
+    assessed = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=False, views=declared)
+    result = _with_missing_views(assessed.model_dump(mode="json"), declared)
     refusal = None
     try:
         _refuse_without_usable_photo(ctx, result)
@@ -253,8 +326,9 @@ def preview_assessment(
                 "reasons": raw.get("reasons", []),
                 "set_aside": aside,
                 "usable": _usable(ctx, raw),
-                "retake": retake_hint(codes) if aside else None,
+                "retake": retake_for_view(declared.guide, raw.get("view"), retake_hint(codes)) if aside else None,
                 "reused_from": raw.get("reused_from") or [],
+                "view": raw.get("view"),
             }
         )
     return {
@@ -270,6 +344,7 @@ def preview_assessment(
         },
         "model": result["model"],
         "photos": photos,
+        "missing_views": result.get("missing_views"),
         "recordable": refusal is None,
         "refusal": refusal,
     }
@@ -302,8 +377,9 @@ def assess_item(
     early = replay_if_recorded(ctx, key, replay)
     if early is not None:
         return early
-    result_model = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=want_heatmaps)
-    result = result_model.model_dump(mode="json")
+    declared = _declared_views(ctx, uploads, item_id, None)
+    result_model = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=want_heatmaps, views=declared)
+    result = _with_missing_views(result_model.model_dump(mode="json"), declared)
     _refuse_without_usable_photo(ctx, result)  # nothing stored, nothing appended
     for u in uploads:  # stored before the entry: no verdict ever points to a photo we lack
         ctx.blobs.put(u.data)

@@ -36,6 +36,7 @@ MESSAGES: dict[str, str] = {
     "unsupported_object": "This does not look like a bag, watch or sneaker: photograph the item itself.",
     "category_not_validated": "The model has no validated accuracy for this kind of item yet: a lab must check it.",
     "mixed_categories": "The photos seem to show different kinds of items: send photos of one item only.",
+    "missing_views": "Photos of views the capture guide asks for are missing: take them and check the item again.",
     # product lines
     "product_line_not_validated": "The model has no validated accuracy for this product line yet: a lab must inspect "
     "the item (its certificate teaches the model this line).",

@@ -41,6 +41,7 @@ from pydantic import BaseModel, Field
 
 from authenticator.config import Settings
 from authenticator.errors import ImageError, InvalidInput, PixelBudgetExceeded
+from authenticator.vision.capture_guides import Framing, gate_thresholds
 from authenticator.vision.card import ModelCard, Thresholds
 from authenticator.vision.category import CategoryConfig, CategoryResult, ReferenceBank, categorize
 from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
@@ -74,10 +75,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PhotoInput:
-    """One uploaded photo: the name the user gave it and its bytes."""
+    """One uploaded photo: the name the user gave it, its bytes and, when the uploader said, the
+    view of the capture guide it shows (``framing`` sets what the quality gate asks of it:
+    :mod:`authenticator.vision.capture_guides`)."""
 
     filename: str
     data: bytes
+    view: str | None = None
+    framing: Framing = "whole"
 
 
 class ModelInfo(BaseModel):
@@ -109,6 +114,7 @@ class PhotoResult(BaseModel):
     reasons: list[Reason] = Field(default_factory=list)
     phash: str | None = Field(default=None, description="64-bit DCT pHash, 16 hex digits.")
     reused_from: list[ReusedFrom] = Field(default_factory=list)
+    view: str | None = Field(default=None, description="The capture guide's view the uploader declared.")
 
 
 class Assessment(BaseModel):
@@ -445,7 +451,7 @@ class Assessor:
 
     def _decode_and_gate(self, photo: PhotoInput) -> _Work:
         sha = hashlib.sha256(photo.data).hexdigest()
-        w = _Work(result=PhotoResult(file=photo.filename, sha256=sha))
+        w = _Work(result=PhotoResult(file=photo.filename, sha256=sha, view=photo.view))
         try:
             img = decode_image(photo.data, self.limits, reduce_to=self.reduce_to)
         except ImageError as exc:
@@ -458,7 +464,8 @@ class Assessor:
         )
         w.result.quality = metrics.as_dict()
         w.result.phash = phash_hex(phash(img.rgb))
-        problems = gate(metrics, self.gate_thresholds)
+        # a close-up that must be read (a stamp, a serial) is held to more sharpness than a whole item
+        problems = gate(metrics, gate_thresholds(self.gate_thresholds, photo.framing))
         w.result.reasons.extend(problems)
         w.usable = not problems
         if w.usable:
