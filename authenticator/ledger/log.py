@@ -656,6 +656,19 @@ class Ledger:
             ).fetchall()
         return [_stored(r) for r in rows]
 
+    def receipt(self, index: int) -> Receipt:
+        """A receipt for an entry already in the log: its proof against the latest checkpoint
+        (read together, so the proof and the note always describe one tree)."""
+        with db.reader(self._read_engine) as cur:
+            row = cur.execute("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        if row is None:
+            raise IntegrityError("the log has no checkpoint")
+        size, note = int(row[0]), str(row[1])
+        if not 0 <= index < size:
+            raise NotFound(f"no entry at index {index}", index=index)
+        stored = self.entry(index)
+        return Receipt(index, stored.leaf_hash, size, note, self.inclusion_proof(index, size), stored.data)
+
     def entry(self, index: int) -> StoredEntry:
         """The entry at ``index``; :class:`~authenticator.errors.NotFound` beyond the log."""
         with db.reader(self._read_engine) as cur:

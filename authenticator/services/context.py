@@ -120,14 +120,5 @@ def receipt_json(receipt: Receipt, entry_data: bytes | None = None) -> dict[str,
 
 def fresh_receipt(ctx: ServiceContext, index: int) -> dict[str, Any]:
     """A receipt for an entry already in the log, against the latest checkpoint."""
-    stored = ctx.ledger.entry(index)
-    note = ctx.ledger.latest_checkpoint()
-    size = int(note.split("\n")[1])
-    return {
-        "index": stored.index,
-        "leaf_hash": b64(stored.leaf_hash),
-        "tree_size": size,
-        "checkpoint": note,
-        "inclusion_proof": [b64(h) for h in ctx.ledger.inclusion_proof(stored.index, size)],
-        "entry": b64(stored.data),
-    }
+    receipt = ctx.ledger.receipt(index)
+    return receipt_json(receipt, receipt.data)
