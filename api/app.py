@@ -3,7 +3,9 @@
 ``create_app(settings)`` wires the routers, the error handler, the body limits and metrics;
 its lifespan opens the ledger, the projection tables, the blob store and the model once per
 process, registers the served model in the log (``model.registered``) the first time any
-process serves it, and closes everything on shutdown.
+process serves it, switches to the model the log's lineage says serves (``model.promoted``; checked
+again before every assessment, see ``authenticator/services/serving.py``) and closes everything on
+shutdown.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from authenticator.config import Settings
 from authenticator.errors import AuthenticatorError
 from authenticator.services.context import ServiceContext
 from authenticator.services.models import ensure_model_registered
+from authenticator.services.serving import close_serving, open_serving
 
 logger = logging.getLogger("uvicorn.error")  # configured by uvicorn: the operator sees it
 
@@ -56,6 +59,7 @@ def _open(settings: Settings) -> ServiceContext:
             card_path=assessor.card_path,
             metrics=assessor.card.metrics,
         )
+        open_serving(ctx)  # the model the log says serves (promotions switch it), and its shadows
     ctx.start_witnessing()  # new checkpoints go to AUTHENTICATOR_WITNESSES in the background
     return ctx
 
@@ -76,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await run_in_threadpool(close_serving, ctx)
             await run_in_threadpool(ctx.close)
 
     app = FastAPI(

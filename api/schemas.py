@@ -604,6 +604,68 @@ class Model(BaseModel):
     metrics: dict[str, Any]
     registered_index: int
     registered_at: str
+    status: Literal["serving", "shadow", "retired", "registered"] = Field(
+        default="registered",
+        description="serving: gives the verdicts now; shadow: scores live assessments in the background; "
+        "retired: served before; registered: in the log, never promoted.",
+    )
+    lineage: list[ModelLineageEntry] = Field(
+        default_factory=list, description="The model.promoted / model.shadowed entries that name this model."
+    )
+    evaluation: dict[str, Any] | None = Field(
+        default=None, description="Summary of the evaluation report that promoted (or shadowed) it."
+    )
+
+
+class ModelLineageEntry(BaseModel):
+    index: int
+    type: Literal["model.promoted", "model.shadowed"]
+    action: Literal["promotion", "rollback", "start", "stop"]
+    model_sha256: str
+    replaces: str | None
+    evaluation_sha256: str | None
+    recorded_at: str
+
+
+class ShadowCertified(BaseModel):
+    assessments: int = Field(description="Shadow-scored assessments of items a lab certified since.")
+    counterfeit: int
+    false_pass: float | None = Field(description="Share of the counterfeit ones the shadow model called authentic.")
+    champion_false_pass: float | None
+    authentic: int
+    false_reject: float | None
+    champion_false_reject: float | None
+
+
+class ShadowReport(BaseModel):
+    model_config = _example(
+        {
+            "model_sha256": "ef" * 32,
+            "scored": 412,
+            "dropped": 3,
+            "failed": 0,
+            "agreement": 0.91,
+            "coverage": 0.34,
+            "champion_coverage": 0.29,
+            "certified": {
+                "assessments": 57,
+                "counterfeit": 31,
+                "false_pass": 0.0,
+                "champion_false_pass": 0.0,
+                "authentic": 26,
+                "false_reject": 0.04,
+                "champion_false_reject": 0.08,
+            },
+        }
+    )
+    model_sha256: str
+    scored: int = Field(description="Live assessments the shadow model scored.")
+    dropped: int = Field(description="Live assessments skipped because the shadow queue was full (counted).")
+    failed: int
+    agreement: float | None = Field(description="Share of scored assessments with the verdict's decision.")
+    coverage: float | None = Field(description="Share the shadow model would have decided.")
+    champion_coverage: float | None = Field(description="Share the serving model decided, on the same assessments.")
+    certified: ShadowCertified
 
 
 class ModelAssessment(BaseModel):

@@ -177,6 +177,18 @@ class Settings(BaseSettings):
         description="Photos (and their heat maps) older than this many days are erased by `authenticator photos "
         "purge` (run it from cron), each assessment's with a `photos.erased` entry; unset keeps photos.",
     )
+    # --- Model lifecycle (issue 13) ---
+    models_dir: Path | None = Field(
+        default=None,
+        description="Where promoted and shadow models are kept, one folder per model (<models_dir>/<sha256>/: "
+        "ONNX, card, bank, evaluation); default <data_dir>/models. Every server of a deployment must see it.",
+    )
+    shadow_queue_size: int = Field(
+        default=8,
+        ge=0,
+        description="Live assessments waiting to be scored by each shadow model, per worker process; more are "
+        "dropped (and counted) so a shadow never delays a verdict. 0 turns shadow scoring off.",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -251,6 +263,10 @@ class Settings(BaseSettings):
     def resolved_vision_threads(self) -> int:
         """``vision_threads`` with 0 resolved to min(4, CPU count)."""
         return self.vision_threads or min(4, os.cpu_count() or 1)
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @property
     def blob_dir(self) -> Path:

@@ -102,6 +102,13 @@ class Conflict(AuthenticatorError):
     http_status = 409
 
 
+class PromotionRefused(Conflict):
+    """A candidate model does not meet the promotion rule against the serving model, its evaluation
+    is not against the model serving now, or there is nothing to roll back to."""
+
+    code = "promotion_refused"
+
+
 # --- Access --------------------------------------------------------------------------------
 class AuthenticationError(AuthenticatorError):
     """No credentials, or credentials that match no key."""
@@ -123,6 +130,12 @@ class InvalidInput(AuthenticatorError):
 
     code = "invalid_input"
     http_status = 422
+
+
+class DatasetTooSmall(InvalidInput):
+    """A training dataset below the minimum the model lifecycle trains on."""
+
+    code = "dataset_too_small"
 
 
 class SignatureError(InvalidInput):

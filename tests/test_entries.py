@@ -92,6 +92,23 @@ VALID: dict[str, dict[str, Any]] = {
         "card_sha256": sha("card"),
         "metrics": {"auc": 0.97, "false_pass_rate": 0.00001, "n_test": 1200, "per_source": {"a": {"auc": 1.0}}},
     },
+    "model.promoted": {
+        "model_sha256": MODEL_SHA,
+        "card_sha256": sha("card"),
+        "evaluation_sha256": sha("evaluation"),
+        "replaces": sha("older model"),
+        "action": "promotion",
+        "name": "authenticator",
+        "version": "2026.03.2",
+    },
+    "model.shadowed": {
+        "model_sha256": MODEL_SHA,
+        "card_sha256": sha("card"),
+        "evaluation_sha256": None,
+        "active": True,
+        "name": "authenticator",
+        "version": "2026.03.2",
+    },
     "photos.erased": {
         "assessment_id": "asm_01HV",
         "photo_sha256": [sha("p1")],
@@ -121,6 +138,8 @@ WRONG_VALUE: dict[str, list[tuple[str, Any]]] = {
     "listing.closed": [("reason", "multi\nline")],
     "custody.transferred": [("event", "stolen"), ("counterparty_commitment", "seller-7")],
     "model.registered": [("model_sha256", MODEL_SHA.upper()), ("metrics", [1, 2])],
+    "model.promoted": [("action", "demotion"), ("replaces", None), ("evaluation_sha256", "report.json")],
+    "model.shadowed": [("active", "yes"), ("model_sha256", "abc")],
     "photos.erased": [("photo_sha256", []), ("photo_sha256", ["photo.jpg"]), ("by", "a b"), ("reason", "two\nlines")],
 }
 
@@ -131,6 +150,8 @@ PERSONAL_FIELDS = ["owner_email", "buyer_name", "serial_number", "photo", "addre
 def item_for(entry_type: str) -> str:
     if entry_type == "log.item_map_started":
         return "log:item-map"
+    if entry_type in ("model.promoted", "model.shadowed"):
+        return "model:lineage"
     return f"model:{MODEL_SHA}" if entry_type == "model.registered" else "item-7f3a"
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from training.lifecycle_cli import model_app
 from training.paths import DEV_DATA, DEV_MANIFEST, DEV_RECOGNITION_MANIFEST, portable
 
 app = typer.Typer(
@@ -18,6 +19,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+app.add_typer(model_app, name="model")  # the model lifecycle's training side (authenticator model runs it)
 
 #: The development photos' manifest, beside the checkout (``../shared/data/real/manifest.csv``).
 DEFAULT_MANIFEST = DEV_MANIFEST

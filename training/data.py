@@ -16,6 +16,9 @@ from authenticator.vision.decode import DecodedImage, DecodeLimits, decode_image
 from authenticator.vision.preprocess import PreprocessSpec, preprocess
 
 LABELS = ("authentic", "counterfeit")
+#: Manifest columns kept in ``Sample.extra``: provenance, the model line (``model``), a frozen fold
+#: (``fold``, the model lifecycle's evaluation split) and the lab of a certified item (``lab_id``).
+EXTRA_COLUMNS = ("license", "sha256", "source_repo", "model", "fold", "lab_id")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
 # Training reads trusted files: keep the pixel limit but allow large originals.
 TRAIN_LIMITS = DecodeLimits(max_bytes=200 * 1024 * 1024, max_megapixels=80.0, min_short_side=32)
@@ -66,7 +69,7 @@ def read_manifest(manifest: Path, root: Path | None = None) -> list[Sample]:
                     brand=(row.get("brand") or "").strip(),
                     width=int(row.get("width") or 0),
                     height=int(row.get("height") or 0),
-                    extra={k: v for k, v in row.items() if k in ("license", "sha256", "source_repo")},
+                    extra={k: v for k, v in row.items() if k in EXTRA_COLUMNS and v},
                 )
             )
     return out

@@ -31,6 +31,7 @@ MANIFEST_COLUMNS = [
     "label",
     "category",
     "brand",
+    "model",
     "item_group",
     "source",
     "width",
@@ -48,6 +49,7 @@ _EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "HEIF": "
 class _Item:
     category: str = "other"
     brand: str = ""
+    model: str = ""
     photos: dict[str, int] = field(default_factory=dict)  # sha256 -> first ledger index
     views: dict[str, str] = field(default_factory=dict)  # sha256 -> latest declared view
     holders: dict[str, set[str]] = field(default_factory=dict)  # sha256 -> assessments not erased
@@ -64,7 +66,7 @@ def collect(ledger: Ledger, page: int = 1000) -> dict[str, _Item]:
             it = items.setdefault(e.item, _Item())
             b: dict[str, Any] = e.body
             if e.type == "item.registered":
-                it.category, it.brand = str(b["category"]).lower(), str(b["brand"])
+                it.category, it.brand, it.model = str(b["category"]).lower(), str(b["brand"]), str(b["model"])
             elif e.type == "assessment.recorded":
                 for sha in b["photo_sha256"]:
                     it.photos.setdefault(sha, st.index)
@@ -131,6 +133,7 @@ def export_dataset(ledger: Ledger, blobs: BlobStore, out: Path) -> dict[str, int
                     label,
                     it.category,
                     it.brand,
+                    it.model,
                     item_id,
                     SOURCE,
                     w,
@@ -144,7 +147,7 @@ def export_dataset(ledger: Ledger, blobs: BlobStore, out: Path) -> dict[str, int
             )
             counts["photos"] += 1
             counts[label] += 1
-    exported = {row[8] for row in rows}
+    exported = {row[MANIFEST_COLUMNS.index("sha256")] for row in rows}
     for sha in erased - exported:  # an earlier export into ``out`` may hold a copy
         for stale in out.glob(f"*/{sha}.*"):
             stale.unlink()

@@ -326,7 +326,12 @@ def split_data(samples: list[Sample], cfg: TrainConfig, log: Callable[[str], Non
     """Item-grouped folds stratified by source x label; no item group may cross folds."""
     synthetic = all(s.synthetic for s in samples)
     log(f"{len(samples)} photos from {len({s.source for s in samples})} sources (synthetic={synthetic})")
-    fold = grouped_folds(samples, k=cfg.k, seed=cfg.seed)
+    given = [s.extra.get("fold") for s in samples]
+    if all(f is not None and f != "" for f in given):
+        fold = np.array([int(str(f)) for f in given], dtype=np.int64)  # frozen by the manifest (model lifecycle)
+        log(f"folds from the manifest's fold column ({len(np.unique(fold))} folds)")
+    else:
+        fold = grouped_folds(samples, k=cfg.k, seed=cfg.seed)
     crossing = groups_crossing(samples, fold)
     if crossing:
         raise RuntimeError(f"item groups cross folds: {crossing[:5]}")

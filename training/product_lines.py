@@ -66,7 +66,7 @@ def line_keys(samples: Sequence[Sample]) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def _nested(
+def nested_decisions(
     z: np.ndarray,
     a: Arrays,
     m: np.ndarray,
@@ -179,7 +179,7 @@ def fit_product_lines(
             sources=sorted(np.unique(a.source[m]).tolist()),
         )
         if len(np.unique(a.y[m])) == 2:
-            p, d = _nested(z, a, m, familiar, max_false_pass, max_false_reject)
+            p, d = nested_decisions(z, a, m, familiar, max_false_pass, max_false_reject)
             fig = _figures(z, a, m, p, d, familiar, reps)
             fig["per_source"] = {str(s): _figures(z, a, m & (a.source == s), p, d, familiar, 0) for s in op.sources}
             if global_pair is not None:

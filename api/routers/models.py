@@ -8,16 +8,28 @@ from fastapi import APIRouter, Query
 
 from api.auth import Ctx
 from api.routers.common import MAX_INT, errors
-from api.schemas import Model, ModelAssessments
-from authenticator.services import models
+from api.schemas import Model, ModelAssessments, ShadowReport
+from authenticator.services import lifecycle, models, serving
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models", response_model=list[Model])
 def list_models(ctx: Ctx) -> list[dict[str, Any]]:
-    """Public: every model version that served verdicts, as registered in the log."""
-    return models.list_models(ctx)
+    """Public: every model version registered in the log, with its status (`serving`: gives the
+    verdicts now; `shadow`: scores live assessments in the background; `retired`: served before;
+    `registered`), its lineage (the `model.promoted` / `model.shadowed` entries that name it: what it
+    replaced, rollbacks) and the summary of the evaluation that promoted it."""
+    return lifecycle.models_with_lineage(ctx)
+
+
+@router.get("/v1/models/{sha256}/shadow", response_model=ShadowReport, responses=errors(404))
+def model_shadow(sha256: str, ctx: Ctx) -> dict[str, Any]:
+    """Public: what a shadow model did with live assessments: how often it agreed with the verdict,
+    the coverage it would have had, and its false-pass on items a lab certified since (never part of
+    a verdict). `dropped`: live assessments it skipped because its queue was full."""
+    models.get_model(ctx, sha256)
+    return serving.shadow_report(ctx, sha256)
 
 
 @router.get("/v1/models/{sha256}/assessments", response_model=ModelAssessments, responses=errors(404, 422))

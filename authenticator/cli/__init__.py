@@ -10,6 +10,7 @@ from authenticator.cli.assess import assess
 from authenticator.cli.keys import keys_app
 from authenticator.cli.lab import lab_app
 from authenticator.cli.ledger import ledger_app
+from authenticator.cli.model import model_app
 from authenticator.cli.photos import photos_app
 from authenticator.cli.projections import projections_app
 from authenticator.cli.trace import trace_app
@@ -33,6 +34,7 @@ app.add_typer(lab_app, name="lab")
 app.add_typer(trace_app, name="trace")
 app.add_typer(projections_app, name="projections")
 app.add_typer(photos_app, name="photos")
+app.add_typer(model_app, name="model")
 app.add_typer(witness_app, name="witness")
 app.command("assess")(assess)
 app.command("serve")(serve)

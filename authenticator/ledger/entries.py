@@ -170,6 +170,36 @@ class ModelRegistered(_Body):
     metrics: dict[str, JsonValue]
 
 
+class ModelPromoted(_Body):
+    """The model that serves verdicts from now on (every worker of every server switches to it
+    before its next assessment): a promotion after an evaluation against the model it replaces, or a
+    rollback to the model the current one replaced. Item ``model:lineage``: the promotions form
+    one hash chain."""
+
+    model_sha256: Sha256Hex
+    card_sha256: Sha256Hex
+    evaluation_sha256: Sha256Hex | None
+    """SHA-256 of the evaluation report (report.json, kept in the blob store); None for a rollback to a
+    model that was never evaluated (the shipped one)."""
+    replaces: Sha256Hex
+    """The model that served until this entry."""
+    action: Literal["promotion", "rollback"]
+    name: ShortText
+    version: ShortText
+
+
+class ModelShadowed(_Body):
+    """A candidate starts (``active``) or stops scoring live assessments in the background; its
+    decisions never reach a verdict. Item ``model:lineage``."""
+
+    model_sha256: Sha256Hex
+    card_sha256: Sha256Hex
+    evaluation_sha256: Sha256Hex | None
+    active: bool
+    name: ShortText
+    version: ShortText
+
+
 class PhotosErased(_Body):
     """Photos of an assessment taken back (a seller's request, or the retention period): their
     bytes and heat maps left the blob store. The verdict and its photo hashes stay in the log."""
@@ -199,6 +229,8 @@ BODY_SCHEMAS: dict[str, type[BaseModel]] = {
     "listing.closed": ListingClosed,
     "custody.transferred": CustodyTransferred,
     "model.registered": ModelRegistered,
+    "model.promoted": ModelPromoted,
+    "model.shadowed": ModelShadowed,
     "photos.erased": PhotosErased,
     "log.item_map_started": ItemMapStarted,
 }
@@ -401,6 +433,9 @@ def _validated(type: str, body: Mapping[str, Any]) -> BaseModel:
 
 
 ITEM_MAP_ITEM = "log:item-map"
+MODEL_LINEAGE_ITEM = "model:lineage"
+"""The item of ``model.promoted`` and ``model.shadowed`` entries: the models' lineage is one chain."""
+_LINEAGE_TYPES = frozenset({"model.promoted", "model.shadowed"})
 
 
 def _check_item(type: str, item: str, body: Mapping[str, Any]) -> None:
@@ -409,6 +444,9 @@ def _check_item(type: str, item: str, body: Mapping[str, Any]) -> None:
     if type == "model.registered":
         if item != _MODEL_ITEM_PREFIX + body["model_sha256"]:
             raise EntryValidationError("a model.registered entry's item must be 'model:<model_sha256>'")
+    elif type in _LINEAGE_TYPES:
+        if item != MODEL_LINEAGE_ITEM:
+            raise EntryValidationError(f"a {type} entry's item must be {MODEL_LINEAGE_ITEM!r}")
     elif item.startswith(_MODEL_ITEM_PREFIX):
         raise EntryValidationError(f"item ids starting with {_MODEL_ITEM_PREFIX!r} are reserved for models")
     if (type == "log.item_map_started") != (item == ITEM_MAP_ITEM):

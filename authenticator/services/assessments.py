@@ -31,6 +31,7 @@ from authenticator.services.commands import Command, execute, replay_if_recorded
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.erasure import erasure_marks
 from authenticator.services.items import item_row, require_own_item
+from authenticator.services.serving import ShadowJob, current_assessor, submit_shadow
 from authenticator.services.views import (
     DeclaredViews,
     declare_views,
@@ -205,17 +206,15 @@ def _run_vision(
     heatmaps: bool,
     views: DeclaredViews | None = None,
 ) -> Any:
-    """The vision pipeline on the uploads (nothing stored): the assessor's ``Assessment``, judged as
-    the product line the item was registered as (without an item: no declared line)."""
-    if ctx.assessor is None:
+    """The vision pipeline on the uploads (nothing stored): the ``Assessment`` of the model this worker
+    serves now (taken once: the request finishes on it even if another is promoted meanwhile), judged
+    as the product line the item was registered as (without an item: no declared line)."""
+    assessor = current_assessor(ctx)
+    if assessor is None:
         raise ModelError("this process has no model loaded")
     from authenticator.vision.service import PhotoInput
 
-    line = None
-    if item_id is not None:
-        row = item_row(ctx, item_id)
-        line = DeclaredLine(row.category, row.brand, row.model)
-    return ctx.assessor.assess(
+    return assessor.assess(
         [
             PhotoInput(u.filename, u.data, view=view, framing=framing)
             for u, (view, framing) in zip(uploads, _view_framings(uploads, views), strict=True)
@@ -224,8 +223,16 @@ def _run_vision(
         reuse_index=_OtherPlatformsPhotos(ctx, principal.id),
         heatmaps=heatmaps,
         principal=principal.id,
-        line=line,
+        line=_declared_line(ctx, item_id),
     )
+
+
+def _declared_line(ctx: ServiceContext, item_id: str | None) -> DeclaredLine | None:
+    """The product line an item was registered as (its verdict uses that line's operating point)."""
+    if item_id is None:
+        return None
+    row = item_row(ctx, item_id)
+    return DeclaredLine(row.category, row.brand, row.model)
 
 
 def _view_framings(uploads: list[Upload], views: DeclaredViews | None) -> list[tuple[str | None, Framing]]:
@@ -430,7 +437,12 @@ def assess_item(
     command = Command(
         [NewEntry("assessment.recorded", item_id, body)], assessment_id, check=first_of_its_kind, after=side_tables
     )
-    return execute(ctx, command, answer, replay=replay, key=key)
+    status, out = execute(ctx, command, answer, replay=replay, key=key)
+    if out.get("id") == assessment_id:  # recorded by this request: the shadow models score it too
+        photos = [(u.filename, u.data) for u in uploads]
+        line = _declared_line(ctx, item_id)
+        submit_shadow(ctx, ShadowJob(assessment_id, item_id, photos, line, body["model_sha256"], body["decision"]))
+    return status, out
 
 
 def _entry_time(data: bytes) -> str:

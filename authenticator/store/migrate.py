@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from authenticator.db import write_tx
 from authenticator.store.tables import VERSION_TABLE
 
-APP_HEAD = "0004_log_cosignatures"
+APP_HEAD = "0005_model_lifecycle"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -38,6 +38,7 @@ from authenticator.store.tables import (
     erasures,
     items,
     listings,
+    model_lineage,
     models,
     projection_state,
 )
@@ -97,6 +98,8 @@ class Projector:
             "listing.closed": self._listing_closed,
             "custody.transferred": self._custody_transferred,
             "model.registered": self._model_registered,
+            "model.promoted": self._model_lineage,
+            "model.shadowed": self._model_lineage,
             "photos.erased": self._photos_erased,
         }
 
@@ -351,3 +354,31 @@ class Projector:
                     reason=b["reason"],
                 )
             )
+
+    def _model_lineage(self, conn: Connection, index: int, e: Entry) -> None:
+        b = e.body
+        conn.execute(
+            insert(model_lineage).values(
+                entry_index=index,
+                type=e.type,
+                model_sha256=b["model_sha256"],
+                card_sha256=b["card_sha256"],
+                evaluation_sha256=b["evaluation_sha256"],
+                replaces=b.get("replaces"),
+                action=b.get("action"),
+                active=None if "active" not in b else int(bool(b["active"])),
+                evaluation_summary=self._evaluation_summary(b["evaluation_sha256"]),
+                recorded_at=e.time,
+            )
+        )
+
+    def _evaluation_summary(self, sha256: str | None) -> str | None:
+        """The summary of an evaluation report kept in the blob store (the log holds its hash)."""
+        if sha256 is None:
+            return None
+        try:
+            report = json.loads(self.blobs.get(sha256))
+        except (NotFound, ValueError):
+            return None
+        summary = report.get("summary") if isinstance(report, dict) else None
+        return None if summary is None else json.dumps(summary, sort_keys=True)

@@ -151,6 +151,26 @@ erasures = Table(
 """Photos taken back (``photos.erased``): the first entry that names a photo of an assessment wins."""
 Index("ix_proj_erasures_index", erasures.c.entry_index)
 
+model_lineage = Table(
+    "proj_model_lineage",
+    metadata,
+    Column("entry_index", BigInteger, primary_key=True, autoincrement=False),
+    Column("type", Text, nullable=False),
+    Column("model_sha256", Text, nullable=False),
+    Column("card_sha256", Text, nullable=False),
+    Column("evaluation_sha256", Text),
+    Column("replaces", Text),
+    Column("action", Text),
+    Column("active", Integer),
+    Column("evaluation_summary", Text),
+    Column("recorded_at", Text, nullable=False),
+)
+"""``model.promoted`` and ``model.shadowed`` in log order: which model serves (the last promotion),
+which candidates score in the shadow, and the lineage (``replaces``). ``evaluation_summary`` is read
+from the evaluation report in the blob store (the log holds its hash). Every worker reads the
+largest ``entry_index`` before each assessment: a new row is the signal to switch models."""
+Index("ix_proj_model_lineage_model", model_lineage.c.model_sha256, model_lineage.c.entry_index)
+
 PROJECTION_TABLES = (
     projection_state,
     items,
@@ -161,6 +181,7 @@ PROJECTION_TABLES = (
     models,
     assessment_photos,
     erasures,
+    model_lineage,
 )
 """Emptied and refilled from the log by a rebuild, in this order's reverse for deletes."""
 
@@ -258,3 +279,27 @@ log_cosignatures = Table(
 """Witnesses' cosignatures of the log's checkpoints (verified before they are kept), by the
 witness's verifier key and the tree size; served appended to that checkpoint."""
 Index("ix_app_log_cosignatures_size", log_cosignatures.c.tree_size)
+
+shadow_results = Table(
+    "app_shadow_results",
+    metadata,
+    Column("model_sha256", Text, primary_key=True),
+    Column("assessment_id", Text, primary_key=True),
+    Column("item_id", Text, nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("probability_authentic", Numeric(asdecimal=False)),
+    Column("champion_sha256", Text, nullable=False),
+    Column("champion_decision", Text, nullable=False),
+    Column("scored_at", Text, nullable=False),
+)
+"""What a shadow model decided for a live assessment (never part of the verdict, not in the log)."""
+Index("ix_app_shadow_results_item", shadow_results.c.item_id)
+
+shadow_counts = Table(
+    "app_shadow_counts",
+    metadata,
+    Column("model_sha256", Text, primary_key=True),
+    Column("dropped", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+)
+"""Live assessments a shadow model did not score: dropped (its queue was full) or failed."""

@@ -106,14 +106,14 @@ def contradiction(
     if key is None or embeddings is None or bank is None or bank_lines is None or not len(embeddings):
         return None
     k, share = int(rule.get("k", 5)), float(rule.get("min_share_other", 1.01))
-    other = _other_line(embeddings, bank, bank_lines, key, k, share)
+    other = other_line(embeddings, bank, bank_lines, key, k, share)
     if other is None:
         return None
     names = {op.key: op.line.label for op in card.product_lines.lines}
     return f"the photos look like {names.get(other, other)}, not {names.get(key, key)}"
 
 
-def _other_line(
+def other_line(
     emb: np.ndarray, bank: np.ndarray, bank_lines: np.ndarray, declared: str, k: int, min_share: float
 ) -> str | None:
     """The one other line that on average at least ``min_share`` of the photos' ``k`` nearest bank

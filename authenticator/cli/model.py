@@ -1,0 +1,191 @@
+"""``authenticator model {dataset,train,evaluate,promote,rollback,shadow,list}``: the model lifecycle.
+
+``dataset``, ``train`` and ``evaluate`` run ``python -m training model ...`` in a subprocess (they
+need the ``train`` extra: torch, scikit-learn; the service itself never imports them); ``promote``,
+``rollback`` and ``shadow`` append to the log in this process. Default folders live under the data
+dir: ``<data_dir>/lifecycle/dataset`` and ``<data_dir>/lifecycle/candidates/<version>``.
+
+Exit status: 0 done; 2 refused (a dataset below the minimum, a candidate that fails the promotion
+rule, nothing to roll back to) or a usage error; the training subprocess's status otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from authenticator.cli._context import open_context, settings_for
+from authenticator.config import Settings
+
+model_app = typer.Typer(help="The model lifecycle: dataset, train, evaluate, promote, rollback, shadow.")
+
+Db = Annotated[str | None, typer.Option("--db", help="Database URL (default: the data dir's SQLite file).")]
+
+
+def _lifecycle_dir(settings: Settings) -> Path:
+    return settings.data_dir / "lifecycle"
+
+
+def _training(args: list[str], settings: Settings) -> None:
+    """``python -m training model ARGS`` with this deployment's settings; its exit status is ours."""
+    env_args = ["--data-dir", str(settings.data_dir)] if args[0] == "dataset" else []
+    if args[0] == "dataset" and settings.database_url:
+        env_args += ["--database-url", settings.database_url]
+    done = subprocess.run([sys.executable, "-m", "training", "model", *args, *env_args], check=False)
+    if done.returncode:
+        raise typer.Exit(done.returncode)
+
+
+def _serving_card(db: str | None) -> Path:
+    from authenticator.services.lifecycle import card_path_of, serving_sha256
+
+    with open_context(db) as ctx:
+        return card_path_of(ctx.settings, serving_sha256(ctx))
+
+
+@model_app.command("dataset")
+def dataset(
+    out: Annotated[Path | None, typer.Option(help="Dataset folder (default <data_dir>/lifecycle/dataset).")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Development manifest (default ../shared/data/real).")] = None,
+    min_items: Annotated[int, typer.Option(help="Fewest training items per label and category.")] = 20,
+    min_certified: Annotated[int, typer.Option(help="Fewest lab-certified items to train on.")] = 1,
+    db: Db = None,
+) -> None:
+    """Development photos + lab-certified items from the log (latest unrevoked certificate; erased
+    photos left out) -> training manifest (frozen folds) + held-back evaluation slice, with counts
+    per category, label and lab. Refuses (exit 2) below the minimum."""
+    settings = settings_for(db)
+    target = out or _lifecycle_dir(settings) / "dataset"
+    args = ["dataset", "--out", str(target), "--min-items", str(min_items), "--min-certified", str(min_certified)]
+    if manifest is not None:
+        args += ["--manifest", str(manifest)]
+    _training(args, settings)
+
+
+@model_app.command("train")
+def train(
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default <data_dir>/lifecycle/dataset).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Candidate folder (default .../candidates/<version>).")] = None,
+    recipe: Annotated[
+        str,
+        typer.Option(help="head: the serving model's graph, head refitted (minutes); full: make weights' pipeline."),
+    ] = "head",
+    version: Annotated[str | None, typer.Option(help="The candidate's version (default: a UTC timestamp).")] = None,
+    db: Db = None,
+) -> None:
+    """Train a candidate (ONNX + card + bank) on the dataset, by the pipeline of make weights."""
+    settings = settings_for(db)
+    version = version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S")
+    target = out or _lifecycle_dir(settings) / "candidates" / version
+    source = dataset or _lifecycle_dir(settings) / "dataset"
+    champion = _serving_card(db)
+    _training(
+        [
+            "train",
+            "--dataset",
+            str(source),
+            "--champion",
+            str(champion),
+            "--out",
+            str(target),
+            "--recipe",
+            recipe,
+            "--version",
+            version,
+        ],
+        settings,
+    )
+
+
+@model_app.command("evaluate")
+def evaluate(
+    candidate: Annotated[Path, typer.Argument(help="Candidate folder (or its card).")],
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder with the frozen split.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder (default CANDIDATE/evaluation).")] = None,
+    db: Db = None,
+) -> None:
+    """Champion (the serving model) vs CANDIDATE on the frozen evaluation split: false-pass,
+    coverage, AUROC per source and category with 95% intervals; report.md, report.json, plots."""
+    settings = settings_for(db)
+    folder = candidate if candidate.is_dir() else candidate.parent
+    _training(
+        [
+            "evaluate",
+            "--candidate",
+            str(candidate),
+            "--champion",
+            str(_serving_card(db)),
+            "--dataset",
+            str(dataset or _lifecycle_dir(settings) / "dataset"),
+            "--out",
+            str(out or folder / "evaluation"),
+        ],
+        settings,
+    )
+
+
+@model_app.command("promote")
+def promote(
+    candidate: Annotated[Path, typer.Argument(help="Candidate folder (or its card).")],
+    evaluation: Annotated[Path | None, typer.Option(help="Its evaluation (default CANDIDATE/evaluation).")] = None,
+    db: Db = None,
+) -> None:
+    """Serve CANDIDATE from now on, if its evaluation against the serving model meets the rule
+    (false-pass <= 1% in every category with a verdict, not worse than the champion's, coverage not
+    lower): appends model.promoted; running servers switch before their next assessment."""
+    from authenticator.services.lifecycle import promote as run
+
+    folder = candidate if candidate.is_dir() else candidate.parent
+    with open_context(db) as ctx:
+        done = run(ctx, candidate, evaluation or folder / "evaluation")
+    typer.echo(json.dumps({k: v for k, v in done.items() if k != "checks"}, indent=2))
+
+
+@model_app.command("rollback")
+def rollback(db: Db = None) -> None:
+    """Serve again the model the serving one replaced (model.promoted, action rollback)."""
+    from authenticator.services.lifecycle import rollback as run
+
+    with open_context(db) as ctx:
+        typer.echo(json.dumps(run(ctx), indent=2))
+
+
+@model_app.command("shadow")
+def shadow(
+    candidate: Annotated[str, typer.Argument(help="Candidate folder (to start) or a shadow model's sha256 (--stop).")],
+    stop: Annotated[bool, typer.Option("--stop", help="Stop scoring with this shadow model.")] = False,
+    evaluation: Annotated[Path | None, typer.Option(help="Its evaluation, if any (shown with the model).")] = None,
+    db: Db = None,
+) -> None:
+    """Score live assessments with CANDIDATE in the background (never part of a verdict); see
+    GET /v1/models/{sha256}/shadow."""
+    from authenticator.services.lifecycle import start_shadow, stop_shadow
+
+    with open_context(db) as ctx:
+        if stop:
+            done = stop_shadow(ctx, candidate)
+        else:
+            path = Path(candidate)
+            default = path / "evaluation"
+            done = start_shadow(ctx, path, evaluation=evaluation or (default if default.is_dir() else None))
+    typer.echo(json.dumps(done, indent=2))
+
+
+@model_app.command("list")
+def list_models(db: Db = None) -> None:
+    """Every registered model with its status (serving, shadow, retired, registered) and lineage."""
+    from authenticator.services.lifecycle import models_with_lineage
+
+    with open_context(db) as ctx:
+        for m in models_with_lineage(ctx):
+            ev = m.get("evaluation") or {}
+            typer.echo(
+                f"{m['status']:10s} {m['sha256'][:16]}  {m['name']} {m['version']}  "
+                f"lineage entries: {len(m['lineage'])}" + (f"  eligible: {ev.get('eligible')}" if ev else "")
+            )
