@@ -120,6 +120,12 @@ def _knn(
     return (lambda idx: sc(fs.emb224[idx])), None
 
 
+def _needs_photos(
+    fs: FeatureSet, tr: np.ndarray, a: Arrays, seed: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], LinearHead | None]:
+    raise ValueError("the finetune approach trains on photos: training.finetune.finetune_cv runs it")
+
+
 APPROACHES: dict[str, tuple[str, Fitter, bool]] = {
     "global224_lr": (
         "Frozen backbone, 224 px letterbox, pooled embedding + logistic regression",
@@ -149,7 +155,14 @@ APPROACHES: dict[str, tuple[str, Fitter, bool]] = {
     ),
     "knn224": ("Photo kNN (k=5, cosine): distance to counterfeits minus distance to authentics", _knn, False),
     "meta_wh": ("Metadata only: log width & height, one LR per source (shortcut baseline)", _meta_wh, False),
+    "finetune": (
+        "Backbone fine-tuned (last 2 blocks + head conv, 448 px) with a linear head per fold; CUDA when present",
+        _needs_photos,
+        False,
+    ),
 }
+"""Every approach the pipeline compares. ``finetune`` trains on photos, not cached features: the
+pipeline runs it through :mod:`training.finetune`, never through :func:`run_cv`."""
 
 
 def run_cv(

@@ -47,9 +47,18 @@ from training.product_lines import fit_product_lines, line_keys
 from training.quantize import calibration_samples, quantize_int8, served_embeddings, set_linear_head
 from training.splits import grouped_folds, groups_crossing
 
-INPUT_SIZE = {"global224_lr": 224, "global448_lr": 448, "mil448_mean": 448}
-POOL = {"global224_lr": "mean", "global448_lr": "mean", "mil448_mean": "regions"}
-EMB_ATTR = {"global224_lr": "emb224", "global448_lr": "emb448", "mil448_mean": "emb448"}
+INPUT_SIZE = {"global224_lr": 224, "global448_lr": 448, "mil448_mean": 448, "finetune": 448}
+POOL = {"global224_lr": "mean", "global448_lr": "mean", "mil448_mean": "regions", "finetune": "mean"}
+EMB_ATTR = {"global224_lr": "emb224", "global448_lr": "emb448", "mil448_mean": "emb448", "finetune": "emb448"}
+#: The head fitted on the shipped graph's own embeddings: a fine-tuned backbone gets a linear head
+#: like the frozen 448 px one (cross-validated again on its served embeddings).
+HEAD_APPROACH = {"finetune": "global448_lr"}
+
+
+def head_approach(chosen: str) -> str:
+    return HEAD_APPROACH.get(chosen, chosen)
+
+
 VALIDATED_MIN_SOURCES_REAL = 1
 
 
@@ -130,15 +139,29 @@ def gated_operating_point(
     return out
 
 
+def _choice_key(summary: dict[str, Any]) -> tuple[float, float]:
+    h = summary["headline"]
+    return (h["worst_source_false_pass_at_coverage30"] or 1.0, -(h["auroc"] or 0.0))
+
+
 def choose(summaries: dict[str, dict[str, Any]], results: dict[str, CVResult]) -> str:
     """Shippable approach with the lowest worst-source false-pass at 30% coverage (then AUROC)."""
     cands = [n for n, r in results.items() if r.shippable]
+    return min(cands, key=lambda n: _choice_key(summaries[n]))
 
-    def key(n: str) -> tuple[float, float]:
-        h = summaries[n]["headline"]
-        return (h["worst_source_false_pass_at_coverage30"] or 1.0, -(h["auroc"] or 0.0))
 
-    return min(cands, key=key)
+def shipped_backbone(
+    backbone: nn.Module, chosen: str, samples: list[Sample], cfg: TrainConfig, log: Callable[[str], None]
+) -> nn.Module:
+    """The frozen backbone, or (``finetune`` chosen) the backbone fine-tuned on every photo."""
+    if chosen != "finetune":
+        return backbone
+    if cfg.quantize != "int8":
+        raise ValueError("a fine-tuned backbone ships as the INT8 graph (its head is fitted on the served embeddings)")
+    from training.finetune import finetune_backbone
+
+    log("fine-tuning the shipped backbone on every photo ...")
+    return finetune_backbone(samples, cfg.seed)[0]
 
 
 @dataclass(frozen=True)
@@ -286,8 +309,10 @@ def train(
     torch.manual_seed(seed)
     data = split_data(samples, cfg, log)
     feats = extract_features(samples, cache_dir)
-    cv = cross_validate(feats.features, data.arrays, cfg, log)
-    graph = build_graph(feats.backbone, cv.chosen, samples, out_dir, name)
+    cv = cross_validate(feats.features, data.arrays, cfg, log, samples)
+    graph = build_graph(
+        shipped_backbone(feats.backbone, cv.chosen, samples, cfg, log), cv.chosen, samples, out_dir, name
+    )
     quantized = quantize_graph(graph, data, feats.features, cv, cfg, cache_dir, log)
     calibration = fit_calibration(quantized.cv, data.arrays, cfg, log)
     exported = export_graph(graph, quantized, calibration, log)
@@ -344,12 +369,29 @@ def extract_features(samples: list[Sample], cache_dir: Path | None) -> Features:
     return Features(backbone=backbone, features=compute_features(samples, backbone, cache_dir))
 
 
-def cross_validate(fs: FeatureSet, a: Arrays, cfg: TrainConfig, log: Callable[[str], None]) -> CrossValidation:
-    """Every approach (and the metadata-only baseline) on the same folds; choose the one to ship."""
-    names = cfg.approaches or list(APPROACHES)
+def cross_validate(
+    fs: FeatureSet,
+    a: Arrays,
+    cfg: TrainConfig,
+    log: Callable[[str], None],
+    samples: list[Sample] | None = None,
+) -> CrossValidation:
+    """Every approach (and the metadata-only baseline) on the same folds; choose the one to ship.
+    Fine-tuning is compared by default only where CUDA is (``--approach finetune`` asks for it on
+    the CPU too); it ships only if it beats every frozen approach by :func:`choose`'s key."""
+    import torch
+
+    names = cfg.approaches or [n for n in APPROACHES if n != "finetune" or torch.cuda.is_available()]
     if "meta_wh" not in names:
         names = [*names, "meta_wh"]
-    results = run_cv(fs, a, names, cfg.seed, log)
+    tuned = None
+    if "finetune" in names and samples is not None:
+        from training.finetune import finetune_cv
+
+        tuned = finetune_cv(samples, a, cfg.seed, log=log)
+    results = run_cv(fs, a, [n for n in names if n != "finetune"], cfg.seed, log)
+    if tuned is not None:
+        results["finetune"] = tuned
     meta_z = results["meta_wh"].logits
     summaries = {
         n: summarize(r.logits, a, meta_z, cfg.max_false_pass, cfg.max_false_reject, cfg.bootstrap_reps)
@@ -362,6 +404,14 @@ def cross_validate(fs: FeatureSet, a: Arrays, cfg: TrainConfig, log: Callable[[s
             f"  honest false-pass {h['false_pass_rate']} coverage {h['coverage']} ECE {h['ece']}"
         )
     chosen = cfg.ship or choose(summaries, results)
+    if "finetune" in results:
+        frozen = choose(summaries, results)
+        wins = _choice_key(summaries["finetune"]) < _choice_key(summaries[frozen])
+        log(f"finetune vs {frozen} on the same folds: {'finetune wins' if wins else 'the frozen backbone stays'}")
+        if chosen == "finetune" and not wins:
+            raise ValueError(f"finetune does not beat {frozen} on the same folds: it is not shipped")
+    elif chosen == "finetune":
+        raise ValueError("--ship finetune needs the finetune approach compared on the same folds (--approach)")
     if chosen not in INPUT_SIZE:
         raise ValueError(f"approach {chosen} cannot be shipped as one ONNX graph; choose one of {list(INPUT_SIZE)}")
     log(f"shipping {chosen}")
@@ -400,9 +450,14 @@ def quantize_graph(
     samples, spec = data.samples, graph.spec
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
-        max_diff = _export_checked(
-            graph.net, LinearHead.average(cv.results[chosen].heads), fs, chosen, float_path, graph.probe, log
-        )
+        if chosen == "finetune":  # no cached features of this backbone: parity with torch only, a zero head
+            graph.net.set_head(LinearHead(np.zeros(1280), 0.0))
+            export_onnx(graph.net, float_path, INPUT_SIZE[chosen])
+            max_diff = parity(graph.net, float_path, graph.probe)
+        else:
+            max_diff = _export_checked(
+                graph.net, LinearHead.average(cv.results[chosen].heads), fs, chosen, float_path, graph.probe, log
+            )
         calib = calibration_samples(samples, cfg.calibration_photos, cfg.seed)
         log(f"quantizing to INT8 ({cfg.calibration_method} calibration on {len(calib)} photos) ...")
         quantization = quantize_int8(
@@ -414,8 +469,12 @@ def quantize_graph(
     float_emb = getattr(fs, EMB_ATTR[chosen])
     served_emb, _ = served_embeddings(graph.onnx_path, samples, spec, cache_dir)
     float_summary = cv.summaries[chosen]
+    if chosen == "finetune":
+        float_emb = served_emb  # the frozen features are another backbone's: nothing to compare with
     fs = dataclasses.replace(fs, **{EMB_ATTR[chosen]: served_emb})
-    results = {**cv.results, **run_cv(fs, data.arrays, [chosen], cfg.seed, log)}
+    head = head_approach(chosen)
+    refit = run_cv(fs, data.arrays, [head], cfg.seed, log)[head]
+    results = {**cv.results, chosen: dataclasses.replace(refit, name=chosen, shippable=True)}
     summaries = dict(cv.summaries)
     summaries[chosen] = summarize(
         results[chosen].logits, data.arrays, cv.meta_z, cfg.max_false_pass, cfg.max_false_reject, cfg.bootstrap_reps
@@ -487,7 +546,9 @@ def fit_unfamiliar_gate(
     chosen, fs, a = quantized.cv.chosen, quantized.features, data.arrays
     emb = getattr(fs, EMB_ATTR[chosen])
     log("leave-one-source-out ...")
-    loso_all = leave_one_source_out(fs, a, chosen, emb, cfg.max_false_pass, cfg.max_false_reject, seed=cfg.seed)
+    loso_all = leave_one_source_out(
+        fs, a, head_approach(chosen), emb, cfg.max_false_pass, cfg.max_false_reject, seed=cfg.seed
+    )
     percentile = choose_percentile(loso_all, cfg.max_false_pass)
     loso = with_percentile(loso_all, percentile)
     log(f"unfamiliar-photo percentile {percentile}")

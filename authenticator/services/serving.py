@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -110,7 +111,7 @@ class ServingModels:
             self._retired.append((now, self._loaded.pop(sha)))
         self._retired = [(t, a) for t, a in self._retired if not (now - t > RETIRED_GRACE_S and _close(a))]
         if self.ctx.assessor is not self._loaded[serving]:
-            log.warning("serving model %s... from log index %d", serving[:16], marker)
+            log.warning("worker %d: serving model %s from log index %d", os.getpid(), serving, marker)
         self.ctx.assessor = self._loaded[serving]
         self.shadows = [self._loaded[s] for s in wanted[1:] if s in self._loaded]
         self._seen = marker
