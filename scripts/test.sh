@@ -15,6 +15,12 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/firefox-esr ]; then
    (apt-get update -q >/dev/null && apt-get install -y -q $pkgs >/dev/null)) || \
    echo "warning: could not install the browsers; browser tests will fail" >&2
 fi
+# A CJK font, so the Simplified Chinese pages render (and their screenshots show) characters.
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+  (apt-get install -y -q fonts-wqy-microhei >/dev/null 2>&1 || \
+   (apt-get update -q >/dev/null && apt-get install -y -q fonts-wqy-microhei >/dev/null)) || \
+   echo "warning: could not install a CJK font; Chinese screenshots will show boxes" >&2
+fi
 # Go and Debian's golang.org/x/mod (sumdb/tlog, sumdb/note) for the tlog-tiles interop test
 # (tests/test_tiles.py builds tests/go/tiles_interop in GOPATH mode: the module proxy is not needed).
 if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; then

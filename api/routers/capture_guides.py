@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header, Query
 
 from api.auth import Ctx
 from api.routers.common import errors
 from api.schemas import CaptureGuideOut
+from authenticator.i18n import LOCALES, Translator, negotiate
 from authenticator.vision.capture_guides import GUIDES, describe
 from authenticator.vision.category import Category
 from authenticator.vision.reasons import reason
@@ -17,16 +18,28 @@ router = APIRouter(tags=["assessments"])
 
 
 @router.get("/v1/capture-guides/{category}", response_model=CaptureGuideOut, responses=errors(422))
-def get_capture_guide(category: Category, ctx: Ctx) -> dict[str, Any]:
+def get_capture_guide(
+    category: Category,
+    ctx: Ctx,
+    lang: Annotated[
+        str | None,
+        Query(description=f"The language of the names and instructions: one of {', '.join(LOCALES)}."),
+    ] = None,
+    accept_language: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> dict[str, Any]:
     """Public: the views to photograph for an item of this category, in order, with a one-line
     instruction each and what the quality gate asks of that view's photo (close-ups that must be
-    read need more sharpness and resolution than a whole-item shot).
+    read need more sharpness and resolution than a whole-item shot). In English or Simplified
+    Chinese (`?lang=zh-CN`, else `Accept-Language`).
 
     Send each photo's view in the `views` form field of an assessment (in the order of the
     photos); a verdict lists the required views that are missing."""
+    from api.web import outline_url
+
+    tr = Translator(negotiate(accept_language, lang))
     guide = GUIDES[category]
     card = ctx.assessor.card if ctx.assessor is not None else None
     verdicts = card is not None and category in card.validated_categories
-    out = describe(guide, ctx.settings.quality_thresholds)
-    note = None if verdicts else reason("category_not_validated", category=category).message
-    return {**out, "lang": "en", "verdicts": verdicts, "note": note}
+    out = describe(guide, ctx.settings.quality_thresholds, translate=tr.gettext, outline=outline_url)
+    note = None if verdicts else tr(reason("category_not_validated", category=category).message)
+    return {**out, "lang": tr.locale, "verdicts": verdicts, "note": note}

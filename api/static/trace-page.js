@@ -8,16 +8,17 @@
 "use strict";
 
 (function () {
+  const t = TraceVerify.t; // the page's language (its embedded catalogue), as the verifier's messages
   const TYPE_WORDS = {
-    "item.registered": "Registered",
-    "assessment.recorded": "Photo assessment",
-    "certificate.attached": "Lab certificate",
-    "certificate.revoked": "Lab certificate revoked",
-    "listing.published": "Listed for sale",
-    "listing.closed": "Listing closed",
-    "custody.transferred": "Custody transfer",
-    "model.registered": "Model registered",
-    "photos.erased": "Photos erased",
+    "item.registered": t("Registered"),
+    "assessment.recorded": t("Photo assessment"),
+    "certificate.attached": t("Lab certificate"),
+    "certificate.revoked": t("Lab certificate revoked"),
+    "listing.published": t("Listed for sale"),
+    "listing.closed": t("Listing closed"),
+    "custody.transferred": t("Custody transfer"),
+    "model.registered": t("Model registered"),
+    "photos.erased": t("Photos erased"),
   };
 
   const main = document.getElementById("main");
@@ -71,7 +72,7 @@
     const mark = row.querySelector(".mark");
     mark.textContent = ok ? "✓" : "✗";
     mark.setAttribute("aria-hidden", "true");
-    row.querySelector(".check-label").textContent = ok ? "✓ Checked:" : "✗ Failed:";
+    row.querySelector(".check-label").textContent = ok ? t("✓ Checked:") : t("✗ Failed:");
     row.querySelector(".reason").textContent = reason;
   }
 
@@ -79,19 +80,19 @@
     const known = check.leafHash && words[check.leafHash] && words[check.leafHash].index === check.index;
     const w = known ? words[check.leafHash] : null;
     const type = check.type || (w && w.type) || "unknown";
-    const title = w ? w.title : TYPE_WORDS[type] || "Log entry";
+    const title = w ? w.title : TYPE_WORDS[type] || t("Log entry");
     const time = w ? w.time : check.entry ? check.entry.time : "";
     const timeWords = w ? w.time_words : time;
-    const lines = w ? w.lines : ["The server did not describe these exact bytes."];
-    const tech = ["log entry #" + (check.index === null ? "?" : check.index), ...(w && w.tech ? w.tech : [])];
+    const lines = w ? w.lines : [t("The server did not describe these exact bytes.")];
+    const tech = [t("log entry #{index}", { index: check.index === null ? "?" : check.index }), ...(w && w.tech ? w.tech : [])];
     const meta = el("p", { class: "event-meta" });
     if (time) meta.append(el("time", { datetime: time }, timeWords));
     const details = el(
       "details",
       { class: "tech" },
-      el("summary", {}, "Technical details"),
+      el("summary", {}, t("Technical details")),
       el("ul", { class: "tech-lines" }, ...tech.map((l) => el("li", {}, l))),
-      el("p", { class: "check" }, el("span", { class: "check-label" }, "Check:"), " ", el("span", { class: "reason" }, ""))
+      el("p", { class: "check" }, el("span", { class: "check-label" }, t("Check:")), " ", el("span", { class: "reason" }, ""))
     );
     if (!check.ok) details.open = true;
     const body = el(
@@ -100,15 +101,16 @@
       el("h3", { class: "event-title" }, title),
       meta,
       lines.length ? el("ul", { class: "event-lines" }, ...lines.map((l) => el("li", {}, l))) : null,
-      check.ok ? null : el("p", { class: "event-failed" }, "✗ This event does not match the signed record."),
+      check.ok ? null : el("p", { class: "event-failed" }, t("✗ This event does not match the signed record.")),
       details
     );
     const row = el("li", { class: "event", "data-index": String(check.index), "data-position": String(check.position) },
       el("span", { class: "mark", "aria-hidden": "true" }, "…"), body);
     const reason = check.ok
-      ? "bytes match the leaf hash, in the signed tree, " +
-        (check.position === 0 ? "first entry of this item" : "linked to the event before")
-      : check.problems.join("; ");
+      ? check.position === 0
+        ? t("bytes match the leaf hash, in the signed tree, first entry of this item")
+        : t("bytes match the leaf hash, in the signed tree, linked to the event before")
+      : check.problems.join(t("; "));
     setMark(row, check.ok, reason);
     return row;
   }
@@ -134,7 +136,7 @@
 
   async function load(url) {
     const response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
-    if (!response.ok) throw new Error("the server answered " + response.status);
+    if (!response.ok) throw new Error(t("the server answered {status}", { status: response.status }));
     return response.json();
   }
 
@@ -143,7 +145,7 @@
     if (standing && !standing.querySelector(".standing-note")) {
       standing.classList.add("standing-unconfirmed");
       standing.append(
-        el("p", { class: "standing-note" }, "What this page says about the item rests on a record that did not check out: do not rely on it.")
+        el("p", { class: "standing-note" }, t("What this page says about the item rests on a record that did not check out: do not rely on it."))
       );
     }
   }
@@ -151,17 +153,17 @@
   function failAll(text, detail) {
     for (const row of document.querySelectorAll("#timeline .event, #checkpoint-check")) {
       row.dataset.state = "unchecked";
-      row.querySelector(".reason").textContent = "not checked: " + text;
+      row.querySelector(".reason").textContent = t("not checked: {why}", { why: text });
     }
     distrustStanding();
-    setVerdict("fail", "✗", "Not verified: this history could not be checked", detail);
+    setVerdict("fail", "✗", t("Not verified: this history could not be checked"), detail);
   }
 
   async function run() {
     if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
       failAll(
-        "this page is not in a secure context",
-        "Your browser only offers its cryptography to pages opened over HTTPS (or from this computer). Open the page over HTTPS to check it."
+        t("this page is not in a secure context"),
+        t("Your browser only offers its cryptography to pages opened over HTTPS (or from this computer). Open the page over HTTPS to check it.")
       );
       return;
     }
@@ -175,11 +177,11 @@
         trace = await load(traceUrl); // e.g. the log is now smaller than what we saw: the check says so
       }
     } catch (e) {
-      failAll("the trace could not be loaded", "The trace could not be loaded (" + e.message + "). Try again later.");
+      failAll(t("the trace could not be loaded"), t("The trace could not be loaded ({why}). Try again later.", { why: e.message }));
       return;
     }
     if (trace && trace.item_id !== itemId) {
-      failAll("wrong item", "The server sent the trace of another item.");
+      failAll(t("wrong item"), t("The server sent the trace of another item."));
       return;
     }
     let report;
@@ -189,7 +191,7 @@
         minWitnesses,
       });
     } catch (e) {
-      failAll("the check could not run", "Your browser could not run the check: " + e.message);
+      failAll(t("the check could not run"), t("Your browser could not run the check: {why}", { why: e.message }));
       return;
     }
     const list = document.getElementById("timeline");
@@ -200,8 +202,8 @@
       cpRow,
       cp.ok,
       cp.ok
-        ? `signed by ${cp.keyName} with the key shown below; tree of ${cp.size} entries`
-        : cp.problems.join("; ")
+        ? t("signed by {name} with the key shown below; tree of {size} entries", { name: cp.keyName, size: cp.size })
+        : cp.problems.join(t("; "))
     );
     const whole = report.completeness;
     if (whole) {
@@ -209,23 +211,29 @@
         document.getElementById("completeness-check"),
         whole.ok,
         whole.ok
-          ? `the checkpoint records ${whole.count} event${whole.count === 1 ? "" : "s"} for this item, and all are shown`
-          : whole.problems.join("; ")
+          ? whole.count === 1
+            ? t("the checkpoint records 1 event for this item, and it is shown")
+            : t("the checkpoint records {n} events for this item, and all are shown", { n: whole.count })
+          : whole.problems.join(t("; "))
       );
     }
     const cons = report.consistency;
     if (cons) {
       const row = document.getElementById("consistency-check");
       row.hidden = false;
-      const when = before.seen ? " on " + before.seen.slice(0, 16).replace("T", " ") + " UTC" : "";
+      const when = before.seen ? t(" on {time} UTC", { time: before.seen.slice(0, 16).replace("T", " ") }) : "";
       setMark(
         row,
         cons.ok,
         !cons.ok
-          ? cons.problems.join("; ")
+          ? cons.problems.join(t("; "))
           : cons.from === cons.to
-            ? `the same tree of ${cons.to} entries that your browser verified${when}`
-            : `the log grew from ${cons.from} to ${cons.to} entries since your browser's last check${when}, rewriting nothing`
+            ? t("the same tree of {size} entries that your browser verified{when}", { size: cons.to, when })
+            : t("the log grew from {from} to {to} entries since your browser's last check{when}, rewriting nothing", {
+                from: cons.from,
+                to: cons.to,
+                when,
+              })
       );
     }
     const wit = report.witnesses;
@@ -234,14 +242,16 @@
       const row = witRow;
       const when = (t) => new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
       if (!wit.ok) {
-        setMark(row, false, wit.problems.join("; "));
+        setMark(row, false, wit.problems.join(t("; ")));
       } else if (wit.by.length) {
-        setMark(row, true, "Witnessed by " + wit.by.map((w) => `${w.name} (cosigned ${when(w.timestamp)})`).join(", "));
+        const who = wit.by.map((w) => t("{name} (cosigned {time})", { name: w.name, time: when(w.timestamp) }));
+        setMark(row, true, t("Witnessed by {who}", { who: who.join(t(", ")) }));
       } else {
         row.dataset.state = "unchecked";
-        row.querySelector(".check-label").textContent = "Not yet:";
-        row.querySelector(".reason").textContent =
-          "no witness has cosigned this checkpoint yet (it may be moments old); the checks above do not depend on it";
+        row.querySelector(".check-label").textContent = t("Not yet:");
+        row.querySelector(".reason").textContent = t(
+          "no witness has cosigned this checkpoint yet (it may be moments old); the checks above do not depend on it"
+        );
       }
     }
     if (report.ok) keep(trace.checkpoint, cp.size);
@@ -254,13 +264,15 @@
       (wit && !wit.ok ? 1 : 0);
     if (report.ok) {
       const n = report.events.length;
+      const checked =
+        n === 1
+          ? t("Your browser checked the 1 event of this item against the public log's signed record: nothing was changed, left out or put out of order")
+          : t("Your browser checked all {n} events of this item against the public log's signed record: nothing was changed, left out or put out of order", { n });
       setVerdict(
         "ok",
         "✓",
-        "This history is complete and untampered",
-        `Your browser checked all ${n} event${n === 1 ? "" : "s"} of this item against the public log's signed record: ` +
-          "nothing was changed, left out or put out of order" +
-          (cons ? ", and the log only grew since your last visit." : ".")
+        t("This history is complete and untampered"),
+        checked + (cons ? t(", and the log only grew since your last visit.") : t("."))
       );
     } else {
       distrustStanding();
@@ -272,12 +284,14 @@
         ...(whole && !whole.ok ? whole.problems : []),
         ...(wit && !wit.ok ? wit.problems : []),
       ];
-      const extra = said.length ? " " + said.join("; ") + "." : "";
+      const extra = said.length ? " " + said.join(t("; ")) + t(".") : "";
       setVerdict(
         "fail",
         "✗",
-        "Not verified: this history does not check out",
-        `${failed} check${failed === 1 ? "" : "s"} failed (marked ✗ below). Do not rely on this history.` + extra
+        t("Not verified: this history does not check out"),
+        (failed === 1
+          ? t("1 check failed (marked ✗ below). Do not rely on this history.")
+          : t("{n} checks failed (marked ✗ below). Do not rely on this history.", { n: failed })) + extra
       );
     }
   }

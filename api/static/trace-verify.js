@@ -17,22 +17,37 @@
 
   class VerifyError extends Error {}
 
+  // Messages in the page's language: the page embeds its catalogue as JSON (id "i18n"); without
+  // one (another page, Node) the English messages stand. "{name}" placeholders are filled in.
+  const MESSAGES = (() => {
+    try {
+      const node = global.document && global.document.getElementById("i18n");
+      return node ? JSON.parse(node.textContent) || {} : {};
+    } catch (e) {
+      return {};
+    }
+  })();
+  function t(message, values) {
+    const text = Object.prototype.hasOwnProperty.call(MESSAGES, message) ? MESSAGES[message] : message;
+    return values ? text.replace(/\{(\w+)\}/g, (m, k) => (k in values ? String(values[k]) : m)) : text;
+  }
+
   // --- bytes and base64 ---------------------------------------------------------------------
 
   /** Standard padded base64, accepted only in its canonical form (as the Python side does). */
   function b64decode(text, what) {
     if (typeof text !== "string" || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) {
-      throw new VerifyError(what + " is not valid base64");
+      throw new VerifyError(t("{what} is not valid base64", { what }));
     }
     let bin;
     try {
       bin = atob(text);
     } catch (e) {
-      throw new VerifyError(what + " is not valid base64");
+      throw new VerifyError(t("{what} is not valid base64", { what }));
     }
     const out = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    if (b64encode(out) !== text) throw new VerifyError(what + " is not canonical base64");
+    if (b64encode(out) !== text) throw new VerifyError(t("{what} is not canonical base64", { what }));
     return out;
   }
 
@@ -96,16 +111,16 @@
   /** The root implied by an inclusion proof (RFC 9162 §2.1.3.2); throws on a malformed proof. */
   async function rootFromInclusionProof(index, size, leafHash, proof) {
     if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || size < 0) {
-      throw new VerifyError("index and size must be non-negative integers");
+      throw new VerifyError(t("index and size must be non-negative integers"));
     }
-    if (index >= size) throw new VerifyError(`index ${index} is beyond the tree size ${size}`);
-    if (leafHash.length !== HASH_SIZE) throw new VerifyError("leaf hash must be 32 bytes");
-    for (const h of proof) if (h.length !== HASH_SIZE) throw new VerifyError("proof hash must be 32 bytes");
+    if (index >= size) throw new VerifyError(t("index {index} is beyond the tree size {size}", { index, size }));
+    if (leafHash.length !== HASH_SIZE) throw new VerifyError(t("leaf hash must be 32 bytes"));
+    for (const h of proof) if (h.length !== HASH_SIZE) throw new VerifyError(t("proof hash must be 32 bytes"));
     const bi = BigInt(index);
     const inner = bitLength(bi ^ BigInt(size - 1));
     const border = popCount(bi >> BigInt(inner));
     if (proof.length !== inner + border) {
-      throw new VerifyError(`wrong proof length ${proof.length}, want ${inner + border}`);
+      throw new VerifyError(t("wrong proof length {got}, want {want}", { got: proof.length, want: inner + border }));
     }
     let seed = leafHash;
     for (let i = 0; i < inner; i++) {
@@ -117,9 +132,9 @@
   }
 
   async function verifyInclusion(index, size, leafHash, proof, root) {
-    if (root.length !== HASH_SIZE) throw new VerifyError("root must be 32 bytes");
+    if (root.length !== HASH_SIZE) throw new VerifyError(t("root must be 32 bytes"));
     const calculated = await rootFromInclusionProof(index, size, leafHash, proof);
-    if (!equal(calculated, root)) throw new VerifyError("inclusion proof does not lead to the expected root");
+    if (!equal(calculated, root)) throw new VerifyError(t("inclusion proof does not lead to the expected root"));
   }
 
   async function chainInner(seed, proof, index) {
@@ -144,18 +159,18 @@
   /** Check that the tree (size2, root2) extends (size1, root1) (RFC 9162 §2.1.4.2); throws if not. */
   async function verifyConsistency(size1, size2, proof, root1, root2) {
     if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 < 0 || size2 < 0) {
-      throw new VerifyError("sizes must be non-negative integers");
+      throw new VerifyError(t("sizes must be non-negative integers"));
     }
-    if (size1 === 0) throw new VerifyError("a consistency proof from an empty tree proves nothing");
-    for (const h of proof) if (h.length !== HASH_SIZE) throw new VerifyError("proof hash must be 32 bytes");
-    if (size2 < size1) throw new VerifyError(`size2 (${size2}) < size1 (${size1})`);
+    if (size1 === 0) throw new VerifyError(t("a consistency proof from an empty tree proves nothing"));
+    for (const h of proof) if (h.length !== HASH_SIZE) throw new VerifyError(t("proof hash must be 32 bytes"));
+    if (size2 < size1) throw new VerifyError(t("size2 ({size2}) < size1 ({size1})", { size1, size2 }));
     if (size1 === size2) {
-      if (proof.length) throw new VerifyError("size1 == size2 but the proof is not empty");
-      if (!equal(root1, root2)) throw new VerifyError("equal sizes but different roots");
+      if (proof.length) throw new VerifyError(t("size1 == size2 but the proof is not empty"));
+      if (!equal(root1, root2)) throw new VerifyError(t("equal sizes but different roots"));
       return;
     }
-    if (!proof.length) throw new VerifyError("empty consistency proof");
-    if (root1.length !== HASH_SIZE || root2.length !== HASH_SIZE) throw new VerifyError("roots must be 32 bytes");
+    if (!proof.length) throw new VerifyError(t("empty consistency proof"));
+    if (root1.length !== HASH_SIZE || root2.length !== HASH_SIZE) throw new VerifyError(t("roots must be 32 bytes"));
     const s1 = BigInt(size1);
     let inner = bitLength((s1 - 1n) ^ BigInt(size2 - 1));
     const border = popCount((s1 - 1n) >> BigInt(inner));
@@ -168,14 +183,14 @@
       start = 0;
     }
     if (proof.length !== start + inner + border) {
-      throw new VerifyError(`wrong proof length ${proof.length}, want ${start + inner + border}`);
+      throw new VerifyError(t("wrong proof length {got}, want {want}", { got: proof.length, want: start + inner + border }));
     }
     const rest = proof.slice(start);
     const mask = (s1 - 1n) >> BigInt(shift);
     const hash1 = await chainBorderRight(await chainInnerRight(seed, rest.slice(0, inner), mask), rest.slice(inner));
-    if (!equal(hash1, root1)) throw new VerifyError("consistency proof does not lead to the old root");
+    if (!equal(hash1, root1)) throw new VerifyError(t("consistency proof does not lead to the old root"));
     const hash2 = await chainBorderRight(await chainInner(seed, rest.slice(0, inner), mask), rest.slice(inner));
-    if (!equal(hash2, root2)) throw new VerifyError("consistency proof does not lead to the new root");
+    if (!equal(hash2, root2)) throw new VerifyError(t("consistency proof does not lead to the new root"));
   }
 
   // --- RFC 8785 canonical JSON --------------------------------------------------------------
@@ -184,7 +199,7 @@
   function canonicalize(value) {
     if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
     if (typeof value === "number") {
-      if (!Number.isFinite(value)) throw new VerifyError("a number with no JSON form");
+      if (!Number.isFinite(value)) throw new VerifyError(t("a number with no JSON form"));
       return JSON.stringify(value);
     }
     if (Array.isArray(value)) return "[" + value.map(canonicalize).join(",") + "]";
@@ -201,24 +216,24 @@
       text = dec.decode(bytes);
       value = JSON.parse(text);
     } catch (e) {
-      throw new VerifyError("entry: not valid UTF-8 JSON");
+      throw new VerifyError(t("entry: not valid UTF-8 JSON"));
     }
     if (value === null || typeof value !== "object" || Array.isArray(value)) {
-      throw new VerifyError("entry: not a JSON object");
+      throw new VerifyError(t("entry: not a JSON object"));
     }
     if (Object.keys(value).sort().join(",") !== ENTRY_KEYS) {
-      throw new VerifyError("entry: wrong fields");
+      throw new VerifyError(t("entry: wrong fields"));
     }
-    if (canonicalize(value) !== text) throw new VerifyError("entry: not in canonical form (RFC 8785)");
-    if (value.v !== 1) throw new VerifyError("entry: unsupported version");
+    if (canonicalize(value) !== text) throw new VerifyError(t("entry: not in canonical form (RFC 8785)"));
+    if (value.v !== 1) throw new VerifyError(t("entry: unsupported version"));
     if (typeof value.type !== "string" || typeof value.item !== "string" || typeof value.time !== "string") {
-      throw new VerifyError("entry: type, item and time must be strings");
+      throw new VerifyError(t("entry: type, item and time must be strings"));
     }
     if (value.body === null || typeof value.body !== "object" || Array.isArray(value.body)) {
-      throw new VerifyError("entry: body must be an object");
+      throw new VerifyError(t("entry: body must be an object"));
     }
     if (value.prev !== null && !(typeof value.prev === "string" && /^[A-Za-z0-9+/]{43}=$/.test(value.prev))) {
-      throw new VerifyError("entry: prev must be null or a base64 hash");
+      throw new VerifyError(t("entry: prev must be null or a base64 hash"));
     }
     return value;
   }
@@ -227,26 +242,26 @@
 
   /** Parse a C2SP verifier key `<name>+<hex key hash>+<base64(0x01 || key)>` and check its hash. */
   async function parseVerifierKey(vkey) {
-    if (typeof vkey !== "string") throw new VerifyError("a verifier key is a string");
+    if (typeof vkey !== "string") throw new VerifyError(t("a verifier key is a string"));
     const first = vkey.indexOf("+");
     const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
-    if (first <= 0 || second < 0) throw new VerifyError("a verifier key has the form <name>+<hex key hash>+<base64 key>");
+    if (first <= 0 || second < 0) throw new VerifyError(t("a verifier key has the form <name>+<hex key hash>+<base64 key>"));
     const name = vkey.slice(0, first);
     const hashHex = vkey.slice(first + 1, second);
-    if (/\s/.test(name)) throw new VerifyError("invalid key name in verifier key");
-    if (!/^[0-9a-fA-F]{8}$/.test(hashHex)) throw new VerifyError("the key hash of a verifier key is 8 hex digits");
+    if (/\s/.test(name)) throw new VerifyError(t("invalid key name in verifier key"));
+    if (!/^[0-9a-fA-F]{8}$/.test(hashHex)) throw new VerifyError(t("the key hash of a verifier key is 8 hex digits"));
     const key = b64decode(vkey.slice(second + 1), "verifier key");
-    if (key.length !== 33 || key[0] !== 1) throw new VerifyError("only Ed25519 verifier keys (0x01 and 32 bytes)");
+    if (key.length !== 33 || key[0] !== 1) throw new VerifyError(t("only Ed25519 verifier keys (0x01 and 32 bytes)"));
     const raw = key.slice(1);
     const keyHash = (await sha256(concat(enc.encode(name + "\n"), new Uint8Array([1]), raw))).slice(0, 4);
     if (hex(keyHash) !== hashHex.toLowerCase()) {
-      throw new VerifyError("the key hash of the verifier key does not match its name and key");
+      throw new VerifyError(t("the key hash of the verifier key does not match its name and key"));
     }
     let cryptoKey;
     try {
       cryptoKey = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
     } catch (e) {
-      throw new VerifyError("this browser cannot use the Ed25519 key (" + e.message + ")");
+      throw new VerifyError(t("this browser cannot use the Ed25519 key ({why})", { why: e.message }));
     }
     return { name, keyHash, raw, cryptoKey };
   }
@@ -256,30 +271,30 @@
    * co-sign); a signature of this key that does not verify, or no signature of it, fails.
    */
   async function openNote(note, verifier) {
-    if (typeof note !== "string") throw new VerifyError("a note is text");
+    if (typeof note !== "string") throw new VerifyError(t("a note is text"));
     const split = note.lastIndexOf("\n\n");
-    if (split < 0) throw new VerifyError("malformed note: no blank line before the signatures");
+    if (split < 0) throw new VerifyError(t("malformed note: no blank line before the signatures"));
     const text = note.slice(0, split + 1);
     const sigs = note.slice(split + 2);
-    if (!sigs.endsWith("\n") || sigs.length === 1) throw new VerifyError("malformed note: no signature lines");
+    if (!sigs.endsWith("\n") || sigs.length === 1) throw new VerifyError(t("malformed note: no signature lines"));
     let verified = 0;
     for (const line of sigs.slice(0, -1).split("\n")) {
-      if (!line.startsWith("\u2014 ")) throw new VerifyError("malformed note: a signature line does not start with an em dash");
+      if (!line.startsWith("\u2014 ")) throw new VerifyError(t("malformed note: a signature line does not start with an em dash"));
       const rest = line.slice(2);
       const space = rest.lastIndexOf(" ");
-      if (space <= 0) throw new VerifyError("malformed note: bad signature line");
+      if (space <= 0) throw new VerifyError(t("malformed note: bad signature line"));
       const name = rest.slice(0, space);
       const blob = b64decode(rest.slice(space + 1), "signature");
-      if (blob.length < 5) throw new VerifyError("malformed note: signature too short");
+      if (blob.length < 5) throw new VerifyError(t("malformed note: signature too short"));
       if (name !== verifier.name || !equal(blob.slice(0, 4), verifier.keyHash)) continue;
       const sig = blob.slice(4);
       const ok =
         sig.length === 64 &&
         (await crypto.subtle.verify({ name: "Ed25519" }, verifier.cryptoKey, sig, enc.encode(text)));
-      if (!ok) throw new VerifyError("the signature by " + verifier.name + " does not verify");
+      if (!ok) throw new VerifyError(t("the signature by {name} does not verify", { name: verifier.name }));
       verified++;
     }
-    if (!verified) throw new VerifyError("no signature by the log key " + verifier.name);
+    if (!verified) throw new VerifyError(t("no signature by the log key {name}", { name: verifier.name }));
     return text;
   }
 
@@ -290,28 +305,28 @@
 
   /** Parse a witness's verifier key `<name>+<hex key id>+<base64(0x04 || key)>` and check its id. */
   async function parseCosignatureKey(vkey) {
-    if (typeof vkey !== "string") throw new VerifyError("a witness key is a string");
+    if (typeof vkey !== "string") throw new VerifyError(t("a witness key is a string"));
     const first = vkey.indexOf("+");
     const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
-    if (first <= 0 || second < 0) throw new VerifyError("a witness key has the form <name>+<hex key id>+<base64 key>");
+    if (first <= 0 || second < 0) throw new VerifyError(t("a witness key has the form <name>+<hex key id>+<base64 key>"));
     const name = vkey.slice(0, first);
     const hashHex = vkey.slice(first + 1, second);
-    if (/\s/.test(name)) throw new VerifyError("invalid key name in witness key");
-    if (!/^[0-9a-fA-F]{8}$/.test(hashHex)) throw new VerifyError("the key id of a witness key is 8 hex digits");
+    if (/\s/.test(name)) throw new VerifyError(t("invalid key name in witness key"));
+    if (!/^[0-9a-fA-F]{8}$/.test(hashHex)) throw new VerifyError(t("the key id of a witness key is 8 hex digits"));
     const key = b64decode(vkey.slice(second + 1), "witness key");
     if (key.length !== 33 || key[0] !== COSIGNATURE_V1) {
-      throw new VerifyError("not a witness key: type 0x04 (Ed25519 cosignature/v1) and 32 bytes");
+      throw new VerifyError(t("not a witness key: type 0x04 (Ed25519 cosignature/v1) and 32 bytes"));
     }
     const raw = key.slice(1);
     const keyHash = (await sha256(concat(enc.encode(name + "\n"), new Uint8Array([COSIGNATURE_V1]), raw))).slice(0, 4);
     if (hex(keyHash) !== hashHex.toLowerCase()) {
-      throw new VerifyError("the key id of the witness key does not match its name and key");
+      throw new VerifyError(t("the key id of the witness key does not match its name and key"));
     }
     let cryptoKey;
     try {
       cryptoKey = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
     } catch (e) {
-      throw new VerifyError("this browser cannot use the Ed25519 key (" + e.message + ")");
+      throw new VerifyError(t("this browser cannot use the Ed25519 key ({why})", { why: e.message }));
     }
     return { name, keyHash, raw, cryptoKey, verifierKey: vkey };
   }
@@ -323,26 +338,26 @@
    * Each signs "cosignature/v1\ntime <t>\n" + the note text, as keyid || u64 t || signature.
    */
   async function verifyCosignatures(note, witnessKeys) {
-    if (typeof note !== "string") throw new VerifyError("a note is text");
+    if (typeof note !== "string") throw new VerifyError(t("a note is text"));
     const split = note.lastIndexOf("\n\n");
-    if (split < 0) throw new VerifyError("malformed note: no blank line before the signatures");
+    if (split < 0) throw new VerifyError(t("malformed note: no blank line before the signatures"));
     const text = note.slice(0, split + 1);
     const sigs = note.slice(split + 2);
-    if (!sigs.endsWith("\n") || sigs.length === 1) throw new VerifyError("malformed note: no signature lines");
+    if (!sigs.endsWith("\n") || sigs.length === 1) throw new VerifyError(t("malformed note: no signature lines"));
     const keys = [];
     for (const k of witnessKeys) keys.push(await parseCosignatureKey(k));
     const found = new Map();
     for (const line of sigs.slice(0, -1).split("\n")) {
-      if (!line.startsWith("\u2014 ")) throw new VerifyError("malformed note: a signature line does not start with an em dash");
+      if (!line.startsWith("\u2014 ")) throw new VerifyError(t("malformed note: a signature line does not start with an em dash"));
       const rest = line.slice(2);
       const space = rest.lastIndexOf(" ");
-      if (space <= 0) throw new VerifyError("malformed note: bad signature line");
+      if (space <= 0) throw new VerifyError(t("malformed note: bad signature line"));
       const name = rest.slice(0, space);
       const blob = b64decode(rest.slice(space + 1), "signature");
-      if (blob.length < 5) throw new VerifyError("malformed note: signature too short");
+      if (blob.length < 5) throw new VerifyError(t("malformed note: signature too short"));
       const key = keys.find((k) => k.name === name && equal(blob.slice(0, 4), k.keyHash));
       if (!key) continue;
-      if (found.has(key.verifierKey)) throw new VerifyError("witness " + name + " cosigned the note more than once");
+      if (found.has(key.verifierKey)) throw new VerifyError(t("witness {name} cosigned the note more than once", { name }));
       let ok = blob.length === 4 + 8 + 64;
       let timestamp = 0n;
       if (ok) {
@@ -353,7 +368,7 @@
         const message = concat(enc.encode("cosignature/v1\ntime " + timestamp.toString() + "\n"), enc.encode(text));
         ok = await crypto.subtle.verify({ name: "Ed25519" }, key.cryptoKey, blob.slice(12), message);
       }
-      if (!ok) throw new VerifyError("the cosignature of witness " + name + " does not verify");
+      if (!ok) throw new VerifyError(t("the cosignature of witness {name} does not verify", { name }));
       found.set(key.verifierKey, { name, verifierKey: key.verifierKey, timestamp: Number(timestamp) });
     }
     return keys.filter((k) => found.has(k.verifierKey)).map((k) => found.get(k.verifierKey));
@@ -365,20 +380,22 @@
     const required = (policy && Number.isSafeInteger(policy.minWitnesses) && policy.minWitnesses) || 0;
     const out = { ok: false, problems: [], by: [], required };
     if (required > witnesses.length) {
-      out.problems.push(`witnesses: the policy needs ${required} witness keys but ${witnesses.length} were given`);
+      out.problems.push(t("witnesses: the policy needs {required} witness keys but {given} were given", { required, given: witnesses.length }));
       return out;
     }
     try {
       out.by = await verifyCosignatures(note, witnesses);
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
-      out.problems.push("witnesses: " + e.message);
+      out.problems.push(t("witnesses: {why}", { why: e.message }));
       return out;
     }
     if (out.by.length < required) {
       out.problems.push(
-        `witnesses: ${out.by.length} of the required ${required} witnesses cosigned this checkpoint; ` +
-          "a checkpoint made moments ago may not be cosigned yet"
+        t(
+          "witnesses: {have} of the required {required} witnesses cosigned this checkpoint; a checkpoint made moments ago may not be cosigned yet",
+          { have: out.by.length, required }
+        )
       );
       return out;
     }
@@ -407,14 +424,14 @@
   /** The item-map root a proof implies (terminal: null = empty subtree, or {key, index, leafHash, count}). */
   async function mapRootFromProof(key, siblings, terminal) {
     const depth = siblings.length;
-    if (depth > 256) throw new VerifyError("an item-map proof has at most 256 siblings");
+    if (depth > 256) throw new VerifyError(t("an item-map proof has at most 256 siblings"));
     let node;
     if (terminal === null) {
       node = new Uint8Array(HASH_SIZE);
     } else {
-      if (terminal.key.length !== HASH_SIZE) throw new VerifyError("an item-map key is 32 bytes");
+      if (terminal.key.length !== HASH_SIZE) throw new VerifyError(t("an item-map key is 32 bytes"));
       for (let d = 0; d < depth; d++) {
-        if (keyBit(terminal.key, d) !== keyBit(key, d)) throw new VerifyError("the item-map leaf is not on the item's path");
+        if (keyBit(terminal.key, d) !== keyBit(key, d)) throw new VerifyError(t("the item-map leaf is not on the item's path"));
       }
       node = await mapLeaf(terminal.key, terminal);
     }
@@ -425,17 +442,17 @@
   }
 
   function parseItemHead(raw) {
-    if (!raw || typeof raw !== "object" || !Array.isArray(raw.siblings)) throw new VerifyError("the trace has no item-head proof");
+    if (!raw || typeof raw !== "object" || !Array.isArray(raw.siblings)) throw new VerifyError(t("the trace has no item-head proof"));
     const siblings = raw.siblings.map((h) => b64decode(h, "item-head sibling"));
-    if (siblings.some((h) => h.length !== HASH_SIZE)) throw new VerifyError("an item-head sibling is not 32 bytes");
+    if (siblings.some((h) => h.length !== HASH_SIZE)) throw new VerifyError(t("an item-head sibling is not 32 bytes"));
     let terminal = null;
     if (raw.terminal !== null) {
       const t = raw.terminal;
       if (!t || typeof t !== "object" || !Number.isSafeInteger(t.index) || !Number.isSafeInteger(t.count) || t.index < 0 || t.count < 1) {
-        throw new VerifyError("malformed item-head terminal");
+        throw new VerifyError(t("malformed item-head terminal"));
       }
       terminal = { key: b64decode(t.key, "item-head key"), index: t.index, leafHash: b64decode(t.leaf_hash, "item-head leaf_hash"), count: t.count };
-      if (terminal.leafHash.length !== HASH_SIZE) throw new VerifyError("item-head leaf_hash is not 32 bytes");
+      if (terminal.leafHash.length !== HASH_SIZE) throw new VerifyError(t("item-head leaf_hash is not 32 bytes"));
     }
     return { siblings, terminal };
   }
@@ -448,7 +465,7 @@
     const key = await sha256(enc.encode(itemId));
     const { siblings, terminal } = parseItemHead(rawHead);
     const root = await mapRootFromProof(key, siblings, terminal);
-    if (!equal(root, mapRoot)) throw new VerifyError("the item-head proof does not lead to the checkpoint's item-map root");
+    if (!equal(root, mapRoot)) throw new VerifyError(t("the item-head proof does not lead to the checkpoint's item-map root"));
     if (terminal === null || !equal(terminal.key, key)) return null;
     return terminal;
   }
@@ -456,21 +473,21 @@
   /** A C2SP tlog checkpoint body: origin, decimal size, base64 root, optional extension lines. */
   function parseCheckpoint(text) {
     const lines = text.split("\n");
-    if (lines.length < 4 || lines[lines.length - 1] !== "") throw new VerifyError("malformed checkpoint");
+    if (lines.length < 4 || lines[lines.length - 1] !== "") throw new VerifyError(t("malformed checkpoint"));
     const [origin, sizeText, rootText] = lines;
-    if (!origin) throw new VerifyError("malformed checkpoint: empty origin");
-    if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText)) throw new VerifyError("malformed checkpoint: bad tree size");
+    if (!origin) throw new VerifyError(t("malformed checkpoint: empty origin"));
+    if (!/^(0|[1-9][0-9]{0,15})$/.test(sizeText)) throw new VerifyError(t("malformed checkpoint: bad tree size"));
     const size = Number(sizeText);
-    if (!Number.isSafeInteger(size)) throw new VerifyError("malformed checkpoint: tree size too large");
+    if (!Number.isSafeInteger(size)) throw new VerifyError(t("malformed checkpoint: tree size too large"));
     const root = b64decode(rootText, "checkpoint root");
-    if (root.length !== HASH_SIZE) throw new VerifyError("malformed checkpoint: root is not 32 bytes");
+    if (root.length !== HASH_SIZE) throw new VerifyError(t("malformed checkpoint: root is not 32 bytes"));
     let mapRoot = null;
     for (const line of lines.slice(3, -1)) {
-      if (!line) throw new VerifyError("malformed checkpoint: empty extension line");
+      if (!line) throw new VerifyError(t("malformed checkpoint: empty extension line"));
       if (line.startsWith(MAP_PREFIX)) {
-        if (mapRoot !== null) throw new VerifyError("malformed checkpoint: two item-map lines");
+        if (mapRoot !== null) throw new VerifyError(t("malformed checkpoint: two item-map lines"));
         mapRoot = b64decode(line.slice(MAP_PREFIX.length), "item-map root");
-        if (mapRoot.length !== HASH_SIZE) throw new VerifyError("malformed checkpoint: item-map root is not 32 bytes");
+        if (mapRoot.length !== HASH_SIZE) throw new VerifyError(t("malformed checkpoint: item-map root is not 32 bytes"));
       }
     }
     return { origin, size, root, rootB64: rootText, mapRoot };
@@ -479,7 +496,7 @@
   /** Parse the checkpoint's body (without trusting it) from the note text. */
   function unsignedCheckpoint(note) {
     const split = typeof note === "string" ? note.lastIndexOf("\n\n") : -1;
-    if (split < 0) throw new VerifyError("malformed note");
+    if (split < 0) throw new VerifyError(t("malformed note"));
     return parseCheckpoint(note.slice(0, split + 1));
   }
 
@@ -496,7 +513,7 @@
   async function verifyTrace(trace, verifierKey, oldNote, policy) {
     const report = { ok: false, checkpoint: { ok: false, problems: [] }, events: [], problems: [], notes: [] };
     if (!trace || typeof trace !== "object" || typeof trace.item_id !== "string") {
-      report.problems.push("the trace has no item_id");
+      report.problems.push(t("the trace has no item_id"));
       return report;
     }
     let cp = null;
@@ -507,7 +524,7 @@
       report.checkpoint = { ok: true, problems: [], origin: cp.origin, size: cp.size, keyName: verifier.name };
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
-      report.checkpoint.problems.push("checkpoint signature: " + e.message);
+      report.checkpoint.problems.push(t("checkpoint signature: {why}", { why: e.message }));
       try {
         cp = unsignedCheckpoint(trace.checkpoint);
         report.checkpoint.origin = cp.origin;
@@ -525,7 +542,7 @@
     }
     const events = trace.events;
     if (!Array.isArray(events) || events.length === 0) {
-      report.problems.push("the trace has no events");
+      report.problems.push(t("the trace has no events"));
       return report;
     }
     let prevLeaf = null;
@@ -539,13 +556,13 @@
       };
       report.events.push(check);
       if (!raw || typeof raw !== "object" || Array.isArray(raw)) {
-        fail("not an object");
+        fail(t("not an object"));
         prevLeaf = null;
         continue;
       }
       const index = raw.index;
       if (!Number.isSafeInteger(index) || index < 0) {
-        fail("index is not a non-negative integer");
+        fail(t("index is not a non-negative integer"));
         continue;
       }
       check.index = index;
@@ -553,9 +570,9 @@
       try {
         data = b64decode(raw.entry, "entry");
         claimed = b64decode(raw.leaf_hash, "leaf_hash");
-        if (!Array.isArray(raw.inclusion_proof)) throw new VerifyError("inclusion_proof is not a list");
+        if (!Array.isArray(raw.inclusion_proof)) throw new VerifyError(t("inclusion_proof is not a list"));
         proof = raw.inclusion_proof.map((h) => b64decode(h, "inclusion_proof"));
-        if (proof.some((h) => h.length !== HASH_SIZE)) throw new VerifyError("inclusion_proof holds a hash that is not 32 bytes");
+        if (proof.some((h) => h.length !== HASH_SIZE)) throw new VerifyError(t("inclusion_proof holds a hash that is not 32 bytes"));
       } catch (e) {
         if (!(e instanceof VerifyError)) throw e;
         fail(e.message);
@@ -565,17 +582,17 @@
       }
       const leaf = await hashLeaf(data);
       check.leafHash = b64encode(leaf);
-      if (!equal(leaf, claimed)) fail("leaf hash does not match the entry bytes");
+      if (!equal(leaf, claimed)) fail(t("leaf hash does not match the entry bytes"));
       if (cp === null) {
-        fail("no checkpoint to check the inclusion proof against");
+        fail(t("no checkpoint to check the inclusion proof against"));
       } else if (index >= cp.size) {
-        fail(`index is beyond the checkpoint's tree size ${cp.size}`);
+        fail(t("index is beyond the checkpoint's tree size {size}", { size: cp.size }));
       } else {
         try {
           await verifyInclusion(index, cp.size, leaf, proof, cp.root);
         } catch (e) {
           if (!(e instanceof VerifyError)) throw e;
-          fail("inclusion proof: " + e.message);
+          fail(t("inclusion proof: {why}", { why: e.message }));
         }
       }
       let entry;
@@ -590,12 +607,12 @@
       }
       check.entry = entry;
       check.type = entry.type;
-      if (entry.item !== trace.item_id) fail(`entry is about ${entry.item}, not ${trace.item_id}`);
-      if (index <= prevIndex) fail("events are not in log order");
+      if (entry.item !== trace.item_id) fail(t("entry is about {item}, not {expected}", { item: entry.item, expected: trace.item_id }));
+      if (index <= prevIndex) fail(t("events are not in log order"));
       if (pos === 0 && entry.prev !== null) {
-        fail("hash chain: the first event is not the item's first entry (earlier entries are missing)");
+        fail(t("hash chain: the first event is not the item's first entry (earlier entries are missing)"));
       } else if (pos > 0 && (prevLeaf === null || entry.prev !== b64encode(prevLeaf))) {
-        fail("hash chain: prev is not the leaf hash of the event before (an entry is missing or altered)");
+        fail(t("hash chain: prev is not the leaf hash of the event before (an entry is missing or altered)"));
       }
       prevLeaf = leaf;
       prevIndex = index;
@@ -621,11 +638,11 @@
   async function checkCompleteness(trace, cp, checks) {
     const out = { ok: false, problems: [], count: null, missing: 0 };
     if (cp === null) {
-      out.problems.push("no checkpoint to check completeness against");
+      out.problems.push(t("no checkpoint to check completeness against"));
       return out;
     }
     if (cp.mapRoot === null) {
-      out.problems.push("this checkpoint does not commit to item heads, so the trace cannot be shown complete");
+      out.problems.push(t("this checkpoint does not commit to item heads, so the trace cannot be shown complete"));
       return out;
     }
     let head;
@@ -633,24 +650,24 @@
       head = await committedHead(trace.item_id, trace.item_head, cp.mapRoot);
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
-      out.problems.push("completeness: " + e.message);
+      out.problems.push(t("completeness: {why}", { why: e.message }));
       return out;
     }
     const shown = checks.length;
     const last = shown ? checks[shown - 1] : null;
     if (head === null) {
-      out.problems.push("the log holds no events of this item, yet the trace shows " + shown);
+      out.problems.push(t("the log holds no events of this item, yet the trace shows {shown}", { shown }));
       return out;
     }
     out.count = head.count;
     if (head.count > shown) {
       const n = head.count - shown;
       out.missing = n;
-      out.problems.push(n === 1 ? "1 newer event of this item is not shown" : `${n} newer events of this item are not shown`);
+      out.problems.push(n === 1 ? t("1 newer event of this item is not shown") : t("{n} newer events of this item are not shown", { n }));
       return out;
     }
     if (head.count !== shown || !last || last.index !== head.index || last.leafHash !== b64encode(head.leafHash)) {
-      out.problems.push("the trace does not end at the item's committed head (index " + head.index + ")");
+      out.problems.push(t("the trace does not end at the item's committed head (index {index})", { index: head.index }));
       return out;
     }
     out.ok = true;
@@ -668,36 +685,36 @@
       old = parseCheckpoint(await openNote(oldNote, await parseVerifierKey(verifierKey)));
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
-      out.problems.push("old checkpoint: " + e.message);
+      out.problems.push(t("old checkpoint: {why}", { why: e.message }));
       return out;
     }
     out.from = old.size;
     if (!cp || !cpOk) {
-      out.problems.push("consistency: the new checkpoint is not verified");
+      out.problems.push(t("consistency: the new checkpoint is not verified"));
       return out;
     }
     if (old.size > cp.size) {
-      out.problems.push(`the checkpoint seen before (size ${old.size}) is newer than this one (${cp.size}): the log shrank`);
+      out.problems.push(t("the checkpoint seen before (size {old}) is newer than this one ({size}): the log shrank", { old: old.size, size: cp.size }));
       return out;
     }
     if (old.size === cp.size) {
-      if (!equal(old.root, cp.root)) out.problems.push("consistency: same tree size, different root (the log forked)");
+      if (!equal(old.root, cp.root)) out.problems.push(t("consistency: same tree size, different root (the log forked)"));
       else out.ok = true;
       return out;
     }
     const c = trace.consistency;
     if (!c || typeof c !== "object" || c.from !== old.size || c.to !== cp.size) {
-      out.problems.push(`consistency: the trace has no consistency proof from size ${old.size} to ${cp.size}`);
+      out.problems.push(t("consistency: the trace has no consistency proof from size {old} to {size}", { old: old.size, size: cp.size }));
       return out;
     }
     try {
-      if (!Array.isArray(c.hashes)) throw new VerifyError("consistency hashes is not a list");
+      if (!Array.isArray(c.hashes)) throw new VerifyError(t("consistency hashes is not a list"));
       const hashes = c.hashes.map((h) => b64decode(h, "consistency hashes"));
       await verifyConsistency(old.size, cp.size, hashes, old.root, cp.root);
       out.ok = true;
     } catch (e) {
       if (!(e instanceof VerifyError)) throw e;
-      out.problems.push("consistency: " + e.message);
+      out.problems.push(t("consistency: {why}", { why: e.message }));
     }
     return out;
   }
@@ -722,5 +739,6 @@
     mapRootFromProof,
     committedHead,
     verifyTrace,
+    t,
   };
 })(window);

@@ -104,8 +104,8 @@ def recorded_missing(guide: CaptureGuide | None, ids: Sequence[str]) -> list[Vie
 
 def retake_for_view(guide: CaptureGuide | None, view_id: str | None, hint: str | None) -> str | None:
     """What a retake of a set-aside photo of ``view_id`` should show: the view's instruction, then the
-    quality hint."""
+    quality hint; None when no retake would help (a watch goes to a lab however it is photographed)."""
     view = guide.view(view_id) if guide is not None and view_id is not None else None
-    if view is None:
+    if view is None or hint is None:
         return hint
-    return f"{view.instruction[:-1]}; {hint}" if hint else view.instruction
+    return f"{view.instruction[:-1]}; {hint}"
