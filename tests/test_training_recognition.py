@@ -83,3 +83,37 @@ def test_recognition_groups_are_blocks_of_consecutive_photos_per_source(tmp_path
     assert bag[:4] == ["synthetic-bag:block0"] * 4 and bag[4] == "synthetic-bag:block1"
     watch = [g for s, g in zip(photos, groups, strict=True) if s.source == "synthetic-watch"]
     assert watch[0] == "synthetic-watch:block0"
+
+
+def test_a_head_refit_candidate_keeps_the_champions_recognition_rows(tmp_path: Path) -> None:
+    from training.recognition import carry_recognition_rows
+
+    champion, candidate = tmp_path / "champion.npz", tmp_path / "candidate.npz"
+    emb = np.eye(4, dtype=np.float16)
+    np.savez(
+        champion,
+        embeddings=emb,
+        category=np.array(["bag", "bag", "watch", "watch"]),
+        source=np.array(["a", "a", "w", "w"]),
+        label=np.array(["authentic"] * 4),
+        role=np.array([TRAIN_ROLE, TRAIN_ROLE, RECOGNITION_ROLE, RECOGNITION_ROLE]),
+    )
+    np.savez(
+        candidate,
+        embeddings=emb[:3],
+        category=np.array(["sneaker"] * 3),
+        source=np.array(["lab-certified"] * 3),
+        label=np.array(["counterfeit"] * 3),
+        line=np.array(["sneaker/nike/air-force-1"] * 3),
+    )
+    assert carry_recognition_rows(champion, candidate) == 2
+    bank = ReferenceBank.load(candidate)
+    assert bank.categories.tolist() == ["sneaker"] * 3 + ["watch"] * 2
+    assert bank.gate_rows is not None and bank.gate_rows.tolist() == [True] * 3 + [False] * 2
+    with np.load(candidate) as z:
+        assert z["line"].tolist() == ["sneaker/nike/air-force-1"] * 3 + ["", ""]
+        assert z["source"].tolist()[-2:] == ["w", "w"]
+    # a champion without recognition rows: nothing carried, the candidate's bank untouched
+    np.savez(champion, embeddings=emb, category=np.array(["bag"] * 4))
+    before = candidate.read_bytes()
+    assert carry_recognition_rows(champion, candidate) == 0 and candidate.read_bytes() == before

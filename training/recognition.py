@@ -368,3 +368,35 @@ def recognition_table(figures: dict[str, Any]) -> str:
         extra = f", source left out {v['recognised_source_left_out']:.2%}" if "recognised_source_left_out" in v else ""
         lines.append(f"  {s:22s} {v['category']:8s} {v['photos']:5d} photos  {v['recognised']:.2%}{extra}")
     return "\n".join(lines)
+
+
+def carry_recognition_rows(source_bank: Path, bank: Path) -> int:
+    """Append ``source_bank``'s recognition-only rows to ``bank`` (a candidate that keeps the source's
+    frozen graph: their embeddings still hold); ``bank``'s own rows become training rows. Returns how
+    many rows were carried (0 when the source has none; ``bank`` is then left as it is)."""
+    with np.load(source_bank, allow_pickle=False) as z:
+        src = {k: np.asarray(z[k]) for k in z.files}
+    if "role" not in src or not (src["role"].astype(str) == RECOGNITION_ROLE).any():
+        return 0
+    keep = src["role"].astype(str) == RECOGNITION_ROLE
+    with np.load(bank, allow_pickle=False) as z:
+        dst = {k: np.asarray(z[k]) for k in z.files}
+    n = len(dst["embeddings"])
+    dst["role"] = np.full(n, TRAIN_ROLE)
+    out: dict[str, np.ndarray] = {}
+    for key, values in dst.items():
+        add = src[key][keep] if key in src else None
+        if add is None:
+            kind = values.dtype.kind
+            add = (
+                np.full(int(keep.sum()), "", dtype=values.dtype)
+                if kind in "US"
+                else np.zeros(int(keep.sum()), values.dtype)
+            )
+        if values.dtype.kind == "U" or add.dtype.kind == "U":
+            width = max(values.dtype.itemsize, add.dtype.itemsize) // 4 or 1
+            values, add = values.astype(f"U{width}"), add.astype(f"U{width}")
+        out[key] = np.concatenate([values, add.astype(values.dtype)])
+    with open(bank, "wb") as f:
+        np.savez_compressed(f, **out)  # type: ignore[arg-type]
+    return int(keep.sum())

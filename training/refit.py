@@ -45,6 +45,7 @@ from training.ood import fit_ood, heldout_distances, write_bank
 from training.pipeline import EMB_ATTR, Data, TrainConfig, data_summary, graph_self_test, split_data
 from training.product_lines import fit_product_lines, markdown_section, replace_section
 from training.quantize import HEAD_BIAS, HEAD_WEIGHT, graph_digest, set_linear_head
+from training.recognition import carry_recognition_rows
 
 Log = Callable[[str], None]
 
@@ -289,6 +290,10 @@ def train_head(
     )
     bank_path = out / f"{name}.bank.npz"
     write_bank(bank_path, emb, a.category, a.source, np.array([s.label for s in samples]), keys)
+    # the champion's recognition-only rows (watches: training/recognition.py) go along: same graph
+    carried = carry_recognition_rows(champion_card.parent / str(champ.ood["bank"]), bank_path)
+    if carried and "recognition" in ood:
+        ood["recognition"] = {**ood["recognition"], "measured_on": f"the champion's bank ({champ.sha256[:12]})"}
     summary = summarize(z, a, None, cfg.max_false_pass, cfg.max_false_reject, bootstrap_reps)
     card = ModelCard(
         name=name,
@@ -313,7 +318,12 @@ def train_head(
                 "L2-normalised embeddings with category/source/label/line",
             )
         ],
-        training_data=data_summary(samples),
+        training_data=data_summary(samples)
+        | (
+            {"recognition_only": champ.training_data["recognition_only"]}
+            if carried and "recognition_only" in champ.training_data
+            else {}
+        ),
         metrics={
             "approach": chosen,
             "recipe": "head refit on the champion's frozen graph",
