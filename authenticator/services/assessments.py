@@ -31,7 +31,7 @@ from authenticator.services.commands import Command, execute, replay_if_recorded
 from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
 from authenticator.services.erasure import erasure_marks
 from authenticator.services.items import item_row, require_own_item
-from authenticator.services.serving import ShadowJob, current_assessor, submit_shadow
+from authenticator.services.serving import ShadowJob, current_assessor, shadow_active, submit_shadow
 from authenticator.services.views import (
     DeclaredViews,
     declare_views,
@@ -126,6 +126,24 @@ def assessment_view(
         "index": index,
         "recorded_at": recorded_at,
     }
+
+
+def expand_videos(uploads: list[Upload]) -> list[Upload]:
+    """Each MP4/MOV video among the uploads becomes its sharpest distinct frames, each a photo
+    (:mod:`authenticator.vision.video`); photos pass through. A video's frames have no view."""
+    from authenticator.vision.video import is_video, sharpest_frames
+
+    if not any(is_video(u.data) for u in uploads):
+        return uploads
+    out: list[Upload] = []
+    for u in uploads:
+        if not is_video(u.data):
+            out.append(u)
+            continue
+        if u.view not in (None, "", "unspecified"):
+            raise InvalidInput(f"{u.filename}: a video's frames have no single view; declare it 'unspecified'")
+        out.extend(Upload(f.filename, f.data) for f in sharpest_frames(u.data, u.filename))
+    return out
 
 
 def _fingerprint(item_id: str, uploads: list[Upload], want_heatmaps: bool) -> str:
@@ -309,6 +327,7 @@ def preview_assessment(
     """
     if item_id is not None:
         require_own_item(ctx, principal, item_id)
+    uploads = expand_videos(uploads)
     limit = ctx.settings.api_max_photos
     if not 1 <= len(uploads) <= limit:
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
@@ -372,6 +391,7 @@ def assess_item(
     get 409 naming the first assessment; with the same ``Idempotency-Key`` they get its answer.
     """
     require_own_item(ctx, principal, item_id)
+    uploads = expand_videos(uploads)
     limit = ctx.settings.api_max_photos
     if not 1 <= len(uploads) <= limit:
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
@@ -438,7 +458,7 @@ def assess_item(
         [NewEntry("assessment.recorded", item_id, body)], assessment_id, check=first_of_its_kind, after=side_tables
     )
     status, out = execute(ctx, command, answer, replay=replay, key=key)
-    if out.get("id") == assessment_id:  # recorded by this request: the shadow models score it too
+    if out.get("id") == assessment_id and shadow_active(ctx):  # recorded here: the shadow models score it too
         photos = [(u.filename, u.data) for u in uploads]
         line = _declared_line(ctx, item_id)
         submit_shadow(ctx, ShadowJob(assessment_id, item_id, photos, line, body["model_sha256"], body["decision"]))

@@ -252,6 +252,12 @@ def current_assessor(ctx: ServiceContext) -> Assessor | None:
     return ctx.assessor
 
 
+def shadow_active(ctx: ServiceContext) -> bool:
+    """Whether this worker has a shadow model to feed (checked before building a job)."""
+    scorer = ctx.extras.get("shadow")
+    return isinstance(scorer, ShadowScorer) and scorer.enabled and bool(scorer.models.shadows)
+
+
 def submit_shadow(ctx: ServiceContext, job: ShadowJob) -> None:
     scorer = ctx.extras.get("shadow")
     if isinstance(scorer, ShadowScorer):
