@@ -45,6 +45,13 @@ _MULTIPART: dict[str, Any] = {
                             "maxItems": 12,
                             "description": "1 to 12 photos of one item: JPEG, PNG, WebP or HEIC.",
                         },
+                        "video": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Optional: a short phone video of the item (MP4 or MOV, at most 50 MB and "
+                            "60 s): its sharpest distinct frames (at most 6) are assessed as photos, after the photos; "
+                            "a video sent in `photos` is read the same way.",
+                        },
                         "views": {
                             "type": "array",
                             "items": {"type": "string", "maxLength": 64},
@@ -56,7 +63,12 @@ _MULTIPART: dict[str, Any] = {
                         },
                     },
                 },
-                "encoding": {"photos": {"contentType": "image/jpeg, image/png, image/webp, image/heic"}},
+                "encoding": {
+                    "photos": {
+                        "contentType": "image/jpeg, image/png, image/webp, image/heic, video/mp4, video/quicktime"
+                    },
+                    "video": {"contentType": "video/mp4, video/quicktime"},
+                },
             }
         },
     }
@@ -119,7 +131,7 @@ async def read_upload_form(request: Request, *fields: str) -> tuple[list[assessm
     try:
         photos = [
             (value.filename or "photo", await value.read())
-            for value in form.getlist("photos")
+            for value in [*form.getlist("photos"), *form.getlist("video")]
             if isinstance(value, UploadFile)
         ]
         views = [value for value in form.getlist("views") if isinstance(value, str)]

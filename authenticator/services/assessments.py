@@ -128,6 +128,24 @@ def assessment_view(
     }
 
 
+def expand_videos(uploads: list[Upload]) -> list[Upload]:
+    """Each MP4/MOV video among the uploads becomes its sharpest distinct frames, each a photo
+    (:mod:`authenticator.vision.video`); photos pass through. A video's frames have no view."""
+    from authenticator.vision.video import is_video, sharpest_frames
+
+    if not any(is_video(u.data) for u in uploads):
+        return uploads
+    out: list[Upload] = []
+    for u in uploads:
+        if not is_video(u.data):
+            out.append(u)
+            continue
+        if u.view not in (None, "", "unspecified"):
+            raise InvalidInput(f"{u.filename}: a video's frames have no single view; declare it 'unspecified'")
+        out.extend(Upload(f.filename, f.data) for f in sharpest_frames(u.data, u.filename))
+    return out
+
+
 def _fingerprint(item_id: str, uploads: list[Upload], want_heatmaps: bool) -> str:
     h = hashlib.sha256(f"assess|{item_id}|{int(want_heatmaps)}".encode())
     for u in uploads:
@@ -309,6 +327,7 @@ def preview_assessment(
     """
     if item_id is not None:
         require_own_item(ctx, principal, item_id)
+    uploads = expand_videos(uploads)
     limit = ctx.settings.api_max_photos
     if not 1 <= len(uploads) <= limit:
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
@@ -372,6 +391,7 @@ def assess_item(
     get 409 naming the first assessment; with the same ``Idempotency-Key`` they get its answer.
     """
     require_own_item(ctx, principal, item_id)
+    uploads = expand_videos(uploads)
     limit = ctx.settings.api_max_photos
     if not 1 <= len(uploads) <= limit:
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
