@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from authenticator.services.context import ServiceContext
 from authenticator.services.promotion import check_promotion, eligible
 from authenticator.store.keys import create_key
 from tests.api_helpers import REAL, bearer, certificate_envelope, photo_files, real_photos, register_lab
+from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
 from tests.vision_tiny_model import build_tiny_onnx, write_tiny_model
 
 
@@ -115,13 +117,30 @@ def test_lineage_entries_have_their_own_item() -> None:
 # --- promote, rollback, GET /v1/models --------------------------------------------------------------
 
 
-@pytest.fixture()
-def deployment(tmp_path: Path) -> tuple[Settings, str, Path, str]:
-    """Settings serving tiny model A (shipped), and candidate B in a folder of its own."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Settings, str, Path, str]]:
+    """Settings serving tiny model A (shipped), and candidate B in a folder of its own; SQLite or a
+    fresh PostgreSQL schema."""
     _, sha_a = tiny(tmp_path / "weights", seed=0)
     card_b, sha_b = tiny(tmp_path / "candidate", seed=1)
-    settings = Settings(data_dir=tmp_path / "data", weights_dir=tmp_path / "weights", database_url=None)
-    return settings, sha_a, card_b.parent, sha_b
+    if request.param == "sqlite":
+        yield (
+            Settings(data_dir=tmp_path / "data", weights_dir=tmp_path / "weights", database_url=None),
+            sha_a,
+            card_b.parent,
+            sha_b,
+        )
+        return
+    schema, url = create_scratch_schema("t_lifecycle")
+    try:
+        yield (
+            Settings(data_dir=tmp_path / "data", weights_dir=tmp_path / "weights", database_url=url),
+            sha_a,
+            card_b.parent,
+            sha_b,
+        )
+    finally:
+        drop_scratch_schema(schema)
 
 
 def test_promote_refuses_a_worse_candidate_and_appends_nothing(deployment: tuple[Settings, str, Path, str]) -> None:
@@ -149,6 +168,8 @@ def test_promote_rollback_and_the_models_list(deployment: tuple[Settings, str, P
     write_evaluation(cand, report(sha_a, sha_b, (0.004, 0.35)))
     runner = CliRunner()
     env = {"AUTHENTICATOR_DATA_DIR": str(settings.data_dir), "AUTHENTICATOR_WEIGHTS_DIR": str(settings.weights_dir)}
+    if settings.database_url:
+        env["AUTHENTICATOR_DATABASE_URL"] = settings.database_url
     res = runner.invoke(cli, ["model", "promote", str(cand)], env=env)
     assert res.exit_code == 0, res.output
     promoted = json.loads(res.output)
