@@ -131,6 +131,11 @@ MATRIX: list[tuple[str, Builder, tuple[int, int, int, int, int]]] = [
     ("GET /v1/labs/{id}", lambda c, w, r: ("GET", f"/v1/labs/{w.actors.lab_id}", {}), (200, 200, 200, 200, 200)),
     ("GET /v1/labs", lambda c, w, r: ("GET", "/v1/labs", {}), (200, 200, 200, 200, 200)),
     (
+        "GET /v1/capture-guides/{category}",
+        lambda c, w, r: ("GET", "/v1/capture-guides/watch", {}),
+        (200, 200, 200, 200, 200),
+    ),
+    (
         "POST /v1/assessments/preview",
         lambda c, w, r: ("POST", "/v1/assessments/preview", {"files": photo_files(real_photos(1))}),
         (401, 403, 200, 200, 403),
