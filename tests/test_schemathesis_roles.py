@@ -37,6 +37,7 @@ CROSS_FIELD_RULES = {
     "GET /v1/log/entries": "at most 1,000 entries per read (end - start)",
     "POST /v1/items/{item_id}/certificates": "the payload is a canonical certificate signed by the lab's key",
     "POST /v1/assessments/preview": "each photo must decode as an image of at least 64 px per side",
+    "POST /v1/items/{item_id}/assessments": "one 'views' field per photo at most, each a view of the item's guide",
 }
 
 
