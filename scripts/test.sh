@@ -22,7 +22,7 @@ if ! fc-list :lang=zh 2>/dev/null | grep -q .; then
    echo "warning: could not install a CJK font; Chinese screenshots will show boxes" >&2
 fi
 # Go and Debian's golang.org/x/mod (sumdb/tlog, sumdb/note) for the tlog-tiles interop test
-# (tests/test_tiles.py builds tests/go/tiles_interop in GOPATH mode: the module proxy is not needed).
+# (tests/ledger/test_tiles.py builds tests/go/tiles_interop in GOPATH mode: the module proxy is not needed).
 if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb/tlog ]; then
   pkgs="golang-go golang-golang-x-mod-dev"
   (apt-get install -y -q $pkgs >/dev/null 2>&1 || \
@@ -31,4 +31,4 @@ if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/golang.org/x/mod/s
 fi
 .venv/bin/ruff check .
 .venv/bin/mypy authenticator api training
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

@@ -1,0 +1,102 @@
+"""Shadow mode (issue 13, point 3): a registered candidate scores live assessments in the background,
+never changing a verdict; drops under load are counted; its agreement, coverage and false-pass on
+items a lab certified since are served at GET /v1/models/{sha256}/shadow."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from authenticator.config import Settings
+from authenticator.services import lifecycle
+from authenticator.services.serving import ShadowScorer
+from authenticator.store.keys import create_key
+from tests.api.test_model_lifecycle import tiny
+from tests.api_helpers import bearer, certificate_envelope, photo_files, real_photos, register_lab
+
+
+def _shadow_report(client: TestClient, sha: str, scored: int, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = client.get(f"/v1/models/{sha}/shadow").json()
+        if got["scored"] + got["dropped"] + got["failed"] >= scored or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+@pytest.fixture()
+def app_with_shadow(tmp_path: Path) -> Any:
+    _, sha_a = tiny(tmp_path / "weights", seed=0)
+    card_b, sha_b = tiny(tmp_path / "candidate", seed=1)
+    settings = Settings(data_dir=tmp_path / "data", weights_dir=tmp_path / "weights", database_url=None)
+    with TestClient(create_app(settings)) as client:
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        admin = create_key(ctx.engine, "admin", "ops").api_key
+        platform = client.post("/v1/keys", json={"role": "platform", "name": "Shop"}, headers=bearer(admin)).json()
+        lab, lab_id, lab_key = register_lab(client, admin, "Lab")
+        yield client, ctx, bearer(platform["api_key"]), (lab, lab_id, lab_key), sha_a, sha_b, card_b.parent
+
+
+def _assess(client: TestClient, auth: dict[str, str], i: int) -> dict[str, Any]:
+    item = client.post("/v1/items", json={"category": "sneaker", "brand": "Nike", "model": "Dunk"}, headers=auth).json()
+    r = client.post(f"/v1/items/{item['id']}/assessments", files=photo_files(real_photos(1, offset=i)), headers=auth)
+    assert r.status_code == 201, r.text
+    return {"item": item["id"], **r.json()}
+
+
+def test_a_shadow_model_scores_live_assessments_without_touching_verdicts(app_with_shadow: Any) -> None:
+    client, ctx, auth, (lab, lab_id, lab_key), sha_a, sha_b, cand = app_with_shadow
+    plain = [_assess(client, auth, i) for i in range(3)]  # no shadow yet
+    lifecycle.start_shadow(ctx, cand)
+    shadowed = [_assess(client, auth, i) for i in range(3, 9)]
+    models = {m["sha256"]: m["status"] for m in client.get("/v1/models").json()}
+    assert models[sha_a] == "serving" and models[sha_b] == "shadow"
+    assert all(v["model"]["sha256"] == sha_a for v in plain + shadowed)  # verdicts stay the champion's
+    # the verdict is what the champion alone decides for these photos
+    alone = ctx.assessor.assess
+    for i, v in zip(range(3, 9), shadowed, strict=True):
+        from authenticator.vision.service import PhotoInput
+
+        p = real_photos(1, offset=i)[0]
+        assert alone([PhotoInput(p.name, p.read_bytes())], item_id=v["item"]).decision == v["decision"]
+    # a lab certifies one of them counterfeit: the shadow's false-pass on certified items counts it
+    env = certificate_envelope(lab_key, shadowed[0]["item"], lab_id, outcome="counterfeit")
+    assert (
+        client.post(f"/v1/items/{shadowed[0]['item']}/certificates", json=env, headers=bearer(lab)).status_code == 201
+    )
+    got = _shadow_report(client, sha_b, 6)
+    assert got["scored"] == 6 and got["dropped"] == 0 and got["failed"] == 0
+    assert 0.0 <= got["agreement"] <= 1.0 and got["champion_coverage"] is not None
+    assert got["certified"]["counterfeit"] == 1 and got["certified"]["false_pass"] in (0.0, 1.0)
+    # stopped: later assessments are not scored
+    lifecycle.stop_shadow(ctx, sha_b)
+    _assess(client, auth, 9)
+    assert {m["sha256"]: m["status"] for m in client.get("/v1/models").json()}[sha_b] == "registered"
+    time.sleep(0.5)
+    assert client.get(f"/v1/models/{sha_b}/shadow").json()["scored"] == 6
+
+
+def test_a_full_shadow_queue_drops_and_counts(app_with_shadow: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client, ctx, auth, _lab, _sha_a, sha_b, cand = app_with_shadow
+    scorer = ctx.extras["shadow"]
+    assert isinstance(scorer, ShadowScorer)
+    slow = ShadowScorer._score
+
+    def slowly(self: ShadowScorer, assessor: Any, job: Any) -> None:
+        time.sleep(0.4)  # a shadow far slower than the verdicts
+        slow(self, assessor, job)
+
+    monkeypatch.setattr(ShadowScorer, "_score", slowly)
+    scorer.queue.maxsize = 1
+    lifecycle.start_shadow(ctx, cand)
+    started = time.monotonic()
+    verdicts = [_assess(client, auth, i) for i in range(8)]
+    assert time.monotonic() - started < 8 * 0.4  # the verdicts did not wait for the shadow
+    assert all(v["decision"] for v in verdicts)
+    got = _shadow_report(client, sha_b, 8)
+    assert got["scored"] + got["dropped"] == 8 and got["dropped"] >= 1 and got["scored"] >= 1

@@ -1,0 +1,1 @@
+"""Crashes, outages and storage faults against real servers and databases."""

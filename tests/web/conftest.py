@@ -1,0 +1,1 @@
+"""The pages in real Chromium (and their server-side rendering)."""
