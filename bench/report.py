@@ -1,5 +1,6 @@
-"""One benchmark report: runs bench/ledger.py, bench/vision.py, bench/fairness.py and bench/api.py
-(SQLite and PostgreSQL), then writes ``bench/results/<date>.json`` (every raw figure) and
+"""One benchmark report: runs bench/ledger.py, bench/vision.py, bench/fairness.py, bench/api.py
+(SQLite and PostgreSQL) and bench/serving.py (the API against the inference-only limit, a shadow
+model's overhead), then writes ``bench/results/<date>.json`` (every raw figure) and
 ``bench/results/<date>.md``: one table of figure, target, measured, ratio to the target and
 ratio to the peer measured in the same run (the other store, torch eager).
 
@@ -209,6 +210,35 @@ def api_rows(runs: dict[str, dict[str, Any]]) -> list[Row]:
     return rows
 
 
+def serving_rows(run: dict[str, Any]) -> list[Row]:
+    """bench/serving.py: the API's 4-photo throughput against the inference-only limit measured in
+    the same run (target >= 80%), and the shadow model's overhead on the 4-photo p50 (target <= 10%)."""
+    limit, api, shadow = run["inference_limit"], run["api"], run["shadow"]
+    return [
+        Row(
+            "serving",
+            f"SQLite: 4-photo assessments over HTTP, concurrency {api['concurrency']}, shadow off (p50 "
+            f"{api['p50_ms']:.0f} ms, p99 {api['p99_ms']:.0f} ms, {api['errors']} errors) vs the inference-only "
+            f"limit ({limit['threads']} threads, batch 1, 4 preprocessed photos: {limit['per_second']:.1f} /s)",
+            ">= 80% of the limit",
+            f"{api['per_second']:.1f} /s ({api['ratio_to_inference_limit']:.0%})",
+            api["ratio_to_inference_limit"] / 0.8,
+            f"inference only {limit['per_second']:.1f} /s",
+            api["ratio_to_inference_limit"],
+        ),
+        Row(
+            "serving",
+            f"4-photo assessment p50, one at a time, with a shadow model ({shadow['requests_each']} requests each, "
+            f"alternating blocks; the shadow scored {shadow['scored']}, dropped {shadow['dropped']})",
+            "<= 10% slower",
+            f"{shadow['p50_on_ms']:.1f} ms ({shadow['overhead']:+.1%})",
+            1.10 / (1 + shadow["overhead"]),
+            f"no shadow {shadow['p50_off_ms']:.1f} ms",
+            better(shadow["p50_on_ms"], shadow["p50_off_ms"], False),
+        ),
+    ]
+
+
 def _num(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}"
@@ -282,6 +312,9 @@ def main() -> None:
         api["postgres"] = api_bench(["--db", url], args.quick, scripts)
     finally:
         drop_scratch_schema(schema)
+    quick_serving = ["--requests", "24", "--blocks", "1", "--per-block", "8", "--limit-seconds", "3"]
+    serving_sizes = quick_serving if args.quick else []
+    serving = _json_tail(run_script(["bench/serving.py", "--json", *serving_sizes], scripts)[0])
     meta = {
         "date": args.date,
         "cpus": os.cpu_count(),
@@ -290,7 +323,13 @@ def main() -> None:
         "quick": args.quick,
         "scripts": scripts,
     }
-    rows = ledger_rows(ledger["results"]) + vision_rows(vision) + fairness_rows(fairness) + api_rows(api)
+    rows = (
+        ledger_rows(ledger["results"])
+        + vision_rows(vision)
+        + fairness_rows(fairness)
+        + api_rows(api)
+        + serving_rows(serving)
+    )
     stem = args.date + ("-quick" if args.quick else "")
     raw = {
         "meta": meta,
@@ -299,6 +338,7 @@ def main() -> None:
         "vision": vision,
         "fairness": fairness,
         "api": api,
+        "serving": serving,
     }
     (args.out / f"{stem}.json").write_text(json.dumps(raw, indent=2, ensure_ascii=False) + "\n")
     text = markdown(rows, meta)

@@ -1,0 +1,249 @@
+"""Serving at the compute limit, and what a shadow model costs (issue 13, points 3 and 5). Not a test.
+
+One run, one machine, the shipped model:
+
+1. **Inference-only limit**: the shipped ONNX session alone (no decode, no HTTP, no log), the 4
+   photos preprocessed once, as many threads as cores each running batch-1 inferences: 4-photo
+   assessments per second that the model's compute allows on this machine.
+2. **Vision pipeline**: ``Assessor.assess`` in-process, concurrency 8 (decode, gate, inference,
+   category, decision; no HTTP, no log): where the rest of the gap is.
+3. **API throughput**: ``authenticator serve`` (1 worker, SQLite, shadow off), concurrency 8, each
+   request a new item with the same 4 photos: 4-photo assessments per second, p50/p99; the ratio to (1).
+4. **Shadow overhead**: the 4-photo assessment's p50 latency one request at a time, in alternating
+   blocks with no shadow model and with one (the shipped graph with another head, scoring every
+   verdict in the background at the lowest CPU priority), plus what the shadow scored and dropped.
+
+Usage: ``.venv/bin/python bench/serving.py [--requests 120] [--blocks 3] [--per-block 20] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.api import CLI, free_port, pct, photos, run_load  # noqa: E402
+
+
+def inference_limit(weights: Path, four: list[tuple[str, bytes]], seconds: float, threads: int) -> dict[str, Any]:
+    from authenticator.config import Settings
+    from authenticator.vision.service import Assessor
+
+    assessor = Assessor.from_settings(Settings(weights_dir=weights))
+    xs = [assessor.model_input(data)[None] for _, data in four]
+    model = assessor.model
+    for x in xs:
+        model.run(x)
+    counts = [0] * threads
+    stop = time.monotonic() + seconds
+
+    def work(k: int) -> None:
+        i = 0
+        while time.monotonic() < stop:
+            model.run(xs[i % 4])
+            i += 1
+        counts[k] = i
+
+    started = time.monotonic()
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.monotonic() - started
+    return {"threads": threads, "photos_per_second": sum(counts) / wall, "per_second": sum(counts) / wall / 4}
+
+
+def pipeline_rate(weights: Path, four: list[tuple[str, bytes]], requests: int, concurrency: int) -> dict[str, Any]:
+    """The whole vision pipeline in-process (decode, quality gate, inference, category, decision; no
+    HTTP, no log, no photo index), ``concurrency`` requests at once, as the server's thread pool runs it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from authenticator.config import Settings
+    from authenticator.vision.product_lines import DeclaredLine
+    from authenticator.vision.service import Assessor, PhotoInput
+
+    assessor = Assessor.from_settings(Settings(weights_dir=weights))
+    photos = [PhotoInput(name, data) for name, data in four]
+    line = DeclaredLine("sneaker", "Nike", "Air Jordan 1")
+    assessor.assess(photos, line=line)
+    started = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: assessor.assess(photos, line=line), range(requests)))
+    return {"requests": requests, "concurrency": concurrency, "per_second": requests / (time.monotonic() - started)}
+
+
+def shadow_candidate(weights: Path, out: Path) -> Path:
+    """The shipped graph with its head's bias moved by 0.01: another model file, same cost."""
+    import onnx
+    from onnx import numpy_helper
+
+    from authenticator.vision.card import ModelCard, sha256_file
+
+    shutil.copytree(weights, out, ignore=shutil.ignore_patterns("report"))
+    card_path = out / "authenticator.card.json"
+    card = ModelCard.load(card_path)
+    graph = onnx.load(str(out / card.onnx_file))
+    for init in graph.graph.initializer:
+        if init.name == "auth_head.bias":
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + np.float32(0.01), init.name))
+    onnx.save(graph, str(out / card.onnx_file))
+    card.sha256 = sha256_file(out / card.onnx_file)
+    card.version += "-shadow-bench"
+    card_path.write_text(card.model_dump_json(indent=2))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=120)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--blocks", type=int, default=3)
+    ap.add_argument("--per-block", type=int, default=20)
+    ap.add_argument("--limit-seconds", type=float, default=10.0)
+    ap.add_argument("--weights", type=Path, default=REPO / "weights")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    four = photos(4)
+    files = [("photos", (name, data, "image/jpeg")) for name, data in four]
+    load_before = os.getloadavg()[0]
+    limit = inference_limit(args.weights, four, args.limit_seconds, os.cpu_count() or 2)
+    pipeline = pipeline_rate(args.weights, four, max(16, args.requests // 2), args.concurrency)
+    env = {
+        **os.environ,
+        "AUTHENTICATOR_DATA_DIR": str(tmp / "data"),
+        "AUTHENTICATOR_WEIGHTS_DIR": str(args.weights),
+        "AUTHENTICATOR_UPLOAD_RATE_PER_MINUTE": "0",
+        "MALLOC_ARENA_MAX": "2",
+    }
+    admin = json.loads(
+        subprocess.run(
+            [CLI, "keys", "create", "--role", "admin", "--name", "bench"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["api_key"]
+    port = free_port()
+    server = subprocess.Popen(
+        [CLI, "serve", "--port", str(port), "--log-level", "warning"], env=env, stderr=(tmp / "server.log").open("w")
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the server did not become ready")
+            time.sleep(0.2)
+        http = httpx.Client(base_url=base, timeout=300)
+        made = http.post(
+            "/v1/keys", json={"role": "platform", "name": "bench"}, headers={"Authorization": f"Bearer {admin}"}
+        )
+        auth = {"Authorization": f"Bearer {made.json()['api_key']}"}
+
+        def new_items(n: int) -> list[str]:
+            body = {"category": "sneaker", "brand": "Nike", "model": "Air Jordan 1"}
+            return [http.post("/v1/items", json=body, headers=auth).json()["id"] for _ in range(n)]
+
+        items = new_items(args.requests + args.concurrency)
+
+        async def assess(client: httpx.AsyncClient, i: int) -> httpx.Response:
+            return await client.post(f"/v1/items/{items[i]}/assessments", files=files, headers=auth)
+
+        asyncio.run(run_load(base, args.concurrency, args.concurrency, assess))  # warm-up (first items)
+        items = items[args.concurrency :]
+        wall, lat, errors = asyncio.run(run_load(base, args.requests, args.concurrency, assess))
+        api = {
+            "requests": args.requests,
+            "concurrency": args.concurrency,
+            "errors": errors,
+            "per_second": args.requests / wall,
+            "p50_ms": 1000 * statistics.median(lat),
+            "p99_ms": 1000 * pct(lat, 99),
+        }
+
+        # shadow overhead: one request at a time, alternating blocks without and with a shadow model
+        candidate = shadow_candidate(args.weights, tmp / "candidate")
+        from authenticator.vision.card import ModelCard
+
+        shadow_sha = ModelCard.load(candidate / "authenticator.card.json").sha256
+        seq_items = iter(new_items(2 * args.blocks * args.per_block))
+        timings: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(args.blocks):
+            for mode in ("off", "on"):
+                cmd = ["model", "shadow", str(candidate)] if mode == "on" else ["model", "shadow", "--stop", shadow_sha]
+                if mode == "on" or timings["on"]:
+                    subprocess.run([CLI, *cmd], env=env, check=True, capture_output=True)
+                http.post(f"/v1/items/{next(seq_items)}/assessments", files=files, headers=auth)  # the switch
+                time.sleep(1.0 if mode == "on" else 0.2)
+                for _ in range(args.per_block - 1):
+                    t = time.perf_counter()
+                    r = http.post(f"/v1/items/{next(seq_items)}/assessments", files=files, headers=auth)
+                    timings[mode].append(time.perf_counter() - t)
+                    assert r.status_code == 201, r.text
+        time.sleep(2.0)
+        report = http.get(f"/v1/models/{shadow_sha}/shadow").json()
+        rss_note = (tmp / "server.log").read_text()[-500:]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    off, on = statistics.median(timings["off"]), statistics.median(timings["on"])
+    result = {
+        "meta": {
+            "cpus": os.cpu_count(),
+            "load_average_before": round(load_before, 2),
+            "load_average_after": round(os.getloadavg()[0], 2),
+            "photo_bytes": sum(len(d) for _, d in four),
+            "photo_sizes": "4 JPEGs of the zhengwu123-aj1 source (580 px wide)",
+        },
+        "inference_limit": limit,
+        "vision_pipeline": pipeline | {"ratio_to_inference_limit": pipeline["per_second"] / limit["per_second"]},
+        "api": api
+        | {
+            "ratio_to_inference_limit": api["per_second"] / limit["per_second"],
+            "ratio_to_vision_pipeline": api["per_second"] / pipeline["per_second"],
+        },
+        "shadow": {
+            "p50_off_ms": 1000 * off,
+            "p50_on_ms": 1000 * on,
+            "overhead": on / off - 1,
+            "requests_each": len(timings["on"]),
+            "scored": report.get("scored"),
+            "dropped": report.get("dropped"),
+            "failed": report.get("failed"),
+            "agreement": report.get("agreement"),
+        },
+        "server_log_tail": rss_note if "Traceback" in rss_note else "",
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
