@@ -9,9 +9,9 @@ with ``extra="forbid"``) is checked before an entry is made and again when one i
 The canonical bytes are what the Merkle leaf hashes, so there is exactly one encoding per
 entry: :func:`parse_entry` refuses any input that is not byte-for-byte the canonical form.
 
-Speed: :func:`canonical_json` uses the C ``json`` encoder when the value provably encodes the
-same as RFC 8785 (ASCII object keys, exact JSON types, safe integers and floats whose shortest
-repr already is the ECMAScript form) and falls back to the ``rfc8785`` package otherwise.
+Three modules: :mod:`authenticator.ledger.canonical` (RFC 8785 bytes),
+:mod:`authenticator.ledger.entry_types` (the types and their body schemas) and this one (making
+and parsing entries), which also re-exports what callers use of the other two.
 """
 
 from __future__ import annotations
@@ -19,363 +19,28 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
-import rfc8785
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, ValidationError, model_validator
+from pydantic import BaseModel, ValidationError
 
 from authenticator.errors import EntryValidationError
+from authenticator.ledger.canonical import _json_str, canonical_json, ecmascript_number
+from authenticator.ledger.entry_types import (
+    _ITEM_RE,
+    _MODEL_ITEM_PREFIX,
+    _PREV_RE,
+    _TIME_RE,
+    BODY_SCHEMAS,
+    ENTRY_TYPES,
+)
 
 ENTRY_VERSION = 1
 HASH_SIZE = 32
 MAX_ENTRY_BYTES = 1 << 20
 """No legitimate entry comes near this; bigger input is refused before JSON parsing."""
-
-# --- Field types shared by the schemas ----------------------------------------------------------
-
-Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-"""Lower-case hex SHA-256 of some content (a photo, a model file, a payload)."""
-Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$")]
-"""An opaque id (item, assessment, certificate, lab, listing, platform key): no spaces, ASCII."""
-Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:\-]{0,63}$")]
-"""A machine-readable reason code such as ``blurry`` or ``low_resolution``."""
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
-"""A short single-line label (brand, model name, version) with no control characters."""
-ReasonText = Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")]
-KeyId = Annotated[str, StringConstraints(max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")]
-Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Base64Text = Annotated[
-    str,
-    StringConstraints(max_length=16384, pattern=r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"),
-]
-DecimalText = Annotated[str, StringConstraints(pattern=r"^(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,6})?$")]
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-DateText = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
-
-_ITEM_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
-_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
-_PREV_RE = re.compile(r"[A-Za-z0-9+/]{43}=")
-_MODEL_ITEM_PREFIX = "model:"
-
-
-class _Body(BaseModel):
-    """Base of every body schema: unknown fields refused, no silent type coercion."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
-
-
-class ItemRegistered(_Body):
-    category: ShortText
-    brand: ShortText
-    model: ShortText
-    serial_commitment: Sha256Hex | None
-    """SHA-256 of salt || serial number: proves the serial later without publishing it."""
-    platform: Identifier
-    """Key id of the platform that registered the item."""
-
-
-class PerPhoto(_Body):
-    sha256: Sha256Hex
-    probability_authentic: Probability | None
-    category: ShortText | None
-    reasons: list[Code] = Field(max_length=64)
-    view: Code | None = None
-    """The capture guide's view the uploader declared (``unspecified`` when the upload declared views
-    but not this photo's); absent from entries of uploads that declared none (and older entries)."""
-
-
-class Thresholds(_Body):
-    authentic_above: Probability
-    counterfeit_below: Probability
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Thresholds:
-        if self.counterfeit_below > self.authentic_above:
-            raise ValueError("counterfeit_below must not exceed authentic_above")
-        return self
-
-
-class AssessmentRecorded(_Body):
-    assessment_id: Identifier
-    photo_sha256: list[Sha256Hex] = Field(min_length=1, max_length=64)
-    model_sha256: Sha256Hex
-    model_version: ShortText
-    decision: Literal["authentic", "counterfeit", "inconclusive"]
-    probability_authentic: Probability | None
-    per_photo: list[PerPhoto] = Field(max_length=64)
-    thresholds: Thresholds
-    reasons: list[Code] = Field(max_length=64)
-    missing_views: list[Code] | None = Field(default=None, max_length=64)
-    """Required views of the item's capture guide that no photo was declared as (with reason
-    ``missing_views``); absent when the upload declared no views (and from older entries)."""
-
-
-class CertificateAttached(_Body):
-    certificate_id: Identifier
-    lab_id: Identifier
-    outcome: Literal["authentic", "counterfeit"]
-    payload_sha256: Sha256Hex
-    envelope_sha256: Sha256Hex
-    signature: Base64Text
-    keyid: KeyId | None
-    """The DSSE signature's keyid as the lab sent it (DSSE allows an empty one)."""
-    inspection_date: DateText
-
-    @model_validator(mode="after")
-    def _real_date(self) -> CertificateAttached:
-        try:
-            date.fromisoformat(self.inspection_date)
-        except ValueError as exc:
-            raise ValueError(f"inspection_date is not a calendar date: {exc}") from None
-        return self
-
-
-class CertificateRevoked(_Body):
-    certificate_id: Identifier
-    lab_id: Identifier
-    reason: ReasonText
-
-
-class ListingPublished(_Body):
-    listing_id: Identifier
-    platform: Identifier
-    title_sha256: Sha256Hex
-    price: DecimalText
-    """A decimal string, never a float: money must not round."""
-    currency: CurrencyCode
-
-
-class ListingClosed(_Body):
-    listing_id: Identifier
-    reason: ReasonText
-
-
-class CustodyTransferred(_Body):
-    event: Literal["received_for_consignment", "bought_back", "consigned", "sold"]
-    platform: Identifier
-    counterparty_commitment: Sha256Hex | None
-    """SHA-256 of salt || counterparty id: the party is provable later, never published."""
-
-
-class ModelRegistered(_Body):
-    model_sha256: Sha256Hex
-    name: ShortText
-    version: ShortText
-    card_sha256: Sha256Hex
-    metrics: dict[str, JsonValue]
-
-
-class ModelPromoted(_Body):
-    """The model that serves verdicts from now on (every worker of every server switches to it
-    before its next assessment): a promotion after an evaluation against the model it replaces, or a
-    rollback to the model the current one replaced. Item ``model:lineage``: the promotions form
-    one hash chain."""
-
-    model_sha256: Sha256Hex
-    card_sha256: Sha256Hex
-    evaluation_sha256: Sha256Hex | None
-    """SHA-256 of the evaluation report (report.json, kept in the blob store); None for a rollback to a
-    model that was never evaluated (the shipped one)."""
-    replaces: Sha256Hex
-    """The model that served until this entry."""
-    action: Literal["promotion", "rollback"]
-    name: ShortText
-    version: ShortText
-
-
-class ModelShadowed(_Body):
-    """A candidate starts (``active``) or stops scoring live assessments in the background; its
-    decisions never reach a verdict. Item ``model:lineage``."""
-
-    model_sha256: Sha256Hex
-    card_sha256: Sha256Hex
-    evaluation_sha256: Sha256Hex | None
-    active: bool
-    name: ShortText
-    version: ShortText
-
-
-class PhotosErased(_Body):
-    """Photos of an assessment taken back (a seller's request, or the retention period): their
-    bytes and heat maps left the blob store. The verdict and its photo hashes stay in the log."""
-
-    assessment_id: Identifier
-    photo_sha256: list[Sha256Hex] = Field(min_length=1, max_length=64)
-    """The hashes erased by this entry (photos of ``assessment_id`` not erased before)."""
-    by: Identifier
-    """Who erased them: the platform's or operator's principal id, or ``operator`` (retention)."""
-    reason: ShortText | None
-
-
-class ItemMapStarted(_Body):
-    """From this entry on, every checkpoint commits to every item's head (the item map, see
-    ``authenticator/ledger/item_map.py``). Appended once, when a log from an older version
-    (whose checkpoints did not) is opened; a new log commits to the map from its first checkpoint."""
-
-    map: Literal["item-heads/v1"]
-
-
-BODY_SCHEMAS: dict[str, type[BaseModel]] = {
-    "item.registered": ItemRegistered,
-    "assessment.recorded": AssessmentRecorded,
-    "certificate.attached": CertificateAttached,
-    "certificate.revoked": CertificateRevoked,
-    "listing.published": ListingPublished,
-    "listing.closed": ListingClosed,
-    "custody.transferred": CustodyTransferred,
-    "model.registered": ModelRegistered,
-    "model.promoted": ModelPromoted,
-    "model.shadowed": ModelShadowed,
-    "photos.erased": PhotosErased,
-    "log.item_map_started": ItemMapStarted,
-}
-"""Entry type -> body schema. Add a type here (and to the docs) to extend the log."""
-
-ENTRY_TYPES: frozenset[str] = frozenset(BODY_SCHEMAS)
-
-
-# --- Canonical JSON ---------------------------------------------------------------------------
-
-_INT_LIMIT = 2**53 - 1
-_encode_fast: Callable[[Any], str] = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
-
-
-def _fast_safe(value: Any) -> bool:
-    """Whether the C ``json`` encoder gives exactly the RFC 8785 bytes for ``value``.
-
-    JSON strings are escaped identically by both; they differ on key order (UTF-16 vs code
-    points: equal for ASCII keys), on floats (``repr`` vs ECMAScript: equal for non-integral
-    finite floats in [1e-4, 1e16)) and on non-JSON types (left to ``rfc8785`` to refuse).
-    """
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    if t is int:
-        n: int = value
-        return -_INT_LIMIT <= n <= _INT_LIMIT
-    if t is float:
-        a = abs(value)
-        return 1e-4 <= a < 1e16 and not value.is_integer()
-    if t is dict:
-        for k, v in value.items():  # noqa: SIM110 (a plain loop is faster than all() here)
-            if type(k) is not str or not k.isascii() or not _fast_safe(v):
-                return False
-        return True
-    if t is list:
-        for v in value:  # noqa: SIM110
-            if not _fast_safe(v):
-                return False
-        return True
-    return False
-
-
-_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # C; escapes exactly as RFC 8785
-
-
-def ecmascript_number(f: float) -> str:
-    """A finite float as ECMAScript's Number::toString writes it (RFC 8785 §3.2.2.3).
-
-    Python's ``repr`` gives the same shortest round-trip digits; only their layout differs.
-    """
-    if f != f or f in (math.inf, -math.inf):
-        raise EntryValidationError(f"{f} has no JSON form")
-    if f == 0:
-        return "0"
-    if f < 0:
-        return "-" + ecmascript_number(-f)
-    mantissa, _, exp = repr(f).partition("e")
-    int_part, _, frac = mantissa.partition(".")
-    if frac == "0":
-        frac = ""
-    digits = int_part + frac
-    n = len(int_part) + (int(exp) if exp else 0)  # value = 0.<digits> x 10^n
-    stripped = digits.lstrip("0")
-    n -= len(digits) - len(stripped)
-    s = stripped.rstrip("0")
-    k = len(s)
-    if k <= n <= 21:
-        return s + "0" * (n - k)
-    if 0 < n <= 21:
-        return s[:n] + "." + s[n:]
-    if -6 < n <= 0:
-        return "0." + "0" * -n + s
-    e = n - 1
-    return f"{s if k == 1 else s[0] + '.' + s[1:]}e{'+' if e >= 0 else '-'}{abs(e)}"
-
-
-def _utf16_key(item: tuple[str, Any]) -> bytes:
-    return item[0].encode("utf-16-be", "surrogatepass")
-
-
-def _jcs(value: Any, out: list[str]) -> None:
-    """RFC 8785 in Python for what the C fast path cannot do (floats, non-ASCII keys)."""
-    t = type(value)
-    if t is str:
-        out.append(_encode_str(value))
-    elif value is None:
-        out.append("null")
-    elif t is bool:
-        out.append("true" if value else "false")
-    elif t is int:
-        if not -_INT_LIMIT <= value <= _INT_LIMIT:
-            raise EntryValidationError(f"{value} exceeds the integer range of JSON numbers (2**53 - 1)")
-        out.append(int.__repr__(value))
-    elif t is float:
-        out.append(ecmascript_number(value))
-    elif t is dict:
-        items = list(value.items())
-        for k, _ in items:
-            if type(k) is not str:
-                raise EntryValidationError("object keys must be strings")
-        items.sort(key=_utf16_key)
-        out.append("{")
-        for i, (k, v) in enumerate(items):
-            if i:
-                out.append(",")
-            out.append(_encode_str(k))
-            out.append(":")
-            _jcs(v, out)
-        out.append("}")
-    elif t is list or t is tuple:
-        out.append("[")
-        for i, v in enumerate(value):
-            if i:
-                out.append(",")
-            _jcs(v, out)
-        out.append("]")
-    else:  # subclasses (str enums ...) and foreign types: the reference decides
-        out.append(rfc8785.dumps(value).decode("utf-8"))
-
-
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical JSON of ``value``; :class:`EntryValidationError` if it has none."""
-    try:
-        if _fast_safe(value):
-            return _encode_fast(value).encode("utf-8")
-        out: list[str] = []
-        _jcs(value, out)
-        return "".join(out).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise EntryValidationError("text is not valid Unicode (lone surrogate)") from exc
-    except rfc8785.CanonicalizationError as exc:
-        raise EntryValidationError(f"value has no canonical JSON form: {exc}") from exc
-    except RecursionError as exc:
-        raise EntryValidationError("value is nested too deeply") from exc
-
-
-def _json_str(value: str) -> bytes:
-    try:
-        return _encode_fast(value).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise EntryValidationError("text is not valid Unicode (lone surrogate)") from exc
-
 
 # --- Entries ----------------------------------------------------------------------------------
 
@@ -581,6 +246,7 @@ __all__ = [
     "Entry",
     "canonical_bytes",
     "canonical_json",
+    "ecmascript_number",
     "entry_bytes",
     "make_entry",
     "parse_entry",
