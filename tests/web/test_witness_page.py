@@ -12,13 +12,10 @@ staging CT checkpoint (the vectors of tests/ledger/test_cosignature.py).
 from __future__ import annotations
 
 import base64
-import json
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,50 +33,28 @@ from tests.conftest import REPO_ROOT
 from tests.ledger.test_cosignature import REAL_NOTE, REAL_WITNESSES
 from tests.live_server import free_port
 from tests.vision_tiny_model import write_tiny_model
+from tests.web.test_web_pages import CHROMIUM, CHROMIUM_ARGS, UNTAMPERED, TamperingApp
 from tests.witness_support import WitnessServer, running_witness
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-UNTAMPERED = "This history is complete and untampered"
 ORIGIN = "authenticator.local/log"
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"  # git-ignored test artifacts
 
 Rewrite = Callable[[str], str]
 
 
-class CheckpointRewriter:
-    """Passes everything through; rewrites the ``checkpoint`` of trace answers with ``self.rewrite``."""
+class CheckpointRewriter(TamperingApp):
+    """Passes everything through; rewrites the ``checkpoint`` of trace answers with ``rewrite``."""
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.rewrite: Rewrite | None = None
+    @property
+    def rewrite(self) -> Rewrite | None:
+        return self._rewrite if self.tamper is not None else None
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        rewrite = self.rewrite
-        if scope["type"] != "http" or rewrite is None or not re.fullmatch(r"/v1/items/[^/]+/trace", scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
-        await self.app(scope, receive, capture)
-        body = b"".join(chunks)
-        if start.get("status") == 200:
-            trace = json.loads(body)
-            trace["checkpoint"] = rewrite(trace["checkpoint"])
-            body = json.dumps(trace).encode()
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": start.get("status", 500), "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+    @rewrite.setter
+    def rewrite(self, fn: Rewrite | None) -> None:
+        self._rewrite = fn
+        self.tamper = None if fn is None else (lambda trace: trace.update(checkpoint=fn(trace["checkpoint"])))
 
 
 def strip_cosignatures(note: str) -> str:
