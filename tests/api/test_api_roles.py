@@ -191,6 +191,11 @@ MATRIX: list[tuple[str, Builder, tuple[int, int, int, int, int]]] = [
         lambda c, w, r: ("GET", f"/v1/models/{w.model}/assessments", {}),
         (200, 200, 200, 200, 200),
     ),
+    (
+        "GET /v1/models/{sha}/shadow",
+        lambda c, w, r: ("GET", f"/v1/models/{w.model}/shadow", {}),
+        (200, 200, 200, 200, 200),
+    ),
     ("GET /v1/log/checkpoint", lambda c, w, r: ("GET", "/v1/log/checkpoint", {}), (200, 200, 200, 200, 200)),
     ("GET /checkpoint", lambda c, w, r: ("GET", "/checkpoint", {}), (200, 200, 200, 200, 200)),
     ("GET /tile/{tile_path}", lambda c, w, r: ("GET", "/tile/0/000.p/1", {}), (200, 200, 200, 200, 200)),
