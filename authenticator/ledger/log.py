@@ -246,7 +246,8 @@ class Ledger:
         sql.migrate(engine, ops)
         ledger = cls(engine, signer, ops)
         ledger._ensure_first_checkpoint()
-        ledger._ensure_item_map()
+        if check_key:  # not for `ledger verify`, which reports a log as it is and appends nothing
+            ledger._ensure_item_map()
         if check_key:
             note = ledger.latest_checkpoint()
             try:

@@ -128,3 +128,32 @@ def test_ledger_verify_rebuilds_the_map_and_catches_a_signed_lie(tmp_path: Path)
         report = verify_ledger(led, workers=1)
         assert not report.ok
         assert any("item map" in p.reason for p in report.problems), report.problems
+
+
+def test_a_log_from_before_the_item_map_starts_one_when_opened(tmp_path: Path) -> None:
+    """A log whose checkpoints do not commit to item heads (an older version wrote them) gets one
+    ``log.item_map_started`` entry when the service opens it, so its next checkpoint does;
+    ``ledger verify`` (which opens without the key check) reports it as it is and appends nothing."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
+    from authenticator.ledger.log import Ledger
+    from authenticator.ledger.verify import verify_ledger
+    from tests.ledger_samples import ORIGIN, drop_triggers, sample_entries
+
+    signer = CheckpointSigner(ORIGIN, Ed25519PrivateKey.generate())
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with Ledger.open(url, signer) as led:
+        led.append_batch(sample_entries(12, items=3))
+        cp = verify_checkpoint(led.latest_checkpoint(), signer.verifier_key)
+        old_style = signer.sign(Checkpoint(cp.origin, cp.size, cp.root_hash))  # no item-map line
+        drop_triggers(led)
+        with led.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE log_checkpoints SET note = ? WHERE size = ?", (old_style, cp.size))
+    with Ledger.open(url, signer, check_key=False) as led:
+        assert led.size() == 12
+    with Ledger.open(url, signer) as led:
+        assert led.size() == 13 and led.entry(12).type == "log.item_map_started"
+        assert "\nitem-map " in led.latest_checkpoint()
+        report = verify_ledger(led, workers=1)
+        assert report.ok, report.problems
