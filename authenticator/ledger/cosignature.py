@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +27,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from authenticator.encoding import b64decode_strict
 from authenticator.errors import CheckpointError
 from authenticator.ledger.note import (
     ED25519_KEY_SIZE,
@@ -37,6 +35,7 @@ from authenticator.ledger.note import (
     SIG_PREFIX,
     is_valid_key_name,
     note_signatures,
+    split_verifier_key,
 )
 from authenticator.ledger.note import _check_ed25519_public_key as _check_point
 
@@ -46,7 +45,6 @@ TIMESTAMP_SIZE = 8
 COSIGNATURE_SIZE = KEY_HASH_SIZE + TIMESTAMP_SIZE + ED25519_SIG_SIZE
 MAX_TIMESTAMP = 2**63 - 1
 HEADER = "cosignature/v1\n"
-_HEX8 = re.compile(r"[0-9a-fA-F]{8}")
 
 
 def cosignature_key_hash(name: str, public_key_raw: bytes) -> bytes:
@@ -100,17 +98,7 @@ class CosignatureVerifier:
     @classmethod
     def from_verifier_key(cls, vkey: str) -> CosignatureVerifier:
         """Parse ``<name>+<hex key id>+<base64(0x04 || key)>``; the key id must match."""
-        if not isinstance(vkey, str):
-            raise CheckpointError("a verifier key is a string")
-        parts = vkey.strip().split("+", 2)
-        if len(parts) != 3:
-            raise CheckpointError("a verifier key has the form <name>+<hex key hash>+<base64 key>")
-        name, hash_hex, key_b64 = parts
-        if not is_valid_key_name(name):
-            raise CheckpointError(f"invalid key name {name!r} in verifier key")
-        if not _HEX8.fullmatch(hash_hex):
-            raise CheckpointError("the key hash of a verifier key is 8 hex digits")
-        key = b64decode_strict(key_b64, "verifier key", canonical=True, error=CheckpointError)
+        name, key_hash, key = split_verifier_key(vkey.strip() if isinstance(vkey, str) else vkey)
         if not key or key[0] != ALG_COSIGNATURE_V1:
             raise CheckpointError(
                 "not a witness key: a cosignature verifier key has type 0x04 (Ed25519 cosignature/v1)"
@@ -118,7 +106,7 @@ class CosignatureVerifier:
         if len(key) != 1 + ED25519_KEY_SIZE:
             raise CheckpointError(f"an Ed25519 cosignature verifier key is {1 + ED25519_KEY_SIZE} bytes")
         verifier = cls(name, key[1:])
-        if verifier.key_hash != bytes.fromhex(hash_hex):
+        if verifier.key_hash != key_hash:
             raise CheckpointError("the key hash of the verifier key does not match its name and key")
         return verifier
 

@@ -119,6 +119,23 @@ def verifier_key_string(name: str, public_key_raw: bytes) -> str:
     return f"{name}+{key_hash(name, public_key_raw).hex()}+{encoded}"
 
 
+def split_verifier_key(vkey: object) -> tuple[str, bytes, bytes]:
+    """``<name>+<hex key hash>+<base64 key>`` as (name, key hash, key bytes with its type byte);
+    the caller checks the type byte, the length and that the key hash matches."""
+    if not isinstance(vkey, str):
+        raise CheckpointError("a verifier key is a string")
+    parts = vkey.split("+", 2)  # the base64 key may itself contain "+"
+    if len(parts) != 3:
+        raise CheckpointError("a verifier key has the form <name>+<hex key hash>+<base64 key>")
+    name, hash_hex, key_b64 = parts
+    if not is_valid_key_name(name):
+        raise CheckpointError(f"invalid key name {name!r} in verifier key")
+    if not _HEX8.fullmatch(hash_hex):
+        raise CheckpointError("the key hash of a verifier key is 8 hex digits")
+    key = b64decode_strict(key_b64, "verifier key", canonical=True, error=CheckpointError)
+    return name, bytes.fromhex(hash_hex), key
+
+
 @dataclass(frozen=True)
 class NoteVerifier:
     """A named Ed25519 public key that checks note signatures."""
@@ -132,23 +149,13 @@ class NoteVerifier:
     @classmethod
     def from_verifier_key(cls, vkey: str) -> NoteVerifier:
         """Parse a C2SP verifier key; the key hash in it must match the name and key."""
-        if not isinstance(vkey, str):
-            raise CheckpointError("a verifier key is a string")
-        parts = vkey.split("+", 2)  # the base64 key may itself contain "+"
-        if len(parts) != 3:
-            raise CheckpointError("a verifier key has the form <name>+<hex key hash>+<base64 key>")
-        name, hash_hex, key_b64 = parts
-        if not is_valid_key_name(name):
-            raise CheckpointError(f"invalid key name {name!r} in verifier key")
-        if not _HEX8.fullmatch(hash_hex):
-            raise CheckpointError("the key hash of a verifier key is 8 hex digits")
-        key = b64decode_strict(key_b64, "verifier key", canonical=True, error=CheckpointError)
+        name, key_hash, key = split_verifier_key(vkey)
         if not key or key[0] != ALG_ED25519:
             raise CheckpointError("unsupported verifier key type (only Ed25519, 0x01)")
         if len(key) != 1 + ED25519_KEY_SIZE:
             raise CheckpointError(f"an Ed25519 verifier key is {1 + ED25519_KEY_SIZE} bytes")
         verifier = cls(name, key[1:])
-        if verifier.key_hash != bytes.fromhex(hash_hex):
+        if verifier.key_hash != key_hash:
             raise CheckpointError("the key hash of the verifier key does not match its name and key")
         return verifier
 

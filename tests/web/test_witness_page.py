@@ -33,7 +33,7 @@ from tests.conftest import REPO_ROOT
 from tests.ledger.test_cosignature import REAL_NOTE, REAL_WITNESSES
 from tests.live_server import free_port
 from tests.vision_tiny_model import write_tiny_model
-from tests.web.test_web_pages import CHROMIUM, CHROMIUM_ARGS, UNTAMPERED, TamperingApp
+from tests.web.test_web_pages import UNTAMPERED, TamperingApp, browser  # noqa: F401  (browser: fixture)
 from tests.witness_support import WitnessServer, running_witness
 
 pytestmark = pytest.mark.browser
@@ -132,22 +132,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             thread.join(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("no /usr/bin/chromium: apt-get install -y chromium (scripts/test.sh does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture
-def page(browser: Any, site: Site) -> Iterator[Any]:
+def page(browser: Any, site: Site) -> Iterator[Any]:  # noqa: F811  (browser: the imported fixture)
     context = browser.new_context(viewport={"width": 390, "height": 844})
     p = context.new_page()
     errors: list[str] = []
