@@ -117,3 +117,15 @@ def test_parity_with_training_on_the_shipped_spec(assessor: Assessor) -> None:
         d = decode_sample(s)
         want = preprocess(d.rgb, d.alpha, assessor.card.preprocessing)
         assert np.array_equal(assessor.model_input(s.path.read_bytes()), want), s.path
+
+
+def test_int8_products_are_exact_without_vnni(assessor: Assessor) -> None:
+    """The session asks onnxruntime for exact INT8 products: on an x86 CPU without VNNI its default
+    U8S8 kernels saturate, the self-test fails by 3.6 logits and the model refuses to serve."""
+    from authenticator.vision.runtime import X64_QUANT_PRECISION, self_test_input
+
+    options = assessor.model.session.get_session_options()
+    assert options.get_session_config_entry(X64_QUANT_PRECISION) == "1"
+    assert assessor.card.self_test is not None
+    got = assessor.model.run(self_test_input(assessor.model.input_size)).logits
+    assert np.abs(got - np.asarray(assessor.card.self_test.logits)).max() <= assessor.card.self_test.logit_tolerance
