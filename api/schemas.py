@@ -6,7 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from authenticator.services.badges import Level
+from authenticator.contracts.common import Badge, ModelRef, ReasonOut, Receipt
+from authenticator.contracts.examples import B64
+from authenticator.contracts.examples import CHECKPOINT as _CHECKPOINT
+from authenticator.contracts.examples import HASH as _HASH
+from authenticator.contracts.examples import example as _example
 from authenticator.store.keys import Role
 from authenticator.text import FREE_TEXT, FreeText
 from authenticator.vision.card import Thresholds
@@ -14,17 +18,6 @@ from authenticator.vision.category import Category
 from authenticator.vision.decision import Decision
 
 # Role, Decision, Category, badge Level and Thresholds are the core's types (one definition each).
-B64 = str
-
-_CHECKPOINT = (
-    "authenticator.local/log\n42\nR2dlWm1yN0l0aGlzaXNhcm9vdGhhc2hleGFtcGxlMDA=\n\n"
-    "— authenticator.local/log Az3grl2zzm2tC8ho4LZ3rWh2mS2Wqx5Ws3Q3rTqW8C5Ya8pC6XxLqK7O3fzKf4yQfdbE1Y7b3wXb7sQ==\n"
-)
-_HASH = "3q2+7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-
-
-def _example(value: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": [value]})
 
 
 class Problem(BaseModel):
@@ -49,27 +42,6 @@ class Problem(BaseModel):
 
 
 # --- receipts, proofs, traces -------------------------------------------------------------------
-
-
-class Receipt(BaseModel):
-    """Proof that an entry is in the log: verify ``inclusion_proof`` against the checkpoint's root."""
-
-    model_config = _example(
-        {
-            "index": 41,
-            "leaf_hash": _HASH,
-            "tree_size": 42,
-            "checkpoint": _CHECKPOINT,
-            "inclusion_proof": [_HASH],
-            "entry": "eyJib2R5Ijp7fX0=",
-        }
-    )
-    index: int
-    leaf_hash: B64
-    tree_size: int
-    checkpoint: str
-    inclusion_proof: list[B64]
-    entry: B64 | None = Field(default=None, description="Standard base64 of the exact canonical entry bytes.")
 
 
 class TraceEvent(BaseModel):
@@ -217,12 +189,6 @@ class ItemCreate(BaseModel):
     )
 
 
-class Badge(BaseModel):
-    level: Level
-    reason: str
-    evidence: list[int] = Field(description="Log indexes of the entries the badge rests on.")
-
-
 class Item(BaseModel):
     model_config = _example(
         {
@@ -254,17 +220,6 @@ class ItemCreated(Item):
 
 
 # --- assessments ------------------------------------------------------------------------------
-
-
-class ReasonOut(BaseModel):
-    code: str
-    message: str
-
-
-class ModelRef(BaseModel):
-    sha256: str
-    name: str | None
-    version: str
 
 
 class ViewRef(BaseModel):

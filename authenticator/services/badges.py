@@ -12,14 +12,13 @@ replaces it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 
+from authenticator.contracts.common import Level
 from authenticator.db import read_tx
 from authenticator.store.tables import assessments, certificates
-
-Level = Literal["lab_certified", "ai_verified", "inconclusive", "warning"]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from authenticator.services.badges import CertificateFact, Level, VerdictFact, derive_badge, open_revocations
+from authenticator.contracts.common import Level
+from authenticator.services.badges import CertificateFact, VerdictFact, derive_badge, open_revocations
 
 FactKind = Literal[
     "lab_counterfeit",
