@@ -11,7 +11,7 @@ from authenticator.contracts.examples import B64
 from authenticator.contracts.examples import CHECKPOINT as _CHECKPOINT
 from authenticator.contracts.examples import HASH as _HASH
 from authenticator.contracts.examples import example as _example
-from authenticator.store.keys import Role
+from authenticator.contracts.labs import Certificate as Certificate
 from authenticator.text import FREE_TEXT, FreeText
 from authenticator.vision.card import Thresholds
 from authenticator.vision.category import Category
@@ -122,52 +122,6 @@ class Evidence(BaseModel):
     checkpoint: str
     verifier_key: str
     events: list[TraceEvent]
-
-
-class LogKey(BaseModel):
-    model_config = _example(
-        {
-            "origin": "authenticator.local/log",
-            "verifier_key": "authenticator.local/log+1a2b3c4d+AdGhpcyBpcyBhbiBleGFtcGxlIGtleSBvZiAzMiBieXRlcyE=",
-            "witnesses": ["witness.example.org/w1+5e6f7a8b+BHRoaXMgaXMgYW4gZXhhbXBsZSBrZXkgb2YgMzIgYnl0ZXMh"],
-        }
-    )
-    origin: str
-    verifier_key: str
-    witnesses: list[str] = Field(
-        default_factory=list,
-        description="C2SP verifier keys (type 0x04, tlog-cosignature) of the witnesses the log submits its "
-        "checkpoints to; their cosignatures come with the checkpoint. Get them from their operators too.",
-    )
-
-
-class InclusionProof(BaseModel):
-    model_config = _example({"index": 3, "size": 42, "leaf_hash": _HASH, "hashes": [_HASH, _HASH]})
-    index: int
-    size: int
-    leaf_hash: B64
-    hashes: list[B64]
-
-
-class ConsistencyProof(BaseModel):
-    model_config = ConfigDict(
-        populate_by_name=True, json_schema_extra={"examples": [{"from": 10, "to": 42, "hashes": [_HASH]}]}
-    )
-    from_: int = Field(alias="from")
-    to: int
-    hashes: list[B64]
-
-
-class LogEntry(BaseModel):
-    index: int
-    entry: B64
-    leaf_hash: B64
-
-
-class LogEntries(BaseModel):
-    model_config = _example({"start": 0, "entries": [{"index": 0, "entry": "eyJib2R5Ijp7fX0=", "leaf_hash": _HASH}]})
-    start: int
-    entries: list[LogEntry]
 
 
 # --- items ------------------------------------------------------------------------------------
@@ -351,30 +305,6 @@ class LabCreate(BaseModel):
     public_key: str = Field(min_length=1, max_length=1000, description="Ed25519: PEM, or base64 of the raw 32 bytes.")
 
 
-class Lab(BaseModel):
-    model_config = _example(
-        {
-            "id": "lab_0a1b2c3d4e5f60718293a4b5",
-            "name": "Geneva Appraisal Lab",
-            "accreditation": "ISO/IEC 17025 #1234",
-            "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
-            "keyid": "ef" * 32,
-            "created_at": "2026-11-25T16:00:00.000000Z",
-        }
-    )
-    id: str
-    name: str
-    accreditation: str
-    public_key: str
-    keyid: str
-    created_at: str
-
-
-class LabCreated(Lab):
-    api_key: str = Field(description="The lab's API key: shown once, store it safely.")
-    key_id: str
-
-
 class DsseSignature(BaseModel):
     keyid: str | None = None
     sig: B64
@@ -397,38 +327,6 @@ class DsseEnvelope(BaseModel):
     payloadType: str
     payload: B64
     signatures: list[DsseSignature]
-
-
-class Certificate(BaseModel):
-    model_config = _example(
-        {
-            "id": "crt_0123456789abcdef01234567",
-            "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
-            "lab_id": "lab_0a1b2c3d4e5f60718293a4b5",
-            "outcome": "authentic",
-            "inspection_date": "2026-11-25",
-            "method": "physical inspection, UV, stitching",
-            "status": "active",
-            "revocation_reason": None,
-            "attached_index": 43,
-            "revoked_index": None,
-            "payload_sha256": "12" * 32,
-            "envelope": "eyJwYXlsb2FkIjoiLi4uIn0=",
-        }
-    )
-    id: str
-    item_id: str
-    lab_id: str
-    outcome: Literal["authentic", "counterfeit"]
-    inspection_date: str
-    method: str | None
-    status: Literal["active", "revoked"]
-    revocation_reason: str | None
-    attached_index: int
-    revoked_index: int | None
-    payload_sha256: str
-    envelope: B64 | None = Field(description="Base64 of the envelope as the lab sent it (null if deleted).")
-    receipt: Receipt | None = None
 
 
 class Revocation(BaseModel):
@@ -540,167 +438,12 @@ class CustodyRecorded(BaseModel):
     receipt: Receipt
 
 
-class Model(BaseModel):
-    model_config = _example(
-        {
-            "sha256": "ab" * 32,
-            "name": "authenticator",
-            "version": "1.0.0",
-            "card_sha256": "cd" * 32,
-            "metrics": {"auc": 0.93},
-            "registered_index": 0,
-            "registered_at": "2026-11-25T16:00:00.000000Z",
-        }
-    )
-    sha256: str
-    name: str
-    version: str
-    card_sha256: str
-    metrics: dict[str, Any]
-    registered_index: int
-    registered_at: str
-    status: Literal["serving", "shadow", "retired", "registered"] = Field(
-        default="registered",
-        description="serving: gives the verdicts now; shadow: scores live assessments in the background; "
-        "retired: served before; registered: in the log, never promoted.",
-    )
-    lineage: list[ModelLineageEntry] = Field(
-        default_factory=list, description="The model.promoted / model.shadowed entries that name this model."
-    )
-    evaluation: dict[str, Any] | None = Field(
-        default=None, description="Summary of the evaluation report that promoted (or shadowed) it."
-    )
-
-
-class ModelLineageEntry(BaseModel):
-    index: int
-    type: Literal["model.promoted", "model.shadowed"]
-    action: Literal["promotion", "rollback", "start", "stop"]
-    model_sha256: str
-    replaces: str | None
-    evaluation_sha256: str | None
-    recorded_at: str
-
-
-class ShadowCertified(BaseModel):
-    assessments: int = Field(description="Shadow-scored assessments of items a lab certified since.")
-    counterfeit: int
-    false_pass: float | None = Field(description="Share of the counterfeit ones the shadow model called authentic.")
-    champion_false_pass: float | None
-    authentic: int
-    false_reject: float | None
-    champion_false_reject: float | None
-
-
-class ShadowReport(BaseModel):
-    model_config = _example(
-        {
-            "model_sha256": "ef" * 32,
-            "scored": 412,
-            "dropped": 3,
-            "failed": 0,
-            "agreement": 0.91,
-            "coverage": 0.34,
-            "champion_coverage": 0.29,
-            "certified": {
-                "assessments": 57,
-                "counterfeit": 31,
-                "false_pass": 0.0,
-                "champion_false_pass": 0.0,
-                "authentic": 26,
-                "false_reject": 0.04,
-                "champion_false_reject": 0.08,
-            },
-        }
-    )
-    model_sha256: str
-    scored: int = Field(description="Live assessments the shadow model scored.")
-    dropped: int = Field(description="Live assessments skipped because the shadow queue was full (counted).")
-    failed: int
-    agreement: float | None = Field(description="Share of scored assessments with the verdict's decision.")
-    coverage: float | None = Field(description="Share the shadow model would have decided.")
-    champion_coverage: float | None = Field(description="Share the serving model decided, on the same assessments.")
-    certified: ShadowCertified
-
-
-class ModelAssessment(BaseModel):
-    id: str
-    item_id: str
-    index: int
-    decision: Decision
-    probability_authentic: float | None
-    recorded_at: str
-
-
-class ModelAssessments(BaseModel):
-    model_config = _example(
-        {
-            "model_sha256": "ab" * 32,
-            "assessments": [
-                {
-                    "id": "asm_9f8e7d6c5b4a392817161514",
-                    "item_id": "itm_5b1f0c2a9d3e4f5a6b7c8d9e",
-                    "index": 41,
-                    "decision": "authentic",
-                    "probability_authentic": 0.97,
-                    "recorded_at": "2026-11-25T16:00:00.000000Z",
-                }
-            ],
-            "next_after": None,
-        }
-    )
-    model_sha256: str
-    assessments: list[ModelAssessment]
-    next_after: int | None
-
-
 class KeyCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"role": "platform", "name": "Acme Resale"}]}
     )
     role: Literal["admin", "platform"]
     name: FreeText = Field(min_length=1, max_length=200)
-
-
-class KeyCreated(BaseModel):
-    model_config = _example(
-        {
-            "principal_id": "plt_0a1b2c3d4e5f60718293a4b5",
-            "role": "platform",
-            "key_id": "key_0123456789abcdef",
-            "api_key": "key_0123456789abcdef.q9Jx...",
-        }
-    )
-    principal_id: str
-    role: Role
-    key_id: str
-    api_key: str
-
-
-class Health(BaseModel):
-    model_config = _example({"status": "ok"})
-    status: str
-    checks: dict[str, str] | None = None
-
-
-class LabList(BaseModel):
-    """Every registered lab: where to send an item for a physical inspection."""
-
-    model_config = _example(
-        {
-            "labs": [
-                {
-                    "id": "lab_0a1b2c3d4e5f60718293a4b5",
-                    "name": "Geneva Appraisal Lab",
-                    "accreditation": "ISO/IEC 17025 #1234",
-                    "public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=",
-                    "keyid": "ef" * 32,
-                    "created_at": "2026-11-25T16:00:00.000000Z",
-                }
-            ]
-        }
-    )
-    labs: list[Lab]
 
 
 class PreviewPhoto(BaseModel):
@@ -769,76 +512,3 @@ class AssessmentPreview(BaseModel):
     )
     recordable: bool = Field(description="Whether recording these photos would be accepted.")
     refusal: str | None = Field(description="Why recording them would be refused (no usable photo).")
-
-
-# --- capture guides ----------------------------------------------------------------------------
-
-
-class ViewQuality(BaseModel):
-    """What the quality gate asks of a photo of this view (stricter for close-ups that must be read)."""
-
-    framing: Literal["whole", "detail", "close_up"]
-    checks: str = Field(description="In words: what the gate checks for this view.")
-    min_sharpness: float = Field(description="Variance of the Laplacian at a 384 px long side, at least.")
-    min_short_side: int = Field(description="Pixels on the photo's short side, at least.")
-
-
-class CaptureView(BaseModel):
-    id: str = Field(description="The view's name in the `views` form field of an assessment.")
-    name: str
-    instruction: str = Field(description="One line: what the photo must show.")
-    required: bool
-    quality: ViewQuality
-    outline: str | None = Field(default=None, description="An outline drawing of the view (SVG), for upload pages.")
-
-
-class CaptureGuideOut(BaseModel):
-    """The photos an assessment of this category asks for, in the order a seller takes them."""
-
-    model_config = _example(
-        {
-            "category": "watch",
-            "lang": "en",
-            "required": [
-                {
-                    "id": "dial",
-                    "name": "Dial",
-                    "instruction": "The dial straight on, filling the frame, hands and all printing sharp, no glare.",
-                    "required": True,
-                    "quality": {
-                        "framing": "close_up",
-                        "checks": "Text that must be read: 2.5x the whole-item sharpness and at least 400 px on the "
-                        "short side, so every character of a stamp, serial or label is legible; no glare on the text.",
-                        "min_sharpness": 567.5,
-                        "min_short_side": 400,
-                    },
-                    "outline": "/static/outlines/watch-dial.svg",
-                }
-            ],
-            "optional": [
-                {
-                    "id": "papers",
-                    "name": "Box and papers",
-                    "instruction": "The box, warranty card and papers that came with the watch.",
-                    "required": False,
-                    "quality": {
-                        "framing": "whole",
-                        "checks": "The whole item in frame and in focus: the calibrated limits for blur, exposure, "
-                        "glare, contrast and how much of the frame the item fills.",
-                        "min_sharpness": 227.0,
-                        "min_short_side": 160,
-                    },
-                    "outline": "/static/outlines/watch-papers.svg",
-                }
-            ],
-            "verdicts": False,
-            "note": "Watches cannot be judged from photos yet: for now every watch needs an inspection by an "
-            "appraisal lab.",
-        }
-    )
-    category: Category
-    lang: str = Field(description="The language of the names and instructions (`en` or `zh-CN`).")
-    required: list[CaptureView]
-    optional: list[CaptureView]
-    verdicts: bool = Field(description="Whether the model gives verdicts for this category (else: a lab).")
-    note: str | None = Field(default=None, description="What happens to an assessment of this category.")

@@ -8,7 +8,8 @@ from fastapi import APIRouter
 
 from api.auth import Admin, Ctx
 from api.routers.common import errors
-from api.schemas import KeyCreate, KeyCreated
+from api.schemas import KeyCreate
+from authenticator.contracts.admin import KeyCreated
 from authenticator.store.keys import create_key
 
 router = APIRouter(tags=["admin"])

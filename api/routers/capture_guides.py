@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query
 
 from api.auth import Ctx
 from api.routers.common import errors
-from api.schemas import CaptureGuideOut
+from authenticator.contracts.capture import CaptureGuideOut
 from authenticator.i18n import LOCALES, Translator, negotiate
 from authenticator.vision.capture_guides import GUIDES, describe
 from authenticator.vision.category import Category

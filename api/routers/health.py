@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.auth import Ctx
 from api.problems import problem
-from api.schemas import Health
+from authenticator.contracts.admin import Health
 from authenticator.errors import AuthenticatorError
 
 router = APIRouter(tags=["operations"])

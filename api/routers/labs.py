@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 
 from api.auth import Admin, Ctx, LabRole
 from api.routers.common import IdempotencyKeyHeader, answered, errors
-from api.schemas import Certificate, Lab, LabCreate, LabCreated, LabList, Revocation
+from api.schemas import LabCreate, Revocation
+from authenticator.contracts.labs import Certificate, Lab, LabCreated, LabList
 from authenticator.services import certificates, labs
 
 router = APIRouter(tags=["labs and certificates"])

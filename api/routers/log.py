@@ -9,7 +9,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.auth import Ctx
 from api.routers.common import MAX_INT, errors
-from api.schemas import ConsistencyProof, InclusionProof, LogEntries, LogKey
+from authenticator.contracts.log import ConsistencyProof, InclusionProof, LogEntries, LogKey
 from authenticator.services import traces
 
 router = APIRouter(tags=["log"])

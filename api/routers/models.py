@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.auth import Ctx
 from api.routers.common import MAX_INT, errors
-from api.schemas import Model, ModelAssessments, ShadowReport
+from authenticator.contracts.models import Model, ModelAssessments, ShadowReport
 from authenticator.services import lifecycle, models, serving
 
 router = APIRouter(tags=["models"])
