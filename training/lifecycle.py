@@ -459,7 +459,7 @@ def evaluate_candidate(
         "parts": parts,
     }
     checks = check_promotion(report)
-    report["promotion"] = {"eligible": eligible(checks), "checks": [c.as_dict() for c in checks]}
+    report["promotion"] = {"eligible": eligible(checks), "checks": [c.model_dump() for c in checks]}
     report["summary"] = _summary(report)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float))

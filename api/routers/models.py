@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/v1/models", response_model=list[Model])
-def list_models(ctx: Ctx) -> list[dict[str, Any]]:
+def list_models(ctx: Ctx) -> list[Model]:
     """Public: every model version registered in the log, with its status (`serving`: gives the
     verdicts now; `shadow`: scores live assessments in the background; `retired`: served before;
     `registered`), its lineage (the `model.promoted` / `model.shadowed` entries that name it: what it
@@ -24,7 +24,7 @@ def list_models(ctx: Ctx) -> list[dict[str, Any]]:
 
 
 @router.get("/v1/models/{sha256}/shadow", response_model=ShadowReport, responses=errors(404))
-def model_shadow(sha256: str, ctx: Ctx) -> dict[str, Any]:
+def model_shadow(sha256: str, ctx: Ctx) -> ShadowReport:
     """Public: what a shadow model did with live assessments: how often it agreed with the verdict,
     the coverage it would have had, and its false-pass on items a lab certified since (never part of
     a verdict). `dropped`: live assessments it skipped because its queue was full."""
@@ -38,6 +38,6 @@ def model_assessments(
     ctx: Ctx,
     after: Annotated[int, Query(ge=-1, le=MAX_INT, description="Log index to continue after (paging).")] = -1,
     limit: Annotated[int, Query(ge=1, le=models.MAX_PAGE)] = 100,
-) -> dict[str, Any]:
+) -> ModelAssessments:
     """Public: every verdict this model gave, in log order (for recalls)."""
     return models.model_assessments(ctx, sha256, after, limit)

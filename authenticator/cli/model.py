@@ -144,7 +144,7 @@ def promote(
     folder = candidate if candidate.is_dir() else candidate.parent
     with open_context(db) as ctx:
         done = run(ctx, candidate, evaluation or folder / "evaluation")
-    typer.echo(json.dumps({k: v for k, v in done.items() if k != "checks"}, indent=2))
+    typer.echo(json.dumps(done.model_dump(exclude={"checks"}), indent=2))
 
 
 @model_app.command("rollback")
@@ -153,7 +153,7 @@ def rollback(db: Db = None) -> None:
     from authenticator.services.lifecycle import rollback as run
 
     with open_context(db) as ctx:
-        typer.echo(json.dumps(run(ctx), indent=2))
+        typer.echo(json.dumps(run(ctx).model_dump(), indent=2))
 
 
 @model_app.command("shadow")
@@ -174,7 +174,7 @@ def shadow(
             path = Path(candidate)
             default = path / "evaluation"
             done = start_shadow(ctx, path, evaluation=evaluation or (default if default.is_dir() else None))
-    typer.echo(json.dumps(done, indent=2))
+    typer.echo(json.dumps(done.model_dump(), indent=2))
 
 
 @model_app.command("list")
@@ -184,8 +184,8 @@ def list_models(db: Db = None) -> None:
 
     with open_context(db) as ctx:
         for m in models_with_lineage(ctx):
-            ev = m.get("evaluation") or {}
+            ev = m.evaluation or {}
             typer.echo(
-                f"{m['status']:10s} {m['sha256'][:16]}  {m['name']} {m['version']}  "
-                f"lineage entries: {len(m['lineage'])}" + (f"  eligible: {ev.get('eligible')}" if ev else "")
+                f"{m.status:10s} {m.sha256[:16]}  {m.name} {m.version}  "
+                f"lineage entries: {len(m.lineage)}" + (f"  eligible: {ev.get('eligible')}" if ev else "")
             )

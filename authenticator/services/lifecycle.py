@@ -16,17 +16,26 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, func, select
 
 from authenticator.config import Settings
+from authenticator.contracts.models import (
+    Model,
+    ModelLineageEntry,
+    ModelStatus,
+    PromotedAnswer,
+    PromotionAnswer,
+    ShadowedAnswer,
+)
 from authenticator.db import read_tx
 from authenticator.errors import ModelError, NotFound, PromotionRefused
 from authenticator.ledger.entries import MODEL_LINEAGE_ITEM
-from authenticator.ledger.log import NewEntry
+from authenticator.ledger.entry_types import ModelPromoted, ModelShadowed
+from authenticator.ledger.log import Check, NewEntry
 from authenticator.services.context import ServiceContext
-from authenticator.services.models import ensure_model_registered
+from authenticator.services.models import ensure_model_registered, list_models
 from authenticator.services.promotion import check_promotion, eligible, refusal_message
 from authenticator.store.tables import model_lineage
 from authenticator.vision.card import ModelCard, sha256_file
@@ -36,15 +45,19 @@ EVALUATION_DIR = "evaluation"
 
 @dataclass(frozen=True)
 class LineageRow:
+    """One ``model.promoted`` or ``model.shadowed`` entry as the lineage table keeps it."""
+
     index: int
-    type: str
+    type: Literal["model.promoted", "model.shadowed"]
     model_sha256: str
     card_sha256: str
     evaluation_sha256: str | None
     replaces: str | None
-    action: str | None
+    action: Literal["promotion", "rollback"] | None
+    """Set on ``model.promoted`` only."""
     active: bool | None
     evaluation_summary: dict[str, Any] | None
+    """Free-form: the ``summary`` section of the evaluation report, whatever that report measured."""
     recorded_at: str
 
 
@@ -156,6 +169,7 @@ def store_model(settings: Settings, card: ModelCard, card_path: Path, evaluation
 
 
 def _evaluation_report(evaluation: Path) -> tuple[dict[str, Any], bytes]:
+    # the report is free-form JSON (training/lifecycle.py writes it); check_promotion reads its numbers
     path = evaluation / "report.json" if evaluation.is_dir() else evaluation
     try:
         data = path.read_bytes()
@@ -173,7 +187,7 @@ def _register(ctx: ServiceContext, card: ModelCard, card_path: Path) -> None:
     )
 
 
-def _still_serving(expected: str, shipped: str) -> Any:
+def _still_serving(expected: str, shipped: str) -> Check:
     def check(conn: Connection) -> None:
         now = serving_from(lineage_rows(conn), shipped)
         if now != expected:
@@ -185,7 +199,7 @@ def _still_serving(expected: str, shipped: str) -> Any:
     return check
 
 
-def promote(ctx: ServiceContext, candidate: Path, evaluation: Path, *, tolerance: float = 0.0) -> dict[str, Any]:
+def promote(ctx: ServiceContext, candidate: Path, evaluation: Path, *, tolerance: float = 0.0) -> PromotionAnswer:
     """Promote the candidate if its evaluation against the serving model meets the rule
     (:func:`authenticator.services.promotion.check_promotion`); append ``model.promoted``."""
     card, card_path = load_candidate(candidate)
@@ -211,22 +225,24 @@ def promote(ctx: ServiceContext, candidate: Path, evaluation: Path, *, tolerance
     stored = store_model(ctx.settings, card, card_path, evaluation_dir)
     evaluation_sha = ctx.blobs.put(raw)
     _register(ctx, card, stored)
-    body = {
-        "model_sha256": card.sha256,
-        "card_sha256": sha256_file(stored),
-        "evaluation_sha256": evaluation_sha,
-        "replaces": serving,
-        "action": "promotion",
-        "name": card.name,
-        "version": card.version,
-    }
-    receipt = ctx.append(
-        [NewEntry("model.promoted", MODEL_LINEAGE_ITEM, body)], check=_still_serving(serving, shipped)
-    )[0]
-    return {**body, "index": receipt.index, "checks": [c.as_dict() for c in checks], "stored": str(stored.parent)}
+    body = ModelPromoted(
+        model_sha256=card.sha256,
+        card_sha256=sha256_file(stored),
+        evaluation_sha256=evaluation_sha,
+        replaces=serving,
+        action="promotion",
+        name=card.name,
+        version=card.version,
+    )
+    index = _append_promoted(ctx, body, _still_serving(serving, shipped))
+    return PromotionAnswer(**body.model_dump(), index=index, checks=checks, stored=str(stored.parent))
 
 
-def rollback(ctx: ServiceContext) -> dict[str, Any]:
+def _append_promoted(ctx: ServiceContext, body: ModelPromoted, check: Check) -> int:
+    return ctx.append([NewEntry("model.promoted", MODEL_LINEAGE_ITEM, body.model_dump())], check=check)[0].index
+
+
+def rollback(ctx: ServiceContext) -> PromotedAnswer:
     """Serve again the model the serving one replaced when it was promoted (``model.promoted`` with
     ``action: rollback``)."""
     shipped = shipped_sha256(ctx.settings)
@@ -243,22 +259,20 @@ def rollback(ctx: ServiceContext) -> dict[str, Any]:
     card.verify_files(card_path)
     earlier = [r for r in promotions if r.model_sha256 == target]
     _register(ctx, card, card_path)
-    body = {
-        "model_sha256": target,
-        "card_sha256": sha256_file(card_path),
-        "evaluation_sha256": earlier[-1].evaluation_sha256 if earlier else None,
-        "replaces": serving,
-        "action": "rollback",
-        "name": card.name,
-        "version": card.version,
-    }
-    receipt = ctx.append(
-        [NewEntry("model.promoted", MODEL_LINEAGE_ITEM, body)], check=_still_serving(serving, shipped)
-    )[0]
-    return {**body, "index": receipt.index}
+    body = ModelPromoted(
+        model_sha256=target,
+        card_sha256=sha256_file(card_path),
+        evaluation_sha256=earlier[-1].evaluation_sha256 if earlier else None,
+        replaces=serving,
+        action="rollback",
+        name=card.name,
+        version=card.version,
+    )
+    index = _append_promoted(ctx, body, _still_serving(serving, shipped))
+    return PromotedAnswer(**body.model_dump(), index=index)
 
 
-def start_shadow(ctx: ServiceContext, candidate: Path, *, evaluation: Path | None = None) -> dict[str, Any]:
+def start_shadow(ctx: ServiceContext, candidate: Path, *, evaluation: Path | None = None) -> ShadowedAnswer:
     """Score live assessments with a candidate in the background from now on (``model.shadowed``)."""
     card, card_path = load_candidate(candidate)
     if card.sha256 == serving_sha256(ctx):
@@ -269,7 +283,7 @@ def start_shadow(ctx: ServiceContext, candidate: Path, *, evaluation: Path | Non
     return _shadowed(ctx, card, stored, evaluation_sha, active=True)
 
 
-def stop_shadow(ctx: ServiceContext, sha256: str) -> dict[str, Any]:
+def stop_shadow(ctx: ServiceContext, sha256: str) -> ShadowedAnswer:
     """Stop scoring live assessments with the shadow model ``sha256``."""
     with read_tx(ctx.engine) as conn:
         rows = lineage_rows(conn)
@@ -281,23 +295,33 @@ def stop_shadow(ctx: ServiceContext, sha256: str) -> dict[str, Any]:
 
 def _shadowed(
     ctx: ServiceContext, card: ModelCard, card_path: Path, evaluation_sha: str | None, *, active: bool
-) -> dict[str, Any]:
+) -> ShadowedAnswer:
     _register(ctx, card, card_path)
-    body = {
-        "model_sha256": card.sha256,
-        "card_sha256": sha256_file(card_path),
-        "evaluation_sha256": evaluation_sha,
-        "active": active,
-        "name": card.name,
-        "version": card.version,
-    }
-    receipt = ctx.append([NewEntry("model.shadowed", MODEL_LINEAGE_ITEM, body)])[0]
-    return {**body, "index": receipt.index}
+    body = ModelShadowed(
+        model_sha256=card.sha256,
+        card_sha256=sha256_file(card_path),
+        evaluation_sha256=evaluation_sha,
+        active=active,
+        name=card.name,
+        version=card.version,
+    )
+    receipt = ctx.append([NewEntry("model.shadowed", MODEL_LINEAGE_ITEM, body.model_dump())])[0]
+    return ShadowedAnswer(**body.model_dump(), index=receipt.index)
 
 
-def statuses(ctx: ServiceContext) -> dict[str, dict[str, Any]]:
-    """Per registered model: ``status`` (serving, shadow, retired or registered), the lineage entries
-    that name it and its latest evaluation summary."""
+@dataclass(frozen=True)
+class ModelState:
+    """Where a model stands in the lineage: what :func:`models_with_lineage` adds to its registration."""
+
+    status: ModelStatus
+    lineage: list[ModelLineageEntry]
+    evaluation: dict[str, Any] | None
+    """Its latest evaluation summary (free-form, as :attr:`LineageRow.evaluation_summary`)."""
+
+
+def statuses(ctx: ServiceContext) -> dict[str, ModelState]:
+    """Per model the lineage names: its status (serving, shadow, retired or registered), the lineage
+    entries that name it and its latest evaluation summary."""
     with read_tx(ctx.engine) as conn:
         rows = lineage_rows(conn)
     serving = serving_from(rows, shipped_sha256(ctx.settings))
@@ -305,9 +329,9 @@ def statuses(ctx: ServiceContext) -> dict[str, dict[str, Any]]:
     served = {r.model_sha256 for r in rows if r.type == "model.promoted"} | {
         r.replaces for r in rows if r.type == "model.promoted" and r.replaces
     }
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, ModelState] = {}
     for sha in {serving, *shadows, *served, *(r.model_sha256 for r in rows)}:
-        status = (
+        status: ModelStatus = (
             "serving"
             if sha == serving
             else "shadow"
@@ -318,37 +342,41 @@ def statuses(ctx: ServiceContext) -> dict[str, dict[str, Any]]:
         )
         mine = [r for r in rows if r.model_sha256 == sha or r.replaces == sha]
         summaries = [r.evaluation_summary for r in rows if r.model_sha256 == sha and r.evaluation_summary]
-        out[sha] = {
-            "status": status,
-            "lineage": [
-                {
-                    "index": r.index,
-                    "type": r.type,
-                    "action": r.action if r.type == "model.promoted" else ("start" if r.active else "stop"),
-                    "model_sha256": r.model_sha256,
-                    "replaces": r.replaces,
-                    "evaluation_sha256": r.evaluation_sha256,
-                    "recorded_at": r.recorded_at,
-                }
-                for r in mine
-            ],
-            "evaluation": summaries[-1] if summaries else None,
-        }
+        out[sha] = ModelState(
+            status=status,
+            lineage=[_lineage_entry(r) for r in mine],
+            evaluation=summaries[-1] if summaries else None,
+        )
     return out
 
 
-def models_with_lineage(ctx: ServiceContext) -> list[dict[str, Any]]:
-    """``GET /v1/models``: every registered model with its status, lineage and evaluation summary."""
-    from authenticator.services.models import list_models
+def _lineage_entry(r: LineageRow) -> ModelLineageEntry:
+    if r.type == "model.promoted":
+        assert r.action is not None  # the entry's schema requires it
+        action: Literal["promotion", "rollback", "start", "stop"] = r.action
+    else:
+        action = "start" if r.active else "stop"
+    return ModelLineageEntry(
+        index=r.index,
+        type=r.type,
+        action=action,
+        model_sha256=r.model_sha256,
+        replaces=r.replaces,
+        evaluation_sha256=r.evaluation_sha256,
+        recorded_at=r.recorded_at,
+    )
 
-    status = statuses(ctx)
+
+def models_with_lineage(ctx: ServiceContext) -> list[Model]:
+    """``GET /v1/models``: every registered model with its status, lineage and evaluation summary."""
+    states = statuses(ctx)
     serving = serving_sha256(ctx)
     out = []
     for m in list_models(ctx):
-        extra = status.get(m["sha256"]) or {
-            "status": "serving" if m["sha256"] == serving else "registered",
-            "lineage": [],
-            "evaluation": None,
-        }
-        out.append({**m, **extra})
+        state = states.get(m.sha256) or ModelState(
+            status="serving" if m.sha256 == serving else "registered", lineage=[], evaluation=None
+        )
+        out.append(
+            m.model_copy(update={"status": state.status, "lineage": state.lineage, "evaluation": state.evaluation})
+        )
     return out

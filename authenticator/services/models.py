@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
+from authenticator.contracts.models import Model, ModelAssessment, ModelAssessments
 from authenticator.db import read_tx
 from authenticator.errors import Conflict, InvalidInput, NotFound
 from authenticator.ledger.log import NewEntry
@@ -24,7 +25,9 @@ left to the card, which the entry names by its SHA-256."""
 
 
 def _json_metrics(metrics: Any) -> dict[str, Any]:
-    """The card's metrics as plain JSON (floats that are whole become ints for canonical JSON)."""
+    """The card's metrics as plain JSON (floats that are whole become ints for canonical JSON).
+
+    Free-form on purpose: whatever the card measured, copied into the log as it is."""
     value = json.loads(json.dumps(metrics if isinstance(metrics, dict) else {}, allow_nan=False, default=str))
     if not isinstance(value, dict):
         return {}
@@ -63,33 +66,33 @@ def ensure_model_registered(
     return True
 
 
-def list_models(ctx: ServiceContext) -> list[dict[str, Any]]:
+def list_models(ctx: ServiceContext) -> list[Model]:
     with read_tx(ctx.engine) as conn:
         rows = conn.execute(select(models).order_by(models.c.registered_index)).all()
-    return [_model_json(r) for r in rows]
+    return [_model(r) for r in rows]
 
 
-def _model_json(r: Any) -> dict[str, Any]:
-    return {
-        "sha256": r.sha256,
-        "name": r.name,
-        "version": r.version,
-        "card_sha256": r.card_sha256,
-        "metrics": json.loads(r.metrics),
-        "registered_index": r.registered_index,
-        "registered_at": r.registered_at,
-    }
+def _model(r: Row[Any]) -> Model:
+    return Model(
+        sha256=r.sha256,
+        name=r.name,
+        version=r.version,
+        card_sha256=r.card_sha256,
+        metrics=json.loads(r.metrics),
+        registered_index=r.registered_index,
+        registered_at=r.registered_at,
+    )
 
 
-def get_model(ctx: ServiceContext, sha256: str) -> dict[str, Any]:
+def get_model(ctx: ServiceContext, sha256: str) -> Model:
     with read_tx(ctx.engine) as conn:
         row = conn.execute(select(models).where(models.c.sha256 == sha256)).first()
     if row is None:
         raise NotFound(f"no registered model {sha256}", sha256=sha256)
-    return _model_json(row)
+    return _model(row)
 
 
-def model_assessments(ctx: ServiceContext, sha256: str, after: int = -1, limit: int = 100) -> dict[str, Any]:
+def model_assessments(ctx: ServiceContext, sha256: str, after: int = -1, limit: int = 100) -> ModelAssessments:
     """Every verdict the model gave, in log order, paged by log index (for recalls)."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
@@ -109,18 +112,18 @@ def model_assessments(ctx: ServiceContext, sha256: str, after: int = -1, limit: 
             .limit(limit + 1)
         ).all()
     page = rows[:limit]
-    return {
-        "model_sha256": sha256,
-        "assessments": [
-            {
-                "id": r.id,
-                "item_id": r.item_id,
-                "index": r.entry_index,
-                "decision": r.decision,
-                "probability_authentic": r.probability_authentic,
-                "recorded_at": r.recorded_at,
-            }
+    return ModelAssessments(
+        model_sha256=sha256,
+        assessments=[
+            ModelAssessment(
+                id=r.id,
+                item_id=r.item_id,
+                index=r.entry_index,
+                decision=r.decision,
+                probability_authentic=r.probability_authentic,
+                recorded_at=r.recorded_at,
+            )
             for r in page
         ],
-        "next_after": page[-1].entry_index if len(rows) > limit else None,
-    }
+        next_after=page[-1].entry_index if len(rows) > limit else None,
+    )

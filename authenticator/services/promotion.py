@@ -16,21 +16,11 @@ The same function runs when the report is written (its ``promotion`` section) an
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
+from authenticator.contracts.models import PromotionCheck
+
 MAX_FALSE_PASS = 0.01
-
-
-@dataclass(frozen=True)
-class Check:
-    part: str
-    check: str
-    ok: bool
-    detail: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _rate(block: dict[str, Any] | None, key: str) -> float | None:
@@ -40,12 +30,12 @@ def _rate(block: dict[str, Any] | None, key: str) -> float | None:
 
 def check_promotion(
     report: dict[str, Any], *, max_false_pass: float = MAX_FALSE_PASS, tolerance: float = 0.0
-) -> list[Check]:
+) -> list[PromotionCheck]:
     """Every check of the promotion rule on an evaluation report (see the module docstring)."""
-    checks: list[Check] = []
+    checks: list[PromotionCheck] = []
     parts: dict[str, Any] = report.get("parts") or {}
     if not parts:
-        return [Check("-", "evaluated", False, "the report measures nothing")]
+        return [PromotionCheck(part="-", check="evaluated", ok=False, detail="the report measures nothing")]
     for part, both in parts.items():
         cand, champ = both.get("candidate") or {}, both.get("champion") or {}
         if not (cand.get("overall") or {}).get("n"):
@@ -57,45 +47,54 @@ def check_promotion(
             fp = _rate(c, "false_pass_rate")
             n_fake = int(c.get("n_counterfeit") or 0)
             if fp is None or n_fake == 0:
-                checks.append(Check(part, f"{category}: false-pass measured", False, "no counterfeit to measure it on"))
+                checks.append(
+                    PromotionCheck(
+                        part=part,
+                        check=f"{category}: false-pass measured",
+                        ok=False,
+                        detail="no counterfeit to measure it on",
+                    )
+                )
                 continue
             checks.append(
-                Check(
-                    part,
-                    f"{category}: false-pass <= {max_false_pass:.0%}",
-                    fp <= max_false_pass,
-                    f"{fp:.4f} ({c.get('counterfeit_called_authentic', '?')} of {n_fake} counterfeits passed)",
+                PromotionCheck(
+                    part=part,
+                    check=f"{category}: false-pass <= {max_false_pass:.0%}",
+                    ok=fp <= max_false_pass,
+                    detail=f"{fp:.4f} ({c.get('counterfeit_called_authentic', '?')} of {n_fake} counterfeits passed)",
                 )
             )
             ch = (champ.get("per_category") or {}).get(category)
             ch_fp, ch_cov = _rate(ch, "false_pass_rate"), _rate(ch, "coverage") or 0.0
             if ch_fp is not None and ch_cov > 0:
                 checks.append(
-                    Check(
-                        part,
-                        f"{category}: false-pass not worse than the champion",
-                        fp <= ch_fp + tolerance,
-                        f"candidate {fp:.4f}, champion {ch_fp:.4f}",
+                    PromotionCheck(
+                        part=part,
+                        check=f"{category}: false-pass not worse than the champion",
+                        ok=fp <= ch_fp + tolerance,
+                        detail=f"candidate {fp:.4f}, champion {ch_fp:.4f}",
                     )
                 )
         cov, ch_cov = _rate(cand.get("overall"), "coverage") or 0.0, _rate(champ.get("overall"), "coverage") or 0.0
         checks.append(
-            Check(
-                part,
-                "coverage not lower than the champion's",
-                cov >= ch_cov,
-                f"candidate {cov:.4f}, champion {ch_cov:.4f}",
+            PromotionCheck(
+                part=part,
+                check="coverage not lower than the champion's",
+                ok=cov >= ch_cov,
+                detail=f"candidate {cov:.4f}, champion {ch_cov:.4f}",
             )
         )
     if not checks:
-        checks.append(Check("-", "evaluated", False, "no part of the split holds any photo"))
+        checks.append(
+            PromotionCheck(part="-", check="evaluated", ok=False, detail="no part of the split holds any photo")
+        )
     return checks
 
 
-def eligible(checks: list[Check]) -> bool:
+def eligible(checks: list[PromotionCheck]) -> bool:
     return bool(checks) and all(c.ok for c in checks)
 
 
-def refusal_message(checks: list[Check]) -> str:
+def refusal_message(checks: list[PromotionCheck]) -> str:
     failed = [c for c in checks if not c.ok]
     return "; ".join(f"{c.part}: {c.check} fails ({c.detail})" for c in failed)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
+from authenticator.contracts.models import ShadowCertified, ShadowReport
 from authenticator.db import read_tx, utc_now, write_tx
 from authenticator.errors import AuthenticatorError
 from authenticator.services.lifecycle import (
@@ -279,7 +280,7 @@ def close_serving(ctx: ServiceContext) -> None:
         scorer.close()
 
 
-def shadow_report(ctx: ServiceContext, sha256: str) -> dict[str, Any]:
+def shadow_report(ctx: ServiceContext, sha256: str) -> ShadowReport:
     """What a shadow model did with live assessments: agreement with the verdicts, the coverage it
     would have had, and its false-pass on items a lab certified since (latest unrevoked certificate)."""
     from authenticator.store.tables import certificates
@@ -303,21 +304,21 @@ def shadow_report(ctx: ServiceContext, sha256: str) -> dict[str, Any]:
 
     fakes = [r for r in rows if certs.get(r.item_id) == "counterfeit"]
     reals = [r for r in rows if certs.get(r.item_id) == "authentic"]
-    return {
-        "model_sha256": sha256,
-        "scored": n,
-        "dropped": int(counts.dropped) if counts is not None else 0,
-        "failed": int(counts.failed) if counts is not None else 0,
-        "agreement": share(lambda r: r.decision == r.champion_decision, rows),
-        "coverage": share(lambda r: r.decision != "inconclusive", rows),
-        "champion_coverage": share(lambda r: r.champion_decision != "inconclusive", rows),
-        "certified": {
-            "assessments": len(fakes) + len(reals),
-            "counterfeit": len(fakes),
-            "false_pass": share(lambda r: r.decision == "authentic", fakes),
-            "champion_false_pass": share(lambda r: r.champion_decision == "authentic", fakes),
-            "authentic": len(reals),
-            "false_reject": share(lambda r: r.decision == "counterfeit", reals),
-            "champion_false_reject": share(lambda r: r.champion_decision == "counterfeit", reals),
-        },
-    }
+    return ShadowReport(
+        model_sha256=sha256,
+        scored=n,
+        dropped=int(counts.dropped) if counts is not None else 0,
+        failed=int(counts.failed) if counts is not None else 0,
+        agreement=share(lambda r: r.decision == r.champion_decision, rows),
+        coverage=share(lambda r: r.decision != "inconclusive", rows),
+        champion_coverage=share(lambda r: r.champion_decision != "inconclusive", rows),
+        certified=ShadowCertified(
+            assessments=len(fakes) + len(reals),
+            counterfeit=len(fakes),
+            false_pass=share(lambda r: r.decision == "authentic", fakes),
+            champion_false_pass=share(lambda r: r.champion_decision == "authentic", fakes),
+            authentic=len(reals),
+            false_reject=share(lambda r: r.decision == "counterfeit", reals),
+            champion_false_reject=share(lambda r: r.champion_decision == "counterfeit", reals),
+        ),
+    )

@@ -192,8 +192,8 @@ def test_promote_rollback_and_the_models_list(deployment: tuple[Settings, str, P
     try:
         assert lifecycle.serving_sha256(ctx) == sha_a
         status = lifecycle.statuses(ctx)
-        assert status[sha_b]["status"] == "retired" and status[sha_a]["status"] == "serving"
-        assert [e["action"] for e in status[sha_a]["lineage"]] == ["promotion", "rollback"]
+        assert status[sha_b].status == "retired" and status[sha_a].status == "serving"
+        assert [e.action for e in status[sha_a].lineage] == ["promotion", "rollback"]
         history = ctx.ledger.history(MODEL_LINEAGE_ITEM)
         assert [json.loads(h.data)["type"] for h in history] == ["model.promoted", "model.promoted"]
     finally:
