@@ -37,14 +37,16 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
+from authenticator.contracts.labs import Lab
 from authenticator.errors import AuthenticatorError, NotFound
 from authenticator.i18n import ENGLISH, LOCALES, N_, NATIVE_NAMES, Translator, negotiate, script_messages
 from authenticator.ledger.duplicates import first_of_each, natural_key
 from authenticator.services import items, labs, listings, names, traces
+from authenticator.services.capture_guides import capture_guide
 from authenticator.services.context import ServiceContext
 from authenticator.services.standing import Fact, Standing, item_standing
 from authenticator.sizes import megabytes
-from authenticator.vision.capture_guides import GUIDES
+from authenticator.vision.category import CATEGORIES
 from authenticator.vision.reasons import MESSAGES, NOT_VALIDATED_MESSAGES, RETAKE, set_aside
 
 HERE = Path(__file__).resolve().parent
@@ -266,10 +268,10 @@ class Namer:
     def __init__(self, ctx: ServiceContext, tr: Translator = ENGLISH) -> None:
         self.ctx = ctx
         self.tr = tr  # the page's language: the words of every description
-        self._labs: dict[str, dict[str, Any] | None] = {}
+        self._labs: dict[str, Lab | None] = {}
         self._platforms: dict[str, str] = {}
 
-    def _lab_record(self, lab_id: str) -> dict[str, Any] | None:
+    def _lab_record(self, lab_id: str) -> Lab | None:
         if lab_id not in self._labs:
             try:
                 self._labs[lab_id] = labs.get_lab(self.ctx, lab_id)
@@ -280,14 +282,14 @@ class Namer:
     def lab(self, lab_id: str) -> str:
         """The lab's registered name."""
         record = self._lab_record(lab_id)
-        return str(record["name"]) if record else self.tr("a lab that is no longer registered")
+        return record.name if record else self.tr("a lab that is no longer registered")
 
     def lab_accredited(self, lab_id: str) -> str:
         """``Name (accreditation)``."""
         record = self._lab_record(lab_id)
         if not record:
             return self.lab(lab_id)
-        return f"{record['name']} ({record['accreditation']})"
+        return f"{record.name} ({record.accreditation})"
 
     def platform(self, principal_id: str) -> str:
         """The platform's display name, as the operator registered it."""
@@ -659,7 +661,7 @@ LABS_SHOWN = 8
 
 
 def _labs_context(ctx: ServiceContext) -> dict[str, Any]:
-    registered = labs.list_labs(ctx)
+    registered = labs.list_labs(ctx).labs
     return {"labs": registered[:LABS_SHOWN], "more_labs": max(0, len(registered) - LABS_SHOWN)}
 
 
@@ -765,9 +767,12 @@ def upload_page_words(tr: Translator, base: Any, validated: Iterable[str] = ()) 
     """What the upload page's script needs in the page's language: every category's capture guide
     (slots: view id, name, instruction, outline drawing, what the gate asks), the reasons' messages
     and retake hints by code."""
-    from authenticator.vision.capture_guides import describe
-
-    guides = {c: describe(g, base, translate=tr.gettext, outline=outline_url) for c, g in GUIDES.items()}
+    validated = list(validated)
+    shown = {"category", "required", "optional"}  # the slots; the page says itself what a lab is for
+    guides = {
+        c: capture_guide(c, base, tr, validated=validated, outline=outline_url).model_dump(include=shown)
+        for c in CATEGORIES
+    }
     messages = {code: tr(m) for code, m in MESSAGES.items()}
     not_validated = {c: tr(m) for c, m in NOT_VALIDATED_MESSAGES.items()}
     return {

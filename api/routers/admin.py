@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from api.auth import Admin, Ctx
@@ -16,12 +14,7 @@ router = APIRouter(tags=["admin"])
 
 
 @router.post("/v1/keys", status_code=201, response_model=KeyCreated, responses=errors(401, 403, 413, 415, 422))
-def new_key(body: KeyCreate, principal: Admin, ctx: Ctx) -> dict[str, Any]:
+def new_key(body: KeyCreate, principal: Admin, ctx: Ctx) -> KeyCreated:
     """Create a platform (or operator) and its API key (admin). The key is shown once."""
     issued = create_key(ctx.engine, body.role, body.name)
-    return {
-        "principal_id": issued.principal_id,
-        "role": issued.role,
-        "key_id": issued.key_id,
-        "api_key": issued.api_key,
-    }
+    return KeyCreated(principal_id=issued.principal_id, role=issued.role, key_id=issued.key_id, api_key=issued.api_key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 
@@ -10,9 +10,8 @@ from api.auth import Ctx
 from api.routers.common import errors
 from authenticator.contracts.capture import CaptureGuideOut
 from authenticator.i18n import LOCALES, Translator, negotiate
-from authenticator.vision.capture_guides import GUIDES, describe
+from authenticator.services.capture_guides import capture_guide
 from authenticator.vision.category import Category
-from authenticator.vision.reasons import reason
 
 router = APIRouter(tags=["assessments"])
 
@@ -26,7 +25,7 @@ def get_capture_guide(
         Query(description=f"The language of the names and instructions: one of {', '.join(LOCALES)}."),
     ] = None,
     accept_language: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> dict[str, Any]:
+) -> CaptureGuideOut:
     """Public: the views to photograph for an item of this category, in order, with a one-line
     instruction each and what the quality gate asks of that view's photo (close-ups that must be
     read need more sharpness and resolution than a whole-item shot). In English or Simplified
@@ -36,10 +35,7 @@ def get_capture_guide(
     photos); a verdict lists the required views that are missing."""
     from api.web import outline_url
 
-    tr = Translator(negotiate(accept_language, lang))
-    guide = GUIDES[category]
     card = ctx.assessor.card if ctx.assessor is not None else None
-    verdicts = card is not None and category in card.validated_categories
-    out = describe(guide, ctx.settings.quality_thresholds, translate=tr.gettext, outline=outline_url)
-    note = None if verdicts else tr(reason("category_not_validated", category=category).message)
-    return {**out, "lang": tr.locale, "verdicts": verdicts, "note": note}
+    validated = card.validated_categories if card is not None else ()
+    tr = Translator(negotiate(accept_language, lang))
+    return capture_guide(category, ctx.settings.quality_thresholds, tr, validated=validated, outline=outline_url)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -17,13 +15,13 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz() -> dict[str, Any]:
+def healthz() -> Health:
     """The process answers."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"description": "Not ready (problem+json)."}})
-def readyz(ctx: Ctx) -> Any:
+def readyz(ctx: Ctx) -> Health | JSONResponse:
     """The database answers, the blob store is writable and the model is loaded."""
     checks: dict[str, str] = {}
     try:
@@ -36,7 +34,7 @@ def readyz(ctx: Ctx) -> Any:
         checks["model"] = "ok"
     except AuthenticatorError as exc:
         return problem(503, "not_ready", exc.message, headers={"Retry-After": "5"})
-    return JSONResponse({"status": "ok", "checks": checks})
+    return Health(status="ok", checks=checks)
 
 
 _METRICS_EXAMPLE = (

@@ -16,22 +16,22 @@ router = APIRouter(tags=["labs and certificates"])
 
 
 @router.post("/v1/labs", status_code=201, response_model=LabCreated, responses=errors(401, 403, 413, 415, 422))
-def register_lab(body: LabCreate, principal: Admin, ctx: Ctx) -> dict[str, Any]:
+def register_lab(body: LabCreate, principal: Admin, ctx: Ctx) -> LabCreated:
     """Register an appraisal lab with its Ed25519 public key (admin); answers the lab's API key once."""
     return labs.register_lab(ctx, body.name, body.accreditation, body.public_key)
 
 
 @router.get("/v1/labs", response_model=LabList)
-def list_labs(ctx: Ctx) -> dict[str, Any]:
+def list_labs(ctx: Ctx) -> LabList:
     """Public: every registered lab with its accreditation and key, oldest first.
 
     Where a seller sends an item for the physical inspection an `inconclusive` verdict needs, or to
     contest a `counterfeit` one: the lab's certificate outranks the photo verdict on the badge."""
-    return {"labs": labs.list_labs(ctx)}
+    return labs.list_labs(ctx)
 
 
 @router.get("/v1/labs/{lab_id}", response_model=Lab, responses=errors(404))
-def get_lab(lab_id: str, ctx: Ctx) -> dict[str, Any]:
+def get_lab(lab_id: str, ctx: Ctx) -> Lab:
     """Public: a lab and its public key, so anyone can check its certificates' signatures."""
     return labs.get_lab(ctx, lab_id)
 

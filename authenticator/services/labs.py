@@ -8,8 +8,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
-from sqlalchemy import insert, select
+from sqlalchemy import Row, insert, select
 
+from authenticator.contracts.labs import Lab, LabCreated, LabList
 from authenticator.db import read_tx, utc_now, write_tx
 from authenticator.dsse import keyid_for
 from authenticator.errors import InvalidInput, NotFound
@@ -38,7 +39,7 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-def register_lab(ctx: ServiceContext, name: str, accreditation: str, public_key: str) -> dict[str, Any]:
+def register_lab(ctx: ServiceContext, name: str, accreditation: str, public_key: str) -> LabCreated:
     """Register a lab and issue its first API key (shown once)."""
     key = parse_public_key(public_key)
     raw_b64 = base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
@@ -56,10 +57,10 @@ def register_lab(ctx: ServiceContext, name: str, accreditation: str, public_key:
             )
         )
     issued = issue_key(ctx.engine, lab_id)
-    return {**get_lab(ctx, lab_id), "api_key": issued.api_key, "key_id": issued.key_id}
+    return LabCreated(**get_lab(ctx, lab_id).model_dump(), api_key=issued.api_key, key_id=issued.key_id)
 
 
-def get_lab(ctx: ServiceContext, lab_id: str) -> dict[str, Any]:
+def get_lab(ctx: ServiceContext, lab_id: str) -> Lab:
     """Public record of a lab: anyone may check its certificates' signatures with this key."""
     with read_tx(ctx.engine) as conn:
         row = conn.execute(select(labs).where(labs.c.id == lab_id)).first()
@@ -68,24 +69,24 @@ def get_lab(ctx: ServiceContext, lab_id: str) -> dict[str, Any]:
     return _lab_record(row)
 
 
-def list_labs(ctx: ServiceContext) -> list[dict[str, Any]]:
+def list_labs(ctx: ServiceContext) -> LabList:
     """Public: every registered lab (name, accreditation, key), oldest first: where a seller can
     send an item for the physical inspection that an inconclusive or contested verdict needs."""
     with read_tx(ctx.engine) as conn:
         rows = conn.execute(select(labs).order_by(labs.c.created_at, labs.c.id)).all()
-    return [_lab_record(row) for row in rows]
+    return LabList(labs=[_lab_record(row) for row in rows])
 
 
-def _lab_record(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "name": row.name,
-        "accreditation": row.accreditation,
-        "public_key": row.public_key,
-        "keyid": row.keyid,
-        "created_at": row.created_at,
-    }
+def _lab_record(row: Row[Any]) -> Lab:
+    return Lab(
+        id=row.id,
+        name=row.name,
+        accreditation=row.accreditation,
+        public_key=row.public_key,
+        keyid=row.keyid,
+        created_at=row.created_at,
+    )
 
 
 def lab_public_key(ctx: ServiceContext, lab_id: str) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(base64.b64decode(get_lab(ctx, lab_id)["public_key"]))
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(get_lab(ctx, lab_id).public_key))

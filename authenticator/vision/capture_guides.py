@@ -35,9 +35,8 @@ views against them, the assessor applies each view's gate.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from authenticator.vision.quality_thresholds import QualityThresholds
 
@@ -257,36 +256,3 @@ def framing_of(category: str | None, view_id: str | None) -> Framing:
 def gate_thresholds(base: QualityThresholds, framing: Framing) -> QualityThresholds:
     """The limits the gate applies to a photo of ``framing``."""
     return FRAMING_GATES[framing].thresholds(base)
-
-
-def describe(
-    guide: CaptureGuide,
-    base: QualityThresholds,
-    *,
-    translate: Callable[[str], str] = str,
-    outline: Callable[[str, str], str | None] = lambda _category, _view: None,
-) -> dict[str, Any]:
-    """The guide as the API answers it: required and optional views, each with what the gate asks
-    of it (``base``: the service's calibrated limits); ``translate`` words names and instructions."""
-
-    def one(v: View) -> dict[str, Any]:
-        limits = gate_thresholds(base, v.framing)
-        return {
-            "id": v.id,
-            "name": translate(v.name),
-            "instruction": translate(v.instruction),
-            "required": v.required,
-            "quality": {
-                "framing": v.framing,
-                "checks": translate(FRAMING_GATES[v.framing].checks),
-                "min_sharpness": round(limits.min_sharpness, 2),
-                "min_short_side": limits.min_short_side,
-            },
-            "outline": outline(guide.category, v.id),
-        }
-
-    return {
-        "category": guide.category,
-        "required": [one(v) for v in guide.required],
-        "optional": [one(v) for v in guide.optional],
-    }
