@@ -37,6 +37,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
 
+from authenticator.contracts.common import Badge
+from authenticator.contracts.items import Trace
 from authenticator.contracts.labs import Lab
 from authenticator.errors import AuthenticatorError, NotFound
 from authenticator.i18n import ENGLISH, LOCALES, N_, NATIVE_NAMES, Translator, negotiate, script_messages
@@ -301,8 +303,10 @@ class Namer:
     def listing_title(self, listing_id: str, title_sha256: str) -> str | None:
         """The title, only when its SHA-256 is the one in the log entry."""
         try:
-            title = str(listings.get_listing(self.ctx, listing_id)["title"])
+            title = listings.get_listing(self.ctx, listing_id).title
         except AuthenticatorError:
+            return None
+        if title is None:
             return None
         return title if hashlib.sha256(title.encode("utf-8")).hexdigest() == title_sha256 else None
 
@@ -412,37 +416,37 @@ def describe_entry(entry: Mapping[str, Any], namer: Namer, revoked: set[str]) ->
     }
 
 
-def trace_words(ctx: ServiceContext, trace: Mapping[str, Any]) -> list[dict[str, Any]]:
+def trace_words(ctx: ServiceContext, trace: Trace) -> list[dict[str, Any]]:
     """One description per event of a trace, with its index and leaf hash."""
     return trace_story(ctx, trace)[0]
 
 
 def trace_story(
-    ctx: ServiceContext, trace: Mapping[str, Any], tr: Translator = ENGLISH
+    ctx: ServiceContext, trace: Trace, tr: Translator = ENGLISH
 ) -> tuple[list[dict[str, Any]], Standing, Namer]:
     """The words for every event, the item's standing from the events that count, and the namer."""
-    parsed = [json.loads(base64.b64decode(e["entry"])) for e in trace["events"]]
+    parsed = [json.loads(base64.b64decode(e.entry)) for e in trace.events]
     revoked = {str(p["body"].get("certificate_id")) for p in parsed if p.get("type") == "certificate.revoked"}
     namer = Namer(ctx, tr)
     repeats = first_of_each(
-        (int(e["index"]), natural_key(str(p.get("type")), str(p.get("item")), p.get("body") or {}))
-        for e, p in zip(trace["events"], parsed, strict=True)
+        (e.index, natural_key(str(p.get("type")), str(p.get("item")), p.get("body") or {}))
+        for e, p in zip(trace.events, parsed, strict=True)
     )
     out = []
-    for event, entry in zip(trace["events"], parsed, strict=True):
+    for event, entry in zip(trace.events, parsed, strict=True):
         words = describe_entry(entry, namer, revoked)
-        first = repeats.get(int(event["index"]))
+        first = repeats.get(event.index)
         if first is not None:  # the first one counts (see authenticator.ledger.duplicates)
             words["title"] = tr("{title} (repeated, ignored)", title=words["title"])
             words["lines"].append(
                 tr("the same event was already recorded as entry #{first}; only that one counts", first=first)
             )
-        words.update(index=event["index"], leaf_hash=event["leaf_hash"])
+        words.update(index=event.index, leaf_hash=event.leaf_hash)
         out.append(words)
     counted = [
-        (int(e["index"]), p)
-        for e, p in zip(trace["events"], parsed, strict=True)
-        if repeats.get(int(e["index"])) is None and isinstance(p, Mapping)
+        (e.index, p)
+        for e, p in zip(trace.events, parsed, strict=True)
+        if repeats.get(e.index) is None and isinstance(p, Mapping)
     ]
     return out, item_standing(counted), namer
 
@@ -651,9 +655,10 @@ BADGE_REASONS = (
 )
 
 
-def _badge(badge: Mapping[str, Any], tr: Translator = ENGLISH) -> dict[str, Any]:
-    label, icon = BADGES.get(str(badge.get("level")), (str(badge.get("level")), "?"))
-    return {**badge, "label": tr(label), "icon": icon, "reason": tr(str(badge.get("reason", "")))}
+def _badge(badge: Badge, tr: Translator = ENGLISH) -> dict[str, Any]:
+    """The badge as the pages show it: its label and icon, the reason in the page's language."""
+    label, icon = BADGES.get(badge.level, (badge.level, "?"))
+    return {**badge.model_dump(), "label": tr(label), "icon": icon, "reason": tr(badge.reason)}
 
 
 #: Most labs a page lists by name (the rest are counted).
@@ -676,14 +681,14 @@ def _trace_context(ctx: ServiceContext, item_id: str, tr: Translator = ENGLISH) 
     words, standing, namer = trace_story(ctx, trace, tr)
     return {
         "item": item,
-        "category_words": _category_words(item["category"], tr),
-        "badge": _badge(item["badge"], tr),
+        "category_words": _category_words(item.category, tr),
+        "badge": _badge(item.badge, tr),
         "trace": trace,
         "words": words,
         "standing": standing_words(standing, namer),
-        "platform_name": namer.platform(str(item["platform"])),
-        "registered_words": human_date(item["registered_at"], tr),
-        "witness_keys": traces.log_key(ctx)["witnesses"],
+        "platform_name": namer.platform(item.platform),
+        "registered_words": human_date(item.registered_at, tr),
+        "witness_keys": traces.log_key(ctx).witnesses,
         **_labs_context(ctx),
     }
 
@@ -708,7 +713,7 @@ async def trace_page(request: Request, item_id: str) -> HTMLResponse:
         addresses,
         qr=qr_svg(addresses["qr_text"], addresses["qr_title"]),
         trace_url=f"/v1/items/{quote(item_id, safe='')}/trace",
-        key_name=data["trace"]["verifier_key"].split("+", 1)[0],
+        key_name=data["trace"].verifier_key.split("+", 1)[0],
         words_by_leaf={w["leaf_hash"]: w for w in data["words"]},
         icons={level: icon for level, (_label, icon) in BADGES.items()},
     )
@@ -717,14 +722,14 @@ async def trace_page(request: Request, item_id: str) -> HTMLResponse:
 
 def _listing_context(ctx: ServiceContext, listing_id: str, tr: Translator = ENGLISH) -> dict[str, Any]:
     listing = listings.get_listing(ctx, listing_id)
-    item = items.get_item(ctx, listing["item_id"])
+    item = items.get_item(ctx, listing.item_id)
     return {
         "listing": listing,
         "item": item,
-        "category_words": _category_words(item["category"], tr),
-        "badge": _badge(listing["badge"], tr),
-        "platform_name": Namer(ctx, tr).platform(str(listing.get("platform") or item["platform"])),
-        "listed_words": human_date(listing["published_at"], tr),
+        "category_words": _category_words(item.category, tr),
+        "badge": _badge(listing.badge, tr),
+        "platform_name": Namer(ctx, tr).platform(listing.platform or item.platform),
+        "listed_words": human_date(listing.published_at, tr),
     }
 
 

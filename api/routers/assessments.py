@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
 
 from api.auth import Ctx, Platform, require
 from api.routers.common import IdempotencyKeyHeader, answered, errors
-from api.schemas import Assessment, PhotoErasure
+from authenticator.contracts.assessments import Assessment, PhotoErasure
 from authenticator.services import assessments, erasure
 from authenticator.store.keys import Principal
 from authenticator.text import FreeText
@@ -55,7 +56,7 @@ def blob_response(data: bytes, name: str) -> Response:
 
 
 @router.get("/v1/assessments/{assessment_id}", response_model=Assessment, responses=errors(404))
-def get_assessment(assessment_id: str, ctx: Ctx) -> dict[str, Any]:
+def get_assessment(assessment_id: str, ctx: Ctx) -> Assessment:
     """Public: a recorded verdict (its entry is public in the log) with a fresh inclusion proof."""
     return assessments.get_assessment(ctx, assessment_id)
 
@@ -112,7 +113,7 @@ def erase_photos(
         FreeText | None, Query(min_length=1, max_length=200, description="Why, in a few words: `seller request`.")
     ] = None,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
+) -> PhotoErasure | JSONResponse:
     """Take photos back (the item's platform or an admin): the photos and their heat maps leave the
     blob store (bytes another assessment still uses stay for it), the photo-reuse index forgets
     them, and `photos.erased` is appended. The verdict and every proof stay valid; the photo and

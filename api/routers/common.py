@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Response
+from fastapi.responses import JSONResponse
 
 from api.schemas import Problem
+from authenticator.contracts.common import Appended
+
+A = TypeVar("A")
 
 MAX_INT = 2**53 - 1
 """Largest integer any parameter accepts (bigger values could not be a log index anyway)."""
@@ -35,8 +39,13 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
-def answered(response: Response, result: tuple[int, dict[str, Any]]) -> dict[str, Any]:
-    """A service's ``(status, answer)`` as a FastAPI answer (a replayed retry keeps its status)."""
+def answered(response: Response, result: tuple[int, A | Appended]) -> A | JSONResponse:
+    """A service's ``(status, answer)`` as a FastAPI answer (a replayed retry keeps its status).
+
+    :class:`Appended` (the entry is in the log, the full answer could not be read back) is sent
+    as it is, past the route's response model, with the command's status."""
     status, answer = result
+    if isinstance(answer, Appended):
+        return JSONResponse(answer.model_dump(mode="json"), status_code=status)
     response.status_code = status
     return answer

@@ -11,19 +11,11 @@ from starlette.datastructures import UploadFile
 
 from api.auth import Ctx, LabRole, Platform
 from api.routers.common import MAX_INT, IdempotencyKeyHeader, answered, errors
-from api.schemas import (
-    Assessment,
-    AssessmentPreview,
-    Certificate,
-    CustodyCreate,
-    CustodyRecorded,
-    DsseEnvelope,
-    Item,
-    ItemCreate,
-    ItemCreated,
-    ItemHead,
-    Trace,
-)
+from api.schemas import Certificate, CustodyCreate, DsseEnvelope, ItemCreate
+from authenticator.contracts.assessments import Assessment, AssessmentPreview
+from authenticator.contracts.common import Appended
+from authenticator.contracts.items import Item, ItemCreated, ItemHead, Trace
+from authenticator.contracts.listings import CustodyRecorded
 from authenticator.errors import InvalidInput, UnsupportedMediaType
 from authenticator.services import assessments, certificates, custody, items, traces
 
@@ -75,12 +67,10 @@ _MULTIPART: dict[str, Any] = {
 }
 
 
-@router.post(
-    "/v1/items", status_code=201, response_model=ItemCreated, responses=errors(401, 403, 409, 413, 415, 422)
-)
+@router.post("/v1/items", status_code=201, response_model=ItemCreated, responses=errors(401, 403, 409, 413, 415, 422))
 def register_item(
     body: ItemCreate, principal: Platform, ctx: Ctx, response: Response, idempotency_key: IdempotencyKeyHeader = None
-) -> dict[str, Any]:
+) -> ItemCreated | JSONResponse:
     """Register an item (platform). Appends `item.registered`; the serial number only as a salted commitment.
 
     Two registrations are two items: send an `Idempotency-Key` to make a retry safe."""
@@ -93,7 +83,7 @@ def register_item(
 
 
 @router.get("/v1/items/{item_id}", response_model=Item, responses=errors(404))
-def get_item(item_id: str, ctx: Ctx) -> dict[str, Any]:
+def get_item(item_id: str, ctx: Ctx) -> Item:
     """Public: what the item is and its current badge, derived from the log."""
     return items.get_item(ctx, item_id)
 
@@ -107,7 +97,7 @@ def get_trace(
     since: Annotated[
         int | None, Query(ge=0, le=MAX_INT, description="Size of a checkpoint you hold: adds a consistency proof.")
     ] = None,
-) -> dict[str, Any]:
+) -> Trace:
     """Public: the item's whole history, each entry with its inclusion proof against one signed checkpoint.
 
     Check it offline with `authenticator trace verify URL --key VERIFIER_KEY`.
@@ -153,7 +143,7 @@ async def read_upload_form(request: Request, *fields: str) -> tuple[list[assessm
 
 
 @router.get("/v1/items/{item_id}/head", response_model=ItemHead)
-def get_item_head(item_id: str, ctx: Ctx) -> dict[str, Any]:
+def get_item_head(item_id: str, ctx: Ctx) -> ItemHead:
     """Public: what the latest checkpoint commits to for this item id: its latest entry and count,
     or (for an id the log has never seen) a proof that the log holds no such item."""
     return traces.item_head(ctx, item_id)
@@ -194,7 +184,7 @@ async def create_assessment(
     uploads = await read_uploads(request)
     if dry_run:
         preview = await run_in_threadpool(assessments.preview_assessment, ctx, principal, uploads, item_id=item_id)
-        return JSONResponse(preview, status_code=200)
+        return JSONResponse(preview.model_dump(mode="json"), status_code=200)
     status, answer = await run_in_threadpool(
         assessments.assess_item,
         ctx,
@@ -204,8 +194,9 @@ async def create_assessment(
         want_heatmaps=heatmaps,
         idempotency_key=idempotency_key,
     )
-    request.app.state.metrics.assessments.labels(answer["decision"]).inc()
-    return JSONResponse(answer, status_code=status)
+    if not isinstance(answer, Appended):  # an Appended answer could not read its verdict back
+        request.app.state.metrics.assessments.labels(answer.decision).inc()
+    return JSONResponse(answer.model_dump(mode="json"), status_code=status)
 
 
 @router.post(
@@ -222,7 +213,7 @@ async def attach_certificate(
     principal: LabRole,
     ctx: Ctx,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     """Attach a lab certificate (lab): a DSSE envelope signed with the lab's registered Ed25519 key.
 
     The same certificate twice gets 409 (with the same `Idempotency-Key`, the first answer)."""
@@ -247,7 +238,7 @@ def record_custody(
     ctx: Ctx,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
+) -> CustodyRecorded | JSONResponse:
     """Record a custody transfer (platform, the item's owner): consignment, buy-back, sale.
 
     The same event twice in a row gets 409."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
 from api.auth import Ctx, Platform
 from api.routers.common import IdempotencyKeyHeader, answered, errors
-from api.schemas import Listing, ListingClose, ListingCreate
+from api.schemas import ListingClose, ListingCreate
+from authenticator.contracts.listings import Listing
 from authenticator.services import listings
 
 router = APIRouter(tags=["listings"])
@@ -23,7 +23,7 @@ def publish_listing(
     ctx: Ctx,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
+) -> Listing | JSONResponse:
     """Publish a listing of one of your items (platform). Appends `listing.published`.
 
     An item has one open listing at a time (409 otherwise)."""
@@ -45,13 +45,13 @@ def close_listing(
     ctx: Ctx,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
+) -> Listing | JSONResponse:
     """Close a listing (the platform that published it). Appends `listing.closed`; a second close gets 409."""
     return answered(response, listings.close_listing(ctx, principal, listing_id, body.reason, key=idempotency_key))
 
 
 @router.get("/v1/listings/{listing_id}", response_model=Listing, responses=errors(404))
-def get_listing(listing_id: str, ctx: Ctx) -> dict[str, Any]:
+def get_listing(listing_id: str, ctx: Ctx) -> Listing:
     """Public: the listing with its badge (lab-certified > AI-verified > inconclusive; warning), the entries
     behind it and their inclusion proofs."""
     return listings.get_listing(ctx, listing_id)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Ctx, Platform
 from api.routers.common import errors
 from api.routers.items import _MULTIPART, read_upload_form
-from api.schemas import AssessmentPreview
+from authenticator.contracts.assessments import AssessmentPreview
 from authenticator.services import assessments
 
 router = APIRouter(tags=["assessments"])
@@ -43,4 +43,4 @@ async def preview_assessment(request: Request, principal: Platform, ctx: Ctx) ->
     uploads, fields = await read_upload_form(request, "category")
     category = fields.get("category") or None
     preview = await run_in_threadpool(assessments.preview_assessment, ctx, principal, uploads, category=category)
-    return JSONResponse(preview)
+    return JSONResponse(preview.model_dump(mode="json"))

@@ -47,3 +47,11 @@ class ModelRef(BaseModel):
     sha256: str
     name: str | None
     version: str
+
+
+class Appended(BaseModel):
+    """The answer of a command whose entry was appended but whose full answer could not be read
+    back after the commit: the resource's id and the receipt, so the client still learns of it."""
+
+    id: str
+    receipt: Receipt

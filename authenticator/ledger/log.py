@@ -670,6 +670,23 @@ class Ledger:
         stored = self.entry(index)
         return Receipt(index, stored.leaf_hash, size, note, self.inclusion_proof(index, size), stored.data)
 
+    def latest(self) -> tuple[str, int]:
+        """The latest signed checkpoint note and its size, read together (no note parsing)."""
+        with db.reader(self._read_engine) as cur:
+            row = cur.execute("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        if row is None:
+            raise IntegrityError("the log has no checkpoint")
+        return str(row[1]), int(row[0])
+
+    def proved(self, entries: Sequence[StoredEntry], size: int) -> list[tuple[StoredEntry, list[bytes]]]:
+        """Each entry with its inclusion proof in the tree of ``size`` (a trace's events), read on
+        one connection."""
+        with db.reader(self._read_engine) as cur:
+            for e in entries:
+                if not 0 <= e.index < size:
+                    raise ProofError(f"entry {e.index} is not in the tree of size {size}")
+            return [(e, self._read_plan(cur, inclusion_plan(e.index, size), size)) for e in entries]
+
     def entry(self, index: int) -> StoredEntry:
         """The entry at ``index``; :class:`~authenticator.errors.NotFound` beyond the log."""
         with db.reader(self._read_engine) as cur:

@@ -20,15 +20,19 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select
 
+from authenticator.contracts.assessments import Assessment, AssessmentPreview, PhotoVerdict, PreviewPhoto
+from authenticator.contracts.common import Appended, ModelRef, ReasonOut
+from authenticator.contracts.common import Receipt as ReceiptOut
 from authenticator.db import read_tx
 from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, NoUsablePhoto, PermissionDenied
+from authenticator.ledger.entry_types import AssessmentRecorded
 from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
 from authenticator.services.commands import Command, execute, replay_if_recorded
-from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_of
 from authenticator.services.erasure import erasure_marks
 from authenticator.services.items import item_row, require_own_item
 from authenticator.services.serving import ShadowJob, current_assessor, shadow_active, submit_shadow
@@ -39,16 +43,21 @@ from authenticator.services.views import (
     missing_views_reason,
     recorded_missing,
     retake_for_view,
-    views_json,
+    view_refs,
 )
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.projections import photoset_sha256
 from authenticator.store.tables import assessments, heatmaps, items, models
-from authenticator.vision.capture_guides import Framing
+from authenticator.vision.capture_guides import Framing, View
+from authenticator.vision.card import Thresholds as VisionThresholds
 from authenticator.vision.phash import ReuseMatch
 from authenticator.vision.product_lines import DeclaredLine
-from authenticator.vision.reasons import reason, retake_hint, set_aside
+from authenticator.vision.reasons import Reason, reason, retake_hint, set_aside
+
+if TYPE_CHECKING:
+    from authenticator.vision.service import Assessment as VisionAssessment
+    from authenticator.vision.service import PhotoResult
 
 
 @dataclass(frozen=True)
@@ -61,71 +70,79 @@ class Upload:
     view: str | None = None
 
 
-def _reasons(codes: list[str], category: str | None = None) -> list[dict[str, str]]:
+def _reasons(codes: list[str], category: str | None = None) -> list[ReasonOut]:
     """The messages of reason codes; ``category`` words ``category_not_validated`` (a watch: a lab)."""
-    return [reason(c, category=category).model_dump() for c in codes]
+    return [_reason_out(reason(c, category=category)) for c in codes]
 
 
-def _overall_category(per_photo: list[dict[str, Any]]) -> str | None:
-    cats = Counter(p["category"] for p in per_photo if p.get("category"))
+def _reason_out(r: Reason) -> ReasonOut:
+    return ReasonOut(code=r.code, message=r.message)
+
+
+def _overall_category(categories: list[str | None]) -> str | None:
+    cats = Counter(c for c in categories if c)
     if len(cats) == 1:
-        return str(next(iter(cats)))
+        return next(iter(cats))
     return None
 
 
-def _most_shown_category(per_photo: list[dict[str, Any]]) -> str | None:
-    cats = Counter(p["category"] for p in per_photo if p.get("category"))
-    return str(cats.most_common(1)[0][0]) if cats else None
+def _most_shown_category(categories: list[str | None]) -> str | None:
+    cats = Counter(c for c in categories if c)
+    return cats.most_common(1)[0][0] if cats else None
 
 
 def assessment_view(
-    ctx: ServiceContext, assessment_id: str, item_id: str, index: int, recorded_at: str, body: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: ServiceContext,
+    assessment_id: str,
+    item_id: str,
+    index: int,
+    recorded_at: str,
+    body: AssessmentRecorded,
+    receipt: ReceiptOut,
+) -> Assessment:
     """The public answer for a recorded assessment, built from its log entry alone."""
     with read_tx(ctx.engine) as conn:
         model = conn.execute(
-            select(models.c.name, models.c.version).where(models.c.sha256 == body["model_sha256"])
+            select(models.c.name, models.c.version).where(models.c.sha256 == body.model_sha256)
         ).first()
-    recorded_views = body.get("missing_views")
     missing = None
-    if recorded_views is not None:  # the upload declared views: name what was missing, as the guide says
-        missing = recorded_missing(guide_of_category(item_row(ctx, item_id).category), recorded_views)
-    reasons = _reasons(body["reasons"], _most_shown_category(body["per_photo"]))
+    if body.missing_views is not None:  # the upload declared views: name what was missing, as the guide says
+        missing = recorded_missing(guide_of_category(item_row(ctx, item_id).category), body.missing_views)
+    categories = [p.category for p in body.per_photo]
+    reasons = _reasons(body.reasons, _most_shown_category(categories))
     if missing:
-        reasons = [missing_views_reason(missing).model_dump() if r["code"] == "missing_views" else r for r in reasons]
-    return {
-        "id": assessment_id,
-        "item_id": item_id,
-        "decision": body["decision"],
-        "probability_authentic": body["probability_authentic"],
-        "category": _overall_category(body["per_photo"]),
-        "reasons": reasons,
-        "thresholds": body["thresholds"],
-        "model": {
-            "sha256": body["model_sha256"],
-            "name": model.name if model is not None else None,
-            "version": body["model_version"],
-        },
-        "photos": [
-            {
-                "sha256": p["sha256"],
+        named = _reason_out(missing_views_reason(missing))
+        reasons = [named if r.code == "missing_views" else r for r in reasons]
+    return Assessment(
+        id=assessment_id,
+        item_id=item_id,
+        decision=body.decision,
+        probability_authentic=body.probability_authentic,
+        category=_overall_category(categories),
+        reasons=reasons,
+        thresholds=VisionThresholds(
+            authentic_above=body.thresholds.authentic_above, counterfeit_below=body.thresholds.counterfeit_below
+        ),
+        model=ModelRef(
+            sha256=body.model_sha256, name=model.name if model is not None else None, version=body.model_version
+        ),
+        photos=[
+            PhotoVerdict(
+                sha256=p.sha256,
                 # a photo left out of the verdict gets no score at all (the entry keeps what was measured)
-                "probability_authentic": None if set_aside(p["reasons"]) else p["probability_authentic"],
-                "category": p["category"],
-                "reasons": _reasons(p["reasons"], p["category"]),
-                "set_aside": set_aside(p["reasons"]),
-                "view": p.get("view"),
-                "file": None,
-                "heatmap_url": None,
-                "erased": False,
-                "erased_at": None,
-            }
-            for p in body["per_photo"]
+                probability_authentic=None if set_aside(p.reasons) else p.probability_authentic,
+                category=p.category,
+                reasons=_reasons(p.reasons, p.category),
+                set_aside=set_aside(p.reasons),
+                view=p.view,
+            )
+            for p in body.per_photo
         ],
-        "missing_views": None if missing is None else views_json(missing),
-        "index": index,
-        "recorded_at": recorded_at,
-    }
+        missing_views=None if missing is None else view_refs(missing),
+        index=index,
+        recorded_at=recorded_at,
+        receipt=receipt,
+    )
 
 
 def expand_videos(uploads: list[Upload]) -> list[Upload]:
@@ -155,35 +172,49 @@ def _fingerprint(item_id: str, uploads: list[Upload], want_heatmaps: bool) -> st
     return h.hexdigest()
 
 
-def entry_body(assessment_id: str, result: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Verdict:
+    """The vision pipeline's result plus what the declared views add: the ``missing_views``
+    reason and the required views no photo was declared as (None: the upload declared none)."""
+
+    assessed: VisionAssessment
+    reasons: list[Reason]
+    missing_views: list[View] | None = None
+
+    @property
+    def photos(self) -> list[PhotoResult]:
+        return self.assessed.photos
+
+
+def entry_body(assessment_id: str, verdict: Verdict) -> dict[str, Any]:
     """The ``assessment.recorded`` body from the vision result (hashes and scores only; each photo's
     declared view and the missing required views when the upload declared views)."""
-    photos = result["photos"]
-    body = {
+    result = verdict.assessed
+    body: dict[str, Any] = {
         "assessment_id": assessment_id,
-        "photo_sha256": [p["sha256"] for p in photos],
-        "model_sha256": result["model"]["sha256"],
-        "model_version": result["model"]["version"],
-        "decision": result["decision"],
-        "probability_authentic": result["probability_authentic"],
+        "photo_sha256": [p.sha256 for p in result.photos],
+        "model_sha256": result.model.sha256,
+        "model_version": result.model.version,
+        "decision": result.decision,
+        "probability_authentic": result.probability_authentic,
         "per_photo": [
             {
-                "sha256": p["sha256"],
-                "probability_authentic": p.get("probability_authentic"),
-                "category": p.get("category"),
-                "reasons": [r["code"] for r in p.get("reasons", [])],
+                "sha256": p.sha256,
+                "probability_authentic": p.probability_authentic,
+                "category": p.category,
+                "reasons": [r.code for r in p.reasons],
             }
-            | ({"view": p["view"]} if p.get("view") is not None else {})
-            for p in photos
+            | ({"view": p.view} if p.view is not None else {})
+            for p in result.photos
         ],
         "thresholds": {
-            "authentic_above": result["thresholds"]["authentic_above"],
-            "counterfeit_below": result["thresholds"]["counterfeit_below"],
+            "authentic_above": result.thresholds.authentic_above,
+            "counterfeit_below": result.thresholds.counterfeit_below,
         },
-        "reasons": [r["code"] for r in result.get("reasons", [])],
+        "reasons": [r.code for r in verdict.reasons],
     }
-    if result.get("missing_views") is not None:
-        body["missing_views"] = [v["id"] for v in result["missing_views"]]
+    if verdict.missing_views is not None:
+        body["missing_views"] = [v.id for v in verdict.missing_views]
     return body
 
 
@@ -223,7 +254,7 @@ def _run_vision(
     item_id: str | None,
     heatmaps: bool,
     views: DeclaredViews | None = None,
-) -> Any:
+) -> VisionAssessment:
     """The vision pipeline on the uploads (nothing stored): the ``Assessment`` of the model this worker
     serves now (taken once: the request finishes on it even if another is promoted meanwhile), judged
     as the product line the item was registered as (without an item: no declared line)."""
@@ -269,43 +300,42 @@ def _declared_views(
     return declare_views(category, [u.view for u in uploads], len(uploads))
 
 
-def _with_missing_views(result: dict[str, Any], declared: DeclaredViews) -> dict[str, Any]:
+def _with_missing_views(result: VisionAssessment, declared: DeclaredViews) -> Verdict:
     """The vision result plus, when the upload declared views, the required views it lacks (a
     ``missing_views`` reason naming them and what each photo should show; the decision stands)."""
     if not declared.declared or declared.guide is None:
-        return result
+        return Verdict(result, list(result.reasons))
     missing = declared.missing()
-    reasons = list(result["reasons"])
+    reasons = list(result.reasons)
     if missing:
-        reasons.append(missing_views_reason(missing).model_dump())
-    return {**result, "reasons": reasons, "missing_views": views_json(missing)}
+        reasons.append(missing_views_reason(missing))
+    return Verdict(result, reasons, missing)
 
 
-def _usable(ctx: ServiceContext, photo: dict[str, Any]) -> bool:
+def _usable(ctx: ServiceContext, photo: PhotoResult) -> bool:
     """A photo that may enter the record: decoded, through the quality gate, and, where the model
     has a reference bank to tell (the shipped one recognises 99.2% of the development photos), a
     bag, watch or sneaker. Without a bank "no category" only means the model cannot tell."""
-    if photo.get("probability_authentic") is None:
+    if photo.probability_authentic is None:
         return False
     can_tell = ctx.assessor is not None and getattr(ctx.assessor, "bank", None) is not None
-    return not (can_tell and photo.get("category") is None)
+    return not (can_tell and photo.category is None)
 
 
-def _photo_problems(photo: dict[str, Any], number: int) -> str:
-    name = photo.get("file") or f"photo {number}"
-    words = " ".join(str(r["message"]) for r in photo.get("reasons", [])) or "It cannot be used."
+def _photo_problems(photo: PhotoResult, number: int) -> str:
+    name = photo.file or f"photo {number}"
+    words = " ".join(r.message for r in photo.reasons) or "It cannot be used."
     return f"{name}: {words}"
 
 
-def _refuse_without_usable_photo(ctx: ServiceContext, result: dict[str, Any]) -> None:
-    photos = result["photos"]
+def _refuse_without_usable_photo(ctx: ServiceContext, photos: list[PhotoResult]) -> None:
     if any(_usable(ctx, p) for p in photos):
         return
     n = len(photos)
     detail = "; ".join(_photo_problems(p, i) for i, p in enumerate(photos, 1))
     raise NoUsablePhoto(
         f"Nothing was recorded: {'the photo' if n == 1 else f'none of the {n} photos'} can be used. {detail}",
-        reasons=[[r["code"] for r in p.get("reasons", [])] for p in photos],
+        reasons=[[r.code for r in p.reasons] for p in photos],
     )
 
 
@@ -316,7 +346,7 @@ def preview_assessment(
     *,
     item_id: str | None = None,
     category: str | None = None,
-) -> dict[str, Any]:
+) -> AssessmentPreview:
     """Check photos without recording anything: quality, "what is it?", the provisional verdict.
 
     Runs the same pipeline as :func:`assess_item` (the item, when given, must be the caller's)
@@ -333,47 +363,48 @@ def preview_assessment(
         raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
     declared = _declared_views(ctx, uploads, item_id, category)
     assessed = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=False, views=declared)
-    result = _with_missing_views(assessed.model_dump(mode="json"), declared)
+    verdict = _with_missing_views(assessed, declared)
     refusal = None
     try:
-        _refuse_without_usable_photo(ctx, result)
+        _refuse_without_usable_photo(ctx, verdict.photos)
     except NoUsablePhoto as exc:
         refusal = exc.message
     photos = []
-    for raw in result["photos"]:
-        codes = [str(r["code"]) for r in raw.get("reasons", [])]
+    for raw in verdict.photos:
+        codes = [r.code for r in raw.reasons]
         aside = set_aside(codes)
         photos.append(
-            {
-                "file": raw.get("file"),
-                "sha256": raw["sha256"],
-                "probability_authentic": None if aside else raw.get("probability_authentic"),
-                "category": raw.get("category"),
-                "reasons": raw.get("reasons", []),
-                "set_aside": aside,
-                "usable": _usable(ctx, raw),
-                "retake": retake_for_view(declared.guide, raw.get("view"), retake_hint(codes)) if aside else None,
-                "reused_from": raw.get("reused_from") or [],
-                "view": raw.get("view"),
-            }
+            PreviewPhoto(
+                file=raw.file,
+                sha256=raw.sha256,
+                probability_authentic=None if aside else raw.probability_authentic,
+                category=raw.category,
+                reasons=[_reason_out(r) for r in raw.reasons],
+                set_aside=aside,
+                usable=_usable(ctx, raw),
+                retake=retake_for_view(declared.guide, raw.view, retake_hint(codes)) if aside else None,
+                reused_from=_reused_json(raw),
+                view=raw.view,
+            )
         )
-    return {
-        "recorded": False,
-        "item_id": item_id,
-        "decision": result["decision"],
-        "probability_authentic": result["probability_authentic"],
-        "category": result["category"],
-        "reasons": result["reasons"],
-        "thresholds": {
-            "authentic_above": result["thresholds"]["authentic_above"],
-            "counterfeit_below": result["thresholds"]["counterfeit_below"],
-        },
-        "model": result["model"],
-        "photos": photos,
-        "missing_views": result.get("missing_views"),
-        "recordable": refusal is None,
-        "refusal": refusal,
-    }
+    return AssessmentPreview(
+        item_id=item_id,
+        decision=assessed.decision,
+        probability_authentic=assessed.probability_authentic,
+        category=assessed.category,
+        reasons=[_reason_out(r) for r in verdict.reasons],
+        thresholds=assessed.thresholds,
+        model=ModelRef(sha256=assessed.model.sha256, name=assessed.model.name, version=assessed.model.version),
+        photos=photos,
+        missing_views=None if verdict.missing_views is None else view_refs(verdict.missing_views),
+        recordable=refusal is None,
+        refusal=refusal,
+    )
+
+
+def _reused_json(photo: PhotoResult) -> list[dict[str, Any]]:
+    """The photo-reuse matches as the answers carry them (``reused_from`` is free-form there)."""
+    return [m.model_dump(mode="json") for m in photo.reused_from]
 
 
 def assess_item(
@@ -384,7 +415,7 @@ def assess_item(
     *,
     want_heatmaps: bool = False,
     idempotency_key: str | None = None,
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, Assessment | Appended]:
     """Run the vision pipeline on an item's photos and record the verdict; (status, answer).
 
     One verdict per item, photo set and model: the same photos sent again (a doubled request)
@@ -401,18 +432,18 @@ def assess_item(
         else IdempotencyKey(principal.id, idempotency_key, _fingerprint(item_id, uploads, want_heatmaps))
     )
     replay = lambda aid: get_assessment(ctx, aid)  # noqa: E731
-    early = replay_if_recorded(ctx, key, replay)
+    early = replay_if_recorded(ctx, key, replay, Assessment)
     if early is not None:
         return early
     declared = _declared_views(ctx, uploads, item_id, None)
     result_model = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=want_heatmaps, views=declared)
-    result = _with_missing_views(result_model.model_dump(mode="json"), declared)
-    _refuse_without_usable_photo(ctx, result)  # nothing stored, nothing appended
+    verdict = _with_missing_views(result_model, declared)
+    _refuse_without_usable_photo(ctx, verdict.photos)  # nothing stored, nothing appended
     for u in uploads:  # stored before the entry: no verdict ever points to a photo we lack
         ctx.blobs.put(u.data)
-    heatmap_pngs = {sha: ctx.blobs.put(png) for sha, png in (getattr(result_model, "heatmaps", None) or {}).items()}
+    heatmap_pngs = {sha: ctx.blobs.put(png) for sha, png in result_model.heatmaps.items()}
     assessment_id = new_id("asm")
-    body = entry_body(assessment_id, result)
+    body = entry_body(assessment_id, verdict)
     photoset = photoset_sha256(body["photo_sha256"])
 
     def first_of_its_kind(conn: Connection) -> None:
@@ -424,41 +455,39 @@ def assess_item(
             )
         ).scalar()
         if earlier is not None:
-            raise Conflict(
-                "these photos were already assessed for this item by this model", assessment_id=str(earlier)
-            )
+            raise Conflict("these photos were already assessed for this item by this model", assessment_id=str(earlier))
 
     def side_tables(conn: Connection, _stored: list[StoredEntry]) -> None:
         # Again under the writer lock (a no-op when the files are there): an erase of the same
         # bytes for another assessment may have deleted them since they were stored above.
         for u in uploads:
             ctx.blobs.put(u.data)
-        for png in (getattr(result_model, "heatmaps", None) or {}).values():
+        for png in result_model.heatmaps.values():
             ctx.blobs.put(png)
-        for p in result["photos"]:
-            if p.get("phash") is not None:
-                value = p["phash"]
-                phash = int(value, 16) if isinstance(value, str) else int(value)
-                ctx.photo_index.add_in(conn, phash, item_id, p["sha256"])
+        for p in verdict.photos:
+            if p.phash is not None:
+                ctx.photo_index.add_in(conn, int(p.phash, 16), item_id, p.sha256)
         for sha, png_sha in heatmap_pngs.items():
             conn.execute(insert(heatmaps).values(assessment_id=assessment_id, photo_sha256=sha, png_sha256=png_sha))
 
-    def answer(receipts: list[Receipt]) -> dict[str, Any]:
+    def answer(receipts: list[Receipt]) -> Assessment:
         receipt = receipts[0]
-        view = assessment_view(ctx, assessment_id, item_id, receipt.index, _entry_time(receipt.data), body)
-        for photo, upload, raw in zip(view["photos"], uploads, result["photos"], strict=True):
-            photo["file"] = upload.filename
-            if photo["sha256"] in heatmap_pngs:
-                photo["heatmap_url"] = f"/v1/assessments/{assessment_id}/heatmaps/{photo['sha256']}"
-            photo["reused_from"] = raw.get("reused_from")
-        view["receipt"] = receipt_json(receipt, receipt.data)
+        recorded = AssessmentRecorded.model_validate(body)
+        view = assessment_view(
+            ctx, assessment_id, item_id, receipt.index, _entry_time(receipt.data), recorded, receipt_of(receipt)
+        )
+        for photo, upload, raw in zip(view.photos, uploads, verdict.photos, strict=True):
+            photo.file = upload.filename
+            if photo.sha256 in heatmap_pngs:
+                photo.heatmap_url = f"/v1/assessments/{assessment_id}/heatmaps/{photo.sha256}"
+            photo.reused_from = _reused_json(raw)
         return view
 
     command = Command(
         [NewEntry("assessment.recorded", item_id, body)], assessment_id, check=first_of_its_kind, after=side_tables
     )
-    status, out = execute(ctx, command, answer, replay=replay, key=key)
-    if out.get("id") == assessment_id and shadow_active(ctx):  # recorded here: the shadow models score it too
+    status, out = execute(ctx, command, answer, replay=replay, answer_type=Assessment, key=key)
+    if out.id == assessment_id and shadow_active(ctx):  # recorded here: the shadow models score it too
         photos = [(u.filename, u.data) for u in uploads]
         line = _declared_line(ctx, item_id)
         submit_shadow(ctx, ShadowJob(assessment_id, item_id, photos, line, body["model_sha256"], body["decision"]))
@@ -469,7 +498,7 @@ def _entry_time(data: bytes) -> str:
     return str(json.loads(data)["time"])
 
 
-def get_assessment(ctx: ServiceContext, assessment_id: str) -> dict[str, Any]:
+def get_assessment(ctx: ServiceContext, assessment_id: str) -> Assessment:
     """Public: a recorded assessment and a fresh proof of its entry against the latest checkpoint."""
     with read_tx(ctx.engine) as conn:
         row = conn.execute(select(assessments).where(assessments.c.id == assessment_id)).first()
@@ -480,18 +509,19 @@ def get_assessment(ctx: ServiceContext, assessment_id: str) -> dict[str, Any]:
         )
     if row is None:
         raise NotFound(f"no assessment {assessment_id}", assessment_id=assessment_id)
-    view = assessment_view(ctx, row.id, row.item_id, int(row.entry_index), row.recorded_at, json.loads(row.body))
+    recorded = AssessmentRecorded.model_validate_json(row.body)
+    receipt = fresh_receipt(ctx, int(row.entry_index))
+    view = assessment_view(ctx, row.id, row.item_id, int(row.entry_index), row.recorded_at, recorded, receipt)
     erased = erasure_marks(ctx, row.id)
-    for photo in view["photos"]:
-        if photo["sha256"] in erased:  # taken back: the hash and score stay, the bytes are gone
-            photo["erased"], photo["erased_at"] = True, erased[photo["sha256"]]
-        elif photo["sha256"] in maps:
-            photo["heatmap_url"] = f"/v1/assessments/{row.id}/heatmaps/{photo['sha256']}"
-    view["receipt"] = fresh_receipt(ctx, int(row.entry_index))
+    for photo in view.photos:
+        if photo.sha256 in erased:  # taken back: the hash and score stay, the bytes are gone
+            photo.erased, photo.erased_at = True, erased[photo.sha256]
+        elif photo.sha256 in maps:
+            photo.heatmap_url = f"/v1/assessments/{row.id}/heatmaps/{photo.sha256}"
     return view
 
 
-def _owned_assessment(ctx: ServiceContext, principal: Principal, assessment_id: str) -> dict[str, Any]:
+def _owned_assessment(ctx: ServiceContext, principal: Principal, assessment_id: str) -> AssessmentRecorded:
     with read_tx(ctx.engine) as conn:
         row = conn.execute(
             select(assessments.c.body, items.c.platform)
@@ -502,14 +532,13 @@ def _owned_assessment(ctx: ServiceContext, principal: Principal, assessment_id: 
         raise NotFound(f"no assessment {assessment_id}", assessment_id=assessment_id)
     if row.platform != principal.id:
         raise PermissionDenied("photos and heat maps are readable by the item's platform only")
-    body: dict[str, Any] = json.loads(row.body)
-    return body
+    return AssessmentRecorded.model_validate_json(row.body)
 
 
 def assessment_photo(ctx: ServiceContext, principal: Principal, assessment_id: str, sha256: str) -> bytes:
     """A photo of the assessment (owner only); 404 when erased or not part of it."""
     body = _owned_assessment(ctx, principal, assessment_id)
-    if sha256 not in body["photo_sha256"]:
+    if sha256 not in body.photo_sha256:
         raise NotFound("this photo is not part of the assessment")
     _not_erased(ctx, assessment_id, sha256)
     return ctx.blobs.get(sha256)

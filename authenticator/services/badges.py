@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from authenticator.contracts.common import Badge as BadgeOut
 from authenticator.contracts.common import Level
 from authenticator.db import read_tx
 from authenticator.store.tables import assessments, certificates
@@ -104,6 +105,10 @@ def item_facts(ctx: Any, item_id: str) -> tuple[list[VerdictFact], list[Certific
     )
 
 
-def badge_for_item(ctx: Any, item_id: str) -> dict[str, Any]:
-    b = derive_badge(*item_facts(ctx, item_id))
-    return {"level": b.level, "reason": b.reason, "evidence": list(b.evidence)}
+def badge_out(b: Badge) -> BadgeOut:
+    """The badge as answers carry it."""
+    return BadgeOut(level=b.level, reason=b.reason, evidence=list(b.evidence))
+
+
+def badge_for_item(ctx: Any, item_id: str) -> BadgeOut:
+    return badge_out(derive_badge(*item_facts(ctx, item_id)))

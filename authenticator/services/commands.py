@@ -10,7 +10,9 @@ the same transaction (``ServiceContext.append``), so a request that appended can
 before the commit, and then nothing was appended.
 
 After the commit nothing may turn an appended request into an error: the answer is built from
-fresh reads, and if those fail the client still gets 201 with its receipt.
+fresh reads, and if those fail the client still gets 201 with its receipt (:class:`Appended`).
+Answers are typed (a contract model, ``A``): the first is stored as its JSON and a twin gets it
+back parsed as the same model, so both are serialised alike.
 """
 
 from __future__ import annotations
@@ -20,19 +22,23 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 from sqlalchemy import Connection
 
+from authenticator.contracts.common import Appended
 from authenticator.errors import AuthenticatorError, IdempotencyConflict, NotFound
 from authenticator.ledger.log import AfterAppend, Check, NewEntry, Receipt, StoredEntry
-from authenticator.services.context import ServiceContext, receipt_json
+from authenticator.services.context import ServiceContext, receipt_of
 from authenticator.store import idempotency
 from authenticator.store.idempotency import IdempotencyKey, Recorded
 
 log = logging.getLogger("authenticator.commands")
 
-Answer = dict[str, Any]
+A = TypeVar("A", bound=BaseModel)
+"""The contract a command answers (``Item``, ``Listing``...)."""
 ANSWER_WAIT_S = 5.0
 """How long a twin waits for the first request's stored answer before answering from the log."""
 
@@ -59,15 +65,17 @@ class _Replay(Exception):
 def execute(
     ctx: ServiceContext,
     command: Command,
-    respond: Callable[[list[Receipt]], Answer],
+    respond: Callable[[list[Receipt]], A],
     *,
-    replay: Callable[[str], Answer],
+    replay: Callable[[str], A],
+    answer_type: type[A] | None = None,
     key: IdempotencyKey | None = None,
     status: int = 201,
-) -> tuple[int, Answer]:
+) -> tuple[int, A | Appended]:
     """Append ``command`` once; ``(status, answer)``. ``replay(resource_id)`` answers a retry
-    whose first answer was not stored."""
-    early = replay_if_recorded(ctx, key, replay)
+    whose first answer was not stored; ``answer_type`` parses a stored first answer (None: the
+    answers are still plain JSON objects, as certificates' until part B of issue 16 types them)."""
+    early = replay_if_recorded(ctx, key, replay, answer_type)
     if early is not None:
         return early
 
@@ -90,40 +98,66 @@ def execute(
         receipts = ctx.append(command.entries, check=check if needs_check else None, after=after)
     except _Replay as r:
         assert key is not None
-        return _replayed(ctx, key, r.recorded, replay)
+        return _replayed(ctx, key, r.recorded, replay, answer_type)
+    answer: A | Appended
     try:
         answer = respond(receipts)
     except AuthenticatorError as exc:  # appended: the client must hear so, whatever the reads say
         log.warning("entry %d appended, but its answer could not be built: %s", receipts[0].index, exc.message)
-        answer = {"id": command.resource_id, "receipt": receipt_json(receipts[0], receipts[0].data)}
+        answer = Appended(id=command.resource_id, receipt=receipt_of(receipts[0]))
     if key is not None:
         try:
-            idempotency.complete(ctx.engine, key, status, json.dumps(answer))
+            idempotency.complete(ctx.engine, key, status, _dumped(answer))
         except AuthenticatorError as exc:  # a retry is then answered from the log
             log.warning("could not store the answer for an Idempotency-Key: %s", exc.message)
     return status, answer
 
 
 def replay_if_recorded(
-    ctx: ServiceContext, key: IdempotencyKey | None, replay: Callable[[str], Answer]
-) -> tuple[int, Answer] | None:
+    ctx: ServiceContext,
+    key: IdempotencyKey | None,
+    replay: Callable[[str], A],
+    answer_type: type[A] | None = None,
+) -> tuple[int, A | Appended] | None:
     """The first answer when ``key`` was already used for this request (checked before costly
     work such as inference; :func:`execute` checks again under the lock)."""
     if key is None:
         return None
     first = idempotency.lookup(ctx.engine, key)
-    return None if first is None else _replayed(ctx, key, first, replay)
+    return None if first is None else _replayed(ctx, key, first, replay, answer_type)
+
+
+def _dumped(answer: BaseModel) -> str:
+    if isinstance(answer, BaseModel):
+        return answer.model_dump_json()
+    return to_json(answer).decode()  # a plain JSON object (see ``answer_type``), possibly holding models
+
+
+def _parsed(body: str, answer_type: type[A] | None) -> A | Appended:
+    """A stored first answer as its contract: the command's own, or :class:`Appended` when the
+    first request could only answer its receipt."""
+    if answer_type is None:
+        legacy: A = json.loads(body)
+        return legacy
+    try:
+        return answer_type.model_validate_json(body)
+    except ValidationError:
+        return Appended.model_validate_json(body)
 
 
 def _replayed(
-    ctx: ServiceContext, key: IdempotencyKey, recorded: Recorded, replay: Callable[[str], Answer]
-) -> tuple[int, Answer]:
+    ctx: ServiceContext,
+    key: IdempotencyKey,
+    recorded: Recorded,
+    replay: Callable[[str], A],
+    answer_type: type[A] | None,
+) -> tuple[int, A | Appended]:
     deadline = time.monotonic() + ANSWER_WAIT_S
     while recorded.body is None and time.monotonic() < deadline:  # a twin: the first is answering now
         time.sleep(0.02)
         recorded = idempotency.lookup(ctx.engine, key) or recorded
     if recorded.body is not None and recorded.status_code is not None:
-        return recorded.status_code, json.loads(recorded.body)
+        return recorded.status_code, _parsed(recorded.body, answer_type)
     try:
         return 201, replay(recorded.resource_id)
     except NotFound as exc:  # a claim an older version left behind for a run that never appended

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
 
 from sqlalchemy import Connection, select
 
+from authenticator.contracts.common import Appended
+from authenticator.contracts.listings import CustodyRecorded
 from authenticator.db import read_tx
 from authenticator.errors import Conflict, NotFound
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.commands import Command, execute
-from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_of
 from authenticator.services.items import require_own_item
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal
@@ -29,7 +30,7 @@ def record_transfer(
     counterparty: str | None,
     *,
     key: str | None = None,
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, CustodyRecorded | Appended]:
     """Append a transfer; the counterparty (personal data) enters only as a salted commitment.
 
     The same event twice in a row (``sold`` then ``sold``) is a doubled request, not a history:
@@ -47,14 +48,14 @@ def record_transfer(
         if latest == event:
             raise Conflict(f"the item's latest custody event is already {event}", item_id=item_id, event=event)
 
-    def answer(receipts: list[Receipt]) -> dict[str, Any]:
-        return {
-            "item_id": item_id,
-            "event": event,
-            "counterparty_commitment": commitment,
-            "counterparty_salt": salt.hex() if salt else None,
-            "receipt": receipt_json(receipts[0], receipts[0].data),
-        }
+    def answer(receipts: list[Receipt]) -> CustodyRecorded:
+        return CustodyRecorded(
+            item_id=item_id,
+            event=event,
+            counterparty_commitment=commitment,
+            counterparty_salt=salt.hex() if salt else None,
+            receipt=receipt_of(receipts[0]),
+        )
 
     fingerprint = f"custody|{item_id}|{event}|{hashlib.sha256((counterparty or '').encode('utf-8')).hexdigest()}"
     return execute(
@@ -62,11 +63,12 @@ def record_transfer(
         Command([NewEntry("custody.transferred", item_id, body)], item_id, check=not_a_repeat),
         answer,
         replay=lambda _item: _latest_transfer(ctx, item_id),
+        answer_type=CustodyRecorded,
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
 
 
-def _latest_transfer(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+def _latest_transfer(ctx: ServiceContext, item_id: str) -> CustodyRecorded:
     """A retry's answer when the first was not stored: the item's latest transfer (no salt)."""
     with read_tx(ctx.engine) as conn:
         row = conn.execute(
@@ -74,18 +76,10 @@ def _latest_transfer(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
         ).first()
     if row is None:
         raise NotFound(f"no custody transfer of {item_id}")
-    return {
-        "item_id": item_id,
-        "event": row.event,
-        "counterparty_commitment": row.counterparty_commitment,
-        "counterparty_salt": None,
-        "receipt": fresh_receipt(ctx, int(row.entry_index)),
-    }
-
-
-def custody_history(ctx: ServiceContext, item_id: str) -> list[dict[str, Any]]:
-    with read_tx(ctx.engine) as conn:
-        rows = conn.execute(select(custody).where(custody.c.item_id == item_id).order_by(custody.c.entry_index)).all()
-    return [
-        {"index": r.entry_index, "event": r.event, "platform": r.platform, "recorded_at": r.recorded_at} for r in rows
-    ]
+    return CustodyRecorded(
+        item_id=item_id,
+        event=row.event,
+        counterparty_commitment=row.counterparty_commitment,
+        counterparty_salt=None,
+        receipt=fresh_receipt(ctx, int(row.entry_index)),
+    )

@@ -30,12 +30,15 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, select
 
+from authenticator.contracts.assessments import PhotoErasure
+from authenticator.contracts.common import Appended
+from authenticator.contracts.common import Receipt as ReceiptOut
 from authenticator.db import read_tx
 from authenticator.errors import Conflict, NotFound, PermissionDenied
 from authenticator.ledger.entries import format_time, parse_entry
 from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
 from authenticator.services.commands import Command, execute
-from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_of
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal
 from authenticator.store.tables import (
@@ -141,24 +144,24 @@ def _forget(ctx: ServiceContext, conn: Connection, target: Target, photos: Seque
             ctx.blobs.delete(sha)
 
 
-def record_view(ctx: ServiceContext, index: int, receipt: dict[str, Any] | None = None) -> dict[str, Any]:
+def record_view(ctx: ServiceContext, index: int, receipt: ReceiptOut | None = None) -> PhotoErasure:
     """The answer for the ``photos.erased`` entry at ``index`` (with a fresh receipt unless given)."""
     stored = ctx.ledger.entry(index)
     entry = parse_entry(stored.data)
     body = entry.body
-    return {
-        "assessment_id": body["assessment_id"],
-        "item_id": entry.item,
-        "photo_sha256": list(body["photo_sha256"]),
-        "by": body["by"],
-        "reason": body["reason"],
-        "erased_at": entry.time,
-        "index": index,
-        "receipt": receipt if receipt is not None else fresh_receipt(ctx, index),
-    }
+    return PhotoErasure(
+        assessment_id=body["assessment_id"],
+        item_id=entry.item,
+        photo_sha256=list(body["photo_sha256"]),
+        by=body["by"],
+        reason=body["reason"],
+        erased_at=entry.time,
+        index=index,
+        receipt=receipt if receipt is not None else fresh_receipt(ctx, index),
+    )
 
 
-def _answer_for(ctx: ServiceContext, target: Target, asked: Sequence[str]) -> dict[str, Any]:
+def _answer_for(ctx: ServiceContext, target: Target, asked: Sequence[str]) -> PhotoErasure:
     """The record that erased the last of ``asked`` (the one record, when one erase took them all)."""
     with read_tx(ctx.engine) as conn:
         done = erased_in(conn, target.assessment_id)
@@ -176,7 +179,7 @@ def erase(
     by: str,
     reason: str | None,
     key: IdempotencyKey | None = None,
-) -> tuple[int, dict[str, Any], bool]:
+) -> tuple[int, PhotoErasure | Appended, bool]:
     """Erase ``asked`` (photos of ``target``) once; ``(status, answer, appended)``."""
     for _ in range(ATTEMPTS):
         with read_tx(ctx.engine) as conn:
@@ -194,16 +197,21 @@ def erase(
         def forget(conn: Connection, _stored: list[StoredEntry], todo: list[str] = todo) -> None:
             _forget(ctx, conn, target, todo)
 
-        def respond(receipts: list[Receipt]) -> dict[str, Any]:
-            r = receipts[0]
-            return record_view(ctx, r.index, receipt_json(r, r.data))
+        def respond(receipts: list[Receipt]) -> PhotoErasure:
+            return record_view(ctx, receipts[0].index, receipt_of(receipts[0]))
 
         command = Command(
             [NewEntry("photos.erased", target.item_id, body)], target.assessment_id, check=none_taken, after=forget
         )
         try:
             status, answer = execute(
-                ctx, command, respond, replay=lambda _aid: _answer_for(ctx, target, asked), key=key, status=200
+                ctx,
+                command,
+                respond,
+                replay=lambda _aid: _answer_for(ctx, target, asked),
+                answer_type=PhotoErasure,
+                key=key,
+                status=200,
             )
         except _Overtaken:
             continue
@@ -219,7 +227,7 @@ def erase_photos(
     *,
     reason: str | None = None,
     idempotency_key: str | None = None,
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, PhotoErasure | Appended]:
     """Erase every photo of an assessment, or the one named by ``sha256`` (the item's platform
     or an admin); answers the ``photos.erased`` record and its receipt, the first one again
     when there is nothing left to erase."""
@@ -290,7 +298,8 @@ def purge_older_than(
             appended, count = False, len(asked)
         else:
             _, answer, appended = erase(ctx, target, asked, by=RETENTION_BY, reason=RETENTION_REASON)
-            count = len(answer["photo_sha256"]) if appended else 0
+            erased = answer.photo_sha256 if isinstance(answer, PhotoErasure) else asked  # Appended: all asked
+            count = len(erased) if appended else 0
         if dry_run or appended:
             summary.assessments += 1
             summary.photos += count

@@ -8,12 +8,15 @@ from typing import Any
 
 from sqlalchemy import Row, select
 
+from authenticator.contracts.common import Appended
+from authenticator.contracts.common import Receipt as ReceiptOut
+from authenticator.contracts.items import Item, ItemCreated
 from authenticator.db import read_tx
 from authenticator.errors import NotFound, PermissionDenied
 from authenticator.ledger.log import NewEntry, Receipt
 from authenticator.services.badges import badge_for_item
 from authenticator.services.commands import Command, execute
-from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_of
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.tables import items
@@ -33,7 +36,7 @@ def register_item(
     serial_number: str | None,
     *,
     key: str | None = None,
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, ItemCreated | Appended]:
     """Append ``item.registered``; the serial number enters the log only as a salted commitment.
 
     Two identical registrations are two items unless they carry the same ``Idempotency-Key``
@@ -50,11 +53,8 @@ def register_item(
         "platform": principal.id,
     }
 
-    def answer(receipts: list[Receipt]) -> dict[str, Any]:
-        out = get_item(ctx, item_id)
-        out["receipt"] = receipt_json(receipts[0], receipts[0].data)
-        out["serial_salt"] = salt.hex() if salt else None
-        return out
+    def answer(receipts: list[Receipt]) -> ItemCreated:
+        return _created(get_item(ctx, item_id), receipt_of(receipts[0]), salt.hex() if salt else None)
 
     fingerprint = "register|" + hashlib.sha256(
         "\0".join((category, brand, model, serial_number or "")).encode("utf-8")
@@ -64,16 +64,18 @@ def register_item(
         Command([NewEntry("item.registered", item_id, body)], item_id),
         answer,
         replay=lambda iid: _replayed_registration(ctx, iid),
+        answer_type=ItemCreated,
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
 
 
-def _replayed_registration(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+def _created(item: Item, receipt: ReceiptOut, serial_salt: str | None) -> ItemCreated:
+    return ItemCreated(**dict(item), receipt=receipt, serial_salt=serial_salt)
+
+
+def _replayed_registration(ctx: ServiceContext, item_id: str) -> ItemCreated:
     """A retry's answer when the first was not stored: the item and its entry (the salt is gone)."""
-    out = get_item(ctx, item_id)
-    out["receipt"] = fresh_receipt(ctx, int(item_row(ctx, item_id).registered_index))
-    out["serial_salt"] = None
-    return out
+    return _created(get_item(ctx, item_id), fresh_receipt(ctx, int(item_row(ctx, item_id).registered_index)), None)
 
 
 def item_row(ctx: ServiceContext, item_id: str) -> Row[Any]:
@@ -92,17 +94,17 @@ def require_own_item(ctx: ServiceContext, principal: Principal, item_id: str) ->
     return row
 
 
-def get_item(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+def get_item(ctx: ServiceContext, item_id: str) -> Item:
     """Public summary of an item: what it is, its current badge and where its trace is."""
     row = item_row(ctx, item_id)
-    return {
-        "id": row.id,
-        "category": row.category,
-        "brand": row.brand,
-        "model": row.model,
-        "serial_commitment": row.serial_commitment,
-        "platform": row.platform,
-        "registered_at": row.registered_at,
-        "badge": badge_for_item(ctx, item_id),
-        "trace_url": f"/v1/items/{row.id}/trace",
-    }
+    return Item(
+        id=row.id,
+        category=row.category,
+        brand=row.brand,
+        model=row.model,
+        serial_commitment=row.serial_commitment,
+        platform=row.platform,
+        registered_at=row.registered_at,
+        badge=badge_for_item(ctx, item_id),
+        trace_url=f"/v1/items/{row.id}/trace",
+    )

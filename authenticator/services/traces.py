@@ -5,20 +5,24 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Iterable
-from typing import Any
 
+from authenticator.contracts.items import (
+    Consistency,
+    Evidence,
+    ItemHead,
+    ItemHeadProof,
+    ItemHeadTerminal,
+    Trace,
+    TraceEvent,
+)
+from authenticator.contracts.log import ConsistencyProof, InclusionProof, LogEntries, LogEntry, LogKey
 from authenticator.errors import InvalidInput, NotFound
-from authenticator.ledger.checkpoint import Checkpoint
 from authenticator.ledger.item_map import MapProof
+from authenticator.ledger.log import StoredEntry
 from authenticator.services.context import ServiceContext, b64
 from authenticator.services.witnessing import CosignatureStore, configured_witnesses, cosigned_note
 
 MAX_ENTRIES_PER_READ = 1000
-
-
-def _checkpoint_size(note: str) -> int:
-    # Our own note: its text is everything before the blank line that precedes the signatures.
-    return Checkpoint.parse(note.split("\n\n", 1)[0] + "\n").size
 
 
 def served_checkpoint(ctx: ServiceContext, note: str | None = None) -> str:
@@ -28,34 +32,30 @@ def served_checkpoint(ctx: ServiceContext, note: str | None = None) -> str:
     return cosigned_note(note, CosignatureStore(ctx.engine), configured_witnesses(ctx.settings))
 
 
-def proved_events(ctx: ServiceContext, indexes: Iterable[int], size: int) -> list[dict[str, Any]]:
+def proved_events(ctx: ServiceContext, entries: Iterable[StoredEntry], size: int) -> list[TraceEvent]:
     """Entries with their inclusion proofs against the tree of ``size``."""
-    out = []
-    for index in sorted(set(indexes)):
-        stored = ctx.ledger.entry(index)
-        out.append(
-            {
-                "index": stored.index,
-                "entry": b64(stored.data),
-                "leaf_hash": b64(stored.leaf_hash),
-                "inclusion_proof": [b64(h) for h in ctx.ledger.inclusion_proof(stored.index, size)],
-            }
+    return [
+        TraceEvent(
+            index=e.index,
+            entry=b64(e.data),
+            leaf_hash=b64(e.leaf_hash),
+            inclusion_proof=[b64(h) for h in proof],
         )
-    return out
+        for e, proof in ctx.ledger.proved(list(entries), size)
+    ]
 
 
-def evidence(ctx: ServiceContext, indexes: Iterable[int]) -> dict[str, Any]:
+def evidence(ctx: ServiceContext, indexes: Iterable[int]) -> Evidence:
     """Entries behind a badge, with the latest checkpoint and proofs against it."""
-    note = ctx.ledger.latest_checkpoint()
-    size = _checkpoint_size(note)
-    return {
-        "checkpoint": served_checkpoint(ctx, note),
-        "verifier_key": ctx.ledger.verifier_key,
-        "events": proved_events(ctx, [i for i in indexes if i < size], size),
-    }
+    note, size = ctx.ledger.latest()
+    return Evidence(
+        checkpoint=served_checkpoint(ctx, note),
+        verifier_key=ctx.ledger.verifier_key,
+        events=proved_events(ctx, [ctx.ledger.entry(i) for i in sorted(set(indexes)) if i < size], size),
+    )
 
 
-def item_trace(ctx: ServiceContext, item_id: str, since: int | None = None) -> dict[str, Any]:
+def item_trace(ctx: ServiceContext, item_id: str, since: int | None = None) -> Trace:
     """The item's whole history in log order, each entry proved against one signed checkpoint.
 
     With ``since`` (the size of a checkpoint the buyer already holds) the answer also carries
@@ -65,62 +65,52 @@ def item_trace(ctx: ServiceContext, item_id: str, since: int | None = None) -> d
     history = [e for e in ctx.ledger.history(item_id) if e.index < size]
     if not history:
         raise NotFound(f"no item {item_id}", item_id=item_id)
-    out: dict[str, Any] = {
-        "item_id": item_id,
-        "checkpoint": served_checkpoint(ctx, note),
-        "verifier_key": ctx.ledger.verifier_key,
-        "item_head": item_head_json(head),
-        "events": [
-            {
-                "index": e.index,
-                "entry": b64(e.data),
-                "leaf_hash": b64(e.leaf_hash),
-                "inclusion_proof": [b64(h) for h in ctx.ledger.inclusion_proof(e.index, size)],
-            }
-            for e in history
-        ],
-    }
+    consistency = None
     if since is not None:
         if not 0 <= since <= size:
             raise InvalidInput(f"since must be between 0 and the checkpoint size {size}")
-        out["consistency"] = {
-            "from": since,
-            "to": size,
-            "hashes": [b64(h) for h in ctx.ledger.consistency_proof(since, size)],
-        }
-    return out
+        hashes = [b64(h) for h in ctx.ledger.consistency_proof(since, size)]
+        consistency = Consistency.model_validate({"from": since, "to": size, "hashes": hashes})
+    return Trace(
+        item_id=item_id,
+        checkpoint=served_checkpoint(ctx, note),
+        verifier_key=ctx.ledger.verifier_key,
+        item_head=item_head_proof(head),
+        events=proved_events(ctx, history, size),
+        consistency=consistency,
+    )
 
 
-def item_head_json(proof: MapProof) -> dict[str, Any]:
+def item_head_proof(proof: MapProof) -> ItemHeadProof:
     """An item-map proof as the API answers it (see ``authenticator/ledger/item_map.py``)."""
-    terminal: dict[str, Any] | None = None
+    terminal = None
     if proof.terminal is not None:
         key, head = proof.terminal
-        terminal = {"key": b64(key), "index": head.index, "leaf_hash": b64(head.leaf_hash), "count": head.count}
-    return {"siblings": [b64(h) for h in proof.siblings], "terminal": terminal}
+        terminal = ItemHeadTerminal(key=b64(key), index=head.index, leaf_hash=b64(head.leaf_hash), count=head.count)
+    return ItemHeadProof(siblings=[b64(h) for h in proof.siblings], terminal=terminal)
 
 
-def item_head(ctx: ServiceContext, item_id: str) -> dict[str, Any]:
+def item_head(ctx: ServiceContext, item_id: str) -> ItemHead:
     """The latest checkpoint and the proof of what it commits to for ``item_id``: its head, or
     (for an id the log has never seen) that it holds no such item."""
     note, _size, proof = ctx.ledger.item_head(item_id)
-    return {
-        "item_id": item_id,
-        "checkpoint": served_checkpoint(ctx, note),
-        "verifier_key": ctx.ledger.verifier_key,
-        "item_head": item_head_json(proof),
-    }
+    return ItemHead(
+        item_id=item_id,
+        checkpoint=served_checkpoint(ctx, note),
+        verifier_key=ctx.ledger.verifier_key,
+        item_head=item_head_proof(proof),
+    )
 
 
 # --- /v1/log ----------------------------------------------------------------------------------
 
 
-def log_key(ctx: ServiceContext) -> dict[str, Any]:
-    return {
-        "origin": ctx.ledger.origin,
-        "verifier_key": ctx.ledger.verifier_key,
-        "witnesses": [w.verifier_key for w in configured_witnesses(ctx.settings)],
-    }
+def log_key(ctx: ServiceContext) -> LogKey:
+    return LogKey(
+        origin=ctx.ledger.origin,
+        verifier_key=ctx.ledger.verifier_key,
+        witnesses=[w.verifier_key for w in configured_witnesses(ctx.settings)],
+    )
 
 
 def _tree_size(ctx: ServiceContext, size: int | None) -> int:
@@ -132,7 +122,7 @@ def _tree_size(ctx: ServiceContext, size: int | None) -> int:
     return size
 
 
-def inclusion(ctx: ServiceContext, *, index: int | None, leaf_hash: str | None, size: int | None) -> dict[str, Any]:
+def inclusion(ctx: ServiceContext, *, index: int | None, leaf_hash: str | None, size: int | None) -> InclusionProof:
     """Inclusion proof by index or by base64 leaf hash, against the tree of ``size``."""
     if (index is None) == (leaf_hash is None):
         raise InvalidInput("give exactly one of index and leaf_hash")
@@ -149,30 +139,30 @@ def inclusion(ctx: ServiceContext, *, index: int | None, leaf_hash: str | None, 
     if not 0 <= index < n:
         raise NotFound(f"no entry {index} in the tree of size {n}", index=index)
     stored = ctx.ledger.entry(index)
-    return {
-        "index": index,
-        "size": n,
-        "leaf_hash": b64(stored.leaf_hash),
-        "hashes": [b64(h) for h in ctx.ledger.inclusion_proof(index, n)],
-    }
+    return InclusionProof(
+        index=index,
+        size=n,
+        leaf_hash=b64(stored.leaf_hash),
+        hashes=[b64(h) for h in ctx.ledger.inclusion_proof(index, n)],
+    )
 
 
-def consistency(ctx: ServiceContext, first: int, second: int) -> dict[str, Any]:
+def consistency(ctx: ServiceContext, first: int, second: int) -> ConsistencyProof:
     current = ctx.ledger.size()
     if not 0 <= first <= second:
         raise InvalidInput("need 0 <= from <= to")
     if second > current:
         raise NotFound(f"the log has {current} entries; there is no tree of size {second}", size=second)
-    return {"from": first, "to": second, "hashes": [b64(h) for h in ctx.ledger.consistency_proof(first, second)]}
+    hashes = [b64(h) for h in ctx.ledger.consistency_proof(first, second)]
+    return ConsistencyProof.model_validate({"from": first, "to": second, "hashes": hashes})
 
 
-def entries(ctx: ServiceContext, start: int, end: int) -> dict[str, Any]:
+def entries(ctx: ServiceContext, start: int, end: int) -> LogEntries:
     if start < 0 or end <= start:
         raise InvalidInput("need 0 <= start < end")
     if end - start > MAX_ENTRIES_PER_READ:
         raise InvalidInput(f"at most {MAX_ENTRIES_PER_READ} entries per read")
     rows = ctx.ledger.entries(start, end)
-    return {
-        "start": start,
-        "entries": [{"index": e.index, "entry": b64(e.data), "leaf_hash": b64(e.leaf_hash)} for e in rows],
-    }
+    return LogEntries(
+        start=start, entries=[LogEntry(index=e.index, entry=b64(e.data), leaf_hash=b64(e.leaf_hash)) for e in rows]
+    )

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from authenticator.contracts.assessments import ViewRef
 from authenticator.errors import InvalidInput
 from authenticator.vision.capture_guides import UNSPECIFIED, CaptureGuide, Framing, View, guide_for
 from authenticator.vision.product_lines import category_of
@@ -82,9 +82,9 @@ def declare_views(category_text: str | None, raw: Sequence[str | None], n_photos
     return DeclaredViews(guide=guide, views=views, declared=any(v != UNSPECIFIED for v in views))
 
 
-def views_json(views: Sequence[View], translate: Callable[[str], str] = str) -> list[dict[str, Any]]:
+def view_refs(views: Sequence[View], translate: Callable[[str], str] = str) -> list[ViewRef]:
     """What the answers say of views: id, name and what the photo should show."""
-    return [{"id": v.id, "name": translate(v.name), "instruction": translate(v.instruction)} for v in views]
+    return [ViewRef(id=v.id, name=translate(v.name), instruction=translate(v.instruction)) for v in views]
 
 
 def missing_views_reason(missing: Sequence[View], translate: Callable[[str], str] = str) -> Reason:

@@ -32,7 +32,7 @@ from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify_checkpoint
 from authenticator.ledger.log import Ledger
 from authenticator.ledger.note import NoteVerifier, open_note
-from authenticator.services.traces import item_head_json
+from authenticator.services.traces import item_head_proof
 from authenticator.trace_verify import TraceReport, verify_trace
 from authenticator.vision.decode import DecodedImage, decode_image
 from tests.ledger_samples import ORIGIN, REPO_ROOT, sample_entries
@@ -245,7 +245,7 @@ def trace_world(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any
             "item_id": "item-1",
             "checkpoint": note,
             "verifier_key": SIGNER.verifier_key,
-            "item_head": item_head_json(head),
+            "item_head": item_head_proof(head).model_dump(mode="json"),
             "events": [
                 {
                     "index": e.index,
@@ -342,9 +342,16 @@ def test_an_unknown_item_is_proved_absent(tmp_path: Path) -> None:
         cp = verify_checkpoint(note, SIGNER.verifier_key)
         root = map_root(cp)
         assert root is not None
-        assert committed_head(item_key("itm_never_registered"), parse_item_head(item_head_json(proof)), root) is None
+        assert (
+            committed_head(
+                item_key("itm_never_registered"), parse_item_head(item_head_proof(proof).model_dump(mode="json")), root
+            )
+            is None
+        )
         present = led.item_head("item-3")[2]
-        head = committed_head(item_key("item-3"), parse_item_head(item_head_json(present)), root)
+        head = committed_head(
+            item_key("item-3"), parse_item_head(item_head_proof(present).model_dump(mode="json")), root
+        )
         assert head is not None and head.count == len(led.history("item-3"))
 
 
