@@ -67,7 +67,13 @@ class PerPhoto(_Body):
     but not this photo's); absent from entries of uploads that declared none (and older entries)."""
 
 
+# One definition for the log (each ``assessment.recorded`` names the pair it was decided with), the
+# model card that carries the pair (vision/card.py imports it) and the API's answers. The docstring
+# is the description /docs shows.
 class Thresholds(_Body):
+    """Calibrated P(authentic) above ``authentic_above`` -> authentic; below
+    ``counterfeit_below`` -> counterfeit; between -> inconclusive."""
+
     authentic_above: Probability
     counterfeit_below: Probability
 

@@ -12,17 +12,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from authenticator.errors import ModelError
+from authenticator.ledger.entry_types import Thresholds as Thresholds  # one definition: what the log records
 from authenticator.vision.category import CATEGORIES
 from authenticator.vision.preprocess import PreprocessSpec
 from authenticator.vision.product_lines import DeclaredLine, ProductLine, match_line
-
-
-class Thresholds(BaseModel):
-    """Calibrated P(authentic) above ``authentic_above`` -> authentic; below
-    ``counterfeit_below`` -> counterfeit; between -> inconclusive."""
-
-    authentic_above: float
-    counterfeit_below: float
 
 
 class ExtraFile(BaseModel):

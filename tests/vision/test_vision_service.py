@@ -20,6 +20,8 @@ from typer.testing import CliRunner
 from authenticator.cli import app
 from authenticator.config import Settings
 from authenticator.errors import CorruptImage, InvalidInput, ModelError, UnsupportedFormat
+from authenticator.ledger.entry_types import Thresholds
+from authenticator.vision.card import ModelCard
 from authenticator.vision.decision import calibrate
 from authenticator.vision.phash import InMemoryPhotoReuseIndex
 from authenticator.vision.preprocess import preprocess
@@ -251,6 +253,20 @@ def test_model_file_must_match_its_card(tmp_path: Path) -> None:
     onnx_path.write_bytes(onnx_path.read_bytes() + b"\0")
     with pytest.raises(ModelError):
         _assessor(tmp_path)
+
+
+def test_a_card_with_thresholds_the_log_would_refuse_does_not_load(tmp_path: Path) -> None:
+    """The card's thresholds are the log's own schema (one definition): a pair that no
+    ``assessment.recorded`` entry could carry is refused when the card loads, not at the first verdict."""
+    card_path = write_tiny_model(tmp_path)
+    assert ModelCard.load(card_path).thresholds == Thresholds(authentic_above=0.8, counterfeit_below=0.2)
+    unordered, out_of_range = (0.2, 0.6), (1.5, 0.1)
+    for above, below in (unordered, out_of_range):
+        card = json.loads(card_path.read_text())
+        card["thresholds"] = {"authentic_above": above, "counterfeit_below": below}
+        card_path.write_text(json.dumps(card))
+        with pytest.raises(ModelError, match="thresholds"):
+            ModelCard.load(card_path)
 
 
 def test_one_session_per_process(tiny: Path) -> None:
