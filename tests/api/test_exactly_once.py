@@ -11,11 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Response
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.routers.common import answered
 from authenticator.config import Settings
-from authenticator.ledger.log import NewEntry
+from authenticator.contracts.common import Appended
+from authenticator.contracts.items import ItemCreated
+from authenticator.errors import NotFound
+from authenticator.ledger.log import NewEntry, Receipt
+from authenticator.services.commands import Command, execute
+from authenticator.services.context import b64
+from authenticator.store.idempotency import IdempotencyKey
 from tests.api_helpers import Actors, bearer, certificate_envelope, new_item
 from tests.exactly_once_attacks import Keys, check_after_restart, run_attacks
 from tests.live_server import bootstrap_admin, run_cli, server_env, start_server
@@ -194,3 +203,33 @@ def test_start_rebuilds_tables_projected_under_old_rules(api_tiny_weights: Path,
             conn.exec_driver_sql("DELETE FROM proj_items")  # what the old rules would have missed
     with TestClient(create_app(settings)) as client:
         assert client.get(f"/v1/items/{item}").status_code == 200
+
+
+def test_after_the_commit_a_failed_read_still_answers_201_with_the_receipt(client: TestClient) -> None:
+    """An appended command whose answer cannot be read back is still a success: 201, its id and
+    a receipt of its entry (``Appended``), sent past the route's response model; a retry with the
+    same key gets that answer again and appends nothing."""
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    body = {"category": "bag", "brand": "Hermès", "model": "Birkin 30", "serial_commitment": None, "platform": "plt_a"}
+    command = Command([NewEntry("item.registered", "itm_unreadable", body)], "itm_unreadable")
+    key = IdempotencyKey("plt_a", "retry-1", "register|unreadable")
+
+    def unreadable(_receipts: list[Receipt]) -> ItemCreated:
+        raise NotFound("the answer's reads failed")
+
+    def no_replay(_resource_id: str) -> ItemCreated:
+        raise AssertionError("the first answer was stored: a retry gets it")
+
+    size = ctx.ledger.size()
+    status, answer = execute(ctx, command, unreadable, replay=no_replay, answer_type=ItemCreated, key=key)
+    assert status == 201 and isinstance(answer, Appended) and answer.id == "itm_unreadable"
+    stored = ctx.ledger.entry(answer.receipt.index)
+    assert answer.receipt.index == size and ctx.ledger.size() == size + 1
+    assert (answer.receipt.leaf_hash, answer.receipt.entry) == (b64(stored.leaf_hash), b64(stored.data))
+
+    assert execute(ctx, command, unreadable, replay=no_replay, answer_type=ItemCreated, key=key) == (201, answer)
+    assert ctx.ledger.size() == size + 1
+
+    sent = answered(Response(), (status, answer))
+    assert isinstance(sent, JSONResponse) and sent.status_code == 201
+    assert json.loads(bytes(sent.body)) == {"id": "itm_unreadable", "receipt": answer.receipt.model_dump(mode="json")}
