@@ -213,7 +213,7 @@ async def attach_certificate(
     principal: LabRole,
     ctx: Ctx,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any] | JSONResponse:
+) -> Certificate | JSONResponse:
     """Attach a lab certificate (lab): a DSSE envelope signed with the lab's registered Ed25519 key.
 
     The same certificate twice gets 409 (with the same `Idempotency-Key`, the first answer)."""

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
 
 from api.auth import Admin, Ctx, LabRole
 from api.routers.common import IdempotencyKeyHeader, answered, errors
@@ -37,7 +36,7 @@ def get_lab(lab_id: str, ctx: Ctx) -> Lab:
 
 
 @router.get("/v1/certificates/{certificate_id}", response_model=Certificate, responses=errors(404))
-def get_certificate(certificate_id: str, ctx: Ctx) -> dict[str, Any]:
+def get_certificate(certificate_id: str, ctx: Ctx) -> Certificate:
     """Public: a certificate, its status, and the lab's signed envelope."""
     return certificates.get_certificate(ctx, certificate_id)
 
@@ -55,7 +54,7 @@ def revoke_certificate(
     ctx: Ctx,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
+) -> Certificate | JSONResponse:
     """Revoke a certificate (the issuing lab only). Appends `certificate.revoked`; the badge turns to a warning.
 
     A second revocation gets 409 (with the same `Idempotency-Key`, the first answer)."""

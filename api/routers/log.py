@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
@@ -30,7 +30,7 @@ def checkpoint(ctx: Ctx) -> PlainTextResponse:
 
 
 @router.get("/v1/log/key", response_model=LogKey)
-def key(ctx: Ctx) -> dict[str, Any]:
+def key(ctx: Ctx) -> LogKey:
     """The log's origin and C2SP verifier key (the same string `authenticator ledger key` prints),
     and the verifier keys of the witnesses it submits its checkpoints to."""
     return traces.log_key(ctx)
@@ -42,7 +42,7 @@ def inclusion(
     index: Annotated[int | None, Query(ge=0, le=MAX_INT)] = None,
     leaf_hash: Annotated[str | None, Query(max_length=100, description="Standard base64 leaf hash.")] = None,
     size: Annotated[int | None, Query(ge=1, le=MAX_INT, description="Tree size; default the current one.")] = None,
-) -> dict[str, Any]:
+) -> InclusionProof:
     """RFC 9162 inclusion proof of one entry (by index or leaf hash) in the tree of `size`."""
     return traces.inclusion(ctx, index=index, leaf_hash=leaf_hash, size=size)
 
@@ -57,7 +57,7 @@ def consistency(
     ctx: Ctx,
     first: Annotated[int, Query(alias="from", ge=0, le=MAX_INT)],
     second: Annotated[int, Query(alias="to", ge=0, le=MAX_INT)],
-) -> dict[str, Any]:
+) -> ConsistencyProof:
     """RFC 9162 consistency proof that the tree of `to` extends the tree of `from`."""
     return traces.consistency(ctx, first, second)
 
@@ -67,6 +67,6 @@ def entries(
     ctx: Ctx,
     start: Annotated[int, Query(ge=0, le=MAX_INT)],
     end: Annotated[int, Query(ge=1, le=MAX_INT, description="Exclusive; at most 1,000 entries per read.")],
-) -> dict[str, Any]:
+) -> LogEntries:
     """Entries `start <= index < end` (canonical bytes, base64), at most 1,000."""
     return traces.entries(ctx, start, end)

@@ -10,14 +10,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
+from authenticator.contracts.common import Appended, Receipt
+from authenticator.contracts.labs import Certificate
 from authenticator.db import read_tx
 from authenticator.dsse import parse_envelope, verify_envelope
 from authenticator.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from authenticator.ledger.entries import canonical_json
-from authenticator.ledger.log import NewEntry, Receipt
+from authenticator.ledger.log import NewEntry
 from authenticator.services.certificate_payload import check_payload
 from authenticator.services.commands import Command, execute
-from authenticator.services.context import ServiceContext, fresh_receipt, receipt_json
+from authenticator.services.context import ServiceContext, fresh_receipt, receipt_of
 from authenticator.services.items import item_row
 from authenticator.services.labs import lab_public_key
 from authenticator.store.idempotency import IdempotencyKey
@@ -27,7 +29,7 @@ from authenticator.store.tables import certificates
 
 def attach_certificate(
     ctx: ServiceContext, principal: Principal, item_id: str, envelope: bytes, *, key: str | None = None
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, Certificate | Appended]:
     """Verify a lab's signed certificate for ``item_id`` and append ``certificate.attached``.
 
     The certificate id is derived from the signed payload, so the same envelope sent twice (or
@@ -69,15 +71,17 @@ def attach_certificate(
 
     entry = NewEntry("certificate.attached", item_id, body)
     fingerprint = f"attach|{item_id}|{hashlib.sha256(envelope).hexdigest()}"
-    return _run(ctx, principal, entry, certificate_id, not_yet_attached, "attached_index", key, fingerprint)
+    return _run(
+        ctx, principal, entry, certificate_id, not_yet_attached, revoked=False, key=key, fingerprint=fingerprint
+    )
 
 
 def revoke_certificate(
     ctx: ServiceContext, principal: Principal, certificate_id: str, reason: str, *, key: str | None = None
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, Certificate | Appended]:
     """Append ``certificate.revoked``; only the issuing lab may, and only once."""
     cert = get_certificate(ctx, certificate_id)
-    if cert["lab_id"] != principal.id:
+    if cert.lab_id != principal.id:
         raise PermissionDenied("only the lab that issued a certificate may revoke it")
     body = {"certificate_id": certificate_id, "lab_id": principal.id, "reason": reason}
 
@@ -86,9 +90,9 @@ def revoke_certificate(
         if row is not None and row.revoked_index is not None:
             raise Conflict("this certificate is already revoked", certificate_id=certificate_id)
 
-    entry = NewEntry("certificate.revoked", cert["item_id"], body)
+    entry = NewEntry("certificate.revoked", cert.item_id, body)
     fingerprint = f"revoke|{certificate_id}|{hashlib.sha256(reason.encode('utf-8')).hexdigest()}"
-    return _run(ctx, principal, entry, certificate_id, not_yet_revoked, "revoked_index", key, fingerprint)
+    return _run(ctx, principal, entry, certificate_id, not_yet_revoked, revoked=True, key=key, fingerprint=fingerprint)
 
 
 def _run(
@@ -97,37 +101,40 @@ def _run(
     entry: NewEntry,
     certificate_id: str,
     check: Callable[[Connection], None],
-    index_field: str,
+    *,
+    revoked: bool,
     key: str | None,
     fingerprint: str,
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, Certificate | Appended]:
     """Attach or revoke exactly once; the answer is the certificate with the entry's receipt."""
     return execute(
         ctx,
         Command([entry], certificate_id, check=check),
-        lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipts[0]),
-        replay=lambda cid: _replayed(ctx, cid, index_field),
+        lambda receipts: _with_receipt(get_certificate(ctx, certificate_id), receipt_of(receipts[0])),
+        replay=lambda cid: _replayed(ctx, cid, revoked=revoked),
+        answer_type=Certificate,
         key=None if key is None else IdempotencyKey(principal.id, key, fingerprint),
     )
 
 
-def _replayed(ctx: ServiceContext, certificate_id: str, index_field: str) -> dict[str, Any]:
+def _replayed(ctx: ServiceContext, certificate_id: str, *, revoked: bool) -> Certificate:
     """A retry's answer when the first was not stored: the certificate and a fresh receipt."""
-    answer = get_certificate(ctx, certificate_id)
-    answer["receipt"] = fresh_receipt(ctx, int(answer[index_field]))
-    return answer
+    cert = get_certificate(ctx, certificate_id)
+    index = cert.revoked_index if revoked else cert.attached_index
+    if index is None:
+        raise NotFound(f"certificate {certificate_id} was not revoked", certificate_id=certificate_id)
+    return _with_receipt(cert, fresh_receipt(ctx, index))
 
 
-def _with_receipt(answer: dict[str, Any], receipt: Receipt) -> dict[str, Any]:
-    answer["receipt"] = receipt_json(receipt, receipt.data)
-    return answer
+def _with_receipt(cert: Certificate, receipt: Receipt) -> Certificate:
+    return cert.model_copy(update={"receipt": receipt})
 
 
 def _certificate_row(conn: Connection, certificate_id: str) -> Row[Any] | None:
     return conn.execute(select(certificates).where(certificates.c.id == certificate_id)).first()
 
 
-def get_certificate(ctx: ServiceContext, certificate_id: str) -> dict[str, Any]:
+def get_certificate(ctx: ServiceContext, certificate_id: str) -> Certificate:
     """Public: the certificate, its status and the signed envelope (base64) to check it."""
     with read_tx(ctx.engine) as conn:
         row = _certificate_row(conn, certificate_id)
@@ -137,17 +144,17 @@ def get_certificate(ctx: ServiceContext, certificate_id: str) -> dict[str, Any]:
         envelope: str | None = base64.b64encode(ctx.blobs.get(row.envelope_sha256)).decode("ascii")
     except NotFound:
         envelope = None
-    return {
-        "id": row.id,
-        "item_id": row.item_id,
-        "lab_id": row.lab_id,
-        "outcome": row.outcome,
-        "inspection_date": row.inspection_date,
-        "method": row.method,
-        "status": "revoked" if row.revoked_index is not None else "active",
-        "revocation_reason": row.revocation_reason,
-        "attached_index": row.attached_index,
-        "revoked_index": row.revoked_index,
-        "payload_sha256": row.payload_sha256,
-        "envelope": envelope,
-    }
+    return Certificate(
+        id=row.id,
+        item_id=row.item_id,
+        lab_id=row.lab_id,
+        outcome=row.outcome,
+        inspection_date=row.inspection_date,
+        method=row.method,
+        status="revoked" if row.revoked_index is not None else "active",
+        revocation_reason=row.revocation_reason,
+        attached_index=row.attached_index,
+        revoked_index=row.revoked_index,
+        payload_sha256=row.payload_sha256,
+        envelope=envelope,
+    )
