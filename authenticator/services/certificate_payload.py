@@ -112,6 +112,9 @@ def parse_payload(raw: bytes, *, today: date | None = None) -> dict[str, Any]:
 
     The bytes must be strict JSON (no duplicate keys, finite numbers, UTF-8) and exactly the
     RFC 8785 canonical form of the object they hold; then :func:`check_payload` applies.
+
+    Answered as the JSON object itself, not a typed copy: it is exactly what the lab signed (its
+    canonical bytes are the signed bytes), and its fields' rules are :func:`check_payload`'s.
     """
     try:
         payload = loads(raw)

@@ -31,7 +31,10 @@ def _rate(block: dict[str, Any] | None, key: str) -> float | None:
 def check_promotion(
     report: dict[str, Any], *, max_false_pass: float = MAX_FALSE_PASS, tolerance: float = 0.0
 ) -> list[PromotionCheck]:
-    """Every check of the promotion rule on an evaluation report (see the module docstring)."""
+    """Every check of the promotion rule on an evaluation report (see the module docstring).
+
+    ``report`` is the report's JSON as written: free-form, as many parts and categories as it
+    measured; only the numbers named above are read."""
     checks: list[PromotionCheck] = []
     parts: dict[str, Any] = report.get("parts") or {}
     if not parts:
