@@ -222,25 +222,28 @@ class _OtherPlatformsPhotos:
     """The photo-reuse index as one platform sees it: only other platforms' items count as reuse.
 
     A platform that sends its own photos again for another of its items (a retry that
-    registered the item twice) is not reusing someone else's photos."""
+    registered the item twice) is not reusing someone else's photos. Made for one request: whose
+    items the matches are is asked once per item (the photos of a set usually match the same items)."""
 
     def __init__(self, ctx: ServiceContext, platform: str) -> None:
         self.ctx = ctx
         self.platform = platform
+        self._own: dict[str, bool] = {}
 
     def lookup(self, phash: int, exclude_item: str | None) -> list[ReuseMatch]:
         matches = self.ctx.photo_index.lookup(phash, exclude_item=exclude_item)
         if not matches:
             return matches
-        with read_tx(self.ctx.engine) as conn:
-            own = set(
-                conn.execute(
-                    select(items.c.id).where(
-                        items.c.id.in_(sorted({m.item_id for m in matches})), items.c.platform == self.platform
-                    )
-                ).scalars()
-            )
-        return [m for m in matches if m.item_id not in own]
+        unknown = sorted({m.item_id for m in matches} - self._own.keys())
+        if unknown:
+            with read_tx(self.ctx.engine) as conn:
+                own = set(
+                    conn.execute(
+                        select(items.c.id).where(items.c.id.in_(unknown), items.c.platform == self.platform)
+                    ).scalars()
+                )
+            self._own.update((i, i in own) for i in unknown)
+        return [m for m in matches if not self._own[m.item_id]]
 
     def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
         self.ctx.photo_index.add(phash, item_id, photo_sha256)
