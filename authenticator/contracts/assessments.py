@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from authenticator.contracts.common import ModelRef, ReasonOut, Receipt
 from authenticator.contracts.examples import CHECKPOINT, HASH, example
-from authenticator.vision.card import Thresholds
+from authenticator.ledger.entry_types import Thresholds
 from authenticator.vision.decision import Decision
 
 

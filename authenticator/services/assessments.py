@@ -50,7 +50,6 @@ from authenticator.store.keys import Principal, new_id
 from authenticator.store.projections import photoset_sha256
 from authenticator.store.tables import assessments, heatmaps, items, models
 from authenticator.vision.capture_guides import Framing, View
-from authenticator.vision.card import Thresholds as VisionThresholds
 from authenticator.vision.phash import ReuseMatch
 from authenticator.vision.product_lines import DeclaredLine
 from authenticator.vision.reasons import Reason, reason, retake_hint, set_aside
@@ -120,9 +119,7 @@ def assessment_view(
         probability_authentic=body.probability_authentic,
         category=_overall_category(categories),
         reasons=reasons,
-        thresholds=VisionThresholds(
-            authentic_above=body.thresholds.authentic_above, counterfeit_below=body.thresholds.counterfeit_below
-        ),
+        thresholds=body.thresholds,
         model=ModelRef(
             sha256=body.model_sha256, name=model.name if model is not None else None, version=body.model_version
         ),

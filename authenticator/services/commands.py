@@ -17,7 +17,6 @@ back parsed as the same model, so both are serialised alike.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +24,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import to_json
 from sqlalchemy import Connection
 
 from authenticator.contracts.common import Appended
@@ -68,13 +66,12 @@ def execute(
     respond: Callable[[list[Receipt]], A],
     *,
     replay: Callable[[str], A],
-    answer_type: type[A] | None = None,
+    answer_type: type[A],
     key: IdempotencyKey | None = None,
     status: int = 201,
 ) -> tuple[int, A | Appended]:
     """Append ``command`` once; ``(status, answer)``. ``replay(resource_id)`` answers a retry
-    whose first answer was not stored; ``answer_type`` parses a stored first answer (None: the
-    answers are still plain JSON objects, as certificates' until part B of issue 16 types them)."""
+    whose first answer was not stored; ``answer_type`` parses a stored first answer."""
     early = replay_if_recorded(ctx, key, replay, answer_type)
     if early is not None:
         return early
@@ -107,7 +104,7 @@ def execute(
         answer = Appended(id=command.resource_id, receipt=receipt_of(receipts[0]))
     if key is not None:
         try:
-            idempotency.complete(ctx.engine, key, status, _dumped(answer))
+            idempotency.complete(ctx.engine, key, status, answer.model_dump_json())
         except AuthenticatorError as exc:  # a retry is then answered from the log
             log.warning("could not store the answer for an Idempotency-Key: %s", exc.message)
     return status, answer
@@ -117,7 +114,7 @@ def replay_if_recorded(
     ctx: ServiceContext,
     key: IdempotencyKey | None,
     replay: Callable[[str], A],
-    answer_type: type[A] | None = None,
+    answer_type: type[A],
 ) -> tuple[int, A | Appended] | None:
     """The first answer when ``key`` was already used for this request (checked before costly
     work such as inference; :func:`execute` checks again under the lock)."""
@@ -127,18 +124,9 @@ def replay_if_recorded(
     return None if first is None else _replayed(ctx, key, first, replay, answer_type)
 
 
-def _dumped(answer: BaseModel) -> str:
-    if isinstance(answer, BaseModel):
-        return answer.model_dump_json()
-    return to_json(answer).decode()  # a plain JSON object (see ``answer_type``), possibly holding models
-
-
-def _parsed(body: str, answer_type: type[A] | None) -> A | Appended:
+def _parsed(body: str, answer_type: type[A]) -> A | Appended:
     """A stored first answer as its contract: the command's own, or :class:`Appended` when the
     first request could only answer its receipt."""
-    if answer_type is None:
-        legacy: A = json.loads(body)
-        return legacy
     try:
         return answer_type.model_validate_json(body)
     except ValidationError:
@@ -150,7 +138,7 @@ def _replayed(
     key: IdempotencyKey,
     recorded: Recorded,
     replay: Callable[[str], A],
-    answer_type: type[A] | None,
+    answer_type: type[A],
 ) -> tuple[int, A | Appended]:
     deadline = time.monotonic() + ANSWER_WAIT_S
     while recorded.body is None and time.monotonic() < deadline:  # a twin: the first is answering now

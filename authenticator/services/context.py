@@ -118,12 +118,6 @@ def receipt_of(receipt: LogReceipt) -> Receipt:
     )
 
 
-def receipt_json(receipt: LogReceipt, entry_data: bytes | None = None) -> Receipt:
-    """:func:`receipt_of` under its old name, for services not typed yet (certificates, part B of
-    issue 16); remove once nothing calls it."""
-    return receipt_of(receipt)
-
-
 def fresh_receipt(ctx: ServiceContext, index: int) -> Receipt:
     """A receipt for an entry already in the log, against the latest checkpoint."""
     return receipt_of(ctx.ledger.receipt(index))
