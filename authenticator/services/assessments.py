@@ -185,7 +185,8 @@ class Verdict:
 
 def entry_body(assessment_id: str, verdict: Verdict) -> dict[str, Any]:
     """The ``assessment.recorded`` body from the vision result (hashes and scores only; each photo's
-    declared view and the missing required views when the upload declared views)."""
+    declared view and the missing required views when the upload declared views). JSON for the
+    log: the ledger checks it against ``entry_types.AssessmentRecorded`` when it appends it."""
     result = verdict.assessed
     body: dict[str, Any] = {
         "assessment_id": assessment_id,
@@ -383,7 +384,7 @@ def preview_assessment(
                 set_aside=aside,
                 usable=_usable(ctx, raw),
                 retake=retake_for_view(declared.guide, raw.view, retake_hint(codes)) if aside else None,
-                reused_from=_reused_json(raw),
+                reused_from=raw.reused_from,
                 view=raw.view,
             )
         )
@@ -400,11 +401,6 @@ def preview_assessment(
         recordable=refusal is None,
         refusal=refusal,
     )
-
-
-def _reused_json(photo: PhotoResult) -> list[dict[str, Any]]:
-    """The photo-reuse matches as the answers carry them (``reused_from`` is free-form there)."""
-    return [m.model_dump(mode="json") for m in photo.reused_from]
 
 
 def assess_item(
@@ -480,7 +476,7 @@ def assess_item(
             photo.file = upload.filename
             if photo.sha256 in heatmap_pngs:
                 photo.heatmap_url = f"/v1/assessments/{assessment_id}/heatmaps/{photo.sha256}"
-            photo.reused_from = _reused_json(raw)
+            photo.reused_from = raw.reused_from
         return view
 
     command = Command(

@@ -12,13 +12,13 @@ replaces it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 
 from authenticator.contracts.common import Badge as BadgeOut
 from authenticator.contracts.common import Level
 from authenticator.db import read_tx
+from authenticator.services.context import ServiceContext
 from authenticator.store.tables import assessments, certificates
 
 
@@ -80,7 +80,7 @@ def derive_badge(verdicts: list[VerdictFact], certs: list[CertificateFact]) -> B
     return Badge("inconclusive", "This item has not been assessed yet.", ())
 
 
-def item_facts(ctx: Any, item_id: str) -> tuple[list[VerdictFact], list[CertificateFact]]:
+def item_facts(ctx: ServiceContext, item_id: str) -> tuple[list[VerdictFact], list[CertificateFact]]:
     with read_tx(ctx.engine) as conn:
         v = conn.execute(
             select(assessments.c.id, assessments.c.decision, assessments.c.entry_index)
@@ -110,5 +110,5 @@ def badge_out(b: Badge) -> BadgeOut:
     return BadgeOut(level=b.level, reason=b.reason, evidence=list(b.evidence))
 
 
-def badge_for_item(ctx: Any, item_id: str) -> BadgeOut:
+def badge_for_item(ctx: ServiceContext, item_id: str) -> BadgeOut:
     return badge_out(derive_badge(*item_facts(ctx, item_id)))

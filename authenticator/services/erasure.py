@@ -26,9 +26,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, and_, delete, exists, select
+from sqlalchemy import Connection, Select, and_, delete, exists, select
 
 from authenticator.contracts.assessments import PhotoErasure
 from authenticator.contracts.common import Appended
@@ -102,7 +101,7 @@ def erasure_marks(ctx: ServiceContext, assessment_id: str) -> dict[str, str]:
     return {str(r.photo_sha256): str(r.erased_at) for r in rows}
 
 
-def _live_holders(sha256: str) -> Any:
+def _live_holders(sha256: str) -> Select[tuple[str]]:
     """Assessment photos with these bytes that are not erased."""
     erased = exists().where(
         and_(erasures.c.assessment_id == assessment_photos.c.assessment_id, erasures.c.photo_sha256 == sha256)
