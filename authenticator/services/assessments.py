@@ -17,7 +17,6 @@ again (a retry that registered a second item) is not flagged as reusing someone 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from authenticator.contracts.common import Appended, ModelRef, ReasonOut
 from authenticator.contracts.common import Receipt as ReceiptOut
 from authenticator.db import read_tx
 from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, NoUsablePhoto, PermissionDenied
+from authenticator.ledger.entries import parse_entry
 from authenticator.ledger.entry_types import AssessmentRecorded
 from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
 from authenticator.services.commands import Command, execute, replay_if_recorded
@@ -468,10 +468,9 @@ def assess_item(
 
     def answer(receipts: list[Receipt]) -> Assessment:
         receipt = receipts[0]
-        recorded = AssessmentRecorded.model_validate(body)
-        view = assessment_view(
-            ctx, assessment_id, item_id, receipt.index, _entry_time(receipt.data), recorded, receipt_of(receipt)
-        )
+        entry = parse_entry(receipt.data)  # the body as the log holds it, and the entry's own time
+        recorded = AssessmentRecorded.model_validate(entry.body)
+        view = assessment_view(ctx, assessment_id, item_id, receipt.index, entry.time, recorded, receipt_of(receipt))
         for photo, upload, raw in zip(view.photos, uploads, verdict.photos, strict=True):
             photo.file = upload.filename
             if photo.sha256 in heatmap_pngs:
@@ -488,10 +487,6 @@ def assess_item(
         line = _declared_line(ctx, item_id)
         submit_shadow(ctx, ShadowJob(assessment_id, item_id, photos, line, body["model_sha256"], body["decision"]))
     return status, out
-
-
-def _entry_time(data: bytes) -> str:
-    return str(json.loads(data)["time"])
 
 
 def get_assessment(ctx: ServiceContext, assessment_id: str) -> Assessment:
