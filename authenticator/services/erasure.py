@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Select, and_, delete, exists, select
@@ -250,16 +250,19 @@ def erase_photos(
 # --- Retention ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class PurgeSummary:
     """What a retention purge did (or, with ``dry_run``, would do)."""
 
     cutoff: str
     dry_run: bool
-    assessments: int = 0
-    photos: int = 0
-    entries: int = 0
-    assessment_ids: list[str] = field(default_factory=list)
+    photos: int
+    entries: int
+    assessment_ids: tuple[str, ...]
+
+    @property
+    def assessments(self) -> int:
+        return len(self.assessment_ids)
 
 
 def _due(ctx: ServiceContext, cutoff: str) -> dict[str, list[str]]:
@@ -288,7 +291,7 @@ def purge_older_than(
     """Erase every photo recorded more than ``older_than`` before ``now`` (default: the clock),
     one ``photos.erased`` per assessment (by ``operator``, reason ``retention``)."""
     cutoff = format_time((now if now is not None else datetime.now(UTC)) - older_than)
-    summary = PurgeSummary(cutoff=cutoff, dry_run=dry_run)
+    photo_count, entries, done = 0, 0, []
     for assessment_id, photos in _due(ctx, cutoff).items():
         target = _target(ctx, assessment_id)
         order = {s: i for i, s in enumerate(target.photos)}
@@ -300,8 +303,7 @@ def purge_older_than(
             erased = answer.photo_sha256 if isinstance(answer, PhotoErasure) else asked  # Appended: all asked
             count = len(erased) if appended else 0
         if dry_run or appended:
-            summary.assessments += 1
-            summary.photos += count
-            summary.entries += int(appended)
-            summary.assessment_ids.append(assessment_id)
-    return summary
+            photo_count += count
+            entries += int(appended)
+            done.append(assessment_id)
+    return PurgeSummary(cutoff=cutoff, dry_run=dry_run, photos=photo_count, entries=entries, assessment_ids=tuple(done))
