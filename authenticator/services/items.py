@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from dataclasses import dataclass
 
-from sqlalchemy import Row, select
+from sqlalchemy import select
 
 from authenticator.contracts.common import Appended
 from authenticator.contracts.common import Receipt as ReceiptOut
@@ -75,18 +75,41 @@ def _created(item: Item, receipt: ReceiptOut, serial_salt: str | None) -> ItemCr
 
 def _replayed_registration(ctx: ServiceContext, item_id: str) -> ItemCreated:
     """A retry's answer when the first was not stored: the item and its entry (the salt is gone)."""
-    return _created(get_item(ctx, item_id), fresh_receipt(ctx, int(item_row(ctx, item_id).registered_index)), None)
+    return _created(get_item(ctx, item_id), fresh_receipt(ctx, item_row(ctx, item_id).registered_index), None)
 
 
-def item_row(ctx: ServiceContext, item_id: str) -> Row[Any]:
+@dataclass(frozen=True)
+class ItemRecord:
+    """An item as the projection holds it: what it is, who registered it, and its entry."""
+
+    id: str
+    platform: str
+    category: str
+    brand: str
+    model: str
+    serial_commitment: str | None
+    registered_index: int
+    registered_at: str
+
+
+def item_row(ctx: ServiceContext, item_id: str) -> ItemRecord:
     with read_tx(ctx.engine) as conn:
         row = conn.execute(select(items).where(items.c.id == item_id)).first()
     if row is None:
         raise NotFound(f"no item {item_id}", item_id=item_id)
-    return row
+    return ItemRecord(
+        id=row.id,
+        platform=row.platform,
+        category=row.category,
+        brand=row.brand,
+        model=row.model,
+        serial_commitment=row.serial_commitment,
+        registered_index=int(row.registered_index),
+        registered_at=row.registered_at,
+    )
 
 
-def require_own_item(ctx: ServiceContext, principal: Principal, item_id: str) -> Row[Any]:
+def require_own_item(ctx: ServiceContext, principal: Principal, item_id: str) -> ItemRecord:
     """The item, if ``principal`` is the platform that registered it."""
     row = item_row(ctx, item_id)
     if row.platform != principal.id:
