@@ -141,10 +141,27 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
 
 
+def bank_similarities(embeddings: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """(N, M) cosine similarities of N photos' embeddings to the M L2-normalised bank rows.
+
+    einsum, not BLAS: right after onnxruntime ran, OpenBLAS's sleeping threads make this small
+    product take ~30 ms instead of ~1.5 ms (measured in bench/vision.py's process), and after it
+    they spin-wait on the cores the next photos need. The assessor computes it once per request
+    for the category check and the product-line vote."""
+    out: np.ndarray = np.einsum("ij,kj->ik", _l2n(embeddings.astype(np.float32)), bank)
+    return out
+
+
 def categorize(
-    imagenet_logits: np.ndarray, embeddings: np.ndarray, cfg: CategoryConfig, bank: ReferenceBank | None
+    imagenet_logits: np.ndarray,
+    embeddings: np.ndarray,
+    cfg: CategoryConfig,
+    bank: ReferenceBank | None,
+    *,
+    sims: np.ndarray | None = None,
 ) -> list[CategoryResult]:
-    """One result per photo (rows of the two arrays)."""
+    """One result per photo (rows of the two arrays); ``sims``: :func:`bank_similarities` of the
+    embeddings and the bank when the caller has them."""
     probs = _softmax(imagenet_logits.astype(np.float64))
     names = list(cfg.imagenet_classes)
     ours = sorted({i for ids in cfg.imagenet_classes.values() for i in ids})
@@ -160,9 +177,7 @@ def categorize(
     gate_dist: np.ndarray | None = None
     nearest: np.ndarray | None = None
     if bank is not None:
-        # einsum, not BLAS: right after onnxruntime ran, OpenBLAS's sleeping threads make this
-        # small product take ~30 ms instead of ~1.5 ms (measured in bench/vision.py's process).
-        sims = np.einsum("ij,kj->ik", _l2n(embeddings.astype(np.float32)), bank.embeddings)
+        sims = bank_similarities(embeddings, bank.embeddings) if sims is None else sims
         k = max(1, min(cfg.k, sims.shape[1]))
         nearest = np.argsort(-sims, axis=1)[:, :k]
         dist = 1.0 - np.take_along_axis(sims, nearest, axis=1).mean(axis=1)

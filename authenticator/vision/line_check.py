@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from authenticator.vision.card import LineOperatingPoint, ModelCard, Thresholds
+from authenticator.vision.category import bank_similarities
 from authenticator.vision.product_lines import DeclaredLine, category_of
 
 
@@ -90,11 +91,14 @@ def contradiction(
     embeddings: np.ndarray | None,
     bank: np.ndarray | None,
     bank_lines: np.ndarray | None,
+    *,
+    sims: np.ndarray | None = None,
 ) -> str | None:
     """Why the photos contradict the declared line (a sentence), or None.
 
     ``category``: what most scored photos show; ``embeddings``: the scored photos' (N, D) embeddings;
-    ``bank``/``bank_lines``: the reference bank's L2-normalised embeddings and line keys."""
+    ``bank``/``bank_lines``: the reference bank's L2-normalised embeddings and line keys; ``sims``:
+    the embeddings' :func:`~authenticator.vision.category.bank_similarities` when already computed."""
     declared = point.use.declared
     if card.product_lines is None or declared is None:
         return None
@@ -106,7 +110,7 @@ def contradiction(
     if key is None or embeddings is None or bank is None or bank_lines is None or not len(embeddings):
         return None
     k, share = int(rule.get("k", 5)), float(rule.get("min_share_other", 1.01))
-    other = other_line(embeddings, bank, bank_lines, key, k, share)
+    other = other_line(embeddings, bank, bank_lines, key, k, share, sims=sims)
     if other is None:
         return None
     names = {op.key: op.line.label for op in card.product_lines.lines}
@@ -114,13 +118,21 @@ def contradiction(
 
 
 def other_line(
-    emb: np.ndarray, bank: np.ndarray, bank_lines: np.ndarray, declared: str, k: int, min_share: float
+    emb: np.ndarray,
+    bank: np.ndarray,
+    bank_lines: np.ndarray,
+    declared: str,
+    k: int,
+    min_share: float,
+    *,
+    sims: np.ndarray | None = None,
 ) -> str | None:
     """The one other line that on average at least ``min_share`` of the photos' ``k`` nearest bank
-    photos (cosine) belong to, else None (training's ``product_lines.contradicted``, same rule)."""
-    q = emb.astype(np.float32)
-    q = q / (np.linalg.norm(q, axis=1, keepdims=True) + 1e-12)
-    sims = (bank @ q.T).T  # (N, M); this order is about twice as fast as q @ bank.T
+    photos (cosine) belong to, else None (training's ``product_lines.contradicted``, same rule).
+    ``sims``: the photos' :func:`~authenticator.vision.category.bank_similarities`, computed here
+    when not given (the same einsum the category check uses: no BLAS threads)."""
+    if sims is None:
+        sims = bank_similarities(emb, bank)  # (N, M)
     kk = min(k, sims.shape[1])
     top = np.argpartition(-sims, kth=kk - 1, axis=1)[:, :kk]
     shares: dict[str, float] = {}

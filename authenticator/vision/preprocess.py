@@ -78,11 +78,13 @@ def normalize(square: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """uint8 SxSx3 -> float32 3xSxS with the card's mean and std.
 
     A table lookup per channel: bit-identical to :func:`normalize_reference` (tested) and ~7x
-    cheaper (0.5 instead of 3.6 ms at 448 px), which matters with four photos per request."""
+    cheaper (0.5 instead of 3.6 ms at 448 px), which matters with four photos per request.
+    OpenCV's ``split`` + ``LUT`` into each output plane is the same lookup at about half the cost
+    of numpy's ``take`` on the interleaved channels."""
     table = _normalize_table(tuple(spec.mean), tuple(spec.std))
     out = np.empty((3, *square.shape[:2]), dtype=np.float32)
-    for c in range(3):
-        np.take(table[c], square[:, :, c], out=out[c])
+    for c, plane in enumerate(cv2.split(np.ascontiguousarray(square, dtype=np.uint8))):
+        cv2.LUT(plane, table[c], dst=out[c])
     return out
 
 

@@ -40,13 +40,18 @@ class QualityMetrics:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
 
 
-def normalised_gray(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Luma at ``NORMALISED_LONG_SIDE`` plus a mask of the opaque pixels (None when opaque)."""
+def normalised_gray(
+    rgb: np.ndarray, alpha: np.ndarray | None, *, full_gray: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Luma at ``NORMALISED_LONG_SIDE`` plus a mask of the opaque pixels (None when opaque).
+
+    ``full_gray``: ``cv2.cvtColor(rgb, COLOR_RGB2GRAY)`` when the caller has it already (the
+    assessor computes it once for the gate and the perceptual hash)."""
     h, w = rgb.shape[:2]
     scale = NORMALISED_LONG_SIDE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    gray = full_gray if full_gray is not None else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     gray = cv2.resize(gray, size, interpolation=interp)
     mask = None
     if alpha is not None:
@@ -59,10 +64,15 @@ def normalised_gray(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarr
 
 
 def measure_quality(
-    rgb: np.ndarray, alpha: np.ndarray | None = None, *, source_short_side: int | None = None
+    rgb: np.ndarray,
+    alpha: np.ndarray | None = None,
+    *,
+    source_short_side: int | None = None,
+    full_gray: np.ndarray | None = None,
 ) -> QualityMetrics:
-    """Measure one decoded photo. ``source_short_side`` is the uploaded size when decoding was reduced."""
-    gray, mask = normalised_gray(rgb, alpha)
+    """Measure one decoded photo. ``source_short_side`` is the uploaded size when decoding was
+    reduced; ``full_gray`` the photo's luma at full size if already computed (:func:`normalised_gray`)."""
+    gray, mask = normalised_gray(rgb, alpha, full_gray=full_gray)
     values = gray[mask] if mask is not None else gray.reshape(-1)
     lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
     lap_values = lap[mask] if mask is not None else lap.reshape(-1)
@@ -121,8 +131,10 @@ def _glare_fraction(gray: np.ndarray, mask: np.ndarray | None) -> float:
     sat = (gray >= 250).astype(np.uint8)
     if mask is not None:
         sat &= mask.astype(np.uint8)
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(sat, connectivity=8)
     h, w = gray.shape
+    if cv2.countNonZero(sat) < 0.002 * h * w:  # no blob can reach the size below: no labelling needed
+        return 0.0
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(sat, connectivity=8)
     area = 0
     for i in range(1, n):
         x, y, bw, bh, a = (int(v) for v in stats[i])

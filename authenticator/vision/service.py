@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, Field
 
@@ -43,7 +44,13 @@ from authenticator.config import Settings
 from authenticator.errors import ImageError, InvalidInput, PixelBudgetExceeded
 from authenticator.vision.capture_guides import Framing, gate_thresholds
 from authenticator.vision.card import ModelCard, Thresholds
-from authenticator.vision.category import CategoryConfig, CategoryResult, ReferenceBank, categorize
+from authenticator.vision.category import (
+    CategoryConfig,
+    CategoryResult,
+    ReferenceBank,
+    bank_similarities,
+    categorize,
+)
 from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
 from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size, read_header
 from authenticator.vision.fairness import LOW_PRIORITY_NICE, FairExecutor, FairGate, run_at_low_priority
@@ -158,6 +165,7 @@ class _Work:
     logit: float = float("nan")  # raw authenticity logit (a float32 value)
     imagenet: np.ndarray | None = None  # (1000,) ImageNet logits
     embedding: np.ndarray | None = None  # (D,)
+    sims: np.ndarray | None = None  # (M,) cosine similarity to each reference-bank photo
     cat: CategoryResult | None = None
     unfamiliar: bool = False  # farther from the reference bank than the card's distance threshold
     unvalidated: bool = False  # shows a category the card gives no verdict for (a watch)
@@ -184,6 +192,10 @@ class Assessor:
         )
         self.model.warm_up()
         self.threads = settings.resolved_vision_threads
+        # The photos already run in parallel on this assessor's pool (and the requests on the
+        # server's): OpenCV's own worker threads would only add hand-offs and spin-waits on the
+        # same cores. Process-wide; results do not depend on it.
+        cv2.setNumThreads(1)
         self._pool: FairExecutor | None = None
         self._gate: FairGate | None = None
         self._pool_pid = 0
@@ -267,13 +279,16 @@ class Assessor:
         scored = [w for w in work if w.usable]
         maps: dict[str, bytes] = {}
         if scored:
-            imagenet = emb = None
+            imagenet = emb = sims = None
             if all(w.imagenet is not None and w.embedding is not None for w in scored):
                 imagenet = np.stack([w.imagenet for w in scored if w.imagenet is not None])
                 emb = np.stack([w.embedding for w in scored if w.embedding is not None])
-            cats = self._categorize(imagenet, emb, len(scored))
-            for w, cat in zip(scored, cats, strict=True):
+                if self.bank is not None:  # once, for the category check and the product-line vote
+                    sims = bank_similarities(emb, self.bank.embeddings)
+            cats = self._categorize(imagenet, emb, len(scored), sims)
+            for i, (w, cat) in enumerate(zip(scored, cats, strict=True)):
                 w.cat = cat
+                w.sims = None if sims is None else sims[i]
                 w.result.logit = round(w.logit, 5)
                 w.result.probability_authentic = round(calibrate(w.logit, self.card.temperature), 5)
                 w.result.category = cat.category
@@ -459,11 +474,15 @@ class Assessor:
             w.result.reasons.append(Reason(code=exc.code, message=exc.message))
             return w
         w.result.width, w.result.height = img.source_width or img.width, img.source_height or img.height
+        gray = cv2.cvtColor(img.rgb, cv2.COLOR_RGB2GRAY)  # once, for the gate and the hash
         metrics = measure_quality(
-            img.rgb, img.alpha, source_short_side=min(w.result.width or img.width, w.result.height or img.height)
+            img.rgb,
+            img.alpha,
+            source_short_side=min(w.result.width or img.width, w.result.height or img.height),
+            full_gray=gray,
         )
         w.result.quality = metrics.as_dict()
-        w.result.phash = phash_hex(phash(img.rgb))
+        w.result.phash = phash_hex(phash(gray))
         # a close-up that must be read (a stamp, a serial) is held to more sharpness than a whole item
         problems = gate(metrics, gate_thresholds(self.gate_thresholds, photo.framing))
         w.result.reasons.extend(problems)
@@ -487,10 +506,12 @@ class Assessor:
                 ]
                 w.result.reasons.append(reason("photo_reused", f"seen for item {matches[0].item_id}"))
 
-    def _categorize(self, imagenet: np.ndarray | None, emb: np.ndarray | None, n: int) -> list[CategoryResult]:
+    def _categorize(
+        self, imagenet: np.ndarray | None, emb: np.ndarray | None, n: int, sims: np.ndarray | None
+    ) -> list[CategoryResult]:
         if imagenet is None or emb is None:  # a graph without the extra heads cannot tell: trust nothing
             return [CategoryResult(None, None, 0.0, None, None) for _ in range(n)]
-        return categorize(imagenet, emb, self.category_config, self.bank)
+        return categorize(imagenet, emb, self.category_config, self.bank, sims=sims)
 
     def _is_unfamiliar(self, cat: CategoryResult) -> bool:
         """The unfamiliar-photo gate the card's safety figures were measured with (training's
@@ -509,7 +530,16 @@ class Assessor:
         has no validated operating point for it (see :mod:`authenticator.vision.line_check`)."""
         emb = [w.embedding for w in familiar if w.embedding is not None]
         bank = None if self.bank is None else self.bank.embeddings
-        contradicted = contradiction(self.card, point, category, np.stack(emb) if emb else None, bank, self.bank_lines)
+        rows = [w.sims for w in familiar if w.embedding is not None and w.sims is not None]
+        contradicted = contradiction(
+            self.card,
+            point,
+            category,
+            np.stack(emb) if emb else None,
+            bank,
+            self.bank_lines,
+            sims=np.stack(rows) if emb and len(rows) == len(emb) else None,
+        )
         if contradicted is not None:
             return reason("product_line_contradicted", contradicted)
         if point.refusal is not None:
