@@ -17,10 +17,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from api import docs, problems, web
+from api import docs, problems
 from api.limits import BodyLimitMiddleware
 from api.logredact import install as install_log_redaction
 from api.metrics import Metrics, MetricsMiddleware
+from api.pages import routes as pages
 from api.ratelimit import install as install_upload_rate_limit
 from api.routers import admin, assessments, capture_guides, health, items, labs, listings, log, models, previews, tiles
 from api.strict_json import StrictJSONMiddleware
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
     ):
         app.include_router(router)
-    web.install(app)  # the pages: /t/{item_id}, /l/{listing_id}, /assess and /static
+    pages.install(app)  # the pages: /t/{item_id}, /l/{listing_id}, /assess and /static
     docs.install(app)  # /docs (Swagger UI) and /docs-assets, from the fastapi-offline package
     install_upload_rate_limit(app)  # 429 + Retry-After per API key on uploads (upload_rate_per_minute)
     install_log_redaction()  # API keys never reach the logs, even when sent in a URL

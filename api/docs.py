@@ -18,7 +18,7 @@ import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.web import SECURITY_HEADERS, SecureStaticFiles
+from api.pages.headers import SECURITY_HEADERS, SecureStaticFiles
 
 DOCS_URL = "/docs"
 ASSETS_URL = "/docs-assets"

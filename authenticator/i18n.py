@@ -8,7 +8,7 @@ build step is needed. ``python -m authenticator.i18n extract`` rewrites the temp
 message has no translation (the test suite runs it).
 
 Sources of messages: the reasons (:mod:`authenticator.vision.reasons`), the capture guides
-(:mod:`authenticator.vision.capture_guides`), the pages' Python and templates (``api/web.py``,
+(:mod:`authenticator.vision.capture_guides`), the pages' Python and templates (``api/pages/``,
 ``api/templates``) and their scripts (``api/static/*.js``, whose messages the pages embed as a
 JSON catalogue, so the verifier in the browser says the same things in both languages).
 """
@@ -140,7 +140,7 @@ def _match(tag: str) -> str | None:
 REPO = ROOT.parent
 #: Where messages are extracted from, with the Babel method and keywords for each.
 SOURCES: tuple[tuple[str, str], ...] = (
-    ("api/web.py", "python"),
+    ("api/pages/*.py", "python"),
     ("api/routers/capture_guides.py", "python"),
     ("api/templates/*.html", "jinja2"),
     ("api/static/*.js", "javascript"),

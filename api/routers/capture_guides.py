@@ -33,7 +33,7 @@ def get_capture_guide(
 
     Send each photo's view in the `views` form field of an assessment (in the order of the
     photos); a verdict lists the required views that are missing."""
-    from api.web import outline_url
+    from api.pages.contexts import outline_url
 
     card = ctx.assessor.card if ctx.assessor is not None else None
     validated = card.validated_categories if card is not None else ()

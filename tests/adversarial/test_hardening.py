@@ -37,8 +37,8 @@ from pydantic import ValidationError
 
 from api.app import create_app
 from api.docs import DOCS_CSP
+from api.pages.addresses import trace_addresses
 from api.routers.assessments import BLOB_CSP, blob_response
-from api.web import trace_addresses
 from authenticator.config import Settings
 from authenticator.db import create_ledger_engine
 from authenticator.store.blobs import BlobStore

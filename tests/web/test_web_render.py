@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.web import CSP
+from api.pages.headers import CSP
 from authenticator.config import Settings
 from authenticator.dsse import sign_envelope
 from authenticator.store.keys import create_key
