@@ -10,8 +10,10 @@ that database lives here, once:
 * errors: :func:`translate_db_error` and :func:`db_errors` map driver exceptions to the
   project's error tree (append-only refusals, integrity, unavailable);
 * transactions: :func:`write_tx` and :func:`read_tx` on SQLAlchemy Core for the API's tables,
-  :func:`reader` (a DB-API cursor) for the log's hot reads, and :func:`utc_now`, the stored
-  time format.
+  :func:`reader` (a DB-API cursor) for the log's reads, :class:`HotReaders` (a few raw
+  PostgreSQL connections) for its hottest ones, and :func:`utc_now`, the stored time format;
+* PostgreSQL binary arrays (:class:`Int8Array` and its siblings) for statements that take a
+  whole batch as a few parameters.
 
 What stays with its owner: the log's SQL per database, its single-writer transaction
 (:func:`authenticator.ledger.sql.writer_tx`, which takes the log's own lock through
@@ -24,8 +26,10 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import struct
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,6 +156,10 @@ def _pg_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         raise sqlalchemy.exc.DisconnectionError(str(exc)) from exc  # the pool retries afresh
 
 
+def _pg_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    register_arrays(dbapi_connection)
+
+
 def configure_engine(engine: Engine) -> Engine:
     """Install the SQLite pragmas and explicit-BEGIN hooks, or PostgreSQL's idle ping (idempotent).
 
@@ -162,6 +170,7 @@ def configure_engine(engine: Engine) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
     if engine.dialect.name == "postgresql" and not event.contains(engine, "checkout", _pg_on_checkout):
+        event.listen(engine, "connect", _pg_on_connect)
         event.listen(engine, "checkin", _pg_on_checkin)
         event.listen(engine, "checkout", _pg_on_checkout)
     return engine
@@ -279,3 +288,160 @@ def reader(engine: Engine) -> Iterator[Any]:
             raise
         finally:
             cur.close()
+
+
+class HotReaders:
+    """A few raw PostgreSQL connections for the log's hottest reads (proofs, entries), checked out
+    and in with a list pop and append.
+
+    A proof is one round trip to a local server, and SQLAlchemy's pool checkout (the connection
+    fairy, its events, the isolation level set and reset) costs about as much again. These
+    connections skip all of it: made with the engine's own connect arguments, in autocommit
+    (nodes and entries never change, so reads need no snapshot), pinged after
+    ``PING_AFTER_IDLE_S`` idle (a server restart shows up there), dropped when broken, never
+    shared across a fork. At most ``MAX_OPEN`` are open at once; a reader beyond that, or on
+    SQLite, uses :func:`reader` on ``engine``.
+    """
+
+    MAX_OPEN = 16
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._postgres = engine.dialect.name == "postgresql"
+        if self._postgres:
+            args, kwargs = engine.dialect.create_connect_args(engine.url)
+            self._args, self._kwargs = list(args), {**kwargs, "autocommit": True}
+        self._idle: list[tuple[psycopg.Connection[Any], float]] = []
+        self._slots = threading.BoundedSemaphore(self.MAX_OPEN)
+        self._pid = os.getpid()
+        self._closed = False
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """A binary DB-API cursor for reads; database errors become the project's errors."""
+        if not self._postgres or self._closed or not self._slots.acquire(blocking=False):
+            with reader(self._engine) as cur:
+                yield cur
+            return
+        conn: psycopg.Connection[Any] | None = None
+        try:
+            with db_errors():
+                conn = self._checkout()
+                with conn.cursor(binary=True) as cur:
+                    yield cur
+        finally:
+            if conn is not None:
+                self._checkin(conn)
+            self._slots.release()
+
+    def _checkout(self) -> psycopg.Connection[Any]:
+        if os.getpid() != self._pid:  # a forked child: the parent's connections are not ours
+            self._idle, self._pid = [], os.getpid()
+        while True:
+            try:
+                conn, idle_since = self._idle.pop()
+            except IndexError:
+                conn = psycopg.connect(*self._args, **self._kwargs)
+                register_arrays(conn)
+                return conn
+            if time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+                return conn
+            try:
+                conn.execute("SELECT 1")
+                return conn
+            except psycopg.Error:
+                conn.close()
+
+    def _checkin(self, conn: psycopg.Connection[Any]) -> None:
+        if conn.broken or conn.closed or self._closed or os.getpid() != self._pid:
+            conn.close()
+        else:
+            self._idle.append((conn, time.monotonic()))
+
+    def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
+
+
+# --- PostgreSQL binary arrays ------------------------------------------------------------------
+#
+# psycopg dumps a Python list element by element in Python (and, for a ``%s`` placeholder,
+# often as text). These build PostgreSQL's binary array format (``array_send``) with struct and
+# bytes.join, and go as ``%b`` parameters of their own type: a batch of 1,000 rows costs a few
+# hundred microseconds, not tens of milliseconds. Every connection of an engine from
+# :func:`configure_engine`, and every :class:`HotReaders` connection, knows them.
+
+
+class _BinaryArray(bytes):
+    """A one-dimensional PostgreSQL array in binary wire format."""
+
+    element_oid = 0
+    array_oid = 0
+
+    @classmethod
+    def _header(cls, n: int) -> bytes:
+        if not n:
+            return struct.pack(">iiI", 0, 0, cls.element_oid)
+        return struct.pack(">iiIii", 1, 0, cls.element_oid, n, 1)
+
+
+class Int4Array(_BinaryArray):
+    element_oid, array_oid = 23, 1007
+
+    @classmethod
+    def of(cls, values: Sequence[int]) -> Int4Array:
+        return cls(cls._header(len(values)) + struct.pack(f">{2 * len(values)}i", *[x for v in values for x in (4, v)]))
+
+
+class Int8Array(_BinaryArray):
+    element_oid, array_oid = 20, 1016
+
+    @classmethod
+    def of(cls, values: Sequence[int]) -> Int8Array:
+        return cls(
+            cls._header(len(values)) + struct.pack(">" + "iq" * len(values), *[x for v in values for x in (8, v)])
+        )
+
+
+class ByteaArray(_BinaryArray):
+    element_oid, array_oid = 17, 1001
+
+    @classmethod
+    def of(cls, values: Sequence[bytes]) -> ByteaArray:
+        return cls(cls._header(len(values)) + _length_prefixed(values))
+
+
+class TextArray(_BinaryArray):
+    element_oid, array_oid = 25, 1009
+
+    @classmethod
+    def of(cls, values: Sequence[str]) -> TextArray:
+        return cls(cls._header(len(values)) + _length_prefixed([v.encode("utf-8") for v in values]))
+
+
+def _length_prefixed(values: Iterable[bytes]) -> bytes:
+    return b"".join([part for v in values for part in (len(v).to_bytes(4, "big"), v)])
+
+
+def _array_dumper(array_type: type[_BinaryArray]) -> type[psycopg.adapt.Dumper]:
+    class Dumper(psycopg.adapt.Dumper):
+        format = psycopg.pq.Format.BINARY
+        oid = array_type.array_oid
+
+        def dump(self, obj: Any) -> bytes:
+            return bytes(obj)
+
+    Dumper.__name__ = f"{array_type.__name__}Dumper"
+    return Dumper
+
+
+_ARRAY_DUMPERS = [(t, _array_dumper(t)) for t in (Int4Array, Int8Array, ByteaArray, TextArray)]
+
+
+def register_arrays(conn: Any) -> None:
+    """Teach a psycopg connection the binary array types (without them a ``%b`` array would go
+    as plain bytea and the server would refuse the cast)."""
+    for array_type, dumper in _ARRAY_DUMPERS:
+        conn.adapters.register_dumper(array_type, dumper)

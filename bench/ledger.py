@@ -66,7 +66,8 @@ def bench_appends(ledger: Ledger, batch: int, total: int, rng: random.Random, st
 
 def bench_concurrent(ledger: Ledger, threads: int, total: int, rng: random.Random, start: int) -> float:
     """Single-entry appends from ``threads`` callers at once (the API's real path): the
-    ledger groups them (group commit); each caller waits for its own durable receipt."""
+    ledger groups them (group commit); each caller waits for its own durable receipt.
+    Returns entries per second."""
     entries = [sample_entry(start + i, f"item-{rng.randrange(ITEMS)}") for i in range(total)]
     per = total // threads
     barrier = threading.Barrier(threads + 1)
@@ -139,45 +140,61 @@ def bench_raw_sha256(ledger: Ledger) -> float:
     return size / (time.perf_counter() - t0)
 
 
-def bench_pk_read(ledger: Ledger, samples: int, rng: random.Random) -> float:
-    """p50 of one primary-key read round trip (the unit a proof's latency is compared with)."""
-    from authenticator import db
-
-    size = ledger.size()
-    p = ledger._p
-    wall = []
-    with db.reader(db.read_engine(ledger.engine)) as cur:
-        for _ in range(samples):
-            index = rng.randrange(size)
-            t0 = time.perf_counter_ns()
-            cur.execute(f"SELECT leaf_hash FROM log_entries WHERE idx = {p}", (index,)).fetchone()
-            wall.append((time.perf_counter_ns() - t0) / 1e6)
-    return _percentiles(wall)[0]
+def bench_batch_vs_concurrent(
+    ledger: Ledger, args: argparse.Namespace, rng: random.Random, start: int
+) -> tuple[float, float]:
+    """Batch-1,000 appends and single appends from 64 callers, in alternating rounds on the same
+    log, so both see the same machine load and log size: their ratio is the group-commit
+    target. Returns both rates (entries per second)."""
+    rounds = 4
+    seconds, counts = {"b1000": 0.0, "c64": 0.0}, {"b1000": 0, "c64": 0}
+    for _ in range(rounds):
+        n = 40_000 // rounds
+        seconds["b1000"] += n / bench_appends(ledger, 1000, n, rng, start)
+        counts["b1000"] += n
+        start += n
+        n = args.concurrent // rounds
+        seconds["c64"] += n / bench_concurrent(ledger, 64, n, rng, start)
+        counts["c64"] += n
+        start += n
+    return counts["b1000"] / seconds["b1000"], counts["c64"] / seconds["c64"]
 
 
 def bench_map_overhead(url_for: Callable[[str], Any], rng: random.Random) -> tuple[float, float]:
     """Batch-1,000 appends on a fresh log of ``ITEMS`` items with the item map maintained, and
-    with its upkeep switched off (the checkpoint then commits to an empty map): the cost of
-    per-item completeness, side by side in one run, alternating to even out the machine's load."""
+    with its upkeep switched off (the checkpoint then commits to a stale map): the cost of
+    per-item completeness, side by side in one run. The two alternate batch by batch on the same
+    log, so both see the same machine load and the same log size."""
     from authenticator.ledger import item_map
 
-    rates: dict[bool, list[float]] = {True: [], False: []}
-    saved = (item_map.ItemMap.advance, item_map.ItemMap.root)
-    for round_ in range(4):
-        maintained = round_ % 2 == 0
-        with url_for(f"map{round_}") as (url, key_path):
-            led = Ledger.open(url, CheckpointSigner.load_or_create(key_path, ORIGIN))
-            try:
-                for k in range(0, ITEMS, 1000):
-                    led.append_batch([sample_entry(i, f"item-{i}") for i in range(k, k + 1000)])
-                if not maintained:
-                    item_map.ItemMap.advance = lambda self, *a: None  # type: ignore[method-assign]
-                    item_map.ItemMap.root = lambda self: item_map.ZERO  # type: ignore[method-assign]
-                rates[maintained].append(bench_appends(led, 1000, 20_000, rng, ITEMS))
-            finally:
-                item_map.ItemMap.advance, item_map.ItemMap.root = saved  # type: ignore[method-assign]
-                led.close()
-    return statistics.median(rates[True]), statistics.median(rates[False])
+    maintained = [True]
+    saved = (item_map.ItemMap.advance_key, item_map.ItemMap.root)
+    stale_root = item_map.ZERO
+
+    def advance_key(self: item_map.ItemMap, *a: Any) -> None:
+        if maintained[0]:
+            saved[0](self, *a)
+
+    def root(self: item_map.ItemMap) -> bytes:
+        return saved[1](self) if maintained[0] else stale_root
+
+    seconds = {True: 0.0, False: 0.0}
+    with url_for("map") as (url, key_path):
+        led = Ledger.open(url, CheckpointSigner.load_or_create(key_path, ORIGIN))
+        try:
+            for k in range(0, ITEMS, 1000):
+                led.append_batch([sample_entry(i, f"item-{i}") for i in range(k, k + 1000)])
+            item_map.ItemMap.advance_key = advance_key  # type: ignore[method-assign]
+            item_map.ItemMap.root = root  # type: ignore[method-assign]
+            start = ITEMS
+            for batch in range(40):
+                maintained[0] = batch % 2 == 0
+                seconds[maintained[0]] += 1000 / bench_appends(led, 1000, 1000, rng, start)
+                start += 1000
+        finally:
+            item_map.ItemMap.advance_key, item_map.ItemMap.root = saved  # type: ignore[method-assign]
+            led.close()
+    return 20_000 / seconds[True], 20_000 / seconds[False]
 
 
 def bulk_fill(ledger: Ledger, target: int, log: Callable[[str], None]) -> float:
@@ -208,28 +225,44 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def bench_proofs(ledger: Ledger, samples: int, rng: random.Random) -> dict[str, float]:
-    """Latency of ``Ledger.inclusion_proof`` for random leaves at 1M entries.
+    """Latency of ``Ledger.inclusion_proof`` for random leaves at 1M entries, and of the limit it
+    is compared with: one primary-key read round trip (``SELECT leaf_hash ... WHERE idx = ?``
+    on an open cursor of the same driver).
 
-    Timed as the API calls it: against a given tree size (the checkpoint the client holds,
-    RFC 9162's get-proof-by-hash), and also with no size (one more query for the current
-    size). Wall-clock and this thread's CPU time: on a shared machine the wall p99 is mostly
-    time spent waiting for a core, which the CPU time leaves out (it also leaves out the
-    PostgreSQL server's work, so read it for SQLite).
+    Proofs are timed as the API calls them: against a given tree size (the checkpoint the
+    client holds, RFC 9162's get-proof-by-hash), and also with no size (one more query for the
+    current size). The three are taken in turn, sample by sample, so a change in the machine's
+    load hits all of them alike. Wall-clock and this thread's CPU time: on a shared machine the
+    wall p99 is mostly time spent waiting for a core, which the CPU time leaves out (it also
+    leaves out the PostgreSQL server's work, so read it for SQLite).
     """
+    from authenticator import db
+
     size = ledger.size()
-    for _ in range(200):  # warm the connection pool and the page cache
-        ledger.inclusion_proof(rng.randrange(size), size)
-    out: dict[str, float] = {}
-    for key, tree_size in (("proof", size), ("proof_latest", None)):
-        wall, cpu = [], []
+    p = ledger._p
+    pk_query = f"SELECT leaf_hash FROM log_entries WHERE idx = {p}"
+    wall: dict[str, list[float]] = {"proof": [], "proof_latest": [], "pk_read": []}
+    cpu: dict[str, list[float]] = {"proof": [], "proof_latest": [], "pk_read": []}
+    with db.reader(db.read_engine(ledger.engine)) as cur:
+        for warm in range(200):  # the connections, the prepared statements, the page cache
+            ledger.inclusion_proof(rng.randrange(size), size)
+            ledger.inclusion_proof(rng.randrange(size))
+            cur.execute(pk_query, (warm,)).fetchone()
         for _ in range(samples):
-            index = rng.randrange(size)
-            c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-            ledger.inclusion_proof(index, tree_size)
-            wall.append((time.perf_counter_ns() - t0) / 1e6)
-            cpu.append((time.thread_time_ns() - c0) / 1e6)
-        out[f"{key}_p50_ms"], out[f"{key}_p99_ms"] = _percentiles(wall)
-        out[f"{key}_cpu_p50_ms"], out[f"{key}_cpu_p99_ms"] = _percentiles(cpu)
+            for key, tree_size in (("proof", size), ("proof_latest", None), ("pk_read", -1)):
+                index = rng.randrange(size)
+                c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+                if tree_size == -1:
+                    cur.execute(pk_query, (index,)).fetchone()
+                else:
+                    ledger.inclusion_proof(index, tree_size)
+                wall[key].append((time.perf_counter_ns() - t0) / 1e6)
+                cpu[key].append((time.thread_time_ns() - c0) / 1e6)
+    out: dict[str, float] = {}
+    for key in ("proof", "proof_latest"):
+        out[f"{key}_p50_ms"], out[f"{key}_p99_ms"] = _percentiles(wall[key])
+        out[f"{key}_cpu_p50_ms"], out[f"{key}_cpu_p99_ms"] = _percentiles(cpu[key])
+    out["pk_read_p50_ms"] = _percentiles(wall["pk_read"])[0]
     return out
 
 
@@ -244,13 +277,14 @@ def run(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict
             for k in range(0, ITEMS, 1000):
                 ledger.append_batch([sample_entry(i, f"item-{i}") for i in range(k, k + 1000)])
             start = ITEMS
-            for batch, total in ((1, args.batch1), (100, 20_000), (1000, 40_000)):
+            for batch, total in ((1, args.batch1), (100, 20_000)):
                 rate = bench_appends(ledger, batch, total, rng, start)
                 start += total
                 res[f"append_b{batch}"] = rate
                 log(f"{kind}: append batch {batch}: {rate:,.0f} entries/s")
-            res["append_c64"] = bench_concurrent(ledger, 64, args.concurrent, rng, start)
-            start += args.concurrent
+            res["append_b1000"], res["append_c64"] = bench_batch_vs_concurrent(ledger, args, rng, start)
+            start += 40_000 + args.concurrent
+            log(f"{kind}: append batch 1000: {res['append_b1000']:,.0f} entries/s")
             log(f"{kind}: single appends from 64 callers: {res['append_c64']:,.0f} entries/s")
             res["raw_insert_b1000"] = bench_raw_insert(url, 40_000, 1000)
 
@@ -270,7 +304,6 @@ def run(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict
             res["fill_s"] = bulk_fill(ledger, args.entries, log)
             res["size"] = ledger.size()
             res.update(bench_proofs(ledger, args.proofs, rng))
-            res["pk_read_p50_ms"] = bench_pk_read(ledger, args.proofs, rng)
             for key in ("proof", "proof_latest"):
                 log(
                     f"{kind}: {key} at {res['size']:,}: p50 {res[key + '_p50_ms']:.3f} ms, "

@@ -183,23 +183,27 @@ def entry_bytes(
     Lets a writer canonicalise bodies outside its lock and fill ``prev`` in late for the price
     of a few byte concatenations. Keys in RFC 8785 order: body, item, prev, time, type, v.
     """
-    return b"".join(
-        (
-            b'{"body":',
-            body_canonical,
-            b',"item":',
-            _json_str(item),
-            b',"prev":',
-            b"null" if prev is None else _json_str(prev),
-            b',"time":',
-            _json_str(time),
-            b',"type":',
-            _json_str(type),
-            b',"v":',
-            str(v).encode("ascii"),
-            b"}",
-        )
-    )
+    head, tail = entry_envelope(type, item, body_canonical, v)
+    return b"".join((head, b"null" if prev is None else _json_str(prev), time_field(time), tail))
+
+
+def entry_envelope(type: str, item: str, body_canonical: bytes, v: int = ENTRY_VERSION) -> tuple[bytes, bytes]:
+    """:func:`entry_bytes` cut around ``prev`` and ``time``: an entry is ``head``,
+    :func:`json_prev`, :func:`time_field`, ``tail``. A writer builds both halves before it
+    queues for the lock, which then only joins four byte strings per entry."""
+    head = b"".join((b'{"body":', body_canonical, b',"item":', _json_str(item), b',"prev":'))
+    tail = b"".join((b',"type":', _json_str(type), b',"v":', str(v).encode("ascii"), b"}"))
+    return head, tail
+
+
+def json_prev(prev: bytes | None) -> bytes:
+    """The JSON of ``prev`` for a leaf hash (base64 needs no escaping): ``null`` or a string."""
+    return b"null" if prev is None else b'"' + base64.b64encode(prev) + b'"'
+
+
+def time_field(time: str) -> bytes:
+    """``,"time":`` and the JSON of ``time``: what follows ``prev`` in an entry."""
+    return b',"time":' + _json_str(time)
 
 
 def _reject_constant(name: str) -> Any:

@@ -114,18 +114,28 @@ def committed_head(key: bytes, proof: MapProof, root: bytes) -> Head | None:
 
 
 class ItemMap:
-    """The heads of every item, with subtree hashes cached for incremental roots and proofs.
+    """The heads of every item, with the hash of every subtree kept for incremental roots and proofs.
 
-    Changed items are only marked dirty; :meth:`root` then recomputes the cached subtrees that
-    hold a dirty key (one path each, shared near the root) and reuses every other one.
+    A subtree is addressed by its heap index ``(1 << depth) | prefix`` (the root is 1, the
+    children of ``i`` are ``2i`` and ``2i + 1``). ``_nodes`` holds the hash of every subtree
+    holding two or more keys, and each key's leaf at its *leaf depth*: one more than the longest
+    prefix it shares with another key, the first depth at which it is alone. Every subtree the
+    root or a proof needs is then one dictionary lookup (an absent one is empty: ``ZERO``).
+
+    Changed items are only marked dirty; :meth:`root` places their leaves and rehashes their
+    paths bottom-up, level by level, so the upper nodes that many of a batch's keys share are
+    hashed once per batch, not once per key.
     """
 
     def __init__(self) -> None:
         self.heads: dict[int, Head] = {}
-        self._leaves: dict[int, bytes] = {}
         self._keys: list[int] = []
-        self._cache: dict[tuple[int, int], bytes] = {}
-        self._dirty: set[int] = set()
+        """Every key, sorted: a key's neighbours give its leaf depth."""
+        self._nodes: dict[int, bytes] = {}
+        self._dirty: dict[int, bytes] = {}
+        """Keys changed since the last root, with their new leaf hashes."""
+        self._new: list[int] = []
+        """Keys added since the last root: their neighbours' leaves may sit deeper now."""
 
     @classmethod
     def from_heads(cls, heads: dict[str, Head]) -> ItemMap:
@@ -135,9 +145,8 @@ class ItemMap:
             key = item_key(item)
             key_int = int.from_bytes(key, "big")
             m.heads[key_int] = head
-            m._leaves[key_int] = hash_map_leaf(key, head)
+            m._dirty[key_int] = hash_map_leaf(key, head)
         m._keys = sorted(m.heads)
-        m._dirty = set(m._keys)
         return m
 
     def __len__(self) -> int:
@@ -148,63 +157,99 @@ class ItemMap:
 
     def set(self, item: str, head: Head) -> None:
         key = item_key(item)
-        key_int = int.from_bytes(key, "big")
+        self._set(key, int.from_bytes(key, "big"), head)
+
+    def _set(self, key: bytes, key_int: int, head: Head) -> None:
         if key_int not in self.heads:
             insort(self._keys, key_int)
+            self._new.append(key_int)
         self.heads[key_int] = head
-        self._leaves[key_int] = hash_map_leaf(key, head)
-        self._dirty.add(key_int)  # the cached subtrees on its path are recomputed by root()
+        self._dirty[key_int] = hash_map_leaf(key, head)  # its path is rehashed by root()
 
     def advance(self, item: str, index: int, leaf_hash: bytes) -> None:
         """``item`` gained the entry ``index``: its head moves there, its count grows by one."""
-        old = self.get(item)
-        self.set(item, Head(index, leaf_hash, 1 if old is None else old.count + 1))
+        self.advance_key(item_key(item), index, leaf_hash)
+
+    def advance_key(self, key: bytes, index: int, leaf_hash: bytes) -> None:
+        """:meth:`advance` for the item whose :func:`item_key` is ``key`` (a writer computes the
+        key before it queues for the lock)."""
+        key_int = int.from_bytes(key, "big")
+        old = self.heads.get(key_int)
+        self._set(key, key_int, Head(index, leaf_hash, 1 if old is None else old.count + 1))
 
     def root(self) -> bytes:
-        dirty = sorted(self._dirty)
-        value = self._subtree(0, 0, 0, len(self._keys), dirty, 0, len(dirty))
-        self._dirty.clear()
-        return value
+        if self._dirty:
+            self._rehash()
+        return self._nodes.get(1, ZERO)
+
+    def _rehash(self) -> None:
+        keys, nodes, dirty = self._keys, self._nodes, self._dirty
+        n = len(keys)
+        # A new key can push its neighbours' leaves deeper (they now share a longer prefix
+        # with someone): place those leaves again too. No other key's leaf depth changes.
+        for key_int in self._new:
+            i = bisect_left(keys, key_int)
+            for j in (i - 1, i + 1):
+                if 0 <= j < n and keys[j] not in dirty:
+                    other = keys[j]
+                    dirty[other] = hash_map_leaf(other.to_bytes(32, "big"), self.heads[other])
+        levels: dict[int, set[int]] = {}
+        for key_int, leaf in dirty.items():
+            index = self._leaf_index(key_int, bisect_left(keys, key_int))
+            nodes[index] = leaf
+            level = levels.get(index.bit_length())
+            if level is None:
+                levels[index.bit_length()] = {index}
+            else:
+                level.add(index)
+        # Bottom-up: a level's parents are complete once every dirty node below is.
+        get = nodes.get
+        for width in range(max(levels), 1, -1):
+            below = levels.pop(width, None)
+            if not below:
+                continue
+            parents = {i >> 1 for i in below}
+            nodes.update({p: _sha256(b"\x01" + get(p << 1, ZERO) + get(p << 1 | 1, ZERO)).digest() for p in parents})
+            level = levels.get(width - 1)
+            if level is None:
+                levels[width - 1] = parents
+            else:
+                level |= parents
+        dirty.clear()
+        self._new.clear()
+
+    def _leaf_index(self, key_int: int, position: int) -> int:
+        """Heap index of the leaf of ``keys[position] == key_int``: at the first depth where no
+        other key shares its prefix (the root for a map of one)."""
+        keys = self._keys
+        shared = 0  # bit length of the XOR with the closest neighbour: smaller is closer
+        if position > 0:
+            shared = KEY_BITS - (key_int ^ keys[position - 1]).bit_length() + 1
+        if position + 1 < len(keys):
+            shared = max(shared, KEY_BITS - (key_int ^ keys[position + 1]).bit_length() + 1)
+        return (1 << shared) | (key_int >> (KEY_BITS - shared))
 
     def prove(self, item: str) -> MapProof:
         """The proof for ``item`` (present or absent) against :meth:`root`."""
-        key_int = int.from_bytes(item_key(item), "big")
-        self.root()  # bring every cached subtree up to date first
-        keys = self._keys
+        return self.prove_key(item_key(item))
+
+    def prove_key(self, key: bytes) -> MapProof:
+        """The proof for the item whose key is ``key`` (present or absent)."""
+        key_int = int.from_bytes(key, "big")
+        self.root()  # bring every stored subtree up to date first
+        keys, nodes = self._keys, self._nodes
         siblings: list[bytes] = []
-        depth, prefix, lo, hi = 0, 0, 0, len(keys)
+        depth, index, lo, hi = 0, 1, 0, len(keys)
         while hi - lo > 1:
-            mid = bisect_left(keys, (prefix * 2 + 1) << (KEY_BITS - depth - 1), lo, hi)
+            mid = bisect_left(keys, (2 * index + 1 - (2 << depth)) << (KEY_BITS - depth - 1), lo, hi)
             if _bit(key_int, depth):
-                siblings.append(self._subtree(depth + 1, prefix * 2, lo, mid, [], 0, 0))
-                prefix, lo = prefix * 2 + 1, mid
+                siblings.append(nodes.get(2 * index, ZERO))
+                index, lo = 2 * index + 1, mid
             else:
-                siblings.append(self._subtree(depth + 1, prefix * 2 + 1, mid, hi, [], 0, 0))
-                prefix, hi = prefix * 2, mid
+                siblings.append(nodes.get(2 * index + 1, ZERO))
+                index, hi = 2 * index, mid
             depth += 1
         if hi == lo:
             return MapProof(tuple(siblings), None)
         only = keys[lo]
         return MapProof(tuple(siblings), (only.to_bytes(32, "big"), self.heads[only]))
-
-    def _subtree(self, depth: int, prefix: int, lo: int, hi: int, dirty: list[int], dlo: int, dhi: int) -> bytes:
-        """The hash of the subtree ``(depth, prefix)`` holding ``keys[lo:hi]``, of which
-        ``dirty[dlo:dhi]`` changed since it was cached."""
-        n = hi - lo
-        if n == 0:
-            return ZERO
-        if n == 1:
-            return self._leaves[self._keys[lo]]
-        node = (depth, prefix)
-        if dlo == dhi:
-            cached = self._cache.get(node)
-            if cached is not None:
-                return cached
-        threshold = (prefix * 2 + 1) << (KEY_BITS - depth - 1)
-        mid = bisect_left(self._keys, threshold, lo, hi)
-        dmid = bisect_left(dirty, threshold, dlo, dhi) if dlo < dhi else dlo
-        left = self._subtree(depth + 1, prefix * 2, lo, mid, dirty, dlo, dmid)
-        right = self._subtree(depth + 1, prefix * 2 + 1, mid, hi, dirty, dmid, dhi)
-        value = _sha256(b"\x01" + left + right).digest()
-        self._cache[node] = value
-        return value

@@ -3,16 +3,20 @@
 One writer at a time integrates a batch in one transaction: it fills each entry's ``prev``
 from the item's latest leaf, writes the entries and every perfect subtree they complete, and
 signs one checkpoint. Everything that does not need the log's current state (body schema
-validation and RFC 8785 canonicalisation) is done before the writer lock is taken, so the
-lock is held for byte splicing, hashing and the inserts only.
+validation, RFC 8785 canonicalisation, the entry's bytes around ``prev`` and ``time``, the
+item's map key) is done by the caller before it queues, so the lock is held for joining
+bytes, hashing, the item map and two round trips (see :mod:`authenticator.ledger.sql`).
 
-Reads never rebuild the tree: a proof is ``O(log n)`` lookups of stored perfect-subtree hashes.
+Reads never rebuild the tree: a proof is ``O(log n)`` lookups of stored perfect-subtree hashes,
+one statement on a raw connection (:class:`authenticator.db.HotReaders`), the upper ones from
+memory (:class:`_UpperNodes`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from _thread import LockType
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,13 +40,14 @@ from authenticator.ledger.checkpoint import Checkpoint, CheckpointSigner, verify
 from authenticator.ledger.entries import (
     ITEM_MAP_ITEM,
     canonical_json,
-    encode_prev,
-    entry_bytes,
+    entry_envelope,
     format_time,
+    json_prev,
     make_entry,
     parse_entry,
+    time_field,
 )
-from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, MapProof, map_extension
+from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, MapProof, item_key, map_extension
 from authenticator.ledger.proofplan import (
     ProofPlan,
     batch_inclusion_proofs,
@@ -123,6 +128,12 @@ MAX_GROUP = 1000
 """Most commands one transaction integrates (group commit)."""
 
 
+def _held_lock() -> LockType:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass(eq=False)
 class _Command:
     """One caller's entries and hooks, waiting in the group-commit queue."""
@@ -133,15 +144,24 @@ class _Command:
     receipts: list[Receipt] | None = None
     error: BaseException | None = None
     done: bool = False
-    finished: threading.Event = field(default_factory=threading.Event)
+    finished: LockType = field(default_factory=_held_lock)
+    """Held until the leader has finished the command: the caller blocks acquiring it (a bare
+    lock costs a fraction of a ``threading.Event``, which is a condition variable)."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
+    """An entry made ready by its caller, before the queue: what is left for the writer is
+    joining ``head``, ``prev``, the time and ``tail``, hashing, and the map update."""
+
     type: str
     item: str
-    body: bytes
-    """RFC 8785 bytes of the validated body."""
+    head: bytes
+    """The canonical entry up to ``"prev":`` (body validated and canonicalised, item encoded)."""
+    tail: bytes
+    """The canonical entry from ``,"type":`` on."""
+    key: bytes
+    """The item's key in the item map (SHA-256 of its id)."""
 
 
 def _prepare(entry: NewEntry) -> _Prepared:
@@ -154,7 +174,8 @@ def _prepare(entry: NewEntry) -> _Prepared:
             f"tlog-tiles entry bundle (65,535 bytes), so a body is at most {MAX_BODY_BYTES} bytes",
             type=checked.type,
         )
-    return _Prepared(checked.type, checked.item, body)
+    head, tail = entry_envelope(checked.type, checked.item, body)
+    return _Prepared(checked.type, checked.item, head, tail, item_key(checked.item))
 
 
 def _stored(row: Sequence[Any]) -> StoredEntry:
@@ -166,33 +187,41 @@ class _ItemHeads:
     """Latest leaf hash of recently written items, valid for the log's first ``size`` entries.
 
     Saves the writer one indexed lookup per item. Other processes may append between two of
-    our batches: the cache then catches up by reading the entries appended since (or starts
-    over when there are many). An item missing from the cache is looked up in the database.
-    Only used under the writer lock; changed only by committed batches.
+    our groups: the writer's first read (:meth:`sql.Ops.start_group`) also returns the entries
+    appended since ``size``, up to ``MAX_CATCH_UP`` of them, and the cache catches up (or
+    starts over when there are more). Only used under the writer lock; changed only by
+    committed groups.
     """
 
     MAX_ITEMS = 200_000
     MAX_CATCH_UP = 20_000
 
-    def __init__(self, ops: sql.Ops) -> None:
-        self._ops = ops
-        self._q_since = f"SELECT item, leaf_hash FROM log_entries WHERE idx >= {ops.placeholder()} ORDER BY idx"
+    def __init__(self) -> None:
         self.size = -1
         self.heads: dict[str, bytes] = {}
 
-    def lookup(self, cur: Any, size: int, items: Sequence[str]) -> dict[str, bytes]:
-        """The heads of ``items`` in the tree of ``size`` entries (absent: the item is new)."""
-        if self.size != size:
-            if self.size < 0 or not 0 < size - self.size <= self.MAX_CATCH_UP:
-                self.heads.clear()
-            else:
-                for item, leaf in cur.execute(self._q_since, (self.size,)).fetchall():
-                    self.heads[item] = bytes(leaf)
-            self.size = size
-        missing = [i for i in items if i not in self.heads]
-        if missing:
-            self.heads.update(self._ops.last_leaf_hashes(cur, missing))
+    def missing(self, items: Sequence[str]) -> list[str]:
+        """The items to look up with the group's first read (all of them when the cache is cold)."""
+        if self.size < 0:
+            return list(items)
         heads = self.heads
+        return [i for i in items if i not in heads]
+
+    def lookup(
+        self, ops: sql.Ops, cur: Any, start: sql.GroupStart, items: Sequence[str], asked: Sequence[str]
+    ) -> dict[str, bytes]:
+        """The heads of ``items`` in the tree of ``start.size`` entries (absent: the item is
+        new), given what the first read returned for ``asked`` (:meth:`missing`)."""
+        heads = self.heads
+        if start.size != self.size:
+            if start.since is None:  # cold, or too far behind: start over
+                heads.clear()
+                if len(asked) < len(items):  # the items that were cached must be read again
+                    heads.update(ops.last_leaf_hashes(cur, list(set(items).difference(asked))))
+            else:
+                heads.update(start.since)
+            self.size = start.size
+        heads.update(start.heads)
         return {i: heads[i] for i in items if i in heads}
 
     def committed(self, batch_heads: dict[str, bytes], new_size: int) -> None:
@@ -202,12 +231,42 @@ class _ItemHeads:
         self.size = new_size
 
 
+class _UpperNodes:
+    """Hashes of perfect subtrees of ``MIN_LEVEL`` and up that proofs have read.
+
+    A stored perfect subtree never changes, and the upper ones are few (one per 256 leaves and
+    fewer above) and on every proof's path, so keeping them saves a proof about half of its
+    node lookups; the lower ones are read each time. Only nodes read back from the database are
+    kept (committed, so final); the cache starts over when it reaches ``MAX_NODES``.
+    """
+
+    MIN_LEVEL = 8
+    MAX_NODES = 50_000
+
+    def __init__(self) -> None:
+        self._nodes: dict[NodeId, bytes] = {}
+
+    def split(self, ids: Sequence[NodeId]) -> tuple[dict[NodeId, bytes], list[NodeId]]:
+        """The kept hashes among ``ids``, and the ids still to read."""
+        nodes = self._nodes
+        known = {n: nodes[n] for n in ids if n in nodes}
+        return known, [n for n in ids if n not in known]
+
+    def keep(self, nodes: Mapping[NodeId, bytes]) -> None:
+        upper = {n: h for n, h in nodes.items() if n[0] >= self.MIN_LEVEL}
+        if upper:
+            if len(self._nodes) + len(upper) > self.MAX_NODES:
+                self._nodes = {}
+            self._nodes.update(upper)
+
+
 class Ledger:
     """The append-only Merkle log in SQLite or PostgreSQL, with signed checkpoints."""
 
     def __init__(self, engine: Engine, signer: CheckpointSigner, ops: sql.Ops) -> None:
         self.engine = engine
         self._read_engine = db.read_engine(engine)
+        self._readers = db.HotReaders(self._read_engine)
         self.signer = signer
         self.verifier_key: str = signer.verifier_key
         self.origin: str = signer.origin
@@ -217,7 +276,8 @@ class Ledger:
         # only read or changed while holding it.
         self._write_mutex = threading.Lock()
         self._frontier: tuple[int, list[bytes]] = (-1, [])
-        self._heads = _ItemHeads(ops)
+        self._heads = _ItemHeads()
+        self._upper = _UpperNodes()
         # The item map of the first ``_map_size`` entries (-1: to be loaded); changed only under
         # ``_write_mutex``, by a writer (inside its transaction) or a reader catching up.
         self._map = ItemMap()
@@ -225,7 +285,7 @@ class Ledger:
         self._pending_caches: tuple[int, list[bytes]] = (-1, [])
         # Commands waiting for the writer (group commit, see append_batch).
         self._pending: list[_Command] = []
-        self._group_cond = threading.Condition()
+        self._queue_mutex = threading.Lock()
         self._leading = False
 
     # --- Lifecycle ------------------------------------------------------------------------
@@ -270,6 +330,7 @@ class Ledger:
         return cls.open(settings.resolved_database_url, signer, check_key=check_key)
 
     def close(self) -> None:
+        self._readers.close()
         self.engine.dispose()
 
     def __enter__(self) -> Ledger:
@@ -279,7 +340,7 @@ class Ledger:
         self.close()
 
     def _ensure_first_checkpoint(self) -> None:
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             if cur.execute("SELECT 1 FROM log_checkpoints LIMIT 1").fetchone() is not None:
                 return
         with sql.writer(self.engine, self._ops) as cur:
@@ -327,7 +388,7 @@ class Ledger:
     def item_head(self, item: str) -> tuple[str, int, MapProof]:
         """The latest signed checkpoint, its size and the proof of ``item``'s head (or of its
         absence) against the item map that checkpoint commits to."""
-        with self._write_mutex, db.reader(self._read_engine) as cur:
+        with self._write_mutex, self._readers.cursor() as cur:
             row = cur.execute("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
             if row is None:
                 raise IntegrityError("the log has no checkpoint")
@@ -358,13 +419,13 @@ class Ledger:
         if not prepared:
             return []
         command = _Command(prepared, check, after)
-        with self._group_cond:
+        with self._queue_mutex:
             self._pending.append(command)
             lead = not self._leading
             self._leading = True
         if lead:
             self._lead()
-        command.finished.wait()
+        command.finished.acquire()
         if command.error is not None:
             raise command.error
         assert command.receipts is not None
@@ -374,50 +435,65 @@ class Ledger:
         """Group commit: the caller who found no leader integrates every command waiting, in
         arrival order, one transaction and one checkpoint per group, until none is left; the
         others only wait for their own command. Each gets its receipts once its group is
-        durable."""
-        while True:
-            with self._group_cond:
-                if not self._pending:
-                    self._leading = False
-                    return
-                group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-            try:
-                with self._write_mutex:
-                    self._run_group(group)
-            except BaseException as exc:  # interrupted: fail what waits rather than leave it hanging
-                with self._group_cond:
-                    left, self._pending, self._leading = self._pending, [], False
-                for command in [*group, *left]:
-                    if not command.done:
-                        command.error, command.done = exc, True
-                    command.finished.set()
-                raise
-            for command in group:
-                command.finished.set()
-
-    def _run_group(self, group: list[_Command]) -> None:
+        durable. The leader keeps one connection for its run of groups."""
+        conn: Connection | None = None
         try:
-            self._integrate_group(group)
+            while True:
+                with self._queue_mutex:
+                    if not self._pending:
+                        self._leading = False
+                        return
+                    group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+                try:
+                    with self._write_mutex:
+                        conn = self._run_group(conn, group)
+                except BaseException as exc:  # interrupted: fail what waits rather than leave it hanging
+                    with self._queue_mutex:
+                        left, self._pending, self._leading = self._pending, [], False
+                    for command in [*group, *left]:
+                        if not command.done:
+                            command.error, command.done = exc, True
+                        command.finished.release()
+                    raise
+                for command in group:
+                    command.finished.release()
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _run_group(self, conn: Connection | None, group: list[_Command]) -> Connection | None:
+        """Integrate ``group`` on ``conn`` (opened when None); returns the connection for the next
+        group, None when the transaction failed (each command of the group then has the error)."""
+        try:
+            if conn is None:
+                conn = sql.writer_connection(self.engine)
+            self._integrate_group(conn, group)
         except BaseException as exc:  # the transaction failed: nobody of the group appended
             for command in group:
                 if not command.done:
                     command.error, command.done = exc, True
+            if conn is not None:
+                conn.close()  # a fresh connection for the next group
             if not isinstance(exc, Exception):
                 raise
+            return None
+        return conn
 
-    def _integrate_group(self, group: list[_Command]) -> None:
+    def _integrate_group(self, conn: Connection, group: list[_Command]) -> None:
         """One transaction for the group: per command, in order and inside a savepoint, its
         ``check``, its rows (each ``prev`` from the item's head so far) and its ``after``; a
         command whose check or after raises is rolled back alone and gets the error. Then the
         rows, their subtree hashes and one signed checkpoint."""
         ops = self._ops
         sha256 = hashlib.sha256
-        with sql.writer_tx(self.engine, ops) as (conn, cur):
-            size = ops.size(cur)
-            items = list(dict.fromkeys(p.item for c in group for p in c.prepared))
-            heads = self._heads.lookup(cur, size, items)
-            stamp = format_time(datetime.now(UTC))
+        items = list(dict.fromkeys(p.item for c in group for p in c.prepared))
+        asked = self._heads.missing(items)
+        with sql.group_tx(conn, ops, self._heads.size, self._heads.MAX_CATCH_UP, asked) as (cur, begun):
+            size = begun.size
+            heads = self._heads.lookup(ops, cur, begun, items, asked)
+            time_json = time_field(format_time(datetime.now(UTC)))
             rows: list[sql.EntryRow] = []
+            keys: list[bytes] = []
             accepted: list[tuple[_Command, int, int]] = []
             for command in group:
                 before = {p.item: heads.get(p.item) for p in command.prepared}
@@ -433,7 +509,7 @@ class Ledger:
                     if command.check is not None:
                         command.check(conn)
                     for offset, p in enumerate(command.prepared):
-                        data = entry_bytes(p.type, p.item, encode_prev(heads.get(p.item)), stamp, p.body)
+                        data = b"".join((p.head, json_prev(heads.get(p.item)), time_json, p.tail))
                         leaf = sha256(b"\x00" + data).digest()
                         heads[p.item] = leaf
                         own.append((start + offset, leaf, p.item, p.type, data))
@@ -454,12 +530,13 @@ class Ledger:
                     command.error, command.done = exc, True
                     continue
                 rows.extend(own)
+                keys.extend(p.key for p in command.prepared)
                 accepted.append((command, start, len(own)))
             if not rows:
                 return
             # The splice must give exactly what parse_entry accepts: cross-check one per group.
             parse_entry(rows[0][4])
-            new_size, note, known = self._write_rows(cur, size, rows)
+            new_size, note, known = self._write_rows(cur, size, rows, keys, commit=True)
         self._caches_committed()
         self._heads.committed(heads, new_size)
         try:
@@ -499,11 +576,18 @@ class Ledger:
         self._map_size = new_size
 
     def _write_rows(
-        self, cur: Any, size: int, rows: list[sql.EntryRow]
+        self,
+        cur: Any,
+        size: int,
+        rows: list[sql.EntryRow],
+        keys: Sequence[bytes] | None = None,
+        *,
+        commit: bool = False,
     ) -> tuple[int, str, dict[NodeId, bytes]]:
         """In the writer's transaction: the rows, the perfect subtrees they complete, the item
-        map and one signed checkpoint. The caches describe the new tree only once the caller's
-        transaction has committed (they are marked stale until then)."""
+        map and one signed checkpoint; with ``commit``, the commit too (:meth:`sql.Ops.finish_group`).
+        ``keys`` are the rows' item-map keys, when the caller has them. The caches describe the
+        new tree only once the transaction has committed (they are marked stale until then)."""
         ops = self._ops
         frontier = self._load_frontier(cur, size)
         new_nodes, new_frontier = extend_perfect_nodes(size, frontier, [r[1] for r in rows])
@@ -512,12 +596,19 @@ class Ledger:
         item_map = self._map_at(cur, size)
         self._map_size = -1  # until the transaction commits, the map is not any tree's
         self._frontier = (-1, [])
-        for idx, leaf, item, _type, _data in rows:
-            item_map.advance(item, idx, leaf)
+        advance = item_map.advance_key
+        for (idx, leaf, _item, _type, _data), key in zip(
+            rows, keys if keys is not None else [item_key(r[2]) for r in rows], strict=True
+        ):
+            advance(key, idx, leaf)
         note = self.signer.sign(Checkpoint(self.origin, new_size, root, (map_extension(item_map.root()),)))
-        ops.insert_entries(cur, rows)
-        ops.insert_nodes(cur, [(lvl, i, h) for (lvl, i), h in new_nodes if lvl])
-        ops.insert_checkpoint(cur, new_size, root, note)
+        node_rows = [(lvl, i, h) for (lvl, i), h in new_nodes if lvl]
+        if commit:
+            ops.finish_group(cur, rows, node_rows, new_size, root, note)
+        else:
+            ops.insert_entries(cur, rows)
+            ops.insert_nodes(cur, node_rows)
+            ops.insert_checkpoint(cur, new_size, root, note)
         # Receipts need only the old frontier and the nodes just computed (no reads).
         known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
         known.update(new_nodes)
@@ -527,7 +618,7 @@ class Ledger:
     def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
         missing = [n for n in plan_nodes(plan) if n not in known]
         if missing:
-            with db.reader(self._read_engine) as cur:
+            with self._readers.cursor() as cur:
                 known = {**known, **self._nodes(cur, missing)}
         return materialise(plan, known)
 
@@ -566,12 +657,12 @@ class Ledger:
 
     def size(self) -> int:
         """Number of entries in the log (the size of the latest checkpoint)."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             return self._ops.size(cur)
 
     def latest_checkpoint(self) -> str:
         """The latest signed checkpoint note."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             row = cur.execute("SELECT note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
         if row is None:
             raise IntegrityError("the log has no checkpoint")
@@ -579,16 +670,17 @@ class Ledger:
 
     def checkpoint_at(self, size: int) -> str | None:
         """The signed checkpoint of the tree of ``size`` leaves, if one was signed."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             row = cur.execute(f"SELECT note FROM log_checkpoints WHERE size = {self._p}", (size,)).fetchone()
         return None if row is None else str(row[0])
 
     def _read_plan(self, cur: Any, plan: ProofPlan, size: int) -> list[bytes]:
         """Fetch a plan's nodes in one go, plus the tree's last leaf: if that exists, the tree
-        of ``size`` exists, so no separate size query is needed."""
+        of ``size`` exists, so no separate size query is needed. Upper nodes come from
+        :class:`_UpperNodes` when it has them."""
         if size < 0:
             raise ProofError(f"tree size {size} is negative")
-        ids = plan_nodes(plan)
+        known, ids = self._upper.split(plan_nodes(plan))
         if size:
             ids.append((0, size - 1))
         nodes = self._ops.get_nodes(cur, ids)
@@ -597,17 +689,19 @@ class Ledger:
             if size > current:
                 raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
             nodes = self._nodes(cur, ids)  # raises IntegrityError naming the missing node
-        return materialise(plan, nodes)
+        self._upper.keep(nodes)
+        known.update(nodes)
+        return materialise(plan, known)
 
     def root_at(self, size: int) -> bytes:
         """Root hash of the tree of the first ``size`` entries (any size up to the current one)."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             hashes = self._read_plan(cur, root_plan(size), size)
         return hashes[0] if hashes else fold_nodes([])
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 inclusion proof of entry ``index`` in the tree of ``size`` (default: current)."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             if size is None:
                 size = self._ops.size(cur)
                 if not 0 <= index < size:
@@ -620,7 +714,7 @@ class Ledger:
         """RFC 9162 consistency proof that the tree of ``size2`` extends the one of ``size1``."""
         if not 0 <= size1 <= size2:
             raise ProofError(f"no consistency proof from size {size1} to size {size2}")
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             return self._read_plan(cur, consistency_plan(size1, size2), size2)
 
     def node_range(self, level: int, start: int, end: int) -> list[bytes]:
@@ -629,7 +723,7 @@ class Ledger:
         if level < 0 or start < 0 or end < start:
             raise ProofError(f"bad node range {level}:[{start}, {end})")
         p = self._p
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             if level == 0:
                 q = f"SELECT idx, leaf_hash FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx"
                 rows = cur.execute(q, (start, end)).fetchall()
@@ -651,7 +745,7 @@ class Ledger:
         if start < 0 or end < start:
             raise ProofError(f"bad entry range [{start}, {end})")
         p = self._p
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             rows = cur.execute(
                 f"SELECT {self._COLUMNS} FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx", (start, end)
             ).fetchall()
@@ -660,7 +754,7 @@ class Ledger:
     def receipt(self, index: int) -> Receipt:
         """A receipt for an entry already in the log: its proof against the latest checkpoint
         (read together, so the proof and the note always describe one tree)."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             row = cur.execute("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
         if row is None:
             raise IntegrityError("the log has no checkpoint")
@@ -672,7 +766,7 @@ class Ledger:
 
     def latest(self) -> tuple[str, int]:
         """The latest signed checkpoint note and its size, read together (no note parsing)."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             row = cur.execute("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1").fetchone()
         if row is None:
             raise IntegrityError("the log has no checkpoint")
@@ -681,7 +775,7 @@ class Ledger:
     def proved(self, entries: Sequence[StoredEntry], size: int) -> list[tuple[StoredEntry, list[bytes]]]:
         """Each entry with its inclusion proof in the tree of ``size`` (a trace's events), read on
         one connection."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             for e in entries:
                 if not 0 <= e.index < size:
                     raise ProofError(f"entry {e.index} is not in the tree of size {size}")
@@ -689,7 +783,7 @@ class Ledger:
 
     def entry(self, index: int) -> StoredEntry:
         """The entry at ``index``; :class:`~authenticator.errors.NotFound` beyond the log."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             row = cur.execute(f"SELECT {self._COLUMNS} FROM log_entries WHERE idx = {self._p}", (index,)).fetchone()
         if row is None:
             raise NotFound(f"no entry at index {index}", index=index)
@@ -697,7 +791,7 @@ class Ledger:
 
     def index_of(self, leaf_hash: bytes) -> int:
         """Index of the entry with this leaf hash; :class:`~authenticator.errors.NotFound` if none."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             row = cur.execute(
                 f"SELECT idx FROM log_entries WHERE leaf_hash = {self._p}", (bytes(leaf_hash),)
             ).fetchone()
@@ -707,7 +801,7 @@ class Ledger:
 
     def history(self, item: str) -> list[StoredEntry]:
         """Every entry of ``item`` in log order: a hash chain through each entry's ``prev``."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             rows = cur.execute(
                 f"SELECT {self._COLUMNS} FROM log_entries WHERE item = {self._p} ORDER BY idx", (item,)
             ).fetchall()
@@ -715,5 +809,5 @@ class Ledger:
 
     def last_leaf_hash(self, item: str) -> bytes | None:
         """Leaf hash of ``item``'s latest entry (what its next entry's ``prev`` will be)."""
-        with db.reader(self._read_engine) as cur:
+        with self._readers.cursor() as cur:
             return self._ops.last_leaf_hashes(cur, [item]).get(item)

@@ -6,14 +6,19 @@ two databases want different shapes:
 
 * SQLite ignores the primary-key index for ``(level, idx) IN (VALUES ...)``, so proof nodes
   are read with one indexed lookup each (a few microseconds in process).
-* PostgreSQL pays a network round trip per statement, so proof nodes and item heads are read
-  in one statement each, and batches are written with binary ``COPY``.
+* PostgreSQL pays a network round trip per statement (and the waits for a core on a busy
+  machine that come with it), so proof nodes are read in one statement, and a group commit
+  costs two round trips: ``BEGIN``, the lock and one read of the size, the entries appended
+  since and the missing item heads, pipelined (:meth:`Ops.start_group`); then one statement
+  writing the entries, nodes and checkpoint from binary arrays, pipelined with ``COMMIT``
+  (:meth:`Ops.finish_group`). The bulk path still writes with binary ``COPY``.
 
-Engines, error mapping and the generic transactions (:func:`authenticator.db.reader` for the
-hot reads among them) live in :mod:`authenticator.db`, shared with the API's storage.
-:func:`writer_tx` stays here: it is the log's own transaction, holding the log's single-writer
-lock (``Ops.lock_writer``: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock keyed by the schema
-on PostgreSQL), and nothing but the log takes that lock.
+Engines, error mapping, the generic transactions, the raw connections for hot reads
+(:class:`authenticator.db.HotReaders`) and the binary array parameters live in
+:mod:`authenticator.db`, shared with the API's storage. :func:`writer_tx` and :func:`group_tx`
+stay here: they are the log's own transactions, holding the log's single-writer lock
+(``Ops.lock_writer``: ``BEGIN IMMEDIATE`` on SQLite, an advisory lock keyed by the schema on
+PostgreSQL), and nothing but the log takes that lock.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,7 +35,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 
-from authenticator.db import WRITE_OPTION, db_errors, dbapi_cursor, drop_if_broken
+from authenticator.db import (
+    WRITE_OPTION,
+    ByteaArray,
+    Int4Array,
+    Int8Array,
+    TextArray,
+    db_errors,
+    dbapi_cursor,
+    drop_if_broken,
+)
 from authenticator.errors import ConfigurationError
 from authenticator.ledger.schema import VERSION_TABLE
 from authenticator.ledger.tree import NodeId
@@ -58,6 +73,33 @@ class Ops(Protocol):
     def insert_nodes(self, cur: Any, rows: Sequence[NodeRow]) -> None: ...
     def insert_checkpoint(self, cur: Any, size: int, root: bytes, note: str) -> None: ...
     def placeholder(self) -> str: ...
+    def start_group(self, cur: Any, since: int, limit: int, items: Sequence[str]) -> GroupStart: ...
+    def finish_group(
+        self, cur: Any, entries: Sequence[EntryRow], nodes: Sequence[NodeRow], size: int, root: bytes, note: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class GroupStart:
+    """What a group-commit writer reads first, under the lock: the log's size, the entries
+    appended since the size it last saw (other processes may append too), and the heads of
+    the items it has not cached."""
+
+    size: int
+    since: list[tuple[str, bytes]] | None
+    """``(item, leaf hash)`` of the entries from ``since`` on, in log order; None when not
+    asked (``since`` < 0), when more than ``limit`` came, or when the log is smaller."""
+    heads: dict[str, bytes]
+    """The latest leaf hash of each asked item that has entries."""
+
+
+def _group_start(
+    size: int, since: int, limit: int, rows: list[tuple[int, str, bytes]], heads: dict[str, bytes]
+) -> GroupStart:
+    if since < 0 or since > size or len(rows) > limit:
+        return GroupStart(size, None, heads)
+    rows.sort()
+    return GroupStart(size, [(item, leaf) for _, item, leaf in rows], heads)
 
 
 _SQLITE_TERMS = 200
@@ -120,9 +162,26 @@ class SqliteOps:
             (size, root, note),
         )
 
+    def start_group(self, cur: Any, since: int, limit: int, items: Sequence[str]) -> GroupStart:
+        # BEGIN IMMEDIATE already holds the lock; in process, separate statements cost nothing.
+        size = self.size(cur)
+        rows: list[tuple[int, str, bytes]] = []
+        if 0 <= since <= size:
+            q = "SELECT idx, item, leaf_hash FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?"
+            rows = [(int(i), str(item), bytes(h)) for i, item, h in cur.execute(q, (since, limit + 1)).fetchall()]
+        return _group_start(size, since, limit, rows, self.last_leaf_hashes(cur, items))
+
+    def finish_group(
+        self, cur: Any, entries: Sequence[EntryRow], nodes: Sequence[NodeRow], size: int, root: bytes, note: str
+    ) -> None:
+        self.insert_entries(cur, entries)
+        self.insert_nodes(cur, nodes)
+        self.insert_checkpoint(cur, size, root, note)
+        cur.connection.commit()
+
 
 class PostgresOps:
-    """PostgreSQL: one round trip per question, binary COPY for the batch."""
+    """PostgreSQL: few round trips, pipelined; binary arrays for a group, binary COPY in bulk."""
 
     def __init__(self, lock_key: int) -> None:
         self.lock_key = lock_key
@@ -138,13 +197,13 @@ class PostgresOps:
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def get_nodes(self, cur: Any, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        levels = [lvl for lvl, _ in ids if lvl > 0]
-        idxs = [i for lvl, i in ids if lvl > 0]
-        leaves = [i for lvl, i in ids if lvl == 0]
+        levels = Int4Array.of([lvl for lvl, _ in ids if lvl > 0])
+        idxs = Int8Array.of([i for lvl, i in ids if lvl > 0])
+        leaves = Int8Array.of([i for lvl, i in ids if lvl == 0])
         rows = cur.execute(
-            "SELECT n.level, n.idx, n.hash FROM unnest(%s::int[], %s::bigint[]) AS q(level, idx) "
+            "SELECT n.level, n.idx, n.hash FROM unnest(%b::int[], %b::bigint[]) AS q(level, idx) "
             "JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx "
-            "UNION ALL SELECT 0, e.idx, e.leaf_hash FROM log_entries e WHERE e.idx = ANY(%s::bigint[])",
+            "UNION ALL SELECT 0, e.idx, e.leaf_hash FROM log_entries e WHERE e.idx = ANY(%b::bigint[])",
             (levels, idxs, leaves),
         ).fetchall()
         return {(int(lvl), int(i)): bytes(h) for lvl, i, h in rows}
@@ -153,9 +212,9 @@ class PostgresOps:
         if not items:
             return {}
         rows = cur.execute(
-            "SELECT q.item, e.leaf_hash FROM unnest(%s::text[]) AS q(item) CROSS JOIN LATERAL "
+            "SELECT q.item, e.leaf_hash FROM unnest(%b::text[]) AS q(item) CROSS JOIN LATERAL "
             "(SELECT leaf_hash FROM log_entries WHERE item = q.item ORDER BY idx DESC LIMIT 1) e",
-            (list(items),),
+            (TextArray.of(items),),
         ).fetchall()
         return {item: bytes(h) for item, h in rows}
 
@@ -176,6 +235,64 @@ class PostgresOps:
             "INSERT INTO log_checkpoints (size, root_hash, note, created_at) VALUES (%s, %s, %s, now())",
             (size, root, note),
         )
+
+    _GROUP_START = (
+        "SELECT 0, max(idx), NULL::text, NULL::bytea FROM log_entries "
+        "UNION ALL (SELECT 1, idx, item, leaf_hash FROM log_entries WHERE idx >= %s ORDER BY idx LIMIT %s) "
+        "UNION ALL SELECT 2, 0, q.item, e.leaf_hash FROM unnest(%b::text[]) AS q(item) CROSS JOIN LATERAL "
+        "(SELECT leaf_hash FROM log_entries WHERE item = q.item ORDER BY idx DESC LIMIT 1) e"
+    )
+
+    def start_group(self, cur: Any, since: int, limit: int, items: Sequence[str]) -> GroupStart:
+        # One round trip: BEGIN, the lock, then one statement for the rest (so one snapshot,
+        # taken once the lock is held: it sees every earlier holder's commit).
+        conn = cur.connection
+        with conn.pipeline():
+            self.lock_writer(cur)
+            cur.execute(self._GROUP_START, (max(since, 0), limit + 1 if since >= 0 else 0, TextArray.of(items)))
+        size, rows, heads = 0, [], {}
+        for tag, idx, item, leaf in cur.fetchall():
+            if tag == 0:
+                size = 0 if idx is None else int(idx) + 1
+            elif tag == 1:
+                rows.append((int(idx), str(item), bytes(leaf)))
+            else:
+                heads[str(item)] = bytes(leaf)
+        return _group_start(size, since, limit, rows, heads)
+
+    _FINISH_GROUP = (
+        "WITH entries AS (INSERT INTO log_entries (idx, leaf_hash, item, type, data) "
+        "SELECT * FROM unnest(%b::int8[], %b::bytea[], %b::text[], %b::text[], %b::bytea[])), "
+        "nodes AS (INSERT INTO log_nodes (level, idx, hash) SELECT * FROM unnest(%b::int4[], %b::int8[], %b::bytea[])) "
+        "INSERT INTO log_checkpoints (size, root_hash, note, created_at) VALUES (%b, %b, %b, now())"
+    )
+
+    def finish_group(
+        self, cur: Any, entries: Sequence[EntryRow], nodes: Sequence[NodeRow], size: int, root: bytes, note: str
+    ) -> None:
+        # The whole write in one statement, pipelined with the commit: one round trip. The rows
+        # go as binary arrays (COPY costs two round trips per table and cannot be pipelined).
+        idxs, leaves, items, types, datas = zip(*entries, strict=True) if entries else ((), (), (), (), ())
+        levels, node_idxs, hashes = zip(*nodes, strict=True) if nodes else ((), (), ())
+        conn = cur.connection
+        with conn.pipeline():
+            cur.execute(
+                self._FINISH_GROUP,
+                (
+                    Int8Array.of(idxs),
+                    ByteaArray.of(leaves),
+                    TextArray.of(items),
+                    TextArray.of(types),
+                    ByteaArray.of(datas),
+                    Int4Array.of(levels),
+                    Int8Array.of(node_idxs),
+                    ByteaArray.of(hashes),
+                    size,
+                    root,
+                    note,
+                ),
+            )
+            conn.commit()
 
 
 def ops_for(engine: Engine) -> Ops:
@@ -211,6 +328,33 @@ def writer_tx(engine: Engine, ops: Ops) -> Iterator[tuple[Connection, Any]]:
         except BaseException:
             drop_if_broken(conn)
             raise
+
+
+@contextmanager
+def group_tx(
+    conn: Connection, ops: Ops, since: int, limit: int, items: Sequence[str]
+) -> Iterator[tuple[Any, GroupStart]]:
+    """:func:`writer_tx` for a group commit, on a connection of :func:`writer_connection` that
+    the leader keeps for its run of groups: the lock is taken together with the group's first
+    reads (:meth:`Ops.start_group`, one round trip on PostgreSQL), and the block ends with
+    :meth:`Ops.finish_group`, which commits (the commit then issued on leaving is a no-op)."""
+    with db_errors():
+        try:
+            with conn.begin():
+                cur = dbapi_cursor(conn)
+                try:
+                    yield cur, ops.start_group(cur, since, limit, items)
+                finally:
+                    cur.close()
+        except BaseException:
+            drop_if_broken(conn)
+            raise
+
+
+def writer_connection(engine: Engine) -> Connection:
+    """A connection for :func:`group_tx` (``BEGIN IMMEDIATE`` on SQLite)."""
+    with db_errors():
+        return engine.connect().execution_options(**{WRITE_OPTION: True})
 
 
 @contextmanager

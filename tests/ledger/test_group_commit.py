@@ -81,7 +81,7 @@ def test_concurrent_single_appends_are_grouped(ledger: Ledger) -> None:
 
 def _hold_writer_until(led: Ledger, waiting: int) -> threading.Thread:
     """Act as a leader that is busy until ``waiting`` commands are queued, so they form one group."""
-    with led._group_cond:
+    with led._queue_mutex:
         led._leading = True
 
     def release() -> None:

@@ -71,6 +71,50 @@ def test_incremental_roots_and_proofs_match_the_reference() -> None:
                 assert committed_head(item_key(probe), proof, root) == heads.get(probe)
 
 
+def _reference_root_of_keys(heads: dict[int, Head]) -> bytes:
+    """The definition again, over raw keys (so a test can pick keys that share long prefixes)."""
+
+    def subtree(depth: int, members: list[int]) -> bytes:
+        if not members:
+            return ZERO
+        if len(members) == 1:
+            return hash_map_leaf(members[0].to_bytes(32, "big"), heads[members[0]])
+        left = [k for k in members if not (k >> (255 - depth)) & 1]
+        right = [k for k in members if (k >> (255 - depth)) & 1]
+        return hash_map_node(subtree(depth + 1, left), subtree(depth + 1, right))
+
+    return subtree(0, sorted(heads))
+
+
+@pytest.mark.parametrize("batch", [1, 3, 50])
+def test_keys_sharing_long_prefixes_move_their_neighbours_deeper(batch: int) -> None:
+    """A new key that shares a long prefix with an existing one pushes that key's leaf deeper
+    (the incremental root places the neighbour again); roots are compared with the definition
+    after every batch of ``batch`` updates, proofs for every key and for absent ones."""
+    rng = random.Random(batch)
+    base = rng.getrandbits(256)
+    # Clusters of keys that differ only in their last few bits, plus scattered ones.
+    pool = [base ^ rng.getrandbits(b) for b in (1, 2, 3, 5, 8, 13, 40, 100, 200) for _ in range(6)]
+    pool += [rng.getrandbits(256) for _ in range(20)]
+    pool = list(dict.fromkeys(pool))
+    m = ItemMap()
+    heads: dict[int, Head] = {}
+    for step in range(300):
+        key_int = rng.choice(pool)
+        old = heads.get(key_int)
+        heads[key_int] = head(step, (old.count if old else 0) + 1)
+        m._set(key_int.to_bytes(32, "big"), key_int, heads[key_int])
+        if step % batch == batch - 1:
+            root = m.root()
+            assert root == _reference_root_of_keys(heads)
+    root = m.root()
+    assert root == _reference_root_of_keys(heads)
+    for key_int in [*heads, base ^ 1 << 7, rng.getrandbits(256)]:
+        key = key_int.to_bytes(32, "big")
+        m_proof = m.prove_key(key)
+        assert committed_head(key, m_proof, root) == heads.get(key_int)
+
+
 def test_a_head_that_is_not_the_committed_one_fails() -> None:
     m = ItemMap()
     for i in range(50):

@@ -1,0 +1,156 @@
+"""The log's hot read path on PostgreSQL: binary array parameters, the raw reader connections
+(reused, pinged after idle, dropped when broken, bounded) and the cache of upper proof nodes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from authenticator import db
+from authenticator.errors import StorageUnavailable
+from authenticator.ledger.checkpoint import CheckpointSigner
+from authenticator.ledger.log import Ledger, _UpperNodes
+from authenticator.ledger.merkle import verify_inclusion
+from authenticator.ledger.proofplan import inclusion_plan, plan_nodes
+from tests.ledger_samples import sample_entries
+from tests.pg_scratch import PG_DSN, scratch_schema
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    with scratch_schema("t_hot") as url:
+        yield url
+
+
+def test_binary_arrays_round_trip() -> None:
+    """Each array type reaches the server as the array it stands for, empty ones included."""
+    with psycopg.connect(PG_DSN) as conn:
+        db.register_arrays(conn)
+        cur = conn.cursor(binary=True)
+        for array, cast, values in [
+            (db.Int4Array, "int4", [0, -1, 2**31 - 1, 7]),
+            (db.Int8Array, "int8", [0, -(2**63), 2**63 - 1, 42]),
+            (db.ByteaArray, "bytea", [b"", b"\x00\xff", bytes(range(256))]),
+            (db.TextArray, "text", ["", "item-1", "Zürich ☃", "a,b{c}\"d'"]),
+        ]:
+            for sample in (values, []):
+                got = cur.execute(f"SELECT %b::{cast}[]", (array.of(sample),)).fetchone()
+                assert got is not None
+                assert [bytes(v) if isinstance(v, memoryview) else v for v in got[0]] == sample
+
+
+def _backend_pid(readers: db.HotReaders) -> int:
+    with readers.cursor() as cur:
+        row = cur.execute("SELECT pg_backend_pid()").fetchone()
+        return int(row[0])
+
+
+def test_hot_readers_reuse_one_connection_and_drop_a_broken_one(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = db.create_ledger_engine(pg_url)
+    readers = db.HotReaders(db.read_engine(engine))
+    try:
+        first = _backend_pid(readers)
+        assert _backend_pid(readers) == first  # checked in and out again, not reconnected
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        with pytest.raises(StorageUnavailable):  # the read that finds it dead fails cleanly
+            _backend_pid(readers)
+        second = _backend_pid(readers)  # and the broken connection was not kept
+        assert second != first
+        # After an idle spell a connection is pinged first: a dead one is replaced unnoticed.
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (second,))
+        assert _backend_pid(readers) not in (first, second)
+    finally:
+        readers.close()
+        engine.dispose()
+
+
+def test_hot_readers_are_bounded_and_fall_back_to_the_pool(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readers beyond ``MAX_OPEN`` at once use the engine's pool instead of opening more."""
+    monkeypatch.setattr(db.HotReaders, "MAX_OPEN", 2)
+    engine = db.create_ledger_engine(pg_url)
+    readers = db.HotReaders(db.read_engine(engine))
+    try:
+        with ExitStack() as stack:
+            cursors = [stack.enter_context(readers.cursor()) for _ in range(3)]
+            pids = {c.execute("SELECT pg_backend_pid()").fetchone()[0] for c in cursors}
+            assert len(pids) == 3
+            assert engine.pool.checkedout() == 1  # the third came from the pool
+        assert len(readers._idle) == 2  # the two hot ones are kept for the next readers
+    finally:
+        readers.close()
+        engine.dispose()
+    assert not readers._idle
+
+
+def test_proofs_keep_upper_nodes_and_stay_correct(pg_url: str, tmp_path: Path) -> None:
+    """The first proof reads every node; later proofs take the upper ones (level 8 and up)
+    from memory and read only the rest; all proofs verify against the signed root."""
+    from authenticator.ledger.checkpoint import verify_checkpoint
+    from tests.ledger_samples import ORIGIN
+
+    signer = CheckpointSigner.load_or_create(tmp_path / "log.key", ORIGIN)
+    with Ledger.open(pg_url, signer) as led:
+        for k in range(3):
+            led.append_batch(sample_entries(600, items=40, start=600 * k))
+        size = led.size()
+        root = verify_checkpoint(led.latest_checkpoint(), signer.verifier_key).root_hash
+        asked: list[list[tuple[int, int]]] = []
+        real_get_nodes = led._ops.get_nodes
+
+        def spy(cur: object, ids: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+            asked.append(list(ids))
+            return real_get_nodes(cur, ids)
+
+        led._ops.get_nodes = spy  # type: ignore[method-assign]
+        for index in (5, 700, 5, 1500):
+            proof = led.inclusion_proof(index, size)
+            verify_inclusion(index, size, led.entry(index).leaf_hash, proof, root)
+        upper = {n for n in plan_nodes(inclusion_plan(5, size)) if n[0] >= _UpperNodes.MIN_LEVEL}
+        assert upper and upper <= set(asked[0])  # the first proof read them
+        assert not upper & set(asked[2])  # the same proof again did not
+        assert (0, size - 1) in asked[2]  # but still checks that the tree of ``size`` exists
+
+
+def test_upper_nodes_start_over_when_full() -> None:
+    cache = _UpperNodes()
+    cache.MAX_NODES = 3
+    cache.keep({(8, 0): b"a", (9, 0): b"b", (0, 4): b"leaf"})
+    assert cache.split([(8, 0), (9, 0), (0, 4)]) == ({(8, 0): b"a", (9, 0): b"b"}, [(0, 4)])
+    cache.keep({(8, 1): b"c", (10, 0): b"d"})
+    known, missing = cache.split([(8, 0), (8, 1), (10, 0)])
+    assert known == {(8, 1): b"c", (10, 0): b"d"} and missing == [(8, 0)]
+
+
+def test_concurrent_proofs_share_the_hot_connections(pg_url: str, tmp_path: Path) -> None:
+    from tests.ledger_samples import ORIGIN
+
+    signer = CheckpointSigner.load_or_create(tmp_path / "log.key", ORIGIN)
+    with Ledger.open(pg_url, signer) as led:
+        led.append_batch(sample_entries(300, items=10))
+        size = led.size()
+        errors: list[BaseException] = []
+
+        def prove() -> None:
+            try:
+                for i in range(50):
+                    assert len(led.inclusion_proof((i * 7) % size, size)) > 0
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=prove) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors
+        assert 1 <= len(led._readers._idle) <= 8
