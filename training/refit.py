@@ -35,6 +35,8 @@ from onnx import numpy_helper
 
 from authenticator.vision.card import ExtraFile, ModelCard, Thresholds, sha256_file
 from authenticator.vision.preprocess import PreprocessSpec
+from training.approach_choice import split_data
+from training.card_writing import data_summary
 from training.cv import run_cv
 from training.data import Sample, training_input
 from training.evaluation import summarize
@@ -42,10 +44,12 @@ from training.features import FeatureSet
 from training.heads import LinearHead, l2n
 from training.metrics import fit_temperature, fit_thresholds, sigmoid
 from training.ood import fit_ood, heldout_distances, write_bank
-from training.pipeline import EMB_ATTR, Data, TrainConfig, data_summary, graph_self_test, split_data
 from training.product_lines import fit_product_lines, markdown_section, replace_section
 from training.quantize import HEAD_BIAS, HEAD_WEIGHT, graph_digest, set_linear_head
 from training.recognition import carry_recognition_rows
+from training.run_config import EMB_ATTR, TrainConfig
+from training.shipped_graph import graph_self_test
+from training.stage_results import Data
 
 Log = Callable[[str], None]
 

@@ -12,10 +12,11 @@ pytest.importorskip("torch")
 import torch
 
 from training import finetune
+from training.approach_choice import cross_validate, split_data
 from training.cv import CVResult
 from training.features import compute_features
 from training.finetune import FinetuneConfig, finetune_cv
-from training.pipeline import TrainConfig, cross_validate, split_data
+from training.run_config import TrainConfig
 from training.synthetic import generate
 
 pytestmark = pytest.mark.torch
