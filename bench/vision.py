@@ -67,10 +67,10 @@ def torch_worker(input_path: str, onnx_path: str, input_size: int, runs: int, th
     """Child process: torch eager on the same trained weights, plus the float ONNX graph exported
     from them (what the INT8 graph was quantized from), timed with onnxruntime; prints JSON."""
     import onnx
-    import onnxruntime as ort
     import torch
     from onnx import numpy_helper
 
+    from authenticator.vision.runtime import inference_session
     from training.backbone import load_backbone
     from training.export import export_onnx
     from training.model import AuthenticatorNet
@@ -90,10 +90,7 @@ def torch_worker(input_path: str, onnx_path: str, input_size: int, runs: int, th
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(net, float_path, input_size)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sess = ort.InferenceSession(str(float_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        sess = inference_session(float_path, threads)
         feed = {"image": x[:1].numpy()}
         float_logit = float(np.asarray(sess.run(["authenticity_logit"], feed)[0]).reshape(-1)[0])
         float_ms = timed(lambda: sess.run(["authenticity_logit"], feed), runs)

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import helper, numpy_helper
 from torch import nn
+
+from authenticator.vision.runtime import inference_session
 
 OUTPUT_NAMES = ["authenticity_logit", "imagenet_logits", "embedding"]
 
@@ -46,7 +47,7 @@ def freeze_dynamic_padding(path: Path, input_size: int) -> int:
     probe = onnx.load(str(path))
     for name in dynamic:
         probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.INT64, None))
-    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = inference_session(probe.SerializeToString())
     image = graph.input[0].name
     values = sess.run(dynamic, {image: np.zeros((1, 3, input_size, input_size), dtype=np.float32)})
     for name, value in zip(dynamic, values, strict=True):
@@ -90,7 +91,7 @@ def _export(model: nn.Module, dummy: torch.Tensor, path: Path) -> None:
 
 def parity(model: nn.Module, path: Path, x: np.ndarray) -> float:
     """Max abs difference between torch and onnxruntime over all three outputs."""
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = inference_session(path)
     got = sess.run(OUTPUT_NAMES, {"image": x.astype(np.float32)})
     with torch.inference_mode():
         want = [t.numpy() for t in model(torch.from_numpy(x.astype(np.float32)))]

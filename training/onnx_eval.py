@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from authenticator.vision.card import ModelCard
 from authenticator.vision.decision import decide_codes
+from authenticator.vision.runtime import inference_session
 from training.data import Sample, training_input
 from training.heads import knn_distance
 from training.metrics import auroc, ece, sigmoid
@@ -20,7 +20,7 @@ from training.metrics import auroc, ece, sigmoid
 def evaluate_card(card_path: Path, samples: list[Sample], out: Path | None = None) -> dict[str, Any]:
     card = ModelCard.load(card_path)
     card.verify_files(card_path)
-    sess = ort.InferenceSession(str(card.onnx_path(card_path)), providers=["CPUExecutionProvider"])
+    sess = inference_session(card.onnx_path(card_path))
     bank = None
     if card.ood.get("bank"):
         bank = np.load(card_path.parent / card.ood["bank"])["embeddings"].astype(np.float32)

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
@@ -34,6 +33,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
 
 from authenticator.vision.preprocess import PreprocessSpec
+from authenticator.vision.runtime import inference_session
 from training.data import Sample, training_input
 from training.heads import LinearHead
 
@@ -141,9 +141,7 @@ def served_embeddings(
     if cache is not None and cache.is_file():
         with np.load(cache) as z:
             return z["embedding"], z["imagenet"]
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    sess = inference_session(path, threads)
     name = sess.get_inputs()[0].name
     emb, inet = [], []
     for s in tqdm(samples, desc="served embeddings", unit="photo", disable=not progress):

@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import numpy_helper
 
 from authenticator.vision.card import ExtraFile, ModelCard, Thresholds, sha256_file
 from authenticator.vision.preprocess import PreprocessSpec
+from authenticator.vision.runtime import inference_session
 from training.approach_choice import split_data
 from training.card_writing import data_summary
 from training.cv import run_cv
@@ -71,9 +71,7 @@ def photo_embeddings(
             store = dict(zip(z["sha256"].tolist(), z["embedding"], strict=True))
     missing = [i for i, sha in enumerate(shas) if sha not in store]
     if missing:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        sess = ort.InferenceSession(str(graph), sess_options=opts, providers=["CPUExecutionProvider"])
+        sess = inference_session(graph, threads)
         name = sess.get_inputs()[0].name
         for i in missing:
             (e,) = sess.run(["embedding"], {name: training_input(samples[i].path.read_bytes(), spec)[None]})

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
 from authenticator.vision.card import SelfTest
 from authenticator.vision.preprocess import PreprocessSpec
-from authenticator.vision.runtime import ModelOutputs, record_self_test, self_test_input
+from authenticator.vision.runtime import ModelOutputs, inference_session, record_self_test, self_test_input
 from training.cv import Arrays, run_cv
 from training.data import Sample, training_input
 from training.evaluation import summarize
@@ -193,14 +192,14 @@ def _export_checked(
 
 def _served_head_diff(path: Path, head: LinearHead, probe: np.ndarray) -> float:
     """Max |graph logit - head(graph embedding)|: the head written into the graph is the fitted one."""
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = inference_session(path)
     logit, emb = sess.run(["authenticity_logit", "embedding"], {"image": probe.astype(np.float32)})
     return float(np.abs(np.asarray(logit).reshape(-1) - head(np.asarray(emb))).max())
 
 
 def graph_self_test(path: Path, size: int) -> SelfTest:
     """What the shipped graph computes on the runtime's fixed probe (checked again at every load)."""
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = inference_session(path)
     logit, emb = sess.run(["authenticity_logit", "embedding"], {"image": self_test_input(size)})
     return record_self_test(ModelOutputs(np.asarray(logit).reshape(-1), None, np.asarray(emb)))
 

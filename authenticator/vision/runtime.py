@@ -19,6 +19,32 @@ SELF_TEST_PREFIX = 32
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 
+def session_options(intra_op_threads: int = 0, inter_op_threads: int = 1) -> ort.SessionOptions:
+    """The options every onnxruntime session of this project uses, serving and training alike.
+
+    A graph's self-test is recorded by training and checked by serving: both must compute the same
+    numbers, so both must run the same kernels (see the INT8 precision note below).
+    """
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = intra_op_threads
+    opts.inter_op_num_threads = inter_op_threads
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Busy-waiting worker threads steal the core that decoding and the other requests need.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) run the INT8 convolutions' U8S8 products
+    # through a 16-bit saturating add: on such a CPU the shipped graph's self-test logit is off by
+    # 3.6 and the model refuses to serve. This makes onnxruntime use its exact U8U8 kernels there
+    # (the card's figures to 6 digits; ~1.4x the inference time on such a CPU); a no-op with VNNI.
+    opts.add_session_config_entry(X64_QUANT_PRECISION, "1")
+    return opts
+
+
+def inference_session(graph: Path | bytes, threads: int = 0) -> ort.InferenceSession:
+    """A CPU session on ``graph`` (a path or serialized bytes) with :func:`session_options`."""
+    source = str(graph) if isinstance(graph, Path) else graph
+    return ort.InferenceSession(source, sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+
+
 def self_test_input(size: int) -> np.ndarray:
     """Two fixed (3, size, size) inputs in [-1, 1] for :class:`SelfTest`: smooth sinusoids, so
     every machine builds the same float32 tensor, with detail at several scales so every layer
@@ -84,20 +110,10 @@ class OnnxModel:
     ):
         card.verify_files(card_path)  # refuses a file whose sha256 differs from the card
         self.card = card
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads
-        opts.inter_op_num_threads = inter_op_threads
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts = session_options(intra_op_threads, inter_op_threads)
         # Memory patterns pre-plan one big block per input shape: measured here at 448 px batch 1,
         # turning them off saves ~50 MB of resident memory at the same latency.
         opts.enable_mem_pattern = False
-        # Busy-waiting worker threads steal the core that decoding and the other requests need.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) run the INT8 convolutions' U8S8 products
-        # through a 16-bit saturating add: on such a CPU the shipped graph's self-test logit is off by
-        # 3.6 and the model refuses to serve. This makes onnxruntime use its exact U8U8 kernels there
-        # (the card's figures to 6 digits; ~1.4x the inference time on such a CPU); a no-op with VNNI.
-        opts.add_session_config_entry(X64_QUANT_PRECISION, "1")
         try:
             self.session = ort.InferenceSession(
                 str(card.onnx_path(card_path)), sess_options=opts, providers=["CPUExecutionProvider"]

@@ -15,12 +15,11 @@ import pytest
 
 pytest.importorskip("torch")
 import onnx
-import onnxruntime as ort
 import torch
 
 from authenticator.errors import ModelError
 from authenticator.vision.card import ModelCard
-from authenticator.vision.runtime import OnnxModel
+from authenticator.vision.runtime import OnnxModel, inference_session
 from training.data import training_input
 from training.heads import LinearHead
 from training.pipeline import train
@@ -81,7 +80,7 @@ def test_int8_graph_is_quantized_and_its_head_is_the_fitted_one(int8_model: tupl
     head = LinearHead(saved["w"], float(saved["b"]))
     assert bool(saved["int8_features"])  # `python -m training export` warns about such a head
     x = np.stack([training_input(s.path.read_bytes(), card.preprocessing) for s in samples[:4]])
-    sess = ort.InferenceSession(str(card.onnx_path(card_path)), providers=["CPUExecutionProvider"])
+    sess = inference_session(card.onnx_path(card_path))
     logit, emb = sess.run(["authenticity_logit", "embedding"], {"image": x})
     assert np.abs(logit - head(emb)).max() <= 1e-4
     # the unfamiliar-photo bank holds the INT8 graph's embeddings, not torch's

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("torch")
 import onnx
-import onnxruntime as ort
 import torch
 
 from authenticator.vision.card import ModelCard
+from authenticator.vision.runtime import inference_session
 from training.backbone import load_backbone
 from training.data import training_input
 from training.heads import LinearHead
@@ -71,7 +71,7 @@ def test_synthetic_train_export_parity_card(tmp_path: Path) -> None:
     net.set_head(LinearHead(head["w"], float(head["b"])))
     net.eval()
     x = np.stack([training_input(s.path.read_bytes(), loaded.preprocessing) for s in samples[:3]])
-    sess = ort.InferenceSession(str(out / "smoke.onnx"), providers=["CPUExecutionProvider"])
+    sess = inference_session(out / "smoke.onnx")
     assert [i.name for i in sess.get_inputs()] == ["image"]
     got = sess.run(loaded.output_names, {"image": x})
     with torch.inference_mode():
