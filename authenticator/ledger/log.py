@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from _thread import LockType
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -286,6 +287,11 @@ class Ledger:
         # Commands waiting for the writer (group commit, see append_batch).
         self._pending: list[_Command] = []
         self._queue_mutex = threading.Lock()
+        self._queue_cond = threading.Condition(self._queue_mutex)
+        self._expect = 0
+        """While a leader waits for siblings: the queue length that wakes it."""
+        self._last_group: tuple[int, float, float] = (0, 0.0, 0.0)
+        """The last group's command count, when it ended and how long it took (monotonic)."""
         self._leading = False
 
     # --- Lifecycle ------------------------------------------------------------------------
@@ -419,10 +425,12 @@ class Ledger:
         if not prepared:
             return []
         command = _Command(prepared, check, after)
-        with self._queue_mutex:
+        with self._queue_cond:
             self._pending.append(command)
             lead = not self._leading
             self._leading = True
+            if self._expect and len(self._pending) >= self._expect:
+                self._queue_cond.notify()
         if lead:
             self._lead()
         command.finished.acquire()
@@ -439,11 +447,13 @@ class Ledger:
         conn: Connection | None = None
         try:
             while True:
-                with self._queue_mutex:
+                with self._queue_cond:
+                    self._await_siblings()
                     if not self._pending:
                         self._leading = False
                         return
                     group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+                started = time.monotonic()
                 try:
                     with self._write_mutex:
                         conn = self._run_group(conn, group)
@@ -455,11 +465,34 @@ class Ledger:
                             command.error, command.done = exc, True
                         command.finished.release()
                     raise
+                ended = time.monotonic()
+                self._last_group = (len(group), ended, ended - started)
                 for command in group:
                     command.finished.release()
         finally:
             if conn is not None:
                 conn.close()
+
+    MAX_LINGER_S = 0.005
+    """The longest a leader waits for siblings (see :meth:`_await_siblings`)."""
+
+    def _await_siblings(self) -> None:
+        """Right after a group of N commands, a leader that finds fewer than N queued (but some)
+        waits for the others, at most as long as that group took and ``MAX_LINGER_S``.
+
+        The callers of a group get their receipts together and, under load, append again
+        together; without the wait the first one back leads alone and the others form the next
+        group, so every round pays two transactions (measured with 64 callers: half the groups
+        held one command). A lone caller (the last group had one command) and a queue that has
+        caught up never wait. Caller holds ``_queue_cond``."""
+        size, ended, took = self._last_group
+        if not 0 < len(self._pending) < size:
+            return
+        budget = min(took, self.MAX_LINGER_S) - (time.monotonic() - ended)
+        if budget > 0:
+            self._expect = size
+            self._queue_cond.wait(budget)  # woken early once ``size`` are queued
+            self._expect = 0
 
     def _run_group(self, conn: Connection | None, group: list[_Command]) -> Connection | None:
         """Integrate ``group`` on ``conn`` (opened when None); returns the connection for the next

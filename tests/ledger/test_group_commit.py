@@ -163,3 +163,48 @@ def test_an_entry_too_large_for_a_tile_bundle_is_refused(ledger: Ledger) -> None
     with pytest.raises(EntryValidationError, match="tlog-tiles"):
         ledger.append(NewEntry("model.registered", "model:" + "ab" * 32, big))
     assert ledger.size() == size
+
+
+def test_after_a_bigger_group_the_leader_waits_for_its_siblings(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers that just got their receipts append again a moment later: a leader that finds
+    only some of them queued waits (bounded) for the rest, so they share one transaction
+    instead of a lone command's and then the others'."""
+    monkeypatch.setattr(Ledger, "MAX_LINGER_S", 60.0)  # generous: the test must not depend on timing
+    ledger._last_group = (4, time.monotonic(), 60.0)  # as if a group of 4 had just ended
+    receipts: list[Receipt] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        r = ledger.append(sample_entry(i, f"item-{i}"))
+        with lock:
+            receipts.append(r)
+
+    threads = []
+    for i in range(4):  # one after the other: the first to come leads, and waits for the rest
+        threads.append(threading.Thread(target=one, args=(i,)))
+        threads[-1].start()
+        time.sleep(0.05)
+    for t in threads:
+        t.join(timeout=60)
+    assert len(receipts) == 4
+    assert len({r.tree_size for r in receipts}) == 1  # one group, one checkpoint
+    for r in receipts:
+        _checked(r)
+
+
+def test_a_lone_caller_never_waits_for_siblings(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sequential appends (the last group had one command) go at once: no wait for others."""
+    monkeypatch.setattr(Ledger, "MAX_LINGER_S", 60.0)
+    waits: list[float | None] = []
+    real_wait = ledger._queue_cond.wait
+
+    def spy(timeout: float | None = None) -> bool:
+        waits.append(timeout)
+        return real_wait(timeout)
+
+    monkeypatch.setattr(ledger._queue_cond, "wait", spy)
+    for i in range(5):
+        ledger.append(sample_entry(i, "item-lone"))
+    assert waits == []
