@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -229,10 +230,14 @@ class _OtherPlatformsPhotos:
         self._own: dict[str, bool] = {}
 
     def lookup(self, phash: int, exclude_item: str | None) -> list[ReuseMatch]:
-        matches = self.ctx.photo_index.lookup(phash, exclude_item=exclude_item)
-        if not matches:
-            return matches
-        unknown = sorted({m.item_id for m in matches} - self._own.keys())
+        return self.lookup_many([phash], exclude_item)[0]
+
+    def lookup_many(self, phashes: Sequence[int], exclude_item: str | None) -> list[list[ReuseMatch]]:
+        """Each photo's matches, the whole set in one index query (and one query for the owners)."""
+        found = self.ctx.photo_index.lookup_many(phashes, exclude_item=exclude_item)
+        if not any(found):
+            return found
+        unknown = sorted({m.item_id for matches in found for m in matches} - self._own.keys())
         if unknown:
             with read_tx(self.ctx.engine) as conn:
                 own = set(
@@ -241,7 +246,7 @@ class _OtherPlatformsPhotos:
                     ).scalars()
                 )
             self._own.update((i, i in own) for i in unknown)
-        return [m for m in matches if not self._own[m.item_id]]
+        return [[m for m in matches if not self._own[m.item_id]] for matches in found]
 
     def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
         self.ctx.photo_index.add(phash, item_id, photo_sha256)

@@ -9,6 +9,7 @@ ships an in-memory implementation, the API stores hashes in its database.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +57,10 @@ class PhotoReuseIndex(Protocol):
         """Photos of items other than ``exclude_item`` within the index's Hamming threshold."""
         ...
 
+    def lookup_many(self, phashes: Sequence[int], exclude_item: str | None) -> list[list[ReuseMatch]]:
+        """:meth:`lookup` of each hash, in order (a SQL index answers a photo set in one query)."""
+        ...
+
     def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
         """Remember a photo of ``item_id``."""
         ...
@@ -78,6 +83,9 @@ class InMemoryPhotoReuseIndex:
             if item != exclude_item and (d := hamming(h, phash)) <= self.max_distance
         ]
         return sorted(matches, key=lambda m: (m.distance, m.item_id))
+
+    def lookup_many(self, phashes: Sequence[int], exclude_item: str | None) -> list[list[ReuseMatch]]:
+        return [self.lookup(h, exclude_item) for h in phashes]
 
     def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
         with self._lock:

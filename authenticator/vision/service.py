@@ -495,11 +495,11 @@ class Assessor:
     def _check_reuse(self, work: list[_Work], item_id: str | None, index: PhotoReuseIndex | None) -> None:
         if index is None:
             return
-        for w in work:
-            if w.result.phash is None:
-                continue
-            h = int(w.result.phash, 16)
-            matches = index.lookup(h, exclude_item=item_id)
+        hashed = [(w, int(w.result.phash, 16)) for w in work if w.result.phash is not None]
+        if not hashed:
+            return
+        found = index.lookup_many([h for _, h in hashed], exclude_item=item_id)  # one query for the set
+        for (w, _), matches in zip(hashed, found, strict=True):
             if matches:
                 w.result.reused_from = [
                     ReusedFrom(item_id=m.item_id, photo_sha256=m.photo_sha256, distance=m.distance) for m in matches
