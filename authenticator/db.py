@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import psycopg
 import sqlalchemy.exc
@@ -291,8 +291,8 @@ def reader(engine: Engine) -> Iterator[Any]:
 
 
 class HotReaders:
-    """A few raw PostgreSQL connections for the log's hottest reads (proofs, entries), checked out
-    and in with a list pop and append.
+    """A few raw PostgreSQL connections for the log's hottest reads (proofs, entries), each with
+    its cursor, checked out and in with a list pop and append under a plain lock.
 
     A proof is one round trip to a local server, and SQLAlchemy's pool checkout (the connection
     fairy, its events, the isolation level set and reset) costs about as much again. These
@@ -311,58 +311,86 @@ class HotReaders:
         if self._postgres:
             args, kwargs = engine.dialect.create_connect_args(engine.url)
             self._args, self._kwargs = list(args), {**kwargs, "autocommit": True}
-        self._idle: list[tuple[psycopg.Connection[Any], float]] = []
-        self._slots = threading.BoundedSemaphore(self.MAX_OPEN)
+        self._idle: list[tuple[psycopg.Connection[Any], Any, float]] = []
+        self._lock = threading.Lock()
+        self._open = 0
         self._pid = os.getpid()
         self._closed = False
 
     @contextmanager
     def cursor(self) -> Iterator[Any]:
         """A binary DB-API cursor for reads; database errors become the project's errors."""
-        if not self._postgres or self._closed or not self._slots.acquire(blocking=False):
+        held = self._checkout() if self._postgres and not self._closed else None
+        if held is None:
             with reader(self._engine) as cur:
                 yield cur
             return
-        conn: psycopg.Connection[Any] | None = None
+        conn, cur = held
         try:
-            with db_errors():
-                conn = self._checkout()
-                with conn.cursor(binary=True) as cur:
-                    yield cur
+            yield cur
+        except psycopg.Error as exc:
+            _raise_translated(exc)
         finally:
-            if conn is not None:
-                self._checkin(conn)
-            self._slots.release()
+            self._checkin(conn, cur)
 
-    def _checkout(self) -> psycopg.Connection[Any]:
-        if os.getpid() != self._pid:  # a forked child: the parent's connections are not ours
-            self._idle, self._pid = [], os.getpid()
+    def _checkout(self) -> tuple[psycopg.Connection[Any], Any] | None:
         while True:
-            try:
-                conn, idle_since = self._idle.pop()
-            except IndexError:
-                conn = psycopg.connect(*self._args, **self._kwargs)
-                register_arrays(conn)
-                return conn
+            with self._lock:
+                if os.getpid() != self._pid:  # a forked child: the parent's connections are not ours
+                    self._idle, self._open, self._pid = [], 0, os.getpid()
+                if self._idle:
+                    conn, cur, idle_since = self._idle.pop()
+                elif self._open < self.MAX_OPEN:
+                    self._open += 1
+                    break
+                else:
+                    return None
             if time.monotonic() - idle_since < PING_AFTER_IDLE_S:
-                return conn
+                return conn, cur
             try:
                 conn.execute("SELECT 1")
-                return conn
+                return conn, cur
             except psycopg.Error:
-                conn.close()
+                self._drop(conn)
+        try:
+            conn = psycopg.connect(*self._args, **self._kwargs)
+        except psycopg.Error as exc:
+            with self._lock:
+                self._open -= 1
+            _raise_translated(exc)
+        register_arrays(conn)
+        return conn, conn.cursor(binary=True)
 
-    def _checkin(self, conn: psycopg.Connection[Any]) -> None:
-        if conn.broken or conn.closed or self._closed or os.getpid() != self._pid:
-            conn.close()
-        else:
-            self._idle.append((conn, time.monotonic()))
+    def _checkin(self, conn: psycopg.Connection[Any], cur: Any) -> None:
+        if conn.broken or conn.closed or self._closed:
+            self._drop(conn)
+            return
+        with self._lock:
+            if os.getpid() == self._pid:
+                self._idle.append((conn, cur, time.monotonic()))
+                return
+        conn.close()
+
+    def _drop(self, conn: psycopg.Connection[Any]) -> None:
+        with self._lock:
+            if os.getpid() == self._pid:
+                self._open -= 1
+        conn.close()
 
     def close(self) -> None:
         self._closed = True
-        idle, self._idle = self._idle, []
-        for conn, _ in idle:
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for conn, _, _ in idle:
             conn.close()
+
+
+def _raise_translated(exc: psycopg.Error) -> NoReturn:
+    mapped = translate_db_error(exc)
+    if mapped is None:
+        raise exc
+    raise mapped from exc
 
 
 # --- PostgreSQL binary arrays ------------------------------------------------------------------

@@ -41,6 +41,28 @@ def inclusion_plan(index: int, size: int) -> ProofPlan:
     return plan
 
 
+def inclusion_nodes(index: int, size: int) -> list[NodeId]:
+    """The perfect nodes of :func:`inclusion_plan` (``plan_nodes`` of it), without building the
+    plan: the read path of a single proof, assembled by :func:`batch_inclusion_proofs`."""
+    if not 0 <= index < size:
+        raise ProofError(f"index {index} is not in a tree of size {size}")
+    out: list[NodeId] = []
+    inner = (index ^ (size - 1)).bit_length()
+    for level in range(inner):
+        sibling = (index >> level) ^ 1
+        if (sibling + 1) << level <= size:
+            out.append((level, sibling))
+        else:
+            out.extend(range_nodes(sibling << level, size))
+    rest, level = index >> inner, inner
+    while rest:
+        if rest & 1:
+            out.append((level, rest - 1))
+        rest >>= 1
+        level += 1
+    return out
+
+
 def consistency_plan(size1: int, size2: int) -> ProofPlan:
     """Nodes of the RFC 9162 consistency proof from ``size1`` to ``size2``."""
     return [tuple(range_nodes(lo, hi)) for lo, hi in consistency_proof_ranges(size1, size2)]

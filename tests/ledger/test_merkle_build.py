@@ -57,3 +57,25 @@ def test_consistency_every_pair_up_to_64() -> None:
         for size1 in range(1, size2 + 1):
             proof = hashes_for_ranges(consistency_proof_ranges(size1, size2), store.__getitem__)
             verify_consistency(size1, size2, proof, naive_root(0, size1), naive_root(0, size2))
+
+
+def test_inclusion_nodes_are_the_plans_nodes_and_batch_assembly_matches_it() -> None:
+    """The hot read path (``inclusion_nodes`` + ``batch_inclusion_proofs`` of one leaf) names the
+    same nodes as ``inclusion_plan`` and gives the same proof, for every index up to size 70
+    and around powers of two further up."""
+    from authenticator.ledger.proofplan import (
+        batch_inclusion_proofs,
+        inclusion_nodes,
+        inclusion_plan,
+        materialise,
+        plan_nodes,
+    )
+
+    sizes = [*range(1, 71), *(n + d for n in (128, 1024, 65536) for d in (-1, 0, 1))]
+    for size in sizes:
+        indices = range(size) if size <= 70 else (0, 1, size // 2, size - 2, size - 1)
+        for index in indices:
+            plan = inclusion_plan(index, size)
+            assert inclusion_nodes(index, size) == plan_nodes(plan)
+            nodes = {n: hash_leaf(repr(n).encode()) for n in plan_nodes(plan)}
+            assert batch_inclusion_proofs(index, index + 1, size, nodes) == [materialise(plan, nodes)]
