@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     )
     ood_category_distance_threshold: float | None = Field(
         default=None,
-        description="Override the card's (looser) embedding-distance threshold under which the \"what is it?\" "
+        description='Override the card\'s (looser) embedding-distance threshold under which the "what is it?" '
         "check takes the reference bank's category.",
     )
     ood_imagenet_min_prob: float | None = Field(
@@ -188,6 +188,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Live assessments waiting to be scored by each shadow model, per worker process; more are "
         "dropped (and counted) so a shadow never delays a verdict. 0 turns shadow scoring off.",
+    )
+    model_watch_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often each worker process checks the log for a promotion or rollback while it "
+        "answers no request (requests check it themselves); 0 turns the background check off.",
     )
 
     @field_validator("public_url")

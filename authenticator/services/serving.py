@@ -135,6 +135,35 @@ class ShadowJob:
     champion_decision: str
 
 
+class ModelWatcher:
+    """Keeps an idle worker's model current: a promotion or rollback is picked up within
+    ``interval`` seconds even by a worker that answers no request meanwhile, so its next request
+    does not pay for loading the model and ``GET /v1/models`` never meets a worker serving a
+    model the log retired long ago. Requests still check the log themselves (``current``)."""
+
+    def __init__(self, models: ServingModels, interval: float) -> None:
+        self.models = models
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-watcher", daemon=True)
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.models.current()
+            except AuthenticatorError as exc:  # the database is away: the next tick tries again
+                log.warning("model watcher: %s", exc.message)
+
+
 class ShadowScorer:
     """A bounded queue of recorded assessments for the shadow models, one background thread."""
 
@@ -272,9 +301,15 @@ def open_serving(ctx: ServiceContext) -> None:
     models = ServingModels(ctx)
     ctx.extras["models"] = models
     ctx.extras["shadow"] = ShadowScorer(ctx, models, ctx.settings.shadow_queue_size)
+    watcher = ModelWatcher(models, ctx.settings.model_watch_seconds)
+    ctx.extras["model_watcher"] = watcher
+    watcher.start()
 
 
 def close_serving(ctx: ServiceContext) -> None:
+    watcher = ctx.extras.pop("model_watcher", None)
+    if isinstance(watcher, ModelWatcher):
+        watcher.close()
     scorer = ctx.extras.pop("shadow", None)
     if isinstance(scorer, ShadowScorer):
         scorer.close()

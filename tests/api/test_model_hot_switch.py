@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,13 @@ def test_promotion_and_rollback_under_load_are_atomic_across_two_workers(tmp_pat
         promote_end = time.monotonic()
         assert res.returncode == 0, res.stderr
         wait_for(25, promote_end)
+        both_switched(server.log_text, sha_b)
         rollback_start = time.monotonic()
         res = run_cli(["model", "rollback"], env)
         rollback_end = time.monotonic()
         assert res.returncode == 0, res.stderr
         wait_for(25, rollback_end)
+        both_switched(server.log_text, sha_a)
         stop.set()
         for t in threads:
             t.join(timeout=120)
@@ -98,6 +101,20 @@ def test_promotion_and_rollback_under_load_are_atomic_across_two_workers(tmp_pat
     assert {d["model"] for d in between} == {sha_b}  # atomic: no worker answers with the old model
     assert {d["model"] for d in after} == {sha_a}
     # both workers switched (each logs its pid when it starts serving another model)
-    switched = {line.split("worker ")[1].split(":")[0] for line in log.splitlines() if f"serving model {sha_b}" in line}
-    assert len(switched) == 2, log[-2000:]
+    assert len(switched_to(sha_b, log)) == 2, log[-2000:]
+    assert len(switched_to(sha_a, log)) == 2, log[-2000:]  # and both switched back
     assert f"serving    {sha_a[:16]}" in listed and f"retired    {sha_b[:16]}" in listed
+
+
+def switched_to(sha: str, log: str) -> set[str]:
+    """The pids of the workers that logged serving ``sha`` (each logs when it switches)."""
+    return {line.split("worker ")[1].split(":")[0] for line in log.splitlines() if f"serving model {sha}" in line}
+
+
+def both_switched(log_text: Callable[[], str], sha: str) -> None:
+    """Wait until both workers logged serving ``sha``: the one the kernel handed no request too
+    switches (its model watcher), so none keeps a model the log replaced."""
+    deadline = time.monotonic() + 60
+    while len(switched_to(sha, log_text())) < 2:
+        assert time.monotonic() < deadline, log_text()[-2000:]
+        time.sleep(0.1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,45 @@ def test_promote_rollback_and_the_models_list(deployment: tuple[Settings, str, P
         assert [json.loads(h.data)["type"] for h in history] == ["model.promoted", "model.promoted"]
     finally:
         ctx.close()
+
+
+def test_an_idle_worker_switches_without_a_request(tmp_path: Path) -> None:
+    """The model watcher: a promotion reaches a worker that answers no request (it loads the new
+    model before its next request), and a rollback too; with the watcher off it waits for one."""
+    _, sha_a = tiny(tmp_path / "weights", seed=0)
+    card_b, sha_b = tiny(tmp_path / "candidate", seed=1)
+    ev = write_evaluation(card_b.parent, report(sha_a, sha_b, (0.004, 0.35)))
+    settings = Settings(
+        data_dir=tmp_path / "data", weights_dir=tmp_path / "weights", database_url=None, model_watch_seconds=0.05
+    )
+
+    def wait_until(ctx: ServiceContext, sha: str) -> None:
+        deadline = time.monotonic() + 60
+        while ctx.assessor is None or ctx.assessor.model_sha256 != sha:
+            assert time.monotonic() < deadline, "the idle worker never switched"
+            time.sleep(0.02)
+
+    with TestClient(create_app(settings)) as client:
+        worker = client.app.state.ctx  # type: ignore[attr-defined]
+        assert worker.assessor.model_sha256 == sha_a
+        admin = ServiceContext.open(settings, load_model=False)  # another process's view: the CLI
+        try:
+            lifecycle.promote(admin, card_b.parent, ev)
+            wait_until(worker, sha_b)  # no request was sent to this app meanwhile
+            lifecycle.rollback(admin)
+            wait_until(worker, sha_a)
+        finally:
+            admin.close()
+    with TestClient(create_app(settings.model_copy(update={"model_watch_seconds": 0.0}))) as client:
+        worker = client.app.state.ctx  # type: ignore[attr-defined]
+        admin = ServiceContext.open(settings, load_model=False)
+        try:
+            lifecycle.promote(admin, card_b.parent, ev)
+            time.sleep(0.5)
+            assert worker.assessor.model_sha256 == sha_a  # off: the next request switches it
+            assert client.get("/v1/models").status_code == 200
+        finally:
+            admin.close()
 
 
 # --- datasets follow the labs --------------------------------------------------------------------
