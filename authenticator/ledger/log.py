@@ -59,7 +59,7 @@ from authenticator.ledger.proofplan import (
     plan_nodes,
     root_plan,
 )
-from authenticator.ledger.tree import NodeId, extend_perfect_nodes, fold_nodes, root_nodes
+from authenticator.ledger.tree import NodeId, block_nodes, extend_perfect_nodes, fold_nodes, root_nodes
 
 
 def _refuse_new_key_for_signed_log(database_url: str, key_path: str) -> None:
@@ -234,19 +234,35 @@ class _ItemHeads:
 
 
 class _UpperNodes:
-    """Hashes of perfect subtrees of ``MIN_LEVEL`` and up that proofs have read.
+    """Hashes of the upper perfect subtrees and of the right border, and the largest tree size
+    known to exist.
 
-    A stored perfect subtree never changes, and the upper ones are few (one per 256 leaves and
-    fewer above) and on every proof's path, so keeping them saves a proof about half of its
-    node lookups; the lower ones are read each time. Only nodes read back from the database are
-    kept (committed, so final); the cache starts over when it reaches ``MAX_NODES``.
+    A stored perfect subtree never changes, and the upper ones are few and on many proofs'
+    paths, so a proof reads only its lowest levels (see :meth:`Ledger._read_inclusion`). Upper
+    means at or above ``least(size)`` = ``max(MIN_LEVEL, log2(size) - 13)``: at most about 2**14
+    nodes for any log size, loaded in one range read when a proof first needs that level
+    (again each time the log doubles), then kept up to date by this process's commits and by
+    what proofs read. The perfect parts of a tree's root (its right border) are kept too: every
+    proof's imperfect sibling folds some of them. Only committed nodes are kept (read back, or
+    committed here), so every kept hash is final; the cache starts over past ``MAX_NODES``.
+    A tree once seen to exist (its last leaf read, or committed by this process) exists for
+    good, so its proofs skip that check.
     """
 
-    MIN_LEVEL = 8
+    MIN_LEVEL = 4
     MAX_NODES = 50_000
 
     def __init__(self) -> None:
         self._nodes: dict[NodeId, bytes] = {}
+        self.seen_size = 0
+        self.loaded_level = -1
+        """The level from which every node of the tree of ``seen_size`` at load time is kept."""
+        self._border: set[NodeId] = set()
+        self._border_size = -1
+
+    @classmethod
+    def least(cls, size: int) -> int:
+        return max(cls.MIN_LEVEL, size.bit_length() - 13)
 
     def split(self, ids: Sequence[NodeId]) -> tuple[dict[NodeId, bytes], list[NodeId]]:
         """The kept hashes among ``ids``, and the ids still to read."""
@@ -254,12 +270,25 @@ class _UpperNodes:
         known = {n: nodes[n] for n in ids if n in nodes}
         return known, [n for n in ids if n not in known]
 
-    def keep(self, nodes: Mapping[NodeId, bytes]) -> None:
-        upper = {n: h for n, h in nodes.items() if n[0] >= self.MIN_LEVEL}
+    def load(self, nodes: Mapping[NodeId, bytes], level: int) -> None:
+        """Every stored node from ``level`` up (read in one go)."""
+        self._nodes = dict(nodes)
+        self.loaded_level = level
+
+    def keep(self, nodes: Mapping[NodeId, bytes], size: int, *, border: bool = True) -> None:
+        """Keep the upper ones of ``nodes``, read for (or committed in) the tree of ``size``, and
+        with ``border`` those of its right border (a proof's; a writer's commits would pile up
+        the borders of every size it wrote)."""
+        least = self.least(size)
+        if border and size != self._border_size:
+            self._border, self._border_size = set(root_nodes(size)), size
+        edge = self._border if border else set()
+        upper = {n: h for n, h in nodes.items() if n[0] >= least or n in edge}
         if upper:
             if len(self._nodes) + len(upper) > self.MAX_NODES:
-                self._nodes = {}
+                self._nodes, self.loaded_level = {}, -1
             self._nodes.update(upper)
+        self.seen_size = max(self.seen_size, size)
 
 
 class Ledger:
@@ -284,7 +313,7 @@ class Ledger:
         # ``_write_mutex``, by a writer (inside its transaction) or a reader catching up.
         self._map = ItemMap()
         self._map_size = -1
-        self._pending_caches: tuple[int, list[bytes]] = (-1, [])
+        self._pending_caches: tuple[int, list[bytes], list[tuple[NodeId, bytes]]] = (-1, [], [])
         # Commands waiting for the writer (group commit, see append_batch).
         self._pending: list[_Command] = []
         self._queue_mutex = threading.Lock()
@@ -605,9 +634,10 @@ class Ledger:
 
     def _caches_committed(self) -> None:
         """The transaction of :meth:`_write_rows` committed: its tree is now the log's."""
-        new_size, new_frontier = self._pending_caches
+        new_size, new_frontier, new_nodes = self._pending_caches
         self._frontier = (new_size, new_frontier)
         self._map_size = new_size
+        self._upper.keep(dict(new_nodes), new_size, border=False)
 
     def _write_rows(
         self,
@@ -646,7 +676,7 @@ class Ledger:
         # Receipts need only the old frontier and the nodes just computed (no reads).
         known: dict[NodeId, bytes] = dict(zip(root_nodes(size), frontier, strict=True))
         known.update(new_nodes)
-        self._pending_caches = (new_size, new_frontier)
+        self._pending_caches = (new_size, new_frontier, new_nodes)
         return new_size, note, known
 
     def _proof_from(self, known: dict[NodeId, bytes], plan: ProofPlan) -> list[bytes]:
@@ -712,26 +742,58 @@ class Ledger:
         """A plan's hashes in the tree of ``size``, its nodes read in one go (:meth:`_fetch`)."""
         return materialise(plan, self._fetch(cur, plan_nodes(plan), size))
 
+    BLOCK_LEVEL = 4
+    """A proof's siblings below this level are hashed from the 2**BLOCK_LEVEL leaves around its
+    leaf, read as one range."""
+
     def _read_inclusion(self, cur: Any, index: int, size: int) -> list[bytes]:
-        """:meth:`_read_plan` of :func:`inclusion_plan`, without building the plan (the hot path)."""
-        return batch_inclusion_proofs(index, index + 1, size, self._fetch(cur, inclusion_nodes(index, size), size))[0]
+        """The inclusion proof of ``index`` in the tree of ``size`` in one statement (the hot path).
+
+        Its lowest siblings lie in the aligned block of ``2**BLOCK_LEVEL`` leaves that holds the
+        leaf: one index range scan of ``log_entries`` (as cheap as a primary-key read) and 15
+        hashes here, instead of a lookup per node in two tables. The nodes above come from
+        :class:`_UpperNodes`, or from the same statement when it lacks them."""
+        level = self.BLOCK_LEVEL
+        lo = index >> level << level
+        hi = min(lo + (1 << level), size)
+        upper = self._upper
+        if upper.loaded_level != upper.least(size):
+            upper.load(self._ops.get_upper_nodes(cur, upper.least(size)), upper.least(size))
+        outside = [n for n in inclusion_nodes(index, size) if n[1] << n[0] < lo or (n[1] + 1) << n[0] > hi]
+        known, ids = upper.split(outside)
+        if size > self._upper.seen_size and hi < size:
+            ids.append((0, size - 1))  # the tree of ``size`` exists if its last leaf does
+        leaves, nodes = self._ops.get_block(cur, lo, hi, ids)
+        if len(leaves) < hi - lo or len(nodes) < len(set(ids)):
+            current = self._ops.size(cur)
+            if size > current:
+                raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
+            have = {i for i, _ in leaves}
+            gap = next((i for i in range(lo, hi) if i not in have), None)
+            if gap is not None:
+                raise IntegrityError(f"stored subtree hash (0, {gap}) is missing", level=0, index=gap)
+            nodes = self._nodes(cur, ids)  # raises IntegrityError naming the missing node
+        self._upper.keep(nodes, size)
+        known.update(nodes)
+        known.update(block_nodes(lo, [h for _, h in leaves]))
+        return batch_inclusion_proofs(index, index + 1, size, known)[0]
 
     def _fetch(self, cur: Any, ids: list[NodeId], size: int) -> dict[NodeId, bytes]:
-        """The hashes of ``ids`` in one statement, plus the tree's last leaf: if that exists, the
-        tree of ``size`` exists, so no separate size query is needed. Upper nodes come from
-        :class:`_UpperNodes` when it has them."""
+        """The hashes of ``ids`` in one statement, plus the tree's last leaf unless the tree is
+        known to exist: if that exists, the tree of ``size`` exists, so no separate size query is
+        needed. Upper nodes come from :class:`_UpperNodes` when it has them."""
         if size < 0:
             raise ProofError(f"tree size {size} is negative")
         known, ids = self._upper.split(ids)
-        if size:
+        if size > self._upper.seen_size:
             ids.append((0, size - 1))
-        nodes = self._ops.get_nodes(cur, ids)
+        nodes = self._ops.get_nodes(cur, ids) if ids else {}
         if len(nodes) < len(set(ids)):
             current = self._ops.size(cur)
             if size > current:
                 raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
             nodes = self._nodes(cur, ids)  # raises IntegrityError naming the missing node
-        self._upper.keep(nodes)
+        self._upper.keep(nodes, size)
         known.update(nodes)
         return known
 

@@ -68,6 +68,10 @@ class Ops(Protocol):
     def lock_writer(self, cur: Any) -> None: ...
     def size(self, cur: Any) -> int: ...
     def get_nodes(self, cur: Any, ids: Sequence[NodeId]) -> dict[NodeId, bytes]: ...
+    def get_block(
+        self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]
+    ) -> tuple[list[tuple[int, bytes]], dict[NodeId, bytes]]: ...
+    def get_upper_nodes(self, cur: Any, level: int) -> dict[NodeId, bytes]: ...
     def last_leaf_hashes(self, cur: Any, items: Sequence[str]) -> dict[str, bytes]: ...
     def insert_entries(self, cur: Any, rows: Sequence[EntryRow]) -> None: ...
     def insert_nodes(self, cur: Any, rows: Sequence[NodeRow]) -> None: ...
@@ -140,6 +144,17 @@ class SqliteOps:
                 out[(lvl, i)] = h
         return out
 
+    def get_block(
+        self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]
+    ) -> tuple[list[tuple[int, bytes]], dict[NodeId, bytes]]:
+        q = "SELECT idx, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+        rows = [(int(i), bytes(h)) for i, h in cur.execute(q, (lo, hi)).fetchall()]
+        return rows, self.get_nodes(cur, ids) if ids else {}
+
+    def get_upper_nodes(self, cur: Any, level: int) -> dict[NodeId, bytes]:
+        rows = cur.execute("SELECT level, idx, hash FROM log_nodes WHERE level >= ?", (level,)).fetchall()
+        return {(int(lvl), int(i)): bytes(h) for lvl, i, h in rows}
+
     def last_leaf_hashes(self, cur: Any, items: Sequence[str]) -> dict[str, bytes]:
         q = "SELECT leaf_hash FROM log_entries WHERE item = ? ORDER BY idx DESC LIMIT 1"
         out: dict[str, bytes] = {}
@@ -197,16 +212,49 @@ class PostgresOps:
         return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def get_nodes(self, cur: Any, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
-        levels = Int4Array.of([lvl for lvl, _ in ids if lvl > 0])
-        idxs = Int8Array.of([i for lvl, i in ids if lvl > 0])
-        leaves = Int8Array.of([i for lvl, i in ids if lvl == 0])
-        rows = cur.execute(
-            "SELECT n.level, n.idx, n.hash FROM unnest(%b::int[], %b::bigint[]) AS q(level, idx) "
-            "JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx "
-            "UNION ALL SELECT 0, e.idx, e.leaf_hash FROM log_entries e WHERE e.idx = ANY(%b::bigint[])",
-            (levels, idxs, leaves),
-        ).fetchall()
+        rows = cur.execute(self._NODES, self._node_params(ids)).fetchall()
         return {(int(lvl), int(i)): bytes(h) for lvl, i, h in rows}
+
+    _NODES = (
+        "SELECT n.level, n.idx, n.hash FROM unnest(%b::int[], %b::bigint[]) AS q(level, idx) "
+        "JOIN log_nodes n ON n.level = q.level AND n.idx = q.idx "
+        "UNION ALL SELECT 0, e.idx, e.leaf_hash FROM log_entries e WHERE e.idx = ANY(%b::bigint[])"
+    )
+
+    def get_block(
+        self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]
+    ) -> tuple[list[tuple[int, bytes]], dict[NodeId, bytes]]:
+        # A range of leaves is one index range scan, about as cheap as a primary-key read; the
+        # few nodes from elsewhere join it in the same statement (tagged -1 and the rest).
+        if not ids:
+            rows = cur.execute(
+                "SELECT idx, leaf_hash FROM log_entries WHERE idx >= %b AND idx < %b ORDER BY idx", (lo, hi)
+            ).fetchall()
+            return [(int(i), bytes(h)) for i, h in rows], {}
+        leaves: list[tuple[int, bytes]] = []
+        nodes: dict[NodeId, bytes] = {}
+        for level, i, h in cur.execute(
+            "SELECT -1, idx, leaf_hash FROM log_entries WHERE idx >= %b AND idx < %b UNION ALL " + self._NODES,
+            (lo, hi, *self._node_params(ids)),
+        ).fetchall():
+            if level < 0:
+                leaves.append((int(i), bytes(h)))
+            else:
+                nodes[(int(level), int(i))] = bytes(h)
+        leaves.sort()
+        return leaves, nodes
+
+    def get_upper_nodes(self, cur: Any, level: int) -> dict[NodeId, bytes]:
+        rows = cur.execute("SELECT level, idx, hash FROM log_nodes WHERE level >= %b", (level,)).fetchall()
+        return {(int(lvl), int(i)): bytes(h) for lvl, i, h in rows}
+
+    @staticmethod
+    def _node_params(ids: Sequence[NodeId]) -> tuple[Int4Array, Int8Array, Int8Array]:
+        return (
+            Int4Array.of([lvl for lvl, _ in ids if lvl > 0]),
+            Int8Array.of([i for lvl, i in ids if lvl > 0]),
+            Int8Array.of([i for lvl, i in ids if lvl == 0]),
+        )
 
     def last_leaf_hashes(self, cur: Any, items: Sequence[str]) -> dict[str, bytes]:
         if not items:

@@ -16,7 +16,7 @@ from authenticator.errors import StorageUnavailable
 from authenticator.ledger.checkpoint import CheckpointSigner
 from authenticator.ledger.log import Ledger, _UpperNodes
 from authenticator.ledger.merkle import verify_inclusion
-from authenticator.ledger.proofplan import inclusion_plan, plan_nodes
+from authenticator.ledger.tree import root_nodes
 from tests.ledger_samples import sample_entries
 from tests.pg_scratch import PG_DSN, scratch_schema
 
@@ -92,43 +92,64 @@ def test_hot_readers_are_bounded_and_fall_back_to_the_pool(pg_url: str, monkeypa
     assert not readers._idle
 
 
-def test_proofs_keep_upper_nodes_and_stay_correct(pg_url: str, tmp_path: Path) -> None:
-    """The first proof reads every node; later proofs take the upper ones (level 8 and up)
-    from memory and read only the rest; all proofs verify against the signed root."""
+def test_proofs_read_one_block_of_leaves_and_stay_correct(pg_url: str, tmp_path: Path) -> None:
+    """A proof reads the 16 leaves around its leaf as one range and takes the nodes above from
+    memory (all of them, loaded once, for a reader that has not written the tree); a node the
+    memory lacks (written by another process since, or a low part of the right border) is read
+    in the same statement, and so is the tree's last leaf the first time (after that the tree is
+    known to exist). Every proof
+    verifies against the signed root, and a tree larger than the log is still refused."""
+    from authenticator.errors import NotFound
     from authenticator.ledger.checkpoint import verify_checkpoint
     from tests.ledger_samples import ORIGIN
 
     signer = CheckpointSigner.load_or_create(tmp_path / "log.key", ORIGIN)
-    with Ledger.open(pg_url, signer) as led:
+    with Ledger.open(pg_url, signer) as writer:
         for k in range(3):
-            led.append_batch(sample_entries(600, items=40, start=600 * k))
-        size = led.size()
-        root = verify_checkpoint(led.latest_checkpoint(), signer.verifier_key).root_hash
-        asked: list[list[tuple[int, int]]] = []
-        real_get_nodes = led._ops.get_nodes
+            writer.append_batch(sample_entries(600, items=40, start=600 * k))
+        with Ledger.open(pg_url, signer) as led:  # a reader that has not written this tree
+            size = led.size()
+            asked: list[tuple[int, int, list[tuple[int, int]]]] = []
+            real_get_block = led._ops.get_block
 
-        def spy(cur: object, ids: list[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-            asked.append(list(ids))
-            return real_get_nodes(cur, ids)
+            def spy(cur: object, lo: int, hi: int, ids: list[tuple[int, int]]) -> object:
+                asked.append((lo, hi, list(ids)))
+                return real_get_block(cur, lo, hi, ids)
 
-        led._ops.get_nodes = spy  # type: ignore[method-assign]
-        for index in (5, 700, 5, 1500):
-            proof = led.inclusion_proof(index, size)
-            verify_inclusion(index, size, led.entry(index).leaf_hash, proof, root)
-        upper = {n for n in plan_nodes(inclusion_plan(5, size)) if n[0] >= _UpperNodes.MIN_LEVEL}
-        assert upper and upper <= set(asked[0])  # the first proof read them
-        assert not upper & set(asked[2])  # the same proof again did not
-        assert (0, size - 1) in asked[2]  # but still checks that the tree of ``size`` exists
+            led._ops.get_block = spy  # type: ignore[method-assign,assignment]
+
+            def check(index: int, tree_size: int) -> None:
+                root = verify_checkpoint(led.latest_checkpoint(), signer.verifier_key).root_hash
+                assert tree_size == verify_checkpoint(led.latest_checkpoint(), signer.verifier_key).size
+                proof = led.inclusion_proof(index, tree_size)
+                verify_inclusion(index, tree_size, led.entry(index).leaf_hash, proof, root)
+
+            check(5, size)
+            lo, hi, ids = asked[-1]
+            assert (lo, hi) == (0, 16) and (0, size - 1) in ids  # the block, and the last leaf once
+            assert set(ids) <= {(0, size - 1), *root_nodes(size)}  # and the low parts of the border
+            check(700, size)
+            check(1500, size)
+            assert asked[-1] == (1488, 1504, [])  # one range, nothing else
+            writer.append_batch(sample_entries(37, items=40, start=5_000))  # another writer's nodes
+            check(1500, size + 37)
+            assert asked[-1][:2] == (1488, 1504) and asked[-1][2]  # new upper nodes read along
+            check(size + 36, size + 37)  # the last leaf, in a block cut short by the tree's end
+            with pytest.raises(NotFound):
+                led.inclusion_proof(5, size + 38)
 
 
 def test_upper_nodes_start_over_when_full() -> None:
     cache = _UpperNodes()
     cache.MAX_NODES = 3
-    cache.keep({(8, 0): b"a", (9, 0): b"b", (0, 4): b"leaf"})
+    cache.keep({(8, 0): b"a", (9, 0): b"b", (0, 4): b"leaf"}, 5_000)
     assert cache.split([(8, 0), (9, 0), (0, 4)]) == ({(8, 0): b"a", (9, 0): b"b"}, [(0, 4)])
-    cache.keep({(8, 1): b"c", (10, 0): b"d"})
+    assert cache.seen_size == 5_000
+    cache.keep({(8, 1): b"c", (10, 0): b"d"}, 5_000)
     known, missing = cache.split([(8, 0), (8, 1), (10, 0)])
     assert known == {(8, 1): b"c", (10, 0): b"d"} and missing == [(8, 0)]
+    cache.keep({(8, 2): b"e", (12, 0): b"f"}, 2**24)  # a huge tree: only level 12 and up are kept
+    assert cache.split([(8, 2), (12, 0)])[1] == [(8, 2)]
 
 
 def test_concurrent_proofs_share_the_hot_connections(pg_url: str, tmp_path: Path) -> None:
