@@ -18,7 +18,7 @@ import hashlib
 import threading
 import time
 from _thread import LockType
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -52,14 +52,15 @@ from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, M
 from authenticator.ledger.proofplan import (
     ProofPlan,
     batch_inclusion_proofs,
+    block_inclusion_nodes,
+    block_inclusion_proof,
     consistency_plan,
-    inclusion_nodes,
     inclusion_plan,
     materialise,
     plan_nodes,
     root_plan,
 )
-from authenticator.ledger.tree import NodeId, block_nodes, extend_perfect_nodes, fold_nodes, root_nodes
+from authenticator.ledger.tree import NodeId, extend_perfect_nodes, fold_nodes, root_nodes
 
 
 def _refuse_new_key_for_signed_log(database_url: str, key_path: str) -> None:
@@ -234,46 +235,60 @@ class _ItemHeads:
 
 
 class _UpperNodes:
-    """Hashes of the upper perfect subtrees and of the right border, and the largest tree size
-    known to exist.
+    """Hashes of the upper perfect subtrees, of the right border, and the largest tree size known
+    to exist.
 
-    A stored perfect subtree never changes, and the upper ones are few and on many proofs'
-    paths, so a proof reads only its lowest levels (see :meth:`Ledger._read_inclusion`). Upper
-    means at or above ``least(size)`` = ``max(MIN_LEVEL, log2(size) - 13)``: at most about 2**14
-    nodes for any log size, loaded in one range read when a proof first needs that level
-    (again each time the log doubles), then kept up to date by this process's commits and by
-    what proofs read. The perfect parts of a tree's root (its right border) are kept too: every
-    proof's imperfect sibling folds some of them. Only committed nodes are kept (read back, or
-    committed here), so every kept hash is final; the cache starts over past ``MAX_NODES``.
-    A tree once seen to exist (its last leaf read, or committed by this process) exists for
-    good, so its proofs skip that check.
+    A stored perfect subtree never changes, and the upper ones are few and on every proof's
+    path, so a proof reads only its lowest levels (see :meth:`Ledger._read_inclusion`). Upper
+    means at or above ``least(size)`` = ``max(MIN_LEVEL, log2(size) - SPAN_BITS)``: at most
+    about ``2 ** (SPAN_BITS + 1)`` nodes (8 MiB) for any log size, kept per level as one byte
+    string of 32-byte hashes in index order (a node is a slice: no per-node objects). They are
+    loaded in one range read by the first proof (again once the log has grown fourfold), then
+    extended by this process's commits and by what proofs read; a proof in a much smaller tree
+    reads the levels it lacks. Nodes that do
+    not extend a level in order (another process's, the low parts of the right border, which
+    every proof's imperfect sibling folds) go to a small dict. Only committed nodes are kept
+    (read back, or committed here), so every kept hash is final. A tree once seen to exist (its
+    last leaf read, or committed by this process) exists for good, so its proofs skip that check.
     """
 
     MIN_LEVEL = 4
-    MAX_NODES = 50_000
+    SPAN_BITS = 17
+    MAX_EXTRA = 4_096
 
     def __init__(self) -> None:
-        self._nodes: dict[NodeId, bytes] = {}
+        self._levels: dict[int, bytearray] = {}
+        self._extra: dict[NodeId, bytes] = {}
         self.seen_size = 0
         self.loaded_level = -1
-        """The level from which every node of the tree of ``seen_size`` at load time is kept."""
         self._border: set[NodeId] = set()
         self._border_size = -1
 
     @classmethod
     def least(cls, size: int) -> int:
-        return max(cls.MIN_LEVEL, size.bit_length() - 13)
+        return max(cls.MIN_LEVEL, size.bit_length() - cls.SPAN_BITS)
 
     def split(self, ids: Sequence[NodeId]) -> tuple[dict[NodeId, bytes], list[NodeId]]:
         """The kept hashes among ``ids``, and the ids still to read."""
-        nodes = self._nodes
-        known = {n: nodes[n] for n in ids if n in nodes}
-        return known, [n for n in ids if n not in known]
+        levels, extra = self._levels, self._extra
+        known: dict[NodeId, bytes] = {}
+        missing: list[NodeId] = []
+        for n in ids:
+            buf = levels.get(n[0])
+            end = (n[1] + 1) * 32
+            if buf is not None and end <= len(buf):
+                known[n] = bytes(buf[end - 32 : end])
+            elif n in extra:
+                known[n] = extra[n]
+            else:
+                missing.append(n)
+        return known, missing
 
-    def load(self, nodes: Mapping[NodeId, bytes], level: int) -> None:
-        """Every stored node from ``level`` up (read in one go)."""
-        self._nodes = dict(nodes)
+    def load(self, rows: Sequence[tuple[int, int, bytes]], level: int) -> None:
+        """Every stored node from ``level`` up, ordered by level and index (one range read)."""
+        self._levels, self._extra = {}, {}
         self.loaded_level = level
+        self._extend(rows)
 
     def keep(self, nodes: Mapping[NodeId, bytes], size: int, *, border: bool = True) -> None:
         """Keep the upper ones of ``nodes``, read for (or committed in) the tree of ``size``, and
@@ -283,12 +298,21 @@ class _UpperNodes:
         if border and size != self._border_size:
             self._border, self._border_size = set(root_nodes(size)), size
         edge = self._border if border else set()
-        upper = {n: h for n, h in nodes.items() if n[0] >= least or n in edge}
-        if upper:
-            if len(self._nodes) + len(upper) > self.MAX_NODES:
-                self._nodes, self.loaded_level = {}, -1
-            self._nodes.update(upper)
+        self._extend(sorted((lvl, i, h) for (lvl, i), h in nodes.items() if lvl >= least or (lvl, i) in edge))
         self.seen_size = max(self.seen_size, size)
+
+    def _extend(self, rows: Iterable[tuple[int, int, bytes]]) -> None:
+        levels, extra = self._levels, self._extra
+        for level, idx, h in rows:
+            buf = levels.get(level)
+            if buf is None and idx == 0 and level >= self.MIN_LEVEL:
+                levels[level] = bytearray(h)
+            elif buf is not None and idx * 32 == len(buf):
+                buf += h
+            elif buf is None or idx * 32 > len(buf):  # out of order, or a low border part
+                if len(extra) >= self.MAX_EXTRA:
+                    extra.clear()
+                extra[(level, idx)] = h
 
 
 class Ledger:
@@ -749,34 +773,30 @@ class Ledger:
     def _read_inclusion(self, cur: Any, index: int, size: int) -> list[bytes]:
         """The inclusion proof of ``index`` in the tree of ``size`` in one statement (the hot path).
 
-        Its lowest siblings lie in the aligned block of ``2**BLOCK_LEVEL`` leaves that holds the
-        leaf: one index range scan of ``log_entries`` (as cheap as a primary-key read) and 15
-        hashes here, instead of a lookup per node in two tables. The nodes above come from
-        :class:`_UpperNodes`, or from the same statement when it lacks them."""
-        level = self.BLOCK_LEVEL
-        lo = index >> level << level
-        hi = min(lo + (1 << level), size)
+        Its elements below ``BLOCK_LEVEL`` are hashes of leaves in the aligned block of
+        ``2**BLOCK_LEVEL`` leaves that holds the leaf: one index range scan of ``log_entries``
+        (as cheap as a primary-key read) and 11 hashes here, instead of a lookup per node in two
+        tables. The nodes above come from :class:`_UpperNodes`, or from the same statement when
+        it lacks them."""
         upper = self._upper
-        if upper.loaded_level != upper.least(size):
-            upper.load(self._ops.get_upper_nodes(cur, upper.least(size)), upper.least(size))
-        outside = [n for n in inclusion_nodes(index, size) if n[1] << n[0] < lo or (n[1] + 1) << n[0] > hi]
+        least = upper.least(size)
+        if upper.loaded_level < 0 or least > upper.loaded_level + 1:  # first use, or the log outgrew it
+            upper.load(self._ops.get_upper_nodes(cur, least), least)
+        lo, hi, outside = block_inclusion_nodes(index, size, self.BLOCK_LEVEL)
         known, ids = upper.split(outside)
-        if size > self._upper.seen_size and hi < size:
+        if size > upper.seen_size and hi < size:
             ids.append((0, size - 1))  # the tree of ``size`` exists if its last leaf does
         leaves, nodes = self._ops.get_block(cur, lo, hi, ids)
         if len(leaves) < hi - lo or len(nodes) < len(set(ids)):
             current = self._ops.size(cur)
             if size > current:
                 raise NotFound(f"the log has {current} entries; there is no tree of size {size} yet", size=size)
-            have = {i for i, _ in leaves}
-            gap = next((i for i in range(lo, hi) if i not in have), None)
-            if gap is not None:
-                raise IntegrityError(f"stored subtree hash (0, {gap}) is missing", level=0, index=gap)
-            nodes = self._nodes(cur, ids)  # raises IntegrityError naming the missing node
-        self._upper.keep(nodes, size)
-        known.update(nodes)
-        known.update(block_nodes(lo, [h for _, h in leaves]))
-        return batch_inclusion_proofs(index, index + 1, size, known)[0]
+            self._nodes(cur, [*((0, i) for i in range(lo, hi)), *ids])  # raises IntegrityError naming the gap
+            return self._read_inclusion(cur, index, size)  # all there now: a writer committed meanwhile
+        if nodes or size > upper.seen_size:
+            upper.keep(nodes, size)
+            known.update(nodes)
+        return block_inclusion_proof(index, size, self.BLOCK_LEVEL, leaves, known)
 
     def _fetch(self, cur: Any, ids: list[NodeId], size: int) -> dict[NodeId, bytes]:
         """The hashes of ``ids`` in one statement, plus the tree's last leaf unless the tree is

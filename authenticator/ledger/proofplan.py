@@ -9,10 +9,13 @@ a writer can answer receipts from the nodes it has just computed, without any re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 
 from authenticator.errors import ProofError
 from authenticator.ledger.tree import NodeId, consistency_proof_ranges, fold_nodes, range_nodes, root_nodes
+
+_sha256 = hashlib.sha256
 
 ProofPlan = list[tuple[NodeId, ...]]
 
@@ -41,26 +44,64 @@ def inclusion_plan(index: int, size: int) -> ProofPlan:
     return plan
 
 
-def inclusion_nodes(index: int, size: int) -> list[NodeId]:
-    """The perfect nodes of :func:`inclusion_plan` (``plan_nodes`` of it), without building the
-    plan: the read path of a single proof, assembled by :func:`batch_inclusion_proofs`."""
-    if not 0 <= index < size:
-        raise ProofError(f"index {index} is not in a tree of size {size}")
-    out: list[NodeId] = []
+def _inclusion_elements(index: int, size: int) -> Iterator[tuple[int, int, int]]:
+    """Each element of the inclusion proof of ``index``, leaf upwards, as ``(level, begin, end)``:
+    the leaves ``[begin, end)`` it is the RFC 9162 hash of (``end - begin < 2**level`` for the
+    imperfect right border)."""
     inner = (index ^ (size - 1)).bit_length()
     for level in range(inner):
-        sibling = (index >> level) ^ 1
-        if (sibling + 1) << level <= size:
-            out.append((level, sibling))
-        else:
-            out.extend(range_nodes(sibling << level, size))
+        begin = ((index >> level) ^ 1) << level
+        yield level, begin, min(begin + (1 << level), size)
     rest, level = index >> inner, inner
     while rest:
         if rest & 1:
-            out.append((level, rest - 1))
+            yield level, (rest - 1) << level, rest << level
         rest >>= 1
         level += 1
-    return out
+
+
+def block_inclusion_nodes(index: int, size: int, block_level: int) -> tuple[int, int, list[NodeId]]:
+    """For a proof read as a block of leaves plus nodes: the block ``[lo, hi)``, the aligned
+    ``2**block_level`` leaves around ``index`` cut at ``size``, which hold every element below
+    ``block_level``; and the perfect nodes the elements above it need."""
+    if not 0 <= index < size:
+        raise ProofError(f"index {index} is not in a tree of size {size}")
+    lo = index >> block_level << block_level
+    hi = min(lo + (1 << block_level), size)
+    nodes: list[NodeId] = []
+    for level, begin, end in _inclusion_elements(index, size):
+        if level < block_level:
+            continue
+        if end - begin == 1 << level:
+            nodes.append((level, begin >> level))
+        else:
+            nodes.extend(range_nodes(begin, end))
+    return lo, hi, nodes
+
+
+def block_inclusion_proof(
+    index: int, size: int, block_level: int, leaves: Sequence[bytes], nodes: Mapping[NodeId, bytes]
+) -> list[bytes]:
+    """The inclusion proof from :func:`block_inclusion_nodes`' block (``leaves``, its leaf
+    hashes in order) and nodes: elements below ``block_level`` hashed from the leaves."""
+    lo = index >> block_level << block_level
+    proof: list[bytes] = []
+    for level, begin, end in _inclusion_elements(index, size):
+        if level < block_level:
+            proof.append(_merkle_hash(leaves[begin - lo : end - lo]))
+        elif end - begin == 1 << level:
+            proof.append(nodes[(level, begin >> level)])
+        else:
+            proof.append(fold_nodes([nodes[n] for n in range_nodes(begin, end)]))
+    return proof
+
+
+def _merkle_hash(leaves: Sequence[bytes]) -> bytes:
+    """RFC 9162 MTH of a few leaf hashes (split at the largest power of two below the count)."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return _sha256(b"\x01" + _merkle_hash(leaves[:k]) + _merkle_hash(leaves[k:])).digest()
 
 
 def consistency_plan(size1: int, size2: int) -> ProofPlan:

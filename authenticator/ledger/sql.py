@@ -70,8 +70,8 @@ class Ops(Protocol):
     def get_nodes(self, cur: Any, ids: Sequence[NodeId]) -> dict[NodeId, bytes]: ...
     def get_block(
         self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]
-    ) -> tuple[list[tuple[int, bytes]], dict[NodeId, bytes]]: ...
-    def get_upper_nodes(self, cur: Any, level: int) -> dict[NodeId, bytes]: ...
+    ) -> tuple[list[bytes], dict[NodeId, bytes]]: ...
+    def get_upper_nodes(self, cur: Any, level: int) -> list[NodeRow]: ...
     def last_leaf_hashes(self, cur: Any, items: Sequence[str]) -> dict[str, bytes]: ...
     def insert_entries(self, cur: Any, rows: Sequence[EntryRow]) -> None: ...
     def insert_nodes(self, cur: Any, rows: Sequence[NodeRow]) -> None: ...
@@ -144,16 +144,14 @@ class SqliteOps:
                 out[(lvl, i)] = h
         return out
 
-    def get_block(
-        self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]
-    ) -> tuple[list[tuple[int, bytes]], dict[NodeId, bytes]]:
-        q = "SELECT idx, leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
-        rows = [(int(i), bytes(h)) for i, h in cur.execute(q, (lo, hi)).fetchall()]
-        return rows, self.get_nodes(cur, ids) if ids else {}
+    def get_block(self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]) -> tuple[list[bytes], dict[NodeId, bytes]]:
+        q = "SELECT leaf_hash FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"
+        leaves = [bytes(h) for (h,) in cur.execute(q, (lo, hi)).fetchall()]
+        return leaves, self.get_nodes(cur, ids) if ids else {}
 
-    def get_upper_nodes(self, cur: Any, level: int) -> dict[NodeId, bytes]:
-        rows = cur.execute("SELECT level, idx, hash FROM log_nodes WHERE level >= ?", (level,)).fetchall()
-        return {(int(lvl), int(i)): bytes(h) for lvl, i, h in rows}
+    def get_upper_nodes(self, cur: Any, level: int) -> list[NodeRow]:
+        q = "SELECT level, idx, hash FROM log_nodes WHERE level >= ? ORDER BY level, idx"
+        return [(int(lvl), int(i), bytes(h)) for lvl, i, h in cur.execute(q, (level,)).fetchall()]
 
     def last_leaf_hashes(self, cur: Any, items: Sequence[str]) -> dict[str, bytes]:
         q = "SELECT leaf_hash FROM log_entries WHERE item = ? ORDER BY idx DESC LIMIT 1"
@@ -221,16 +219,12 @@ class PostgresOps:
         "UNION ALL SELECT 0, e.idx, e.leaf_hash FROM log_entries e WHERE e.idx = ANY(%b::bigint[])"
     )
 
-    def get_block(
-        self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]
-    ) -> tuple[list[tuple[int, bytes]], dict[NodeId, bytes]]:
+    def get_block(self, cur: Any, lo: int, hi: int, ids: Sequence[NodeId]) -> tuple[list[bytes], dict[NodeId, bytes]]:
         # A range of leaves is one index range scan, about as cheap as a primary-key read; the
         # few nodes from elsewhere join it in the same statement (tagged -1 and the rest).
         if not ids:
-            rows = cur.execute(
-                "SELECT idx, leaf_hash FROM log_entries WHERE idx >= %b AND idx < %b ORDER BY idx", (lo, hi)
-            ).fetchall()
-            return [(int(i), bytes(h)) for i, h in rows], {}
+            q = "SELECT leaf_hash FROM log_entries WHERE idx >= %b AND idx < %b ORDER BY idx"
+            return [bytes(h) for (h,) in cur.execute(q, (lo, hi)).fetchall()], {}
         leaves: list[tuple[int, bytes]] = []
         nodes: dict[NodeId, bytes] = {}
         for level, i, h in cur.execute(
@@ -242,11 +236,11 @@ class PostgresOps:
             else:
                 nodes[(int(level), int(i))] = bytes(h)
         leaves.sort()
-        return leaves, nodes
+        return [h for _, h in leaves], nodes
 
-    def get_upper_nodes(self, cur: Any, level: int) -> dict[NodeId, bytes]:
-        rows = cur.execute("SELECT level, idx, hash FROM log_nodes WHERE level >= %b", (level,)).fetchall()
-        return {(int(lvl), int(i)): bytes(h) for lvl, i, h in rows}
+    def get_upper_nodes(self, cur: Any, level: int) -> list[NodeRow]:
+        q = "SELECT level, idx, hash FROM log_nodes WHERE level >= %b ORDER BY level, idx"
+        return [(int(lvl), int(i), bytes(h)) for lvl, i, h in cur.execute(q, (level,)).fetchall()]
 
     @staticmethod
     def _node_params(ids: Sequence[NodeId]) -> tuple[Int4Array, Int8Array, Int8Array]:

@@ -130,22 +130,6 @@ def extend_perfect_nodes(
     return new_nodes, [h for _, h in stack]
 
 
-def block_nodes(start: int, leaf_hashes: Sequence[bytes]) -> dict[NodeId, bytes]:
-    """Every perfect node inside the leaves ``[start, start + len(leaf_hashes))``, leaves
-    included; ``start`` must be a multiple of the block's size rounded up to a power of two
-    (a block of a proof's lowest levels), so every pair at every level is aligned."""
-    if len(leaf_hashes) > 1 and start % (1 << (len(leaf_hashes) - 1).bit_length()):
-        raise ValueError(f"block of {len(leaf_hashes)} leaves at {start} is not aligned")
-    nodes: dict[NodeId, bytes] = {}
-    level, first, hashes = 0, start, list(leaf_hashes)
-    while hashes:
-        for k, h in enumerate(hashes):
-            nodes[(level, first + k)] = h
-        hashes = [hash_children(hashes[k], hashes[k + 1]) for k in range(0, len(hashes) - 1, 2)]
-        level, first = level + 1, first >> 1
-    return nodes
-
-
 def root_from_frontier(frontier: Sequence[bytes]) -> bytes:
     """Root of the tree whose perfect parts are ``frontier`` (left to right)."""
     return fold_nodes(frontier)

@@ -139,17 +139,21 @@ def test_proofs_read_one_block_of_leaves_and_stay_correct(pg_url: str, tmp_path:
                 led.inclusion_proof(5, size + 38)
 
 
-def test_upper_nodes_start_over_when_full() -> None:
+def test_upper_nodes_are_kept_per_level_in_order() -> None:
+    """Nodes that extend a level in index order go into its byte string; others (out of order,
+    or the low parts of a tree's right border) into a bounded dict; lower levels are not kept."""
     cache = _UpperNodes()
-    cache.MAX_NODES = 3
-    cache.keep({(8, 0): b"a", (9, 0): b"b", (0, 4): b"leaf"}, 5_000)
-    assert cache.split([(8, 0), (9, 0), (0, 4)]) == ({(8, 0): b"a", (9, 0): b"b"}, [(0, 4)])
-    assert cache.seen_size == 5_000
-    cache.keep({(8, 1): b"c", (10, 0): b"d"}, 5_000)
-    known, missing = cache.split([(8, 0), (8, 1), (10, 0)])
-    assert known == {(8, 1): b"c", (10, 0): b"d"} and missing == [(8, 0)]
-    cache.keep({(8, 2): b"e", (12, 0): b"f"}, 2**24)  # a huge tree: only level 12 and up are kept
-    assert cache.split([(8, 2), (12, 0)])[1] == [(8, 2)]
+    cache.load([(4, 0, b"a" * 32), (4, 1, b"b" * 32), (5, 0, b"c" * 32)], 4)
+    cache.keep({(4, 2): b"d" * 32, (4, 9): b"e" * 32, (3, 7): b"f" * 32, (0, 5): b"g" * 32}, 48)
+    known, missing = cache.split([(4, 1), (4, 2), (4, 9), (5, 0), (3, 7), (0, 5), (4, 3)])
+    assert known == {(4, 1): b"b" * 32, (4, 2): b"d" * 32, (4, 9): b"e" * 32, (5, 0): b"c" * 32}
+    assert missing == [(3, 7), (0, 5), (4, 3)]  # 48 = 32 + 16: its border is (5, 0) and (4, 2)
+    assert cache.seen_size == 48
+    cache.keep({(2, 10): b"h" * 32}, 46)  # 46 = 32 + 8 + 4 + 2: (2, 10) is on its border
+    assert cache.split([(2, 10)])[0] == {(2, 10): b"h" * 32}
+    cache.MAX_EXTRA = 1
+    cache.keep({(4, 20): b"i" * 32}, 48)
+    assert cache.split([(4, 9), (4, 20)]) == ({(4, 20): b"i" * 32}, [(4, 9)])  # the dict started over
 
 
 def test_concurrent_proofs_share_the_hot_connections(pg_url: str, tmp_path: Path) -> None:

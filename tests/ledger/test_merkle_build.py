@@ -59,16 +59,15 @@ def test_consistency_every_pair_up_to_64() -> None:
             verify_consistency(size1, size2, proof, naive_root(0, size1), naive_root(0, size2))
 
 
-def test_inclusion_nodes_are_the_plans_nodes_and_batch_assembly_matches_it() -> None:
-    """The hot read path (``inclusion_nodes`` + ``batch_inclusion_proofs`` of one leaf) names the
-    same nodes as ``inclusion_plan`` and gives the same proof, for every index up to size 70
-    and around powers of two further up."""
+def test_block_read_proofs_match_the_plan() -> None:
+    """The hot read path (a block of leaves around the leaf, plus nodes above it) gives the same
+    proof as ``inclusion_plan``, for every index up to size 70 and around powers of two further
+    up, at every block level; the nodes it asks for are perfect subtrees that exist."""
     from authenticator.ledger.proofplan import (
-        batch_inclusion_proofs,
-        inclusion_nodes,
+        block_inclusion_nodes,
+        block_inclusion_proof,
         inclusion_plan,
         materialise,
-        plan_nodes,
     )
 
     sizes = [*range(1, 71), *(n + d for n in (128, 1024, 65536) for d in (-1, 0, 1))]
@@ -76,6 +75,13 @@ def test_inclusion_nodes_are_the_plans_nodes_and_batch_assembly_matches_it() -> 
         indices = range(size) if size <= 70 else (0, 1, size // 2, size - 2, size - 1)
         for index in indices:
             plan = inclusion_plan(index, size)
-            assert inclusion_nodes(index, size) == plan_nodes(plan)
-            nodes = {n: hash_leaf(repr(n).encode()) for n in plan_nodes(plan)}
-            assert batch_inclusion_proofs(index, index + 1, size, nodes) == [materialise(plan, nodes)]
+            for block_level in range(5):
+                lo, hi, ids = block_inclusion_nodes(index, size, block_level)
+                assert lo <= index < hi <= size and hi - lo <= 1 << block_level
+                assert all(((i + 1) << lvl) <= size for lvl, i in ids)  # perfect, inside the tree
+                if size > 70:
+                    continue
+                wanted = [n for element in plan for n in element] + ids
+                nodes = {(lvl, i): naive_root(i << lvl, (i + 1) << lvl) for lvl, i in wanted}
+                leaves = LEAVES[lo:hi]
+                assert block_inclusion_proof(index, size, block_level, leaves, nodes) == materialise(plan, nodes)
