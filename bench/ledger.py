@@ -45,6 +45,8 @@ from tests.pg_scratch import scratch_schema
 
 ORIGIN = "bench.authenticator.local/log"
 ITEMS = 20_000
+BULK_ITEMS = 100_000
+"""Items of the entries the bulk fill adds (the large log's proofs and head proofs)."""
 
 
 @contextmanager
@@ -222,7 +224,7 @@ def bulk_fill(ledger: Ledger, target: int, log: Callable[[str], None]) -> float:
         k = min(50_000, target - n)
         rows = []
         for i in range(n, n + k):
-            item = f"bulk-{i % 100_000}"
+            item = f"bulk-{i % BULK_ITEMS}"
             type_, body = bodies[i % 4]
             data = entry_bytes(type_, item, encode_prev(heads.get(item)), stamp, body)
             heads[item] = sha256(b"\x00" + data).digest()
@@ -238,13 +240,14 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def bench_proofs(ledger: Ledger, samples: int, rng: random.Random) -> dict[str, float]:
-    """Latency of ``Ledger.inclusion_proof`` for random leaves at 1M entries, and of the limit it
-    is compared with: one primary-key read round trip (``SELECT leaf_hash ... WHERE idx = ?``
-    on an open cursor of the same driver).
+    """Latency of ``Ledger.inclusion_proof`` for random leaves at 1M entries, of
+    ``Ledger.item_head`` (an item's head proof against the latest checkpoint) for random items,
+    and of the limit both are compared with: one primary-key read round trip
+    (``SELECT leaf_hash ... WHERE idx = ?`` on an open cursor of the same driver).
 
     Proofs are timed as the API calls them: against a given tree size (the checkpoint the
     client holds, RFC 9162's get-proof-by-hash), and also with no size (one more query for the
-    current size). The three are taken in turn, in blocks of 100 (each block back to back on
+    current size). The four are taken in turn, in blocks of 100 (each block back to back on
     one connection, as a single kind of request would run), so a change in the machine's load
     hits all of them alike. Wall-clock and this thread's CPU time: on a shared machine the
     wall p99 is mostly time spent waiting for a core, which the CPU time leaves out (it also
@@ -255,26 +258,34 @@ def bench_proofs(ledger: Ledger, samples: int, rng: random.Random) -> dict[str, 
     size = ledger.size()
     p = ledger._p
     pk_query = f"SELECT leaf_hash FROM log_entries WHERE idx = {p}"
-    wall: dict[str, list[float]] = {"proof": [], "proof_latest": [], "pk_read": []}
-    cpu: dict[str, list[float]] = {"proof": [], "proof_latest": [], "pk_read": []}
+    kinds = ("proof", "proof_latest", "head", "pk_read")
+    wall: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu: dict[str, list[float]] = {k: [] for k in kinds}
     with db.reader(db.read_engine(ledger.engine)) as cur:
-        for warm in range(200):  # the connections, the prepared statements, the page cache
-            ledger.inclusion_proof(rng.randrange(size), size)
-            ledger.inclusion_proof(rng.randrange(size))
-            cur.execute(pk_query, (warm,)).fetchone()
+
+        def one(key: str, index: int) -> None:
+            if key == "proof":
+                ledger.inclusion_proof(index, size)
+            elif key == "proof_latest":
+                ledger.inclusion_proof(index)
+            elif key == "head":
+                ledger.item_head(f"bulk-{index % BULK_ITEMS}")
+            else:
+                cur.execute(pk_query, (index,)).fetchone()
+
+        for _ in range(200):  # the connections, the prepared statements, the page cache, the item map
+            for key in kinds:
+                one(key, rng.randrange(size))
         for _ in range(0, samples, 100):
-            for key, tree_size in (("proof", size), ("proof_latest", None), ("pk_read", -1)):
+            for key in kinds:
                 for _ in range(100):
                     index = rng.randrange(size)
                     c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-                    if tree_size == -1:
-                        cur.execute(pk_query, (index,)).fetchone()
-                    else:
-                        ledger.inclusion_proof(index, tree_size)
+                    one(key, index)
                     wall[key].append((time.perf_counter_ns() - t0) / 1e6)
                     cpu[key].append((time.thread_time_ns() - c0) / 1e6)
     out: dict[str, float] = {}
-    for key in ("proof", "proof_latest"):
+    for key in ("proof", "proof_latest", "head"):
         out[f"{key}_p50_ms"], out[f"{key}_p99_ms"] = _percentiles(wall[key])
         out[f"{key}_cpu_p50_ms"], out[f"{key}_cpu_p99_ms"] = _percentiles(cpu[key])
     out["pk_read_p50_ms"] = _percentiles(wall["pk_read"])[0]
@@ -319,7 +330,7 @@ def run(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict
             res["fill_s"] = bulk_fill(ledger, args.entries, log)
             res["size"] = ledger.size()
             res.update(bench_proofs(ledger, args.proofs, rng))
-            for key in ("proof", "proof_latest"):
+            for key in ("proof", "proof_latest", "head"):
                 log(
                     f"{kind}: {key} at {res['size']:,}: p50 {res[key + '_p50_ms']:.3f} ms, "
                     f"p99 {res[key + '_p99_ms']:.3f} ms (CPU time p50 {res[key + '_cpu_p50_ms']:.3f}, "
@@ -345,10 +356,11 @@ TARGETS = {
     "b1000_vs_raw_insert": None,
     "verify_vs_raw_sha256": 0.5,
     "proof_p50_vs_pk_read_p50": 3.0,
+    "head_p50_vs_pk_read_p50": 3.0,
     "map_vs_nomap_b1000": 0.7,
 }
 """Each target is a ratio to a limit measured in the same run (None: reported, no target);
-``proof_p50_vs_pk_read_p50`` is an upper bound, the others lower bounds."""
+the two ``_vs_pk_read_p50`` are upper bounds, the others lower bounds."""
 
 
 def ratios(r: dict[str, Any]) -> dict[str, float]:
@@ -357,6 +369,7 @@ def ratios(r: dict[str, Any]) -> dict[str, float]:
         "b1000_vs_raw_insert": r["append_b1000"] / r["raw_insert_b1000"],
         "verify_vs_raw_sha256": r["verify_hashes"] / r["raw_sha256"],
         "proof_p50_vs_pk_read_p50": r["proof_p50_ms"] / r["pk_read_p50_ms"],
+        "head_p50_vs_pk_read_p50": r["head_p50_ms"] / r["pk_read_p50_ms"],
         "map_vs_nomap_b1000": r["append_b1000_map"] / r["append_b1000_nomap"],
     }
 
@@ -395,16 +408,18 @@ def main() -> None:
     print()
     print(
         "| store | 64 callers / batch-1000 (target >= 0.5) | batch-1000 / raw INSERT | verify / raw SHA-256 "
-        "(target >= 0.5) | proof p50 / PK read p50 (target <= 3) | batch-1000 with / without item map (>= 0.7) |"
+        "(target >= 0.5) | proof p50 / PK read p50 (target <= 3) | head proof p50 / PK read p50 (target <= 3) "
+        "| batch-1000 with / without item map (>= 0.7) |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         q = r["ratios"]
         print(
             f"| {r['store']} | {q['c64_vs_b1000']:.2f} ({r['append_c64']:,.0f} / {r['append_b1000']:,.0f}) "
             f"| {q['b1000_vs_raw_insert']:.2f} ({r['raw_insert_b1000']:,.0f} rows/s) "
             f"| {q['verify_vs_raw_sha256']:.2f} ({r['raw_sha256']:,.0f}/s) "
-            f"| {q['proof_p50_vs_pk_read_p50']:.2f} ({r['pk_read_p50_ms']:.3f} ms) "
+            f"| {q['proof_p50_vs_pk_read_p50']:.2f} ({r['proof_p50_ms']:.3f} / {r['pk_read_p50_ms']:.3f} ms) "
+            f"| {q['head_p50_vs_pk_read_p50']:.2f} ({r['head_p50_ms']:.3f} ms) "
             f"| {q['map_vs_nomap_b1000']:.2f} |"
         )
     print(
