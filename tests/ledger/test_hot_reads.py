@@ -13,8 +13,9 @@ import pytest
 
 from authenticator import db
 from authenticator.errors import StorageUnavailable
+from authenticator.ledger.caches import UpperNodes
 from authenticator.ledger.checkpoint import CheckpointSigner
-from authenticator.ledger.log import Ledger, _UpperNodes
+from authenticator.ledger.log import Ledger
 from authenticator.ledger.merkle import verify_inclusion
 from authenticator.ledger.tree import root_nodes
 from tests.ledger_samples import sample_entries
@@ -142,7 +143,7 @@ def test_proofs_read_one_block_of_leaves_and_stay_correct(pg_url: str, tmp_path:
 def test_upper_nodes_are_kept_per_level_in_order() -> None:
     """Nodes that extend a level in index order go into its byte string; others (out of order,
     or the low parts of a tree's right border) into a bounded dict; lower levels are not kept."""
-    cache = _UpperNodes()
+    cache = UpperNodes()
     cache.load([(4, 0, b"a" * 32), (4, 1, b"b" * 32), (5, 0, b"c" * 32)], 4)
     cache.keep({(4, 2): b"d" * 32, (4, 9): b"e" * 32, (3, 7): b"f" * 32, (0, 5): b"g" * 32}, 48)
     known, missing = cache.split([(4, 1), (4, 2), (4, 9), (5, 0), (3, 7), (0, 5), (4, 3)])
