@@ -48,6 +48,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(base: str, server: subprocess.Popen[Any], log: Path | None = None) -> None:
+    """Block until the server at ``base`` answers ``/readyz`` (at most 120 s, or until it exits;
+    then the end of ``log``, when given, says why)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            why = f": {log.read_text()[-2000:]}" if log is not None and log.is_file() else ""
+            raise SystemExit(f"the server did not become ready{why}")
+        time.sleep(0.2)
+
+
 def photos(n: int) -> list[tuple[str, bytes]]:
     files = sorted((REAL / "zhengwu123-aj1" / "authentic").iterdir())[:n]
     return [(p.name, p.read_bytes()) for p in files]
@@ -144,16 +160,7 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(base, server)
         auth = {"Authorization": f"Bearer {admin}"}
         platform = httpx.post(f"{base}/v1/keys", json={"role": "platform", "name": "bench"}, headers=auth).json()
         pauth = {"Authorization": f"Bearer {platform['api_key']}"}

@@ -45,7 +45,7 @@ REAL = REPO.parent / "shared" / "data" / "real"
 CLI = str(Path(sys.executable).parent / "authenticator")
 RESULTS = REPO / "bench" / "results"
 
-from bench.api import free_port  # noqa: E402
+from bench.api import free_port, wait_ready  # noqa: E402
 from training.lifecycle import held_back  # noqa: E402
 from training.product_lines import SOURCE_MODEL_LINE  # noqa: E402
 
@@ -191,16 +191,7 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     live = {"assessed": 0, "decided": 0, "refused": 0}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(f"the server did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+        wait_ready(base, server, tmp / "server.log")
         http = httpx.Client(base_url=base, timeout=120)
         adm = {"Authorization": f"Bearer {admin}"}
         market = http.post("/v1/keys", json={"role": "platform", "name": "Market"}, headers=adm).json()

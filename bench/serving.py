@@ -47,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.api import CLI, free_port, pct, photos, run_load  # noqa: E402
+from bench.api import CLI, free_port, pct, photos, run_load, wait_ready  # noqa: E402
 
 
 def process_tree_cpu_s(pid: int) -> float:
@@ -182,16 +182,7 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not become ready")
-            time.sleep(0.2)
+        wait_ready(base, server)
         http = httpx.Client(base_url=base, timeout=300)
         made = http.post(
             "/v1/keys", json={"role": "platform", "name": "bench"}, headers={"Authorization": f"Bearer {admin}"}
