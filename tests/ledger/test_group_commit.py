@@ -172,7 +172,9 @@ def test_after_a_bigger_group_the_leader_waits_for_its_siblings(
     only some of them queued waits (bounded) for the rest, so they share one transaction
     instead of a lone command's and then the others'."""
     monkeypatch.setattr(Ledger, "MAX_LINGER_S", 60.0)  # generous: the test must not depend on timing
+    monkeypatch.setattr(Ledger, "QUIET_S", 30.0)
     ledger._last_group = (4, time.monotonic(), 60.0)  # as if a group of 4 had just ended
+    ledger._recent_size = 4
     receipts: list[Receipt] = []
     lock = threading.Lock()
 
@@ -192,6 +194,42 @@ def test_after_a_bigger_group_the_leader_waits_for_its_siblings(
     assert len({r.tree_size for r in receipts}) == 1  # one group, one checkpoint
     for r in receipts:
         _checked(r)
+
+
+def test_the_leader_stops_waiting_once_nobody_comes(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a group of 64, a caller that comes alone (the others are gone) waits for siblings
+    only until the queue has been quiet for ``QUIET_S``, not for the whole ``MAX_LINGER_S``."""
+    monkeypatch.setattr(Ledger, "MAX_LINGER_S", 600.0)
+    monkeypatch.setattr(Ledger, "QUIET_S", 0.05)
+    ledger._last_group = (64, time.monotonic(), 0.01)
+    ledger._recent_size = 64
+    done: list[Receipt] = []
+    t = threading.Thread(target=lambda: done.append(ledger.append(sample_entry(0, "item-alone"))))
+    t.start()
+    t.join(timeout=120)  # far below MAX_LINGER_S: only the quiet gap can have ended the wait
+    assert not t.is_alive() and len(done) == 1
+    _checked(done[0])
+    assert ledger._recent_size < 64  # a group of one: the expected concurrency decays
+
+
+def test_a_finished_group_wakes_its_callers_in_a_chain(ledger: Ledger) -> None:
+    """Each woken caller wakes the next (one or two threads runnable, not the whole group); a
+    caller that stopped waiting is skipped, and one that leaves after the chain was built
+    still passes it on."""
+    from authenticator.ledger.log import _Command
+
+    a, gone, b, c = (_Command([], None, None) for _ in range(4))
+    for cmd in (a, gone, b, c):
+        cmd.done = True
+    gone.gone = True
+    ledger._wake([a, gone, b, c], None)
+    assert a.next is b and b.next is c and c.next is None and gone.next is None
+    assert a.finished.acquire(blocking=False)  # the first is woken by the leader ...
+    assert not b.finished.acquire(blocking=False)  # ... the others only along the chain
+    ledger._pass_on(a, True)
+    assert b.finished.acquire(blocking=False) and not c.finished.acquire(blocking=False)
+    ledger._pass_on(b, False)  # b leaves without waiting (interrupted): still wakes c
+    assert c.finished.acquire(blocking=False)
 
 
 def test_a_lone_caller_never_waits_for_siblings(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
