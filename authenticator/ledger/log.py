@@ -143,9 +143,11 @@ def _held_lock() -> LockType:
 class _Command:
     """One caller's entries and hooks, waiting in the group-commit queue."""
 
-    prepared: list[_Prepared]
+    entries: Sequence[NewEntry]
     check: Check | None
     after: AfterAppend | None
+    prepared: list[_Prepared] = field(default_factory=list)
+    """The entries made ready by the leader (:meth:`Ledger._prepare_group`)."""
     receipts: list[Receipt] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -355,10 +357,9 @@ class Ledger:
         transaction, so a precondition checked by ``check`` still holds when the entries land,
         and whatever ``after`` writes (the projections) commits or rolls back with them.
         """
-        prepared = [_prepare(e) for e in entries]
-        if not prepared:
+        if not entries:
             return []
-        command = _Command(prepared, check, after)
+        command = _Command(entries, check, after)
         with self._queue_cond:
             self._pending.append(command)
             lead = not self._leading
@@ -420,8 +421,10 @@ class Ledger:
                     group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
                 started = time.monotonic()
                 try:
-                    with self._write_mutex:
-                        conn = self._run_group(conn, group)
+                    ready = self._prepare_group(group)
+                    if ready:
+                        with self._write_mutex:
+                            conn = self._run_group(conn, ready)
                 except BaseException as exc:  # interrupted: fail what waits rather than leave it hanging
                     with self._queue_mutex:
                         left, self._pending, self._leading = self._pending, [], False
@@ -438,6 +441,25 @@ class Ledger:
         finally:
             if conn is not None:
                 conn.close()
+
+    @staticmethod
+    def _prepare_group(group: list[_Command]) -> list[_Command]:
+        """Validate and canonicalise each command's entries (outside the transaction); a command
+        with an invalid entry gets the error and is left out. Returns the commands left.
+
+        The leader does this for its callers rather than each caller before queueing: under the
+        GIL the callers' work runs one at a time anyway, and 64 threads taking turns through it
+        made it cost twice as much CPU as one thread going through the whole group (measured:
+        ~90 against ~50 µs per entry)."""
+        ready = []
+        for command in group:
+            try:
+                command.prepared = [_prepare(e) for e in command.entries]
+            except Exception as exc:  # this caller's entries; the group goes on without them
+                command.error, command.done = exc, True
+                continue
+            ready.append(command)
+        return ready
 
     MAX_LINGER_S = 0.010
     """The longest a leader waits for siblings (see :meth:`_await_siblings`)."""
