@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, text
 
-from authenticator.errors import Conflict
+from authenticator.errors import Conflict, EntryValidationError
 from authenticator.ledger.checkpoint import CheckpointSigner, verify_checkpoint
 from authenticator.ledger.log import Ledger, NewEntry, Receipt, StoredEntry
 from authenticator.ledger.merkle import verify_inclusion
@@ -145,6 +145,42 @@ def test_one_failing_command_leaves_its_group_intact(ledger: Ledger) -> None:
     assert [e.index for e in history][-2:] == [size, size + 1]
     report = verify_ledger(ledger, workers=1)  # the chain skips the rolled-back commands
     assert report.ok, report.problems
+
+
+def test_an_invalid_entry_fails_its_caller_alone(ledger: Ledger) -> None:
+    """The leader validates the group's entries: one caller's invalid entry is refused with its
+    own error, and the callers queued around it append together as usual."""
+    outcome: dict[str, Any] = {}
+
+    def run(name: str, entry: NewEntry) -> None:
+        try:
+            outcome[name] = ledger.append(entry)
+        except Exception as exc:
+            outcome[name] = exc
+
+    jobs = [
+        ("before", sample_entry(1, "item-a")),
+        ("invalid", NewEntry("item.registered", "item-b", {"category": "bag"})),  # brand, model missing
+        ("after", sample_entry(2, "item-c")),
+    ]
+    holder = _hold_writer_until(ledger, len(jobs))
+    size = ledger.size()
+    threads = []
+    for name, entry in jobs:  # queued in this order
+        threads.append(threading.Thread(target=run, args=(name, entry)))
+        threads[-1].start()
+        deadline = time.monotonic() + 10
+        while len(ledger._pending) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.002)
+    for t in [*threads, holder]:
+        t.join(timeout=60)
+    assert isinstance(outcome["invalid"], EntryValidationError)
+    before, after = outcome["before"], outcome["after"]
+    assert (before.index, after.index) == (size, size + 1)
+    assert before.tree_size == after.tree_size == size + 2  # one group, one checkpoint
+    for r in (before, after):
+        _checked(r)
+    assert ledger.history("item-b") == []
 
 
 def test_an_entry_too_large_for_a_tile_bundle_is_refused(ledger: Ledger) -> None:
