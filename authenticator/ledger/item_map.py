@@ -171,8 +171,8 @@ class ItemMap:
         self.advance_key(item_key(item), index, leaf_hash)
 
     def advance_key(self, key: bytes, index: int, leaf_hash: bytes) -> None:
-        """:meth:`advance` for the item whose :func:`item_key` is ``key`` (a writer computes the
-        key before it queues for the lock)."""
+        """:meth:`advance` for the item whose :func:`item_key` is ``key`` (the leader computes the
+        key before it opens the transaction)."""
         key_int = int.from_bytes(key, "big")
         old = self.heads.get(key_int)
         self._set(key, key_int, Head(index, leaf_hash, 1 if old is None else old.count + 1))

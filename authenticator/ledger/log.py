@@ -4,8 +4,9 @@ One writer at a time integrates a batch in one transaction: it fills each entry'
 from the item's latest leaf, writes the entries and every perfect subtree they complete, and
 signs one checkpoint. Everything that does not need the log's current state (body schema
 validation, RFC 8785 canonicalisation, the entry's bytes around ``prev`` and ``time``, the
-item's map key) is done by the caller before it queues, so the lock is held for joining
-bytes, hashing, the item map and two round trips (see :mod:`authenticator.ledger.sql`).
+item's map key) is done by the group's leader before it opens the transaction, so the lock is
+held for joining bytes, hashing, the item map and two round trips (see
+:mod:`authenticator.ledger.sql`).
 
 Reads never rebuild the tree: a proof is ``O(log n)`` lookups of stored perfect-subtree hashes,
 one statement on a raw connection (:class:`authenticator.db.HotReaders`), the upper ones from
@@ -163,7 +164,7 @@ class _Command:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """An entry made ready by its caller, before the queue: what is left for the writer is
+    """An entry made ready before the transaction: what is left for the writer is
     joining ``head``, ``prev``, the time and ``tail``, hashing, and the map update."""
 
     type: str
@@ -177,7 +178,7 @@ class _Prepared:
 
 
 def _prepare(entry: NewEntry) -> _Prepared:
-    """Validate and canonicalise outside the writer lock (the expensive, state-free part)."""
+    """Validate and canonicalise before the transaction (the expensive, state-free part)."""
     checked = make_entry(entry.type, entry.item, entry.body, None)
     body = canonical_json(checked.body)
     if len(body) > MAX_BODY_BYTES:
