@@ -199,8 +199,11 @@ def _private_sqlite_files(database: str, *, create: bool = False) -> None:
     """
     path = Path(database)
     if create:
+        # O_EXCL: never open (and close) a descriptor on an existing database. Closing any
+        # descriptor on a file drops every POSIX lock this process holds on it, SQLite's
+        # included, and another process would then take the database for unused.
         with suppress(OSError):
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for candidate in (path, *(Path(f"{database}{suffix}") for suffix in SQLITE_SIDE_FILES)):
         try:
             if candidate.stat().st_mode & 0o077:

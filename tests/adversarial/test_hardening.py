@@ -488,3 +488,35 @@ def test_data_dir_made_by_the_service_is_owner_only(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+def test_opening_an_engine_keeps_this_process_sqlite_locks(tmp_path: Path) -> None:
+    """Another engine on a database this process already has open must not open and close a file
+    descriptor on it: POSIX drops every lock a process holds on a file when any of its descriptors
+    on that file is closed, so SQLite's locks vanish, and another process then believes it is
+    alone (in WAL mode its last connection checkpoints and removes the WAL under our feet: the
+    "disk I/O error" a test saw after a `projections rebuild` subprocess)."""
+    import subprocess
+    import sys
+
+    from authenticator.db import create_ledger_engine
+
+    path = tmp_path / "held.db"
+    create_ledger_engine(f"sqlite:///{path}").dispose()  # creates the file (0600)
+    held = sqlite3.connect(path, isolation_level=None)
+    held.execute("CREATE TABLE t (x)")
+    held.execute("BEGIN")
+    held.execute("SELECT count(*) FROM t").fetchone()  # a SHARED lock on the database file
+    try:
+        create_ledger_engine(f"sqlite:///{path}").dispose()
+        probe = (
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+            "try:\n    c.execute('BEGIN EXCLUSIVE')\nexcept sqlite3.OperationalError as e:\n    print(e)\n"
+            "else:\n    print('got the exclusive lock')\n"
+        )
+        out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == "database is locked", out.stdout + out.stderr
+    finally:
+        held.execute("ROLLBACK")
+        held.close()
