@@ -207,12 +207,27 @@ def _rasterize_qr(svg: str, scale: int = 8) -> np.ndarray[Any, Any]:
     return img
 
 
+def decode_qr(svg: str) -> str | None:
+    """The text of the page's QR code as OpenCV reads it, or None when no decoder finds one.
+
+    OpenCV's classic detector misses about 2% of valid codes of our addresses at any one scale
+    (measured: 14 of 600 random item ids at 8 px per module; all read by the ArUco-based
+    detector), so a second, independent OpenCV decoder gets its turn before a code counts as
+    unreadable."""
+    img = _rasterize_qr(svg)
+    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
+        text, points, _ = detector.detectAndDecode(img)
+        if points is not None and text:
+            return str(text)
+    return None
+
+
 def test_qr_code_decodes_to_the_page_address(world: World, tmp_path: Path) -> None:
     html = world.client.get(f"/t/{world.item_id}").text
     svg = re.search(r'<svg xmlns="http://www.w3.org/2000/svg".*?</svg>', html, flags=re.S)
     assert svg is not None
-    text, points, _ = cv2.QRCodeDetector().detectAndDecode(_rasterize_qr(svg.group(0)))
-    assert points is not None
+    text = decode_qr(svg.group(0))
+    assert text is not None
     # No public URL configured: the path only, never the Host header's name (test_hardening.py).
     assert text == f"/t/{world.item_id}"
 
