@@ -4,9 +4,10 @@ rolls back that command alone (its neighbours, and their item chains, are unaffe
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,21 @@ def _hold_writer_until(led: Ledger, waiting: int) -> threading.Thread:
     return t
 
 
+def _one_group(led: Ledger, calls: list[Callable[[], None]]) -> None:
+    """Run each call (one append each) on its own thread, queued in this order behind a busy
+    leader, so they form one group; returns once all are done."""
+    holder = _hold_writer_until(led, len(calls))
+    threads = []
+    for call in calls:
+        threads.append(threading.Thread(target=call))
+        threads[-1].start()
+        deadline = time.monotonic() + 10
+        while len(led._pending) < len(threads) and time.monotonic() < deadline:
+            time.sleep(0.002)
+    for t in [*threads, holder]:
+        t.join(timeout=60)
+
+
 def test_one_failing_command_leaves_its_group_intact(ledger: Ledger) -> None:
     ledger.append(
         NewEntry(
@@ -122,18 +138,8 @@ def test_one_failing_command_leaves_its_group_intact(ledger: Ledger) -> None:
         ("exploded", NewEntry("custody.transferred", "item-x", body), {"after": explode}),
         ("last", NewEntry("custody.transferred", "item-x", {**body, "event": "bought_back"}), {}),
     ]
-    holder = _hold_writer_until(ledger, len(jobs))
     size = ledger.size()
-    threads = []
-    for name, entry, hooks in jobs:  # queued in this order
-        t = threading.Thread(target=run, args=(name, entry), kwargs=hooks)
-        t.start()
-        threads.append(t)
-        deadline = time.monotonic() + 10
-        while len(ledger._pending) < len(threads) and time.monotonic() < deadline:
-            time.sleep(0.002)
-    for t in [*threads, holder]:
-        t.join(timeout=60)
+    _one_group(ledger, [functools.partial(run, name, entry, **hooks) for name, entry, hooks in jobs])
     assert isinstance(outcome["refused"], Conflict)
     assert isinstance(outcome["exploded"], RuntimeError)
     first, last = outcome["first"][0], outcome["last"][0]
@@ -163,17 +169,8 @@ def test_an_invalid_entry_fails_its_caller_alone(ledger: Ledger) -> None:
         ("invalid", NewEntry("item.registered", "item-b", {"category": "bag"})),  # brand, model missing
         ("after", sample_entry(2, "item-c")),
     ]
-    holder = _hold_writer_until(ledger, len(jobs))
     size = ledger.size()
-    threads = []
-    for name, entry in jobs:  # queued in this order
-        threads.append(threading.Thread(target=run, args=(name, entry)))
-        threads[-1].start()
-        deadline = time.monotonic() + 10
-        while len(ledger._pending) < len(threads) and time.monotonic() < deadline:
-            time.sleep(0.002)
-    for t in [*threads, holder]:
-        t.join(timeout=60)
+    _one_group(ledger, [functools.partial(run, name, entry) for name, entry in jobs])
     assert isinstance(outcome["invalid"], EntryValidationError)
     before, after = outcome["before"], outcome["after"]
     assert (before.index, after.index) == (size, size + 1)
