@@ -132,7 +132,7 @@ def test_one_failing_command_leaves_its_group_intact(ledger: Ledger) -> None:
             outcome[name] = exc
 
     body = {"event": "sold", "platform": "p", "counterparty_commitment": None}
-    jobs = [
+    jobs: list[tuple[str, NewEntry, dict[str, Any]]] = [
         ("first", NewEntry("custody.transferred", "item-x", body), {}),
         ("refused", NewEntry("custody.transferred", "item-x", body), {"check": refuse}),
         ("exploded", NewEntry("custody.transferred", "item-x", body), {"after": explode}),
