@@ -225,8 +225,8 @@ class Ledger:
         self._queue_cond = threading.Condition(self._queue_mutex)
         self._expect = 0
         """While a leader waits for siblings: the queue length that wakes it."""
-        self._last_group: tuple[int, float, float] = (0, 0.0, 0.0)
-        """The last group's command count, when it ended and how long it took (monotonic)."""
+        self._last_group_ended = 0.0
+        """When the last group ended (monotonic): a leader's wait for siblings counts from it."""
         self._recent_size = 0
         """How many commands the recent groups held (see :meth:`_await_siblings`)."""
         self._leading = False
@@ -420,7 +420,6 @@ class Ledger:
                         self._leading = False
                         return
                     group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-                started = time.monotonic()
                 try:
                     ready = self._prepare_group(group)
                     if ready:
@@ -434,8 +433,7 @@ class Ledger:
                             command.error, command.done = exc, True
                         command.finished.release()
                     raise
-                ended = time.monotonic()
-                self._last_group = (len(group), ended, ended - started)
+                self._last_group_ended = time.monotonic()
                 # the concurrency to wait for: the largest recent group, forgotten slowly
                 self._recent_size = max(len(group), self._recent_size - (self._recent_size + 7) // 8)
                 self._wake(group, own)
@@ -478,7 +476,7 @@ class Ledger:
         groups held one command, the mean 30). A lone caller (the recent groups held one command)
         and a queue that has caught up never wait; when fewer callers remain, the quiet gap ends
         the wait after a millisecond. Caller holds ``_queue_cond``."""
-        expected, ended = self._recent_size, self._last_group[1]
+        expected, ended = self._recent_size, self._last_group_ended
         if not 0 < len(self._pending) < expected:
             return
         self._expect = expected

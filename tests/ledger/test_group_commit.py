@@ -206,7 +206,7 @@ def test_after_a_bigger_group_the_leader_waits_for_its_siblings(
     instead of a lone command's and then the others'."""
     monkeypatch.setattr(Ledger, "MAX_LINGER_S", 60.0)  # generous: the test must not depend on timing
     monkeypatch.setattr(Ledger, "QUIET_S", 30.0)
-    ledger._last_group = (4, time.monotonic(), 60.0)  # as if a group of 4 had just ended
+    ledger._last_group_ended = time.monotonic()  # as if a group of 4 had just ended
     ledger._recent_size = 4
     receipts: list[Receipt] = []
     lock = threading.Lock()
@@ -234,7 +234,7 @@ def test_the_leader_stops_waiting_once_nobody_comes(ledger: Ledger, monkeypatch:
     only until the queue has been quiet for ``QUIET_S``, not for the whole ``MAX_LINGER_S``."""
     monkeypatch.setattr(Ledger, "MAX_LINGER_S", 600.0)
     monkeypatch.setattr(Ledger, "QUIET_S", 0.05)
-    ledger._last_group = (64, time.monotonic(), 0.01)
+    ledger._last_group_ended = time.monotonic()
     ledger._recent_size = 64
     done: list[Receipt] = []
     t = threading.Thread(target=lambda: done.append(ledger.append(sample_entry(0, "item-alone"))))
