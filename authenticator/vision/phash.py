@@ -41,6 +41,12 @@ def hamming(a: int, b: int) -> int:
     return (a ^ b).bit_count()
 
 
+MAX_REUSE_MATCHES = 20
+"""The most matches an assessment lists for one photo (the closest). A stock photo that thousands
+of listings share would otherwise make every response that names it thousands of entries long;
+one match is enough to flag the photo, a few show how widely it is used."""
+
+
 @dataclass(frozen=True)
 class ReuseMatch:
     """A photo of another item whose hash is within the threshold."""

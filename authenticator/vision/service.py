@@ -62,7 +62,7 @@ from authenticator.vision.line_check import (
     load_bank_lines,
     operating_point,
 )
-from authenticator.vision.phash import PhotoReuseIndex, phash, phash_hex
+from authenticator.vision.phash import MAX_REUSE_MATCHES, PhotoReuseIndex, phash, phash_hex
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
 from authenticator.vision.product_lines import DeclaredLine
 from authenticator.vision.quality import gate, measure_quality
@@ -500,11 +500,12 @@ class Assessor:
             return
         found = index.lookup_many([h for _, h in hashed], exclude_item=item_id)  # one query for the set
         for (w, _), matches in zip(hashed, found, strict=True):
-            if matches:
+            if matches:  # the closest first, at most MAX_REUSE_MATCHES of them
+                closest = sorted(matches, key=lambda m: (m.distance, m.item_id, m.photo_sha256))[:MAX_REUSE_MATCHES]
                 w.result.reused_from = [
-                    ReusedFrom(item_id=m.item_id, photo_sha256=m.photo_sha256, distance=m.distance) for m in matches
+                    ReusedFrom(item_id=m.item_id, photo_sha256=m.photo_sha256, distance=m.distance) for m in closest
                 ]
-                w.result.reasons.append(reason("photo_reused", f"seen for item {matches[0].item_id}"))
+                w.result.reasons.append(reason("photo_reused", f"seen for item {closest[0].item_id}"))
 
     def _categorize(
         self, imagenet: np.ndarray | None, emb: np.ndarray | None, n: int, sims: np.ndarray | None

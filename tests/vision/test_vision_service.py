@@ -23,7 +23,7 @@ from authenticator.errors import CorruptImage, InvalidInput, ModelError, Unsuppo
 from authenticator.ledger.entry_types import Thresholds
 from authenticator.vision.card import ModelCard
 from authenticator.vision.decision import calibrate
-from authenticator.vision.phash import InMemoryPhotoReuseIndex
+from authenticator.vision.phash import MAX_REUSE_MATCHES, InMemoryPhotoReuseIndex
 from authenticator.vision.preprocess import preprocess
 from authenticator.vision.service import Assessor, PhotoInput
 from tests.vision_tiny_model import write_tiny_model
@@ -234,6 +234,27 @@ def test_reused_photo_is_flagged(tiny: Path) -> None:
     assert "photo_reused" in [x.code for x in r.reasons]
     assert r.decision != "authentic"
     assert not r.photos[1].reused_from
+
+
+def test_a_widely_shared_photo_lists_only_its_closest_matches(tiny: Path) -> None:
+    """A stock photo that many listings share: the answer names the closest MAX_REUSE_MATCHES
+    matches, not every one (found with 5,000 shared rows: a 750 kB response, 17 ms of lookup)."""
+    a = _assessor(tiny)
+    photo = _photos(1, seed=23, source="zhengwu123-aj1")[0]
+    h = int(a.assess([photo]).photos[0].phash or "", 16)
+    index = InMemoryPhotoReuseIndex(max_distance=Settings().phash_max_hamming)
+    for k in range(3 * MAX_REUSE_MATCHES):  # "a-…" items one bit away, then "z-…" items exact copies
+        index.add(h ^ 1, f"a-{k:03d}", f"{k:064x}")
+    for k in range(5):
+        index.add(h, f"z-{k}", f"{k:064x}")
+    r = a.assess([photo], item_id="mine", reuse_index=index)
+    listed = r.photos[0].reused_from
+    assert len(listed) == MAX_REUSE_MATCHES
+    assert [m.item_id for m in listed[:5]] == [f"z-{k}" for k in range(5)]  # exact copies first
+    assert [m.distance for m in listed] == [0] * 5 + [1] * (MAX_REUSE_MATCHES - 5)
+    assert [m.item_id for m in listed[5:]] == [f"a-{k:03d}" for k in range(MAX_REUSE_MATCHES - 5)]
+    assert "z-0" in next(x.message for x in r.photos[0].reasons if x.code == "photo_reused")
+    assert r.decision != "authentic"
 
 
 def test_heatmaps_are_pngs_of_what_the_model_saw(tiny: Path) -> None:
