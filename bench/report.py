@@ -60,7 +60,7 @@ def run_script(args: list[str], log: list[str]) -> tuple[str, float]:
         [sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=SCRIPT_LIMIT_S, check=True
     )
     seconds = time.monotonic() - started
-    log.append(f"{' '.join(args)}: {seconds:.0f} s")
+    log.append(f"{_display(' '.join(args))}: {seconds:.0f} s")  # no temporary paths in the shipped JSON
     return proc.stdout, seconds
 
 

@@ -19,7 +19,9 @@ SELF_TEST_PREFIX = 32
 X64_QUANT_PRECISION = "session.x64quantprecision"
 
 
-def session_options(intra_op_threads: int = 0, inter_op_threads: int = 1) -> ort.SessionOptions:
+def session_options(
+    intra_op_threads: int = 0, inter_op_threads: int = 1, *, exact_int8: bool = True
+) -> ort.SessionOptions:
     """The options every onnxruntime session of this project uses, serving and training alike.
 
     A graph's self-test is recorded by training and checked by serving: both must compute the same
@@ -33,9 +35,12 @@ def session_options(intra_op_threads: int = 0, inter_op_threads: int = 1) -> ort
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) run the INT8 convolutions' U8S8 products
     # through a 16-bit saturating add: on such a CPU the shipped graph's self-test logit is off by
-    # 3.6 and the model refuses to serve. This makes onnxruntime use its exact U8U8 kernels there
-    # (the card's figures to 6 digits; ~1.4x the inference time on such a CPU); a no-op with VNNI.
-    opts.add_session_config_entry(X64_QUANT_PRECISION, "1")
+    # 3.6 and the model refuses to serve. ``exact_int8`` makes onnxruntime use its exact U8U8
+    # kernels everywhere (the card's figures to 6 digits). That is not free where the default
+    # kernels are exact too: on an AMD EPYC with AVX-512 VNNI it made an inference 2.6x slower
+    # (20.5 against 7.9 ms) for bit-identical outputs, so serving picks per machine (OnnxModel).
+    if exact_int8:
+        opts.add_session_config_entry(X64_QUANT_PRECISION, "1")
     return opts
 
 
@@ -89,6 +94,29 @@ def check_self_test(expected: SelfTest, outputs: ModelOutputs) -> None:
         )
 
 
+def _session(path: Path, intra: int, inter: int, *, exact_int8: bool) -> ort.InferenceSession:
+    opts = session_options(intra, inter, exact_int8=exact_int8)
+    # Memory patterns pre-plan one big block per input shape: measured here at 448 px batch 1,
+    # turning them off saves ~50 MB of resident memory at the same latency.
+    opts.enable_mem_pattern = False
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"onnxruntime cannot load {path}: {exc}") from exc
+
+
+def _same_outputs(a: ort.InferenceSession, b: ort.InferenceSession, input_name: str, probe: np.ndarray) -> bool:
+    """Whether two sessions of one graph give bit-identical outputs on every image of ``probe``
+    (the self-test's inputs: smooth patterns with detail at every scale, so every layer works)."""
+    if input_name not in {i.name for i in a.get_inputs()}:
+        return False  # the caller reports the missing input; serve with the exact kernels meanwhile
+    for x in probe:
+        feed = {input_name: x[None]}
+        if not all(np.array_equal(p, q) for p, q in zip(a.run(None, feed), b.run(None, feed), strict=True)):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class ModelOutputs:
     logits: np.ndarray  # (N,) authenticity logit, positive = authentic
@@ -110,16 +138,14 @@ class OnnxModel:
     ):
         card.verify_files(card_path)  # refuses a file whose sha256 differs from the card
         self.card = card
-        opts = session_options(intra_op_threads, inter_op_threads)
-        # Memory patterns pre-plan one big block per input shape: measured here at 448 px batch 1,
-        # turning them off saves ~50 MB of resident memory at the same latency.
-        opts.enable_mem_pattern = False
-        try:
-            self.session = ort.InferenceSession(
-                str(card.onnx_path(card_path)), sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(f"onnxruntime cannot load {card.onnx_path(card_path)}: {exc}") from exc
+        path = card.onnx_path(card_path)
+        exact = _session(path, intra_op_threads, inter_op_threads, exact_int8=True)
+        fast = _session(path, intra_op_threads, inter_op_threads, exact_int8=False)
+        probe = self_test_input(card.preprocessing.input_size)
+        self.exact_kernels_only = not _same_outputs(exact, fast, card.input_name, probe)
+        """True where this CPU's default INT8 kernels compute other numbers than the exact ones
+        (no VNNI): the exact ones serve. Elsewhere the default ones do, faster, to the bit."""
+        self.session = exact if self.exact_kernels_only else fast
         inputs = {i.name for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
         if card.input_name not in inputs:
