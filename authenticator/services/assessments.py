@@ -221,32 +221,19 @@ class _OtherPlatformsPhotos:
     """The photo-reuse index as one platform sees it: only other platforms' items count as reuse.
 
     A platform that sends its own photos again for another of its items (a retry that
-    registered the item twice) is not reusing someone else's photos. Made for one request: whose
-    items the matches are is asked once per item (the photos of a set usually match the same items)."""
+    registered the item twice) is not reusing someone else's photos. The index leaves that
+    platform's items out in its own statement."""
 
     def __init__(self, ctx: ServiceContext, platform: str) -> None:
         self.ctx = ctx
         self.platform = platform
-        self._own: dict[str, bool] = {}
 
     def lookup(self, phash: int, exclude_item: str | None) -> list[ReuseMatch]:
         return self.lookup_many([phash], exclude_item)[0]
 
     def lookup_many(self, phashes: Sequence[int], exclude_item: str | None) -> list[list[ReuseMatch]]:
-        """Each photo's matches, the whole set in one index query (and one query for the owners)."""
-        found = self.ctx.photo_index.lookup_many(phashes, exclude_item=exclude_item)
-        if not any(found):
-            return found
-        unknown = sorted({m.item_id for matches in found for m in matches} - self._own.keys())
-        if unknown:
-            with read_tx(self.ctx.engine) as conn:
-                own = set(
-                    conn.execute(
-                        select(items.c.id).where(items.c.id.in_(unknown), items.c.platform == self.platform)
-                    ).scalars()
-                )
-            self._own.update((i, i in own) for i in unknown)
-        return [[m for m in matches if not self._own[m.item_id]] for matches in found]
+        """Each photo's matches on other platforms' items, the whole set in one index query."""
+        return self.ctx.photo_index.lookup_many(phashes, exclude_item=exclude_item, exclude_platform=self.platform)
 
     def add(self, phash: int, item_id: str, photo_sha256: str) -> None:
         self.ctx.photo_index.add(phash, item_id, photo_sha256)

@@ -15,13 +15,14 @@ from authenticator.store.migrate import migrate
 from authenticator.store.photo_index import (
     _MASK64,
     _PG_LOOKUP,
+    _PG_LOOKUP_OTHER_PLATFORMS,
     SqlPhotoReuseIndex,
     _band_neighbours,
     _bands,
     _sqlite_lookup,
     _to_signed,
 )
-from authenticator.store.tables import photo_hashes
+from authenticator.store.tables import items, photo_hashes
 from authenticator.vision.phash import ReuseMatch
 from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
 
@@ -48,6 +49,25 @@ def _old_lookup(engine: Engine, phash: int, exclude_item: str | None, max_distan
     return out
 
 
+def _platform(item_id: str) -> str | None:
+    """The platform of an indexed item of the fixture (None: no item row, e.g. erased since)."""
+    n = int(item_id[4:])
+    return None if n % 7 == 0 else f"plat_{n % 3}"
+
+
+def _item_row(n: int) -> dict[str, object]:
+    item_id = f"itm_{n:04d}"
+    return {
+        "id": item_id,
+        "platform": _platform(item_id),
+        "category": "sneaker",
+        "brand": "Nike",
+        "model": "Air Jordan 1",
+        "registered_index": n,
+        "registered_at": "2026-11-27T00:00:00Z",
+    }
+
+
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def populated(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -72,6 +92,7 @@ def populated(
         migrate(engine)
         with engine.begin() as conn:
             conn.execute(insert(photo_hashes), rows)
+            conn.execute(insert(items), [_item_row(n) for n in range(700) if n % 7])  # every 7th: no row
         yield engine, hashes
     finally:
         engine.dispose()
@@ -97,6 +118,25 @@ def test_new_lookup_finds_exactly_what_the_old_query_found(populated: tuple[Engi
     assert index.lookup_many([], None) == []
 
 
+def test_a_platform_lookup_leaves_out_that_platforms_items(populated: tuple[Engine, list[int]]) -> None:
+    """What the service asks (``exclude_platform``): the same matches less those on the asking
+    platform's own items, decided in the statement; items without a row still count."""
+    engine, hashes = populated
+    rng = random.Random(11)
+    index = SqlPhotoReuseIndex(engine)
+    probes = [h ^ sum(1 << b for b in rng.sample(range(64), rng.randint(0, 6))) for h in rng.sample(hashes, 160)]
+    dropped = kept = 0
+    for start in range(0, len(probes), 4):
+        four = probes[start : start + 4]
+        exclude, platform = rng.choice([None, "itm_0003"]), f"plat_{rng.randrange(3)}"
+        everything = index.lookup_many(four, exclude)
+        expected = [[m for m in found if _platform(m.item_id) != platform] for found in everything]
+        assert index.lookup_many(four, exclude, exclude_platform=platform) == expected
+        dropped += sum(len(a) - len(b) for a, b in zip(everything, expected, strict=True))
+        kept += sum(1 for found in expected for m in found if _platform(m.item_id) is None)
+    assert dropped > 20 and kept > 0  # both kinds happened
+
+
 def test_lookup_probes_the_band_indexes(populated: tuple[Engine, list[int]]) -> None:
     engine, hashes = populated
     four = hashes[:4]
@@ -106,20 +146,22 @@ def test_lookup_probes_the_band_indexes(populated: tuple[Engine, list[int]]) -> 
         cur = raw.cursor()
         if engine.dialect.name == "sqlite":
             params: list[object] = [v for i in range(4) for h in four for v in _band_neighbours(_bands(h)[i], 2)]
-            cur.execute("EXPLAIN QUERY PLAN " + _sqlite_lookup(4 * 137), [*params, ""])
-            plan = " | ".join(str(r[-1]) for r in cur.fetchall())
-            assert "MULTI-INDEX OR" in plan, plan
-            for i in range(4):
-                assert f"ix_app_photo_hashes_band{i}" in plan, plan
+            for extra in ([], ["plat_1"]):  # without and with the platform's own items left out
+                cur.execute("EXPLAIN QUERY PLAN " + _sqlite_lookup(4 * 137, bool(extra)), [*params, "", *extra])
+                plan = " | ".join(str(r[-1]) for r in cur.fetchall())
+                assert "MULTI-INDEX OR" in plan, plan
+                for i in range(4):
+                    assert f"ix_app_photo_hashes_band{i}" in plan, plan
             return
         from authenticator.db import Int4Array
 
         arrays = [Int4Array.of(sorted({v for h in four for v in _band_neighbours(_bands(h)[i], 2)})) for i in range(4)]
         # A 3,000-row table is cheaper to scan: ask the plan the indexes give (a large index uses them).
         cur.execute("SET enable_seqscan = off")
-        cur.execute("EXPLAIN " + _PG_LOOKUP, [*arrays, ""])
-        plan = " | ".join(r[0] for r in cur.fetchall())
+        for statement, extra in ((_PG_LOOKUP, []), (_PG_LOOKUP_OTHER_PLATFORMS, ["plat_1"])):
+            cur.execute("EXPLAIN " + statement, [*arrays, "", *extra])
+            plan = " | ".join(r[0] for r in cur.fetchall())
+            assert "BitmapOr" in plan, plan
+            for i in range(4):
+                assert f"ix_app_photo_hashes_band{i}" in plan, plan
         cur.execute("RESET enable_seqscan")
-        assert "BitmapOr" in plan, plan
-        for i in range(4):
-            assert f"ix_app_photo_hashes_band{i}" in plan, plan
