@@ -212,7 +212,7 @@ class ShadowScorer:
                 return
             assessor, job = got
             try:
-                run_at_low_priority(SHADOW_NICE, self._score, assessor, job)
+                run_at_low_priority(SHADOW_NICE, self._score, assessor, job, idle=True)
                 self.scored += 1
             except Exception as exc:  # a shadow's failure is counted, never raised into a verdict
                 log.warning("shadow model %s... failed on %s: %s", assessor.model_sha256[:16], job.assessment_id, exc)

@@ -4,6 +4,9 @@ items a lab certified since are served at GET /v1/models/{sha256}/shadow."""
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -100,3 +103,23 @@ def test_a_full_shadow_queue_drops_and_counts(app_with_shadow: Any, monkeypatch:
     assert all(v["decision"] for v in verdicts)
     got = _shadow_report(client, sha_b, 8)
     assert got["scored"] + got["dropped"] == 8 and got["dropped"] >= 1 and got["scored"] >= 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread policies are Linux's")
+def test_the_shadow_scores_on_an_idle_priority_thread(app_with_shadow: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shadow's whole assessment runs where only spare CPU goes: SCHED_IDLE and nice 19 on its
+    own thread, so a live request that wakes up takes the core from it at once."""
+    client, ctx, auth, _lab, _sha_a, sha_b, cand = app_with_shadow
+    seen: list[tuple[int, int]] = []
+    score = ShadowScorer._score
+
+    def watched(self: ShadowScorer, assessor: Any, job: Any) -> None:
+        me = threading.get_native_id()
+        seen.append((os.sched_getscheduler(me), os.getpriority(os.PRIO_PROCESS, me)))
+        score(self, assessor, job)
+
+    monkeypatch.setattr(ShadowScorer, "_score", watched)
+    lifecycle.start_shadow(ctx, cand)
+    _assess(client, auth, 0)
+    assert _shadow_report(client, sha_b, 1)["scored"] == 1
+    assert seen == [(os.SCHED_IDLE, 19)]
