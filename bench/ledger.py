@@ -144,14 +144,26 @@ def rng_bytes(n: int) -> bytes:
 
 
 def bench_raw_sha256(ledger: Ledger) -> float:
-    """The limit verify is compared with: SHA-256 of every entry's bytes (0x00 || data), the
-    leaf hashes alone, over the same bytes read back in the same order (entries per second)."""
+    """The limit verify is compared with: every entry's bytes read back in order and hashed as a
+    leaf (SHA-256 of 0x00 || data), nothing else, the fastest way this process can: one plain
+    cursor, one statement per 50,000 entries (entries per second).
+
+    Verify reads and hashes the same bytes and the tree's nodes too. Until 2026-11-27 the limit read
+    through ``Ledger.entries`` (a ``StoredEntry`` object per row), which made it slower than verify
+    itself (verify / limit 1.45-1.98 on a 300,000-entry log): no limit at all. Read this way it is
+    2.5-4x faster; hashing the same bytes already in memory is faster again (~2.1M entries/s), but
+    getting the bytes is part of any check of a stored log."""
+    from authenticator import db
+
     size = ledger.size()
     sha256 = hashlib.sha256
+    p = ledger._p
+    query = f"SELECT data FROM log_entries WHERE idx >= {p} AND idx < {p} ORDER BY idx"
     t0 = time.perf_counter()
-    for start in range(0, size, 50_000):
-        for e in ledger.entries(start, min(size, start + 50_000)):
-            sha256(b"\x00" + e.data).digest()
+    with db.reader(db.read_engine(ledger.engine)) as cur:
+        for start in range(0, size, 50_000):
+            for (data,) in cur.execute(query, (start, min(size, start + 50_000))).fetchall():
+                sha256(b"\x00" + bytes(data)).digest()
     return size / (time.perf_counter() - t0)
 
 

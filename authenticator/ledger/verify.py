@@ -177,7 +177,11 @@ class _Checker:
             f"SELECT idx, leaf_hash, data, item, type FROM log_entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx"
         )
         self.q_nodes = f"SELECT idx, hash FROM log_nodes WHERE level = {ph} AND idx >= {ph} AND idx < {ph} ORDER BY idx"
+        # What the read-ahead fetches: the hashes alone (``level`` asks for the indexes only when
+        # they do not all match), a third less to convert per row on the hot path.
+        self.q_node_hashes = self.q_nodes.replace("SELECT idx, hash", "SELECT hash")
         self.q_max = f"SELECT max(idx) FROM log_nodes WHERE level = {ph}"
+        self.q_indexes = f"SELECT idx FROM log_entries WHERE idx >= {ph} AND idx < {ph}"
 
     def add_range(self, lo: int, hi: int, reason: str) -> None:
         if not any(lo <= p.index < hi for p in self.report.problems):
@@ -186,13 +190,16 @@ class _Checker:
     def level(self, level: int, first: int, children: Sequence[bytes], rows: list[Any] | None = None) -> list[bytes]:
         """Check stored nodes ``first, first+1, ...`` of ``level``; return them (computed ones
         standing in for missing rows) so the next level is checked against what is stored.
-        ``rows``: those nodes already read (by the prefetch thread), else read here."""
+        ``rows``: those nodes' hashes already read (``q_node_hashes``, by the prefetch thread)."""
         computed = _pair_up(children)
         if not computed:
             return computed
-        if rows is None:
-            rows = self.cur.execute(self.q_nodes, (level, first, first + len(computed))).fetchall()
         self.report.nodes_checked += len(computed)
+        if rows is not None:
+            stored = [h for (h,) in rows]
+            if stored == computed:  # every node present (the range's rows, by primary key) and right
+                return stored
+        rows = self.cur.execute(self.q_nodes, (level, first, first + len(computed))).fetchall()
         stored = [r[1] for r in rows]
         if stored == computed:
             return stored
@@ -249,7 +256,8 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
             # another thread holds a driver's internal lock could hang on it.
             pool.submit(int).result()
         # Fetch only what this run checks: items for the chains, types for in-process parsing.
-        columns = "idx, leaf_hash, data" + (", item" if semantic else "") + (", type" if semantic and not pool else "")
+        # No idx: the rows of a range of the primary key are all there when their count is right.
+        columns = "leaf_hash, data" + (", item" if semantic else "") + (", type" if semantic and not pool else "")
         q_entries = check.q_entries.replace("idx, leaf_hash, data, item, type", columns)
         pending: list[_Job] = []
         heads: dict[str, str] = {}
@@ -258,20 +266,21 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
         tops: list[bytes] = []
         complete = True
         try:
-            for start, end, rows, node_rows in _prefetched(ledger, q_entries, check.q_nodes, size):
+            for start, end, rows, node_rows in _prefetched(ledger, q_entries, check.q_node_hashes, size):
                 if not rows:
                     report.add(start, f"entry {start} is missing (a gap in the log)")
                     complete = False
                     break
-                cols = [list(col) for col in zip(*rows, strict=True)]
-                idxs, stored_leaves, datas = cols[0], cols[1], cols[2]
-                # idx is the primary key, so sorted and unique: the ends and the count suffice.
-                if len(idxs) != end - start or idxs[0] != start or idxs[-1] != end - 1:
-                    present = set(idxs)
+                # idx is the primary key, so the rows of [start, end) are all there iff they are
+                # end - start; only a short chunk has its indexes read, to name the gap.
+                if len(rows) != end - start:
+                    present = {int(i) for (i,) in check.cur.execute(check.q_indexes, (start, end)).fetchall()}
                     missing = next(i for i in range(start, end) if i not in present)
                     report.add(missing, f"entry {missing} is missing (a gap in the log)")
                     complete = False
                     break
+                cols = [list(col) for col in zip(*rows, strict=True)]
+                stored_leaves, datas = cols[0], cols[1]
                 leaves = [sha256(b"\x00" + d).digest() for d in datas]
                 report.entries_checked += len(rows)
                 if leaves != stored_leaves:
@@ -287,9 +296,9 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                     result = (
                         pool.submit(check_range, url, start, end)
                         if pool is not None
-                        else _done(check_entries(list(zip(cols[3], cols[4], datas, strict=True))))
+                        else _done(check_entries(list(zip(cols[2], cols[3], datas, strict=True))))
                     )
-                    pending.append(_Job(start, cols[3], leaves, result))
+                    pending.append(_Job(start, cols[2], leaves, result))
                     while len(pending) > 2 * n_workers or (pending and pending[0].result.done()):
                         _chain(report, heads, pending.pop(0), seen, counts)
             for job in pending:
@@ -311,11 +320,12 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
     return report
 
 
-#: Read-ahead threads per database. Measured on a 400,000-entry log, hash-only verify: on
-#: PostgreSQL one reader could not keep the hashing fed (358k -> 395k entries/s with two); on
-#: SQLite, where reading is CPU work in this process, a second reader only competed with the
-#: hashing for the 2 cores (419k -> 332k).
-PREFETCH_READERS = {"postgresql": 2, "sqlite": 1}
+#: Read-ahead threads per database (0: read in the caller's thread). Measured on a 400,000-entry
+#: log, hash-only verify: on PostgreSQL one reader could not keep the hashing fed (358k -> 395k
+#: entries/s with two). On SQLite reading is CPU work in this process under the GIL (only the
+#: page walk releases it): a second reader only competed with the hashing (419k -> 332k), and
+#: on a 300,000-entry log none beat one (450-485k against 398-450k entries/s, alternating runs).
+PREFETCH_READERS = {"postgresql": 2, "sqlite": 0}
 
 
 def _prefetched(
@@ -323,12 +333,25 @@ def _prefetched(
 ) -> Iterator[tuple[int, int, list[Any], list[list[Any]]]]:
     """Every chunk's entry rows and its stored subtree rows (levels 1..CHUNK_LEVEL), in order.
     The next ``readers`` chunks are read ahead by as many threads, each on its own connection,
-    while the caller checks this one (the driver waits for the database without the GIL)."""
+    while the caller checks this one (the driver waits for the database without the GIL); with
+    ``readers`` 0 the caller's thread reads each chunk when it needs it."""
     ranges = [(start, min(start + CHUNK, size)) for start in range(0, size, CHUNK)]
     if not ranges:
         return
     if readers is None:
         readers = PREFETCH_READERS.get(ledger.engine.dialect.name, 1)
+    if readers == 0:  # in the caller's thread
+        with db.reader(db.read_engine(ledger.engine)) as cur:
+            for start, end in ranges:
+                rows = cur.execute(query, (start, end)).fetchall()
+                nodes = []
+                count = end - start
+                for level in range(1, CHUNK_LEVEL + 1):
+                    count //= 2
+                    first = start >> level
+                    nodes.append(cur.execute(q_nodes, (level, first, first + count)).fetchall() if count else [])
+                yield start, end, rows, nodes
+        return
     readers = max(1, min(readers, len(ranges)))
     # The pool is left first (it waits for reads still running), then the connections close.
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=readers) as pool:

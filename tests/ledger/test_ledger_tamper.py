@@ -198,7 +198,7 @@ def test_dropped_tables_are_storage_unavailable(db_url: str, signer: CheckpointS
         led.close()
 
 
-@pytest.mark.parametrize("readers", [1, 2, 3])
+@pytest.mark.parametrize("readers", [0, 1, 2, 3])
 def test_verify_across_chunks_read_ahead_by_several_readers(ledger: Ledger, readers: int) -> None:
     """Chunks read ahead on several connections still arrive in order: a multi-chunk log
     verifies, and tampering in its third chunk and a missing entry in its fourth are found at
