@@ -343,14 +343,7 @@ def _prefetched(
     if readers == 0:  # in the caller's thread
         with db.reader(db.read_engine(ledger.engine)) as cur:
             for start, end in ranges:
-                rows = cur.execute(query, (start, end)).fetchall()
-                nodes = []
-                count = end - start
-                for level in range(1, CHUNK_LEVEL + 1):
-                    count //= 2
-                    first = start >> level
-                    nodes.append(cur.execute(q_nodes, (level, first, first + count)).fetchall() if count else [])
-                yield start, end, rows, nodes
+                yield start, end, *_read_chunk(cur, query, q_nodes, start, end)
         return
     readers = max(1, min(readers, len(ranges)))
     # The pool is left first (it waits for reads still running), then the connections close.
@@ -360,16 +353,7 @@ def _prefetched(
         def fetch(k: int) -> tuple[list[Any], list[list[Any]]]:
             # chunk k always uses cursor k % readers, and chunk k + readers is only submitted
             # once chunk k was consumed: no cursor is ever used by two threads at once
-            cur = cursors[k % readers]
-            start, end = ranges[k]
-            rows: list[Any] = cur.execute(query, (start, end)).fetchall()
-            nodes: list[list[Any]] = []
-            count = end - start
-            for level in range(1, CHUNK_LEVEL + 1):
-                count //= 2  # the nodes the checker computes from this chunk's leaves
-                first = start >> level
-                nodes.append(cur.execute(q_nodes, (level, first, first + count)).fetchall() if count else [])
-            return rows, nodes
+            return _read_chunk(cursors[k % readers], query, q_nodes, *ranges[k])
 
         futures = {k: pool.submit(fetch, k) for k in range(readers)}
         for k, (start, end) in enumerate(ranges):
@@ -377,6 +361,19 @@ def _prefetched(
             if k + readers < len(ranges):
                 futures[k + readers] = pool.submit(fetch, k + readers)
             yield start, end, rows, nodes
+
+
+def _read_chunk(cur: Any, query: str, q_nodes: str, start: int, end: int) -> tuple[list[Any], list[list[Any]]]:
+    """A chunk's entry rows and, per level 1..CHUNK_LEVEL, the stored nodes the checker
+    computes from its leaves."""
+    rows: list[Any] = cur.execute(query, (start, end)).fetchall()
+    nodes: list[list[Any]] = []
+    count = end - start
+    for level in range(1, CHUNK_LEVEL + 1):
+        count //= 2
+        first = start >> level
+        nodes.append(cur.execute(q_nodes, (level, first, first + count)).fetchall() if count else [])
+    return rows, nodes
 
 
 @dataclass
