@@ -7,9 +7,10 @@ at its start, so requests in flight finish on the model they started with, and a
 after the ``model.promoted`` commit is answered by the new model on every worker (the switch point is
 the commit, the same for all of them). Every verdict names the model that gave it.
 
-:class:`ShadowScorer` scores recorded assessments with the shadow models on one background thread per
-worker at the lowest CPU priority, from a bounded queue: a job that does not fit is dropped and counted,
-so a shadow never delays or changes a verdict. Results go to ``app_shadow_results``.
+:class:`ShadowScorer` has recorded assessments scored by the shadow models in a process of their own
+(:mod:`authenticator.services.shadow_worker`, SCHED_IDLE and nice 19, so it shares no interpreter lock
+with the requests and gets only spare CPU), from a bounded queue: a job that does not fit is dropped and
+counted, so a shadow never delays or changes a verdict. Results go to ``app_shadow_results``.
 """
 
 from __future__ import annotations
@@ -18,17 +19,20 @@ import contextlib
 import logging
 import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
 from authenticator.contracts.models import ShadowCertified, ShadowReport
-from authenticator.db import read_tx, utc_now, write_tx
+from authenticator.db import read_tx, write_tx
 from authenticator.errors import AuthenticatorError
 from authenticator.services.lifecycle import (
     card_path_of,
@@ -40,7 +44,6 @@ from authenticator.services.lifecycle import (
 )
 from authenticator.store.tables import shadow_counts, shadow_results
 from authenticator.vision.card import ModelCard
-from authenticator.vision.fairness import run_at_low_priority
 
 if TYPE_CHECKING:
     from authenticator.services.context import ServiceContext
@@ -51,16 +54,20 @@ log = logging.getLogger("authenticator.serving")
 
 RETIRED_GRACE_S = 120.0
 """A retired model's worker threads are stopped this long after the switch (no request lasts as long)."""
-SHADOW_NICE = 19
 
 
-def _load(ctx: ServiceContext, card_path: Path, *, shadow: bool) -> Assessor:
+def _load(ctx: ServiceContext, card_path: Path) -> Assessor:
     from authenticator.vision.service import Assessor
 
-    settings = ctx.settings
-    if shadow:  # the whole assessment on the shadow thread itself, so its low priority covers all of it
-        settings = settings.model_copy(update={"vision_threads": 1})
-    return Assessor(ModelCard.load(card_path), card_path, settings)
+    return Assessor(ModelCard.load(card_path), card_path, ctx.settings)
+
+
+@dataclass(frozen=True)
+class ShadowModel:
+    """A registered shadow model: scored in the shadow process, never loaded by the serving worker."""
+
+    model_sha256: str
+    card_path: Path
 
 
 class ServingModels:
@@ -74,7 +81,7 @@ class ServingModels:
         if ctx.assessor is not None:
             self._loaded[ctx.assessor.model_sha256] = ctx.assessor
         self._shipped = shipped_sha256(ctx.settings)
-        self.shadows: list[Assessor] = []
+        self.shadows: list[ShadowModel] = []
         self._retired: list[tuple[float, Assessor]] = []
         self.current()
 
@@ -95,26 +102,26 @@ class ServingModels:
         with read_tx(self.ctx.engine) as conn:
             rows = [r for r in lineage_rows(conn) if r.index <= marker]
         serving = serving_from(rows, self._shipped)
-        wanted = [serving, *shadows_from(rows, serving)]
-        for sha in wanted:
-            if sha not in self._loaded:
-                try:
-                    self._loaded[sha] = _load(self.ctx, card_path_of(self.ctx.settings, sha), shadow=sha != serving)
-                except AuthenticatorError as exc:
-                    log.error("cannot load model %s... (%s): keeping the current one", sha[:16], exc.message)
-                    if sha == serving:
-                        return  # retried before the next request
-        if self._loaded[serving].threads == 1 and self.ctx.settings.resolved_vision_threads > 1:
-            # loaded as a shadow first: a serving model gets the worker pool
-            self._loaded[serving] = _load(self.ctx, self._loaded[serving].card_path, shadow=False)
+        if serving not in self._loaded:
+            try:
+                self._loaded[serving] = _load(self.ctx, card_path_of(self.ctx.settings, serving))
+            except AuthenticatorError as exc:
+                log.error("cannot load model %s... (%s): keeping the current one", serving[:16], exc.message)
+                return  # retried before the next request
+        shadows: list[ShadowModel] = []
+        for sha in shadows_from(rows, serving):
+            try:
+                shadows.append(ShadowModel(sha, card_path_of(self.ctx.settings, sha)))
+            except AuthenticatorError as exc:
+                log.error("shadow model %s... is not available (%s)", sha[:16], exc.message)
         now = time.monotonic()
-        for sha in [s for s in self._loaded if s not in wanted]:
+        for sha in [s for s in self._loaded if s != serving]:
             self._retired.append((now, self._loaded.pop(sha)))
         self._retired = [(t, a) for t, a in self._retired if not (now - t > RETIRED_GRACE_S and _close(a))]
         if self.ctx.assessor is not self._loaded[serving]:
             log.warning("worker %d: serving model %s from log index %d", os.getpid(), serving, marker)
         self.ctx.assessor = self._loaded[serving]
-        self.shadows = [self._loaded[s] for s in wanted[1:] if s in self._loaded]
+        self.shadows = shadows
         self._seen = marker
 
 
@@ -165,32 +172,35 @@ class ModelWatcher:
 
 
 class ShadowScorer:
-    """A bounded queue of recorded assessments for the shadow models, one background thread."""
+    """A bounded queue of recorded assessments for the shadow models, fed by one background thread
+    to the shadow process (:mod:`authenticator.services.shadow_worker`), one job at a time."""
 
     def __init__(self, ctx: ServiceContext, models: ServingModels, queue_size: int) -> None:
         self.ctx = ctx
         self.models = models
-        self.queue: queue.Queue[tuple[Assessor, ShadowJob] | None] = queue.Queue(maxsize=max(1, queue_size))
+        self.queue: queue.Queue[tuple[ShadowModel, ShadowJob] | None] = queue.Queue(maxsize=max(1, queue_size))
         self.enabled = queue_size > 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._dropped: dict[str, int] = {}
         self._failed: dict[str, int] = {}
         self.scored = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self._inbox: Connection | None = None
+        self._outbox: Connection | None = None
 
     def submit(self, job: ShadowJob) -> None:
         """Queue ``job`` for every shadow model; never blocks (a full queue drops and counts)."""
         if not self.enabled or not self.models.shadows:
             return
         self._start()
-        for assessor in list(self.models.shadows):
+        for shadow in list(self.models.shadows):
             try:
-                self.queue.put_nowait((assessor, job))
+                self.queue.put_nowait((shadow, job))
             except queue.Full:
                 with self._lock:
-                    self._dropped[assessor.model_sha256] = self._dropped.get(assessor.model_sha256, 0) + 1
-        if self._dropped and self.queue.empty():
-            self._flush_counts()
+                    self._dropped[shadow.model_sha256] = self._dropped.get(shadow.model_sha256, 0) + 1
+        # drops happen only while the queue is full: the feeder stores their count once it is empty
 
     def _start(self) -> None:
         with self._lock:
@@ -203,6 +213,7 @@ class ShadowScorer:
             with contextlib.suppress(queue.Full):
                 self.queue.put(None, timeout=1.0)
             self._thread.join(timeout=30)
+        self._stop_process()
         self._flush_counts()
 
     def _run(self) -> None:
@@ -210,46 +221,64 @@ class ShadowScorer:
             got = self.queue.get()
             if got is None:
                 return
-            assessor, job = got
+            shadow, job = got
             try:
-                run_at_low_priority(SHADOW_NICE, self._score, assessor, job, idle=True)
+                self._score(shadow, job)
                 self.scored += 1
             except Exception as exc:  # a shadow's failure is counted, never raised into a verdict
-                log.warning("shadow model %s... failed on %s: %s", assessor.model_sha256[:16], job.assessment_id, exc)
+                log.warning("shadow model %s... failed on %s: %s", shadow.model_sha256[:16], job.assessment_id, exc)
                 with self._lock:
-                    self._failed[assessor.model_sha256] = self._failed.get(assessor.model_sha256, 0) + 1
+                    self._failed[shadow.model_sha256] = self._failed.get(shadow.model_sha256, 0) + 1
             if self.queue.empty():
                 self._flush_counts()
 
-    def _score(self, assessor: Assessor, job: ShadowJob) -> None:
-        from authenticator.vision.service import PhotoInput
+    def _score(self, shadow: ShadowModel, job: ShadowJob) -> None:
+        """Have the shadow process score ``job`` and store the result; raises what it reports."""
+        from authenticator.services.shadow_worker import ShadowTask
 
-        result = assessor.assess(
-            [PhotoInput(name, data) for name, data in job.photos],
-            item_id=job.item_id,
-            principal="shadow",
-            line=job.line,
-        )
-        with write_tx(self.ctx.engine) as conn:
-            exists = conn.execute(
-                select(shadow_results.c.assessment_id).where(
-                    shadow_results.c.model_sha256 == assessor.model_sha256,
-                    shadow_results.c.assessment_id == job.assessment_id,
-                )
-            ).first()
-            if exists is None:
-                conn.execute(
-                    insert(shadow_results).values(
-                        model_sha256=assessor.model_sha256,
-                        assessment_id=job.assessment_id,
-                        item_id=job.item_id,
-                        decision=result.decision,
-                        probability_authentic=result.probability_authentic,
-                        champion_sha256=job.champion_sha256,
-                        champion_decision=job.champion_decision,
-                        scored_at=utc_now(),
-                    )
-                )
+        inbox, outbox = self._ensure_process()
+        active = frozenset(m.model_sha256 for m in self.models.shadows)
+        try:
+            inbox.send(ShadowTask(shadow.model_sha256, shadow.card_path, active, job))
+            error = outbox.recv()
+        except (EOFError, OSError) as exc:  # the process died: the next job starts another
+            self._stop_process()
+            raise AuthenticatorError(f"the shadow process ended ({type(exc).__name__})") from exc
+        if error is not None:
+            raise AuthenticatorError(f"shadow process: {error}")
+
+    def _ensure_process(self) -> tuple[Connection, Connection]:
+        if self.process is not None and self.process.poll() is None and self._inbox and self._outbox:
+            return self._inbox, self._outbox
+        self._stop_process()
+        to_child, from_parent = os.pipe()
+        to_parent, from_child = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "authenticator.services.shadow_worker", str(to_child), str(from_child)],
+                pass_fds=(to_child, from_child),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+        self._inbox = Connection(from_parent, readable=False)
+        self._outbox = Connection(to_parent, writable=False)
+        self._inbox.send((self.ctx.settings, self.ctx.engine.url.render_as_string(hide_password=False)))
+        return self._inbox, self._outbox
+
+    def _stop_process(self) -> None:
+        for conn in (self._inbox, self._outbox):
+            if conn is not None:
+                conn.close()
+        self._inbox = self._outbox = None
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)  # end of input ends it
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
 
     def _flush_counts(self) -> None:
         with self._lock:

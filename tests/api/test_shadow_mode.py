@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -106,20 +105,36 @@ def test_a_full_shadow_queue_drops_and_counts(app_with_shadow: Any, monkeypatch:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread policies are Linux's")
-def test_the_shadow_scores_on_an_idle_priority_thread(app_with_shadow: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shadow's whole assessment runs where only spare CPU goes: SCHED_IDLE and nice 19 on its
-    own thread, so a live request that wakes up takes the core from it at once."""
+def test_the_shadow_scores_in_an_idle_priority_process(app_with_shadow: Any) -> None:
+    """The shadow's whole assessment runs where only spare CPU goes: in a process of its own (no
+    interpreter lock shared with the requests), every thread of it SCHED_IDLE and nice 19, so a
+    live request that wakes up takes the core at once."""
     client, ctx, auth, _lab, _sha_a, sha_b, cand = app_with_shadow
-    seen: list[tuple[int, int]] = []
-    score = ShadowScorer._score
-
-    def watched(self: ShadowScorer, assessor: Any, job: Any) -> None:
-        me = threading.get_native_id()
-        seen.append((os.sched_getscheduler(me), os.getpriority(os.PRIO_PROCESS, me)))
-        score(self, assessor, job)
-
-    monkeypatch.setattr(ShadowScorer, "_score", watched)
     lifecycle.start_shadow(ctx, cand)
     _assess(client, auth, 0)
     assert _shadow_report(client, sha_b, 1)["scored"] == 1
-    assert seen == [(os.SCHED_IDLE, 19)]
+    scorer = ctx.extras["shadow"]
+    assert isinstance(scorer, ShadowScorer) and scorer.process is not None
+    pid = scorer.process.pid
+    assert pid != os.getpid()
+    threads = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir()]
+    assert threads and all(
+        (os.sched_getscheduler(t), os.getpriority(os.PRIO_PROCESS, t)) == (os.SCHED_IDLE, 19) for t in threads
+    )
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the serving worker itself is untouched
+
+
+def test_a_shadow_process_that_dies_is_counted_and_replaced(app_with_shadow: Any) -> None:
+    client, ctx, auth, _lab, _sha_a, sha_b, cand = app_with_shadow
+    lifecycle.start_shadow(ctx, cand)
+    _assess(client, auth, 0)
+    assert _shadow_report(client, sha_b, 1)["scored"] == 1
+    scorer = ctx.extras["shadow"]
+    first = scorer.process
+    first.kill()
+    first.wait()
+    verdicts = [_assess(client, auth, i) for i in range(1, 4)]
+    assert all(v["decision"] for v in verdicts)
+    got = _shadow_report(client, sha_b, 4)
+    assert got["scored"] + got["failed"] == 4 and got["failed"] <= 1 and got["scored"] >= 3
+    assert scorer.process is not None and scorer.process.pid != first.pid
