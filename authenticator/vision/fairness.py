@@ -131,15 +131,12 @@ class FairQueue(Generic[T]):
             del self._lanes[principal]
 
 
-def run_at_low_priority(nice: int, fn: Callable[..., R], /, *args: Any, idle: bool = False) -> R:
+def run_at_low_priority(nice: int, fn: Callable[..., R], /, *args: Any) -> R:
     """``fn(*args)`` on a fresh thread whose scheduling priority is lowered by ``nice`` (Linux
     keeps a nice value per thread; an unprivileged thread can raise its own but never lower it
     back, hence a thread per call, ~0.1 ms, for jobs that take hundreds). Where the platform has
-    no per-thread priority the job simply runs at normal priority.
-
-    ``idle``: on Linux, also the ``SCHED_IDLE`` policy, for work that must never slow anything
-    else (a shadow model): such a thread runs only on a core nothing else wants, and any other
-    thread that wakes up takes the core from it at once (nice 19 still weighs 1.5% of nice 0)."""
+    no per-thread priority the job simply runs at normal priority. (Shadow models get SCHED_IDLE
+    for a whole process of their own instead: ``services/shadow_worker.py``.)"""
     outcome: list[Any] = []
 
     def body() -> None:
@@ -147,8 +144,6 @@ def run_at_low_priority(nice: int, fn: Callable[..., R], /, *args: Any, idle: bo
             with contextlib.suppress(OSError):
                 me = threading.get_native_id()
                 os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
-                if idle:
-                    os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
         try:
             outcome.append((True, fn(*args)))
         except BaseException as exc:

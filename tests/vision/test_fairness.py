@@ -260,21 +260,6 @@ def test_run_at_low_priority_returns_and_raises() -> None:
         run_at_low_priority(LOW_PRIORITY_NICE, boom)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread policies are Linux's")
-def test_idle_jobs_run_under_sched_idle_and_leave_the_caller_as_it_was() -> None:
-    """The shadow models' jobs (``idle=True``): SCHED_IDLE and the nice value on the job's own
-    thread, the calling thread untouched."""
-
-    def policy() -> tuple[int, int]:
-        me = threading.get_native_id()
-        return os.sched_getscheduler(me), os.getpriority(os.PRIO_PROCESS, me)
-
-    before = policy()
-    assert run_at_low_priority(19, policy, idle=True) == (os.SCHED_IDLE, 19)
-    assert run_at_low_priority(LOW_PRIORITY_NICE, policy)[0] == before[0]  # not idle unless asked
-    assert policy() == before
-
-
 def test_gate_lets_a_newcomer_in_while_a_flood_holds_its_share() -> None:
     gate = FairGate(2, per_principal=1, quantum=50.0)
     flood = Flood()
