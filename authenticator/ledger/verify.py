@@ -177,9 +177,14 @@ class _Checker:
             f"SELECT idx, leaf_hash, data, item, type FROM log_entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx"
         )
         self.q_nodes = f"SELECT idx, hash FROM log_nodes WHERE level = {ph} AND idx >= {ph} AND idx < {ph} ORDER BY idx"
-        # What the read-ahead fetches: the hashes alone (``level`` asks for the indexes only when
-        # they do not all match), a third less to convert per row on the hot path.
-        self.q_node_hashes = self.q_nodes.replace("SELECT idx, hash", "SELECT hash")
+        self.q_leaves = f"SELECT idx, leaf_hash FROM log_entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx"
+        # What the hot path reads: a range's hashes packed into one value by the database (``level``
+        # reads the rows with their indexes only when the packed hashes differ from the computed
+        # ones), so a million stored hashes cost a few hundred values, not a million rows.
+        dialect = ledger.engine.dialect.name
+        in_range = f"idx >= {ph} AND idx < {ph}"
+        self.q_packed_nodes = packed_hashes(dialect, "hash", "log_nodes", f"level = {ph} AND {in_range}")
+        self.q_packed_leaves = packed_hashes(dialect, "leaf_hash", "log_entries", in_range)
         self.q_max = f"SELECT max(idx) FROM log_nodes WHERE level = {ph}"
         self.q_indexes = f"SELECT idx FROM log_entries WHERE idx >= {ph} AND idx < {ph}"
 
@@ -187,18 +192,31 @@ class _Checker:
         if not any(lo <= p.index < hi for p in self.report.problems):
             self.report.add(lo, reason)
 
-    def level(self, level: int, first: int, children: Sequence[bytes], rows: list[Any] | None = None) -> list[bytes]:
+    def leaves(self, start: int, computed: list[bytes], packed: bytes | None) -> list[bytes]:
+        """Check the stored leaf hashes of entries ``start, start+1, ...`` against ``computed``
+        (their data's hashes); return the stored ones (computed ones standing in for missing rows).
+        ``packed``: the stored leaf hashes as ``q_packed_leaves`` reads them."""
+        if packed is not None and bytes(packed) == b"".join(computed):
+            return computed
+        got = {int(i): bytes(h) for i, h in self.cur.execute(self.q_leaves, (start, start + len(computed))).fetchall()}
+        out = []
+        for k, want in enumerate(computed):
+            have = got.get(start + k)
+            if have != want:
+                self.report.add(start + k, f"entry {start + k}: its data does not hash to its stored leaf hash")
+            out.append(want if have is None else have)
+        return out
+
+    def level(self, level: int, first: int, children: Sequence[bytes], packed: bytes | None = None) -> list[bytes]:
         """Check stored nodes ``first, first+1, ...`` of ``level``; return them (computed ones
         standing in for missing rows) so the next level is checked against what is stored.
-        ``rows``: those nodes' hashes already read (``q_node_hashes``, by the prefetch thread)."""
+        ``packed``: those nodes' hashes as ``q_packed_nodes`` reads them."""
         computed = _pair_up(children)
         if not computed:
             return computed
         self.report.nodes_checked += len(computed)
-        if rows is not None:
-            stored = [h for (h,) in rows]
-            if stored == computed:  # every node present (the range's rows, by primary key) and right
-                return stored
+        if packed is not None and bytes(packed) == b"".join(computed):
+            return computed  # every node present, in order, and right: equal bytes, so the stored ones
         rows = self.cur.execute(self.q_nodes, (level, first, first + len(computed))).fetchall()
         stored = [r[1] for r in rows]
         if stored == computed:
@@ -257,7 +275,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
             pool.submit(int).result()
         # Fetch only what this run checks: items for the chains, types for in-process parsing.
         # No idx: the rows of a range of the primary key are all there when their count is right.
-        columns = "leaf_hash, data" + (", item" if semantic else "") + (", type" if semantic and not pool else "")
+        columns = "data" + (", item" if semantic else "") + (", type" if semantic and not pool else "")
         q_entries = check.q_entries.replace("idx, leaf_hash, data, item, type", columns)
         pending: list[_Job] = []
         heads: dict[str, str] = {}
@@ -266,7 +284,9 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
         tops: list[bytes] = []
         complete = True
         try:
-            for start, end, rows, node_rows in _prefetched(ledger, q_entries, check.q_node_hashes, size):
+            for start, end, rows, packed in _prefetched(
+                ledger, q_entries, check.q_packed_leaves, check.q_packed_nodes, size
+            ):
                 if not rows:
                     report.add(start, f"entry {start} is missing (a gap in the log)")
                     complete = False
@@ -279,26 +299,22 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                     report.add(missing, f"entry {missing} is missing (a gap in the log)")
                     complete = False
                     break
-                cols = [list(col) for col in zip(*rows, strict=True)]
-                stored_leaves, datas = cols[0], cols[1]
+                cols = [list(col) for col in zip(*rows, strict=True)] if semantic else [[d for (d,) in rows]]
+                datas = cols[0]
                 leaves = [sha256(b"\x00" + d).digest() for d in datas]
                 report.entries_checked += len(rows)
-                if leaves != stored_leaves:
-                    for k, (a, b) in enumerate(zip(leaves, stored_leaves, strict=True)):
-                        if a != b:
-                            report.add(start + k, f"entry {start + k}: its data does not hash to its stored leaf hash")
-                level_hashes = stored_leaves
+                level_hashes = check.leaves(start, leaves, packed[0])
                 for level in range(1, CHUNK_LEVEL + 1):
-                    level_hashes = check.level(level, start >> level, level_hashes, node_rows[level - 1])
+                    level_hashes = check.level(level, start >> level, level_hashes, packed[level])
                 if end - start == CHUNK:
                     tops.extend(level_hashes)
                 if semantic:
                     result = (
                         pool.submit(check_range, url, start, end)
                         if pool is not None
-                        else _done(check_entries(list(zip(cols[2], cols[3], datas, strict=True))))
+                        else _done(check_entries(list(zip(cols[1], cols[2], datas, strict=True))))
                     )
-                    pending.append(_Job(start, cols[2], leaves, result))
+                    pending.append(_Job(start, cols[1], leaves, result))
                     while len(pending) > 2 * n_workers or (pending and pending[0].result.done()):
                         _chain(report, heads, pending.pop(0), seen, counts)
             for job in pending:
@@ -329,9 +345,10 @@ PREFETCH_READERS = {"postgresql": 2, "sqlite": 0}
 
 
 def _prefetched(
-    ledger: Ledger, query: str, q_nodes: str, size: int, readers: int | None = None
-) -> Iterator[tuple[int, int, list[Any], list[list[Any]]]]:
-    """Every chunk's entry rows and its stored subtree rows (levels 1..CHUNK_LEVEL), in order.
+    ledger: Ledger, query: str, q_leaves: str, q_nodes: str, size: int, readers: int | None = None
+) -> Iterator[tuple[int, int, list[Any], list[bytes | None]]]:
+    """Every chunk's entry rows, its stored leaf hashes and its stored subtree hashes (levels
+    1..CHUNK_LEVEL; packed, see :func:`packed_hashes`), in order.
     The next ``readers`` chunks are read ahead by as many threads, each on its own connection,
     while the caller checks this one (the driver waits for the database without the GIL); with
     ``readers`` 0 the caller's thread reads each chunk when it needs it."""
@@ -343,17 +360,17 @@ def _prefetched(
     if readers == 0:  # in the caller's thread
         with db.reader(db.read_engine(ledger.engine)) as cur:
             for start, end in ranges:
-                yield start, end, *_read_chunk(cur, query, q_nodes, start, end)
+                yield start, end, *_read_chunk(cur, query, q_leaves, q_nodes, start, end)
         return
     readers = max(1, min(readers, len(ranges)))
     # The pool is left first (it waits for reads still running), then the connections close.
     with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=readers) as pool:
         cursors = [stack.enter_context(db.reader(db.read_engine(ledger.engine))) for _ in range(readers)]
 
-        def fetch(k: int) -> tuple[list[Any], list[list[Any]]]:
+        def fetch(k: int) -> tuple[list[Any], list[bytes | None]]:
             # chunk k always uses cursor k % readers, and chunk k + readers is only submitted
             # once chunk k was consumed: no cursor is ever used by two threads at once
-            return _read_chunk(cursors[k % readers], query, q_nodes, *ranges[k])
+            return _read_chunk(cursors[k % readers], query, q_leaves, q_nodes, *ranges[k])
 
         futures = {k: pool.submit(fetch, k) for k in range(readers)}
         for k, (start, end) in enumerate(ranges):
@@ -363,17 +380,33 @@ def _prefetched(
             yield start, end, rows, nodes
 
 
-def _read_chunk(cur: Any, query: str, q_nodes: str, start: int, end: int) -> tuple[list[Any], list[list[Any]]]:
-    """A chunk's entry rows and, per level 1..CHUNK_LEVEL, the stored nodes the checker
-    computes from its leaves."""
+def _read_chunk(
+    cur: Any, query: str, q_leaves: str, q_nodes: str, start: int, end: int
+) -> tuple[list[Any], list[bytes | None]]:
+    """A chunk's entry rows and its packed stored hashes: the leaves', then per level
+    1..CHUNK_LEVEL the nodes the checker computes from them."""
     rows: list[Any] = cur.execute(query, (start, end)).fetchall()
-    nodes: list[list[Any]] = []
+    packed: list[bytes | None] = [cur.execute(q_leaves, (start, end)).fetchone()[0]]
     count = end - start
     for level in range(1, CHUNK_LEVEL + 1):
         count //= 2
         first = start >> level
-        nodes.append(cur.execute(q_nodes, (level, first, first + count)).fetchall() if count else [])
-    return rows, nodes
+        packed.append(cur.execute(q_nodes, (level, first, first + count)).fetchone()[0] if count else b"")
+    return rows, packed
+
+
+def packed_hashes(dialect: str, column: str, table: str, where: str) -> str:
+    """A statement that returns the ``column`` values of ``table``'s rows matching ``where``,
+    concatenated in index order into one value (NULL for none).
+
+    SQLite (3.40 here) has no ORDER BY inside an aggregate, so the rows come from an ordered
+    subquery, which SQLite feeds to the aggregate in that order. Nothing depends on it but speed:
+    a value that differs from the computed hashes in any way (order, a missing or altered row) only
+    sends the checker to read those rows one by one, with their indexes."""
+    if dialect == "postgresql":
+        return f"SELECT string_agg({column}, ''::bytea ORDER BY idx) FROM {table} WHERE {where}"
+    ordered = f"SELECT {column} FROM {table} WHERE {where} ORDER BY idx"
+    return f"SELECT CAST(group_concat({column}, x'') AS BLOB) FROM ({ordered})"
 
 
 @dataclass

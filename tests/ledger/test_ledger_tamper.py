@@ -96,6 +96,57 @@ def test_verify_finds_a_rewritten_subtree_hash(ledger: Ledger) -> None:
     assert report.first_problem is not None and "level 3, index 2" in report.first_problem.reason
 
 
+def test_packed_hashes_are_a_ranges_hashes_in_index_order(ledger: Ledger) -> None:
+    """Verify compares each range's stored hashes packed into one value by the database with
+    the computed ones: the packing is the rows' hashes in index order, on either database."""
+    from authenticator import db
+    from authenticator.ledger.verify import packed_hashes
+
+    for start in range(0, 300, 100):
+        ledger.append_batch(sample_entries(100, start=start))
+    ph = ledger._ops.placeholder()
+    dialect = ledger.engine.dialect.name
+    with db.reader(ledger.engine) as cur:
+        for level, lo, hi in ((1, 0, 150), (2, 10, 60), (3, 5, 6), (4, 0, 18)):
+            rows = cur.execute(
+                f"SELECT hash FROM log_nodes WHERE level = {ph} AND idx >= {ph} AND idx < {ph} ORDER BY idx",
+                (level, lo, hi),
+            ).fetchall()
+            query = packed_hashes(dialect, "hash", "log_nodes", f"level = {ph} AND idx >= {ph} AND idx < {ph}")
+            assert bytes(cur.execute(query, (level, lo, hi)).fetchone()[0]) == b"".join(bytes(h) for (h,) in rows)
+        leaves = packed_hashes(dialect, "leaf_hash", "log_entries", f"idx >= {ph} AND idx < {ph}")
+        assert bytes(cur.execute(leaves, (7, 300)).fetchone()[0]) == b"".join(
+            ledger.entry(i).leaf_hash for i in range(7, 300)
+        )
+        assert cur.execute(leaves, (300, 400)).fetchone()[0] is None  # nothing there
+
+
+@pytest.mark.parametrize("table", ["log_entries", "log_nodes"])
+def test_verify_finds_two_stored_hashes_swapped_each_at_its_index(ledger: Ledger, table: str) -> None:
+    """The same hashes in another order pack to a value of the right length that is not the
+    computed one: both rows are named, each at its own index."""
+    ledger.append_batch(sample_entries(64))
+    column, where = ("leaf_hash", "idx = :i") if table == "log_entries" else ("hash", "level = 2 AND idx = :i")
+    read, write = f"SELECT {column} FROM {table} WHERE {where}", f"UPDATE {table} SET {column} = :h WHERE {where}"
+    with ledger.engine.connect() as conn:
+        a, b = (conn.execute(text(read), {"i": i}).scalar_one() for i in (5, 9))
+    drop_triggers(ledger)
+    with ledger.engine.begin() as conn:  # leaf hashes are unique: through a third value
+        for h, i in ((b"\x00" * 32, 5), (a, 9), (b, 5)):
+            assert conn.execute(text(write), {"h": h, "i": i}).rowcount == 1
+    report = verify_ledger(ledger, semantic=False)
+    first = {5: 5, 9: 9} if table == "log_entries" else {5: 20, 9: 36}  # level 2: 4 leaves a node
+    assert sorted(p.index for p in report.problems) == sorted(first.values()), report.problems
+
+
+def test_verify_finds_a_deleted_subtree_hash(ledger: Ledger) -> None:
+    ledger.append_batch(sample_entries(40))
+    _tampered(ledger, "DELETE FROM log_nodes WHERE level = 1 AND idx = :i", {"i": 7})
+    report = verify_ledger(ledger, semantic=False)
+    assert report.first_bad_index == 14
+    assert report.first_problem is not None and "level 1, index 7) is missing" in report.first_problem.reason
+
+
 def test_verify_finds_data_and_leaf_rewritten_together(ledger: Ledger) -> None:
     ledger.append_batch(sample_entries(40, items=4))
     victim = ledger.entry(22)
