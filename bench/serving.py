@@ -22,7 +22,8 @@ One run, one machine, the shipped model:
    blocks with no shadow model and with one (the shipped graph with another head, scoring every
    verdict in the background at the lowest CPU priority), plus what the shadow scored and dropped.
 
-Usage: ``.venv/bin/python bench/serving.py [--requests 120] [--blocks 3] [--per-block 20] [--json]``.
+Usage: ``.venv/bin/python bench/serving.py [--requests 120] [--blocks 8] [--per-block 15] [--json]``
+(eight alternating blocks a side: the shadow figure moved by several points between runs of three).
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=120)
     ap.add_argument("--concurrency", type=int, default=8)
-    ap.add_argument("--blocks", type=int, default=3)
-    ap.add_argument("--per-block", type=int, default=20)
+    ap.add_argument("--blocks", type=int, default=8)
+    ap.add_argument("--per-block", type=int, default=15)
     ap.add_argument("--limit-seconds", type=float, default=10.0)
     ap.add_argument("--weights", type=Path, default=REPO / "weights")
     ap.add_argument("--json", action="store_true")
