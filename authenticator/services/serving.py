@@ -236,9 +236,9 @@ class ShadowScorer:
         """Have the shadow process score ``job`` and store the result; raises what it reports."""
         from authenticator.services.shadow_worker import ShadowTask
 
-        inbox, outbox = self._ensure_process()
         active = frozenset(m.model_sha256 for m in self.models.shadows)
         try:
+            inbox, outbox = self._ensure_process()
             inbox.send(ShadowTask(shadow.model_sha256, shadow.card_path, active, job))
             error = outbox.recv()
         except (EOFError, OSError) as exc:  # the process died: the next job starts another
