@@ -10,14 +10,13 @@ The semantic pass (optional) re-parses every entry strictly (RFC 8785 canonical 
 type's schema, the ``item``/``type`` columns) and walks every item's hash chain: each
 entry's ``prev`` must be the leaf hash of the item's previous entry, and an item's first
 entry has none. Parsing is the expensive part, so it is spread over worker processes when
-the machine has more than one core.
+the machine has more than one core (:mod:`authenticator.ledger.verify_semantic`).
 
 Problems are reported by leaf index; a checkpoint's problem is placed at its last leaf.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gc
 import hashlib
@@ -25,16 +24,16 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from authenticator import db
 from authenticator.errors import AuthenticatorError
 from authenticator.ledger.checkpoint import verify_checkpoint
-from authenticator.ledger.duplicates import natural_key
-from authenticator.ledger.entries import ITEM_MAP_ITEM, parse_entry
+from authenticator.ledger.entries import ITEM_MAP_ITEM
 from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, map_extension
+from authenticator.ledger.verify_semantic import ChainJob, check_entries, check_range, done, walk_chains
 
 if TYPE_CHECKING:
     from authenticator.ledger.log import Ledger
@@ -106,52 +105,6 @@ class VerifyReport:
             "problems": [{"index": p.index, "reason": p.reason} for p in sorted(self.problems)],
             "warnings": [{"index": p.index, "reason": p.reason} for p in sorted(self.warnings)],
         }
-
-
-# --- Semantic checks (run in worker processes) ----------------------------------------------
-
-SemanticResult = list[tuple[str | None, str | None, str | None]]
-"""Per entry: ``(prev, error, natural key)``; ``prev`` is the entry's base64 prev when it parsed."""
-
-
-def check_entries(rows: Sequence[tuple[str, str, bytes]]) -> SemanticResult:
-    """Parse each ``(item, type, data)`` strictly and compare with its stored columns."""
-    out: SemanticResult = []
-    for item, type_, data in rows:
-        try:
-            entry = parse_entry(data)
-        except AuthenticatorError as exc:
-            out.append((None, f"entry is not a valid canonical entry: {exc.message}", None))
-            continue
-        if entry.item != item or entry.type != type_:
-            out.append((entry.prev, f"stored columns (item={item!r}, type={type_!r}) do not match the entry", None))
-        else:
-            out.append((entry.prev, None, natural_key(entry.type, entry.item, entry.body)))
-    return out
-
-
-_worker_engines: dict[str, Any] = {}
-
-
-def check_range(database_url: str, start: int, end: int) -> SemanticResult:
-    """Worker side: read entries ``[start, end)`` over the worker's own connection and check
-    them (reading here is cheaper than shipping every entry's bytes through a pipe)."""
-    gc.disable()  # a worker process only runs these checks; see verify_ledger
-    engine = _worker_engines.get(database_url)
-    if engine is None:
-        engine = _worker_engines[database_url] = db.create_ledger_engine(database_url)
-    ph = "?" if engine.dialect.name == "sqlite" else "%s"
-    with db.reader(db.read_engine(engine)) as cur:
-        rows = cur.execute(
-            f"SELECT item, type, data FROM log_entries WHERE idx >= {ph} AND idx < {ph} ORDER BY idx", (start, end)
-        ).fetchall()
-    return check_entries(rows)
-
-
-def _done(result: SemanticResult) -> Future[SemanticResult]:
-    fut: Future[SemanticResult] = Future()
-    fut.set_result(result)
-    return fut
 
 
 # --- The structural pass ----------------------------------------------------------------------
@@ -277,7 +230,7 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
         # No idx: the rows of a range of the primary key are all there when their count is right.
         columns = "data" + (", item" if semantic else "") + (", type" if semantic and not pool else "")
         q_entries = check.q_entries.replace("idx, leaf_hash, data, item, type", columns)
-        pending: list[_Job] = []
+        pending: list[ChainJob] = []
         heads: dict[str, str] = {}
         seen: dict[str, int] = {}
         counts: dict[str, tuple[int, bytes, int]] = {}
@@ -312,13 +265,13 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                     result = (
                         pool.submit(check_range, url, start, end)
                         if pool is not None
-                        else _done(check_entries(list(zip(cols[1], cols[2], datas, strict=True))))
+                        else done(check_entries(list(zip(cols[1], cols[2], datas, strict=True))))
                     )
-                    pending.append(_Job(start, cols[1], leaves, result))
+                    pending.append(ChainJob(start, cols[1], leaves, result))
                     while len(pending) > 2 * n_workers or (pending and pending[0].result.done()):
-                        _chain(report, heads, pending.pop(0), seen, counts)
+                        walk_chains(report, heads, pending.pop(0), seen, counts)
             for job in pending:
-                _chain(report, heads, job, seen, counts)
+                walk_chains(report, heads, job, seen, counts)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
@@ -407,50 +360,6 @@ def packed_hashes(dialect: str, column: str, table: str, where: str) -> str:
         return f"SELECT string_agg({column}, ''::bytea ORDER BY idx) FROM {table} WHERE {where}"
     ordered = f"SELECT {column} FROM {table} WHERE {where} ORDER BY idx"
     return f"SELECT CAST(group_concat({column}, x'') AS BLOB) FROM ({ordered})"
-
-
-@dataclass
-class _Job:
-    start: int
-    items: list[str]
-    leaves: list[bytes]
-    result: Future[SemanticResult]
-
-
-def _chain(
-    report: VerifyReport,
-    heads: dict[str, str],
-    job: _Job,
-    seen: dict[str, int],
-    counts: dict[str, tuple[int, bytes, int]],
-) -> None:
-    """Walk the item chains through one chunk, in log order (note repeated events, and count
-    each item's entries for the item map)."""
-    b64 = base64.b64encode
-    results = job.result.result()
-    for k, (item, (prev, error, key), leaf) in enumerate(zip(job.items, results, job.leaves, strict=True)):
-        if key is not None:
-            if key in seen:
-                kind, _, what = key.partition(":")
-                report.warn(
-                    job.start + k,
-                    f"entry {job.start + k} repeats {kind} of {what} (first at index {seen[key]}); "
-                    "the first one counts, this one is ignored",
-                )
-            else:
-                seen[key] = job.start + k
-        if error is not None:
-            report.add(job.start + k, f"entry {job.start + k}: {error}")
-        elif prev != heads.get(item):
-            want = heads.get(item)
-            report.add(
-                job.start + k,
-                f"entry {job.start + k}: item {item!r} chain is broken: prev is {prev}, "
-                + (f"the item's previous entry has leaf hash {want}" if want else "but it is the item's first entry"),
-            )
-        heads[item] = b64(leaf).decode("ascii")
-        old = counts.get(item)
-        counts[item] = (job.start + k, leaf, 1 if old is None else old[2] + 1)
 
 
 def _check_no_extra_nodes(check: _Checker, size: int) -> None:
