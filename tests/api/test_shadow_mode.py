@@ -4,6 +4,7 @@ items a lab certified since are served at GET /v1/models/{sha256}/shadow."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ from authenticator.services.serving import ShadowScorer
 from authenticator.store.keys import create_key
 from tests.api.test_model_lifecycle import tiny
 from tests.api_helpers import bearer, certificate_envelope, photo_files, real_photos, register_lab
+from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
 
 
 def _shadow_report(client: TestClient, sha: str, scored: int, timeout: float = 60) -> dict[str, Any]:
@@ -31,12 +33,19 @@ def _shadow_report(client: TestClient, sha: str, scored: int, timeout: float = 6
         time.sleep(0.1)
 
 
-@pytest.fixture()
-def app_with_shadow(tmp_path: Path) -> Any:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def app_with_shadow(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A deployment with a registered candidate; the shadow process opens its own connection
+    from the deployment's database URL (SQLite file or PostgreSQL schema)."""
     _, sha_a = tiny(tmp_path / "weights", seed=0)
     card_b, sha_b = tiny(tmp_path / "candidate", seed=1)
-    settings = Settings(data_dir=tmp_path / "data", weights_dir=tmp_path / "weights", database_url=None)
-    with TestClient(create_app(settings)) as client:
+    with contextlib.ExitStack() as stack:
+        url = None
+        if request.param == "postgres":
+            schema, url = create_scratch_schema("t_shadow")
+            stack.callback(drop_scratch_schema, schema)
+        settings = Settings(data_dir=tmp_path / "data", weights_dir=tmp_path / "weights", database_url=url)
+        client = stack.enter_context(TestClient(create_app(settings)))
         ctx = client.app.state.ctx  # type: ignore[attr-defined]
         admin = create_key(ctx.engine, "admin", "ops").api_key
         platform = client.post("/v1/keys", json={"role": "platform", "name": "Shop"}, headers=bearer(admin)).json()
