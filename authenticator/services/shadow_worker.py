@@ -134,13 +134,17 @@ def serve(inbox: Connection, outbox: Connection) -> None:
             assert isinstance(task, ShadowTask)
             for sha in [s for s in assessors if s not in task.active]:
                 del assessors[sha]
+            reply: str | None = None
             try:
                 if task.model_sha256 not in assessors:
                     assessors[task.model_sha256] = Assessor(ModelCard.load(task.card_path), task.card_path, settings)
                 results.add(score(assessors[task.model_sha256], task.job))
-                outbox.send(None)
             except Exception as exc:  # reported to the serving worker, which counts it as failed
-                outbox.send(f"{type(exc).__name__}: {exc}")
+                reply = f"{type(exc).__name__}: {exc}"
+            try:
+                outbox.send(reply)
+            except OSError:  # the serving worker is gone: store what is scored and end
+                return
     finally:
         try:
             results.flush()

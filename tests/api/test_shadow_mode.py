@@ -131,6 +131,9 @@ def test_the_shadow_scores_in_an_idle_priority_process(app_with_shadow: Any) -> 
         (os.sched_getscheduler(t), os.getpriority(os.PRIO_PROCESS, t)) == (os.SCHED_IDLE, 19) for t in threads
     )
     assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the serving worker itself is untouched
+    process = scorer.process
+    scorer._stop_process()  # end of input: the shadow process stores what it scored and ends cleanly
+    assert process.returncode == 0
 
 
 def test_a_shadow_process_that_dies_is_counted_and_replaced(app_with_shadow: Any) -> None:
