@@ -1,10 +1,12 @@
 """The process the shadow models score in, apart from the worker that answers requests.
 
-A shadow scoring in a thread of the serving process shared its interpreter lock: whenever the
-shadow's Python code held it (decode bookkeeping, the quality gate, the decision, the database
-write), a live request's thread waited for it, up to the interpreter's switch interval each time,
-and SCHED_IDLE cannot help a thread that waits for a lock rather than for a core. In its own process
-the shadow shares only the cores, and there the kernel gives a live request the core at once.
+A shadow scoring in a thread of the serving process shared the interpreter lock with the requests
+(SCHED_IDLE cannot help a thread that waits for a lock rather than for a core), and it wrote one
+transaction per assessment: an fsync and the database's write lock that the requests' appends wait
+for. Here it shares only the cores, at SCHED_IDLE, and stores its scores in batches. Measured on the
+4-photo p50, one request at a time (docs/performance.md): thread +11.3% and +12.9%; this process
+writing per assessment +12.5% and +13.4% (too few blocks to tell it from the thread); with batched
+writes +2.2% to +7.6%. What is left is sharing two cores and their caches.
 
 Protocol (``multiprocessing.connection`` framing on two pipes given as file descriptors): the first
 message is ``(settings, database_url)``; each later one is a :class:`ShadowTask`, answered with
