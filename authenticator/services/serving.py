@@ -7,10 +7,10 @@ at its start, so requests in flight finish on the model they started with, and a
 after the ``model.promoted`` commit is answered by the new model on every worker (the switch point is
 the commit, the same for all of them). Every verdict names the model that gave it.
 
-:class:`ShadowScorer` has recorded assessments scored by the shadow models in a process of their own
-(:mod:`authenticator.services.shadow_worker`, SCHED_IDLE and nice 19, so it shares no interpreter lock
-with the requests and gets only spare CPU), from a bounded queue: a job that does not fit is dropped and
-counted, so a shadow never delays or changes a verdict. Results go to ``app_shadow_results``.
+:class:`ShadowScorer` scores recorded assessments with the shadow models on one background thread per
+worker at the lowest CPU priority (SCHED_IDLE and nice 19), from a bounded queue: a job that does not fit
+is dropped and counted, so a shadow never delays or changes a verdict. Scores go to ``app_shadow_results``
+in batches.
 """
 
 from __future__ import annotations
@@ -19,13 +19,10 @@ import contextlib
 import logging
 import os
 import queue
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +39,7 @@ from authenticator.services.lifecycle import (
     shadows_from,
     shipped_sha256,
 )
+from authenticator.services.shadow_scoring import ScoreBatch, lower_this_threads_priority, score
 from authenticator.store.tables import shadow_counts, shadow_results
 from authenticator.vision.card import ModelCard
 
@@ -64,7 +62,7 @@ def _load(ctx: ServiceContext, card_path: Path) -> Assessor:
 
 @dataclass(frozen=True)
 class ShadowModel:
-    """A registered shadow model: scored in the shadow process, never loaded by the serving worker."""
+    """A registered shadow model: loaded by the shadow thread (:class:`ShadowScorer`), not for requests."""
 
     model_sha256: str
     card_path: Path
@@ -172,8 +170,9 @@ class ModelWatcher:
 
 
 class ShadowScorer:
-    """A bounded queue of recorded assessments for the shadow models, fed by one background thread
-    to the shadow process (:mod:`authenticator.services.shadow_worker`), one job at a time."""
+    """A bounded queue of recorded assessments for the shadow models, scored on one background
+    thread of the worker at the lowest CPU priority (SCHED_IDLE and nice 19, for the whole life of
+    the thread), scores stored in batches (:mod:`authenticator.services.shadow_scoring`)."""
 
     def __init__(self, ctx: ServiceContext, models: ServingModels, queue_size: int) -> None:
         self.ctx = ctx
@@ -185,9 +184,10 @@ class ShadowScorer:
         self._dropped: dict[str, int] = {}
         self._failed: dict[str, int] = {}
         self.scored = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._inbox: Connection | None = None
-        self._outbox: Connection | None = None
+        self._assessors: dict[str, Assessor] = {}
+        """The shadow models this thread has loaded (one thread each: the whole assessment runs on
+        the shadow thread itself, so its low priority covers all of it)."""
+        self._batch = ScoreBatch(ctx.engine)
 
     def submit(self, job: ShadowJob) -> None:
         """Queue ``job`` for every shadow model; never blocks (a full queue drops and counts)."""
@@ -200,7 +200,7 @@ class ShadowScorer:
             except queue.Full:
                 with self._lock:
                     self._dropped[shadow.model_sha256] = self._dropped.get(shadow.model_sha256, 0) + 1
-        # drops happen only while the queue is full: the feeder stores their count once it is empty
+        # drops happen only while the queue is full: the thread stores their count once it is empty
 
     def _start(self) -> None:
         with self._lock:
@@ -213,13 +213,14 @@ class ShadowScorer:
             with contextlib.suppress(queue.Full):
                 self.queue.put(None, timeout=1.0)
             self._thread.join(timeout=30)
-        self._stop_process()
         self._flush_counts()
 
     def _run(self) -> None:
+        lower_this_threads_priority()
         while True:
             got = self.queue.get()
             if got is None:
+                self._store_batch()
                 return
             shadow, job = got
             try:
@@ -229,56 +230,31 @@ class ShadowScorer:
                 log.warning("shadow model %s... failed on %s: %s", shadow.model_sha256[:16], job.assessment_id, exc)
                 with self._lock:
                     self._failed[shadow.model_sha256] = self._failed.get(shadow.model_sha256, 0) + 1
-            if self.queue.empty():
+            if self.queue.empty():  # nothing waiting: store what is scored, and the counts
+                self._store_batch()
                 self._flush_counts()
 
     def _score(self, shadow: ShadowModel, job: ShadowJob) -> None:
-        """Have the shadow process score ``job`` and store the result; raises what it reports."""
-        from authenticator.services.shadow_worker import ShadowTask
+        self._batch.add(score(self._assessor(shadow), job))
 
-        active = frozenset(m.model_sha256 for m in self.models.shadows)
+    def _assessor(self, shadow: ShadowModel) -> Assessor:
+        from authenticator.vision.service import Assessor
+
+        active = {m.model_sha256 for m in self.models.shadows}
+        for sha in [s for s in self._assessors if s not in active and s != shadow.model_sha256]:
+            _close(self._assessors.pop(sha))
+        assessor = self._assessors.get(shadow.model_sha256)
+        if assessor is None:
+            settings = self.ctx.settings.model_copy(update={"vision_threads": 1})
+            assessor = Assessor(ModelCard.load(shadow.card_path), shadow.card_path, settings)
+            self._assessors[shadow.model_sha256] = assessor
+        return assessor
+
+    def _store_batch(self) -> None:
         try:
-            inbox, outbox = self._ensure_process()
-            inbox.send(ShadowTask(shadow.model_sha256, shadow.card_path, active, job))
-            error = outbox.recv()
-        except (EOFError, OSError) as exc:  # the process died: the next job starts another
-            self._stop_process()
-            raise AuthenticatorError(f"the shadow process ended ({type(exc).__name__})") from exc
-        if error is not None:
-            raise AuthenticatorError(f"shadow process: {error}")
-
-    def _ensure_process(self) -> tuple[Connection, Connection]:
-        if self.process is not None and self.process.poll() is None and self._inbox and self._outbox:
-            return self._inbox, self._outbox
-        self._stop_process()
-        to_child, from_parent = os.pipe()
-        to_parent, from_child = os.pipe()
-        try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "authenticator.services.shadow_worker", str(to_child), str(from_child)],
-                pass_fds=(to_child, from_child),
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            os.close(to_child)
-            os.close(from_child)
-        self._inbox = Connection(from_parent, readable=False)
-        self._outbox = Connection(to_parent, writable=False)
-        self._inbox.send((self.ctx.settings, self.ctx.engine.url.render_as_string(hide_password=False)))
-        return self._inbox, self._outbox
-
-    def _stop_process(self) -> None:
-        for conn in (self._inbox, self._outbox):
-            if conn is not None:
-                conn.close()
-        self._inbox = self._outbox = None
-        if self.process is not None:
-            try:
-                self.process.wait(timeout=10)  # end of input ends it
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+            self._batch.flush()
+        except AuthenticatorError as exc:  # advisory scores: logged and let go
+            log.warning("could not store shadow scores: %s", exc.message)
 
     def _flush_counts(self) -> None:
         with self._lock:

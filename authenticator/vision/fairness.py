@@ -135,8 +135,8 @@ def run_at_low_priority(nice: int, fn: Callable[..., R], /, *args: Any) -> R:
     """``fn(*args)`` on a fresh thread whose scheduling priority is lowered by ``nice`` (Linux
     keeps a nice value per thread; an unprivileged thread can raise its own but never lower it
     back, hence a thread per call, ~0.1 ms, for jobs that take hundreds). Where the platform has
-    no per-thread priority the job simply runs at normal priority. (Shadow models get SCHED_IDLE
-    for a whole process of their own instead: ``services/shadow_worker.py``.)"""
+    no per-thread priority the job simply runs at normal priority. (The shadow models' thread
+    lowers its own priority once, for its whole life: ``services/shadow_scoring.py``.)"""
     outcome: list[Any] = []
 
     def body() -> None:
