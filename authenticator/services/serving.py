@@ -39,9 +39,10 @@ from authenticator.services.lifecycle import (
     shadows_from,
     shipped_sha256,
 )
-from authenticator.services.shadow_scoring import ScoreBatch, lower_this_threads_priority, score
+from authenticator.services.shadow_scoring import ScoreBatch, score
 from authenticator.store.tables import shadow_counts, shadow_results
 from authenticator.vision.card import ModelCard
+from authenticator.vision.fairness import lower_thread_priority
 
 if TYPE_CHECKING:
     from authenticator.services.context import ServiceContext
@@ -52,6 +53,7 @@ log = logging.getLogger("authenticator.serving")
 
 RETIRED_GRACE_S = 120.0
 """A retired model's worker threads are stopped this long after the switch (no request lasts as long)."""
+SHADOW_NICE = 19
 
 
 def _load(ctx: ServiceContext, card_path: Path) -> Assessor:
@@ -216,7 +218,7 @@ class ShadowScorer:
         self._flush_counts()
 
     def _run(self) -> None:
-        lower_this_threads_priority()
+        lower_thread_priority(SHADOW_NICE, idle=True)  # for the life of this thread
         while True:
             got = self.queue.get()
             if got is None:

@@ -9,9 +9,6 @@ appends wait for, on every shadowed request. Batched, the 4-photo p50 with a sha
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,20 +21,8 @@ if TYPE_CHECKING:
     from authenticator.services.serving import ShadowJob
     from authenticator.vision.service import Assessor
 
-SHADOW_NICE = 19
 FLUSH_ROWS = 32
 FLUSH_SECONDS = 5.0
-
-
-def lower_this_threads_priority() -> None:
-    """Nice 19 and (on Linux) SCHED_IDLE for the calling thread: it runs only on a core nothing else
-    wants, and a request's thread that wakes takes the core from it at once."""
-    if not hasattr(os, "sched_setscheduler"):  # no per-thread priorities: normal priority
-        return
-    me = threading.get_native_id()
-    with contextlib.suppress(OSError):  # not ours to change: it runs at normal priority
-        os.setpriority(os.PRIO_PROCESS, me, SHADOW_NICE)
-        os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
 
 
 def score(assessor: Assessor, job: ShadowJob) -> dict[str, Any]:

@@ -35,7 +35,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["ANONYMOUS", "LOW_PRIORITY_NICE", "FairExecutor", "FairGate", "FairQueue", "run_at_low_priority"]
+__all__ = [
+    "ANONYMOUS",
+    "LOW_PRIORITY_NICE",
+    "FairExecutor",
+    "FairGate",
+    "FairQueue",
+    "lower_thread_priority",
+    "run_at_low_priority",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -131,19 +139,30 @@ class FairQueue(Generic[T]):
             del self._lanes[principal]
 
 
+def lower_thread_priority(nice: int, *, idle: bool = False) -> None:
+    """Lower the calling thread's priority by ``nice`` for the rest of its life (Linux keeps one per
+    thread; elsewhere, or where it may not be changed, the thread keeps normal priority). ``idle``:
+    also SCHED_IDLE, for work that must only take spare CPU (the shadow models' thread): a thread
+    that wakes takes the core from it at once."""
+    if not sys.platform.startswith("linux"):  # elsewhere a thread id is no PRIO_PROCESS target
+        return
+    with contextlib.suppress(OSError):
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
+        if idle:
+            os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
+
+
 def run_at_low_priority(nice: int, fn: Callable[..., R], /, *args: Any) -> R:
     """``fn(*args)`` on a fresh thread whose scheduling priority is lowered by ``nice`` (Linux
     keeps a nice value per thread; an unprivileged thread can raise its own but never lower it
     back, hence a thread per call, ~0.1 ms, for jobs that take hundreds). Where the platform has
-    no per-thread priority the job simply runs at normal priority. (The shadow models' thread
-    lowers its own priority once, for its whole life: ``services/shadow_scoring.py``.)"""
+    no per-thread priority the job simply runs at normal priority. (A thread that runs only
+    such work lowers its own priority once: :func:`lower_thread_priority`.)"""
     outcome: list[Any] = []
 
     def body() -> None:
-        if sys.platform.startswith("linux"):  # elsewhere a thread id is no PRIO_PROCESS target
-            with contextlib.suppress(OSError):
-                me = threading.get_native_id()
-                os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + nice))
+        lower_thread_priority(nice)
         try:
             outcome.append((True, fn(*args)))
         except BaseException as exc:
