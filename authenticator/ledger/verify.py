@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from authenticator import db
-from authenticator.errors import AuthenticatorError
-from authenticator.ledger.checkpoint import verify_checkpoint
 from authenticator.ledger.entries import ITEM_MAP_ITEM
 from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, map_extension
+from authenticator.ledger.verify_checkpoints import CheckpointChecks
 from authenticator.ledger.verify_semantic import ChainJob, check_entries, check_range, done, walk_chains
 
 if TYPE_CHECKING:
@@ -226,6 +225,8 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
             # Fork every worker now, before the prefetch thread exists: a child forked while
             # another thread holds a driver's internal lock could hang on it.
             pool.submit(int).result()
+        # after the fork: the signatures are checked on a thread of its own while the pass runs
+        checkpoints = CheckpointChecks(ledger, cur, verifier_key)
         # Fetch only what this run checks: items for the chains, types for in-process parsing.
         # No idx: the rows of a range of the primary key are all there when their count is right.
         columns = "data" + (", item" if semantic else "") + (", type" if semantic and not pool else "")
@@ -272,19 +273,20 @@ def _verify(ledger: Ledger, semantic: bool, workers: int | None, verifier_key: s
                         walk_chains(report, heads, pending.pop(0), seen, counts)
             for job in pending:
                 walk_chains(report, heads, job, seen, counts)
+            report.items_checked = len(heads)
+            if complete:
+                level = CHUNK_LEVEL
+                while len(tops) > 1:
+                    level += 1
+                    tops = check.level(level, 0, tops)
+                _check_no_extra_nodes(check, size)
+                checkpoints.finish(cur, report, size)
+                if semantic:
+                    _check_item_map(cur, report, size, counts)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-        report.items_checked = len(heads)
-        if complete:
-            level = CHUNK_LEVEL
-            while len(tops) > 1:
-                level += 1
-                tops = check.level(level, 0, tops)
-            _check_no_extra_nodes(check, size)
-            _check_checkpoints(ledger, cur, report, size, verifier_key)
-            if semantic:
-                _check_item_map(cur, report, size, counts)
+            checkpoints.close()  # after a gap or an error: stops checking signatures nobody will read
     report.seconds = time.perf_counter() - started
     return report
 
@@ -391,36 +393,3 @@ def _check_item_map(cur: Any, report: VerifyReport, size: int, counts: dict[str,
             f"the checkpoint of size {size} commits to an item map that the log's entries do not give",
         )
     report.items_checked = len(heads)
-
-
-def _check_checkpoints(ledger: Ledger, cur: Any, report: VerifyReport, size: int, verifier_key: str | None) -> None:
-    rows = cur.execute("SELECT size, root_hash, note FROM log_checkpoints ORDER BY size").fetchall()
-    latest = -1
-    for cp_size_raw, root_hash, note in rows:
-        cp_size = int(cp_size_raw)
-        at = max(cp_size - 1, 0)
-        report.checkpoints_checked += 1
-        latest = max(latest, cp_size)
-        if cp_size > size:
-            report.add(at, f"checkpoint of size {cp_size} is beyond the log of {size} entries")
-            continue
-        try:
-            if verifier_key is None:
-                cp = verify_checkpoint(str(note), ledger.verifier_key, ledger.origin)
-            else:
-                cp = verify_checkpoint(str(note), verifier_key)
-        except AuthenticatorError as exc:
-            report.add(at, f"checkpoint of size {cp_size} does not verify: {exc.message}")
-            continue
-        if cp.size != cp_size or cp.root_hash != bytes(root_hash):
-            report.add(at, f"checkpoint of size {cp_size}: the stored size or root differs from the signed note")
-            continue
-        try:
-            root = ledger.root_at(cp_size)
-        except AuthenticatorError as exc:
-            report.add(at, f"checkpoint of size {cp_size}: cannot compute the root: {exc.message}")
-            continue
-        if root != cp.root_hash:
-            report.add(at, f"checkpoint of size {cp_size} signs a root that the stored tree does not have")
-    if latest != size:
-        report.add(max(size - 1, 0), f"the latest checkpoint is of size {latest} but the log has {size} entries")
