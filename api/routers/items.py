@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from api.auth import Ctx, LabRole, Platform
+from api.live import LIVE_REQUEST
 from api.routers.common import MAX_INT, IdempotencyKeyHeader, answered, errors
 from api.schemas import Certificate, CustodyCreate, DsseEnvelope, ItemCreate
 from authenticator.contracts.assessments import Assessment, AssessmentPreview
@@ -151,6 +152,7 @@ def get_item_head(item_id: str, ctx: Ctx) -> ItemHead:
 
 @router.post(
     "/v1/items/{item_id}/assessments",
+    dependencies=[LIVE_REQUEST],
     status_code=201,
     response_model=Assessment,
     openapi_extra=_MULTIPART,

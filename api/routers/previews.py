@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.auth import Ctx, Platform
+from api.live import LIVE_REQUEST
 from api.routers.common import errors
 from api.routers.items import _MULTIPART, read_upload_form
 from authenticator.contracts.assessments import AssessmentPreview
@@ -28,6 +29,7 @@ _PREVIEW_MULTIPART["requestBody"]["content"]["multipart/form-data"]["schema"]["p
 
 @router.post(
     "/v1/assessments/preview",
+    dependencies=[LIVE_REQUEST],
     response_model=AssessmentPreview,
     openapi_extra=_PREVIEW_MULTIPART,
     responses=errors(400, 401, 403, 413, 415, 422),

@@ -248,7 +248,7 @@ class ShadowScorer:
         assessor = self._assessors.get(shadow.model_sha256)
         if assessor is None:
             settings = self.ctx.settings.model_copy(update={"vision_threads": 1})
-            assessor = Assessor(ModelCard.load(shadow.card_path), shadow.card_path, settings)
+            assessor = Assessor(ModelCard.load(shadow.card_path), shadow.card_path, settings, background=True)
             self._assessors[shadow.model_sha256] = assessor
         return assessor
 

@@ -168,12 +168,13 @@ class OnnxModel:
             return
         check_self_test(self.card.self_test, self.run(self_test_input(self.input_size)))
 
-    def run(self, batch: np.ndarray) -> ModelOutputs:
+    def run(self, batch: np.ndarray, options: ort.RunOptions | None = None) -> ModelOutputs:
         """``batch``: (N, 3, S, S) float32, preprocessed with the card's spec; run in chunks of
-        ``max_batch`` images."""
+        ``max_batch`` images. ``options``: onnxruntime's run options (a run stopped through them
+        raises)."""
         parts: dict[str, list[np.ndarray]] = {n: [] for n in self._outputs}
         for i in range(0, len(batch), self.max_batch):
-            out = self.session.run(self._outputs, {self.card.input_name: batch[i : i + self.max_batch]})
+            out = self.session.run(self._outputs, {self.card.input_name: batch[i : i + self.max_batch]}, options)
             for name, value in zip(self._outputs, out, strict=True):
                 parts[name].append(np.asarray(value))
         logit_name = self.card.output_names[0]

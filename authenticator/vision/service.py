@@ -62,6 +62,7 @@ from authenticator.vision.line_check import (
     load_bank_lines,
     operating_point,
 )
+from authenticator.vision.live_work import LIVE_WORK
 from authenticator.vision.phash import MAX_REUSE_MATCHES, PhotoReuseIndex, phash, phash_hex
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
 from authenticator.vision.product_lines import DeclaredLine
@@ -179,8 +180,10 @@ _CACHE_LOCK = threading.Lock()
 class Assessor:
     """Holds the model (one onnxruntime session per process) and assesses photos; thread-safe."""
 
-    def __init__(self, card: ModelCard, card_path: Path, settings: Settings) -> None:
+    def __init__(self, card: ModelCard, card_path: Path, settings: Settings, *, background: bool = False) -> None:
         self.card = card
+        self.background = background
+        """A shadow model's assessor: its work gives way to live assessments (:mod:`.live_work`)."""
         self.card_path = card_path
         self.settings = settings
         self.model = OnnxModel(
@@ -268,6 +271,19 @@ class Assessor:
         """
         if not photos:
             raise InvalidInput("An assessment needs at least one photo.")
+        # a served model's assessment is live work: shadow models' runs give way to it
+        with nullcontext() if self.background else LIVE_WORK.live():
+            return self._assess(photos, item_id, reuse_index, heatmaps, principal, line)
+
+    def _assess(
+        self,
+        photos: Sequence[PhotoInput],
+        item_id: str | None,
+        reuse_index: PhotoReuseIndex | None,
+        heatmaps: bool,
+        principal: str | None,
+        line: DeclaredLine | None,
+    ) -> Assessment:
         costs = self._check_budget(photos)
         # Each photo's whole chain on the assessor's pool (PIL, OpenCV, numpy and onnxruntime
         # release the GIL): 4 photos of 1600x1200 on the 2-core machine take ~43-50 ms p50 instead
@@ -439,12 +455,17 @@ class Assessor:
 
     def _photo(self, photo: PhotoInput, keep_input: bool) -> _Work:
         """One photo from bytes to network outputs: decode, gate and, if usable, one forward pass."""
+        if self.background:
+            LIVE_WORK.wait_idle()
         w = self._decode_and_gate(photo)
         if w.square is None:
             return w
         x = normalize(w.square, self.card.preprocessing)
-        with self._run_slots:
-            out = self.model.run(x[None])
+        if self.background:
+            out = LIVE_WORK.run_in_background(lambda options: self.model.run(x[None], options))
+        else:
+            with self._run_slots:
+                out = self.model.run(x[None])
         w.logit = float(out.logits[0])
         w.imagenet = None if out.imagenet_logits is None else out.imagenet_logits[0]
         w.embedding = None if out.embeddings is None else out.embeddings[0]

@@ -168,3 +168,30 @@ def test_scores_are_stored_in_batches(app_with_shadow: Any) -> None:
     batch.add({**row, "assessment_id": "asm_0"})  # scored again: stored once
     batch.flush()
     assert stored() == FLUSH_ROWS
+
+
+def test_the_shadow_gives_way_to_live_requests(app_with_shadow: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request that runs the vision pipeline is live work from its upload read to its answer,
+    and the shadow scores only outside live work: held while a live request is in flight, it
+    scores once there is none (authenticator/vision/live_work.py, api/live.py)."""
+    from api.routers import items
+    from authenticator.vision.live_work import LIVE_WORK
+
+    client, ctx, auth, _lab, _sha_a, sha_b, cand = app_with_shadow
+    seen: list[int] = []
+    read = items.read_uploads
+
+    async def watched(request: Any) -> Any:
+        seen.append(LIVE_WORK._live)  # live calls in flight as the upload is read
+        return await read(request)
+
+    monkeypatch.setattr(items, "read_uploads", watched)
+    lifecycle.start_shadow(ctx, cand)
+    with LIVE_WORK.live():  # another live request, still in flight
+        _assess(client, auth, 0)
+        assert seen == [2]  # this request's upload was read as live work too
+        held = _shadow_report(client, sha_b, 1, timeout=0.5)
+        assert held["scored"] == 0 and held["dropped"] == 0  # queued, not scored
+    got = _shadow_report(client, sha_b, 1)
+    assert got["scored"] == 1 and got["failed"] == 0
+    assert not LIVE_WORK.busy

@@ -1,0 +1,141 @@
+"""Background model runs give way to live work (authenticator/vision/live_work.py): a shadow
+model's run waits while a live assessment is in flight and, when one arrives mid-run, is stopped
+by onnxruntime and run again once the live work is done. Real sessions of the shipped model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from authenticator.config import Settings
+from authenticator.vision.card import ModelCard
+from authenticator.vision.live_work import LiveWork
+from authenticator.vision.runtime import OnnxModel
+from authenticator.vision.service import Assessor, PhotoInput
+from tests.api_helpers import real_photos
+
+SHIPPED = Settings().weights_dir / f"{Settings().model_name}.card.json"
+pytestmark = pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model")
+
+
+@pytest.fixture(scope="module")
+def model() -> OnnxModel:
+    return OnnxModel(ModelCard.load(SHIPPED), SHIPPED)
+
+
+@pytest.fixture
+def x(model: OnnxModel) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.uniform(-1, 1, (1, 3, model.input_size, model.input_size)).astype(np.float32)
+
+
+def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn()
+        except BaseException as exc:
+            out["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def test_a_background_run_waits_for_live_work_to_end(model: OnnxModel, x: np.ndarray) -> None:
+    live = LiveWork()
+    ran = threading.Event()
+
+    def run(options: ort.RunOptions) -> Any:
+        ran.set()
+        return model.run(x, options)
+
+    with live.live():
+        assert live.busy
+        t, out = _in_thread(lambda: live.run_in_background(run))
+        assert not ran.wait(0.3)  # held back while the live work is in flight
+    t.join(30)
+    assert ran.is_set() and "error" not in out
+    np.testing.assert_array_equal(out["value"].logits, model.run(x).logits)
+    assert live.stopped_runs == 0 and not live.busy
+
+
+def test_a_running_background_run_is_stopped_and_run_again(model: OnnxModel, x: np.ndarray) -> None:
+    """Live work arriving mid-run sets the run's terminate flag: onnxruntime stops it with an error,
+    and the run is made again, to the same outputs, once the live work is done."""
+    live = LiveWork()
+    started, arrived, calls = threading.Event(), threading.Event(), []
+
+    def run(options: ort.RunOptions) -> Any:
+        calls.append(options)
+        if len(calls) == 1:
+            started.set()
+            assert arrived.wait(30)  # live work comes while this run is in progress
+            assert options.terminate
+        return model.run(x, options)
+
+    t, out = _in_thread(lambda: live.run_in_background(run))
+    assert started.wait(30)
+    with live.live():
+        arrived.set()
+        t.join(0.3)
+        assert t.is_alive()  # the run again waits for the live work
+    t.join(30)
+    assert "error" not in out, out.get("error")
+    assert len(calls) == 2 and live.stopped_runs == 1
+    np.testing.assert_array_equal(out["value"].logits, model.run(x).logits)
+
+
+def test_a_background_run_that_fails_on_its_own_raises(model: OnnxModel) -> None:
+    live = LiveWork()
+    wrong = np.zeros((1, 3, 8, 8), dtype=np.float32)  # not the model's input size
+    with pytest.raises(Exception, match=r"(?i)dimension|shape|invalid"):
+        live.run_in_background(lambda options: model.run(wrong, options))
+    assert live.stopped_runs == 0
+
+
+@pytest.fixture(scope="module")
+def assessors() -> Iterator[tuple[Assessor, Assessor]]:
+    settings = Settings()
+    served = Assessor(ModelCard.load(SHIPPED), SHIPPED, settings)
+    shadow = Assessor(
+        ModelCard.load(SHIPPED), SHIPPED, settings.model_copy(update={"vision_threads": 1}), background=True
+    )
+    yield served, shadow
+
+
+def test_a_served_assessment_is_live_work_and_a_shadow_one_gives_way(
+    assessors: tuple[Assessor, Assessor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from authenticator.vision import live_work, service
+
+    live = LiveWork()
+    monkeypatch.setattr(service, "LIVE_WORK", live)
+    monkeypatch.setattr(live_work, "LIVE_WORK", live)
+    served, shadow = assessors
+    photos = [PhotoInput(p.name, p.read_bytes()) for p in real_photos(2)]
+    seen: list[int] = []
+    inner = Assessor._assess
+
+    def watched(self: Assessor, *a: Any) -> Any:
+        seen.append(live._live)  # live calls in flight as it starts
+        return inner(self, *a)
+
+    monkeypatch.setattr(Assessor, "_assess", watched)
+    want = served.assess(photos)
+    assert seen == [1] and not live.busy  # the served model's assessment was live work
+    with live.live():  # a live request in flight: the shadow's assessment waits
+        t, out = _in_thread(lambda: shadow.assess(photos))
+        t.join(0.5)
+        assert t.is_alive() and "value" not in out
+    t.join(60)
+    assert "error" not in out, out.get("error")
+    assert out["value"].decision == want.decision
+    assert [p.logit for p in out["value"].photos] == [p.logit for p in want.photos]
+    assert seen == [1, 1]  # only the request held: the shadow's own assessment is not live work
