@@ -48,6 +48,11 @@ class LiveWork:
                     self._cond.notify_all()
 
     @property
+    def in_flight(self) -> int:
+        """Live calls in flight now."""
+        return self._live
+
+    @property
     def busy(self) -> bool:
         return self._live > 0
 

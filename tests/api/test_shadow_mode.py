@@ -182,7 +182,7 @@ def test_the_shadow_gives_way_to_live_requests(app_with_shadow: Any, monkeypatch
     read = items.read_uploads
 
     async def watched(request: Any) -> Any:
-        seen.append(LIVE_WORK._live)  # live calls in flight as the upload is read
+        seen.append(LIVE_WORK.in_flight)  # live calls in flight as the upload is read
         return await read(request)
 
     monkeypatch.setattr(items, "read_uploads", watched)

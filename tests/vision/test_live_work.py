@@ -124,7 +124,7 @@ def test_a_served_assessment_is_live_work_and_a_shadow_one_gives_way(
     inner = Assessor._assess
 
     def watched(self: Assessor, *a: Any) -> Any:
-        seen.append(live._live)  # live calls in flight as it starts
+        seen.append(live.in_flight)  # live calls in flight as it starts
         return inner(self, *a)
 
     monkeypatch.setattr(Assessor, "_assess", watched)
