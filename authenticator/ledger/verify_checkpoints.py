@@ -11,6 +11,7 @@ the other core), and the roots of all checkpoints come from one read of the node
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,9 +26,12 @@ if TYPE_CHECKING:
     from authenticator.ledger.log import Ledger
     from authenticator.ledger.verify import VerifyReport
 
-#: Notes per signature-checking task and checkpoints per node read: bounds what one read binds
-#: and lets a verify that stops early (a gap) cancel the signature checks it no longer needs.
+#: Checkpoints per page: read, signature-checked and root-checked together. A log written by small
+#: groups can hold a checkpoint per entry; pages keep what verify holds of them bounded.
 STEP = 4096
+#: Pages read, and their signatures given to the thread, before the hash pass: the checks of the
+#: first ``AHEAD * STEP`` checkpoints overlap it; later pages are read one ahead of their check.
+AHEAD = 4
 
 
 @dataclass(frozen=True)
@@ -49,23 +53,34 @@ def _open_notes(notes: Sequence[str], opener: Callable[[str], Checkpoint]) -> li
 
 
 class CheckpointChecks:
-    """Made before the hash pass (the stored checkpoints are read, and their signatures checked
-    meanwhile on a thread), finished after it, then closed (which cancels what is left)."""
+    """Made before the hash pass (the first pages of stored checkpoints are read, and their
+    signatures checked meanwhile on a thread), finished after it, then closed (which cancels what
+    is left)."""
 
     def __init__(self, ledger: Ledger, cur: Any, verifier_key: str | None) -> None:
         self.ledger = ledger
-        rows = cur.execute("SELECT size, root_hash, note FROM log_checkpoints ORDER BY size").fetchall()
-        self.stored = [StoredCheckpoint(int(s), bytes(r), str(n)) for s, r, n in rows]
         key, origin = (ledger.verifier_key, ledger.origin) if verifier_key is None else (verifier_key, None)
-
-        def opener(note: str) -> Checkpoint:
-            return verify_checkpoint(note, key, origin)
-
+        self._opener: Callable[[str], Checkpoint] = lambda note: verify_checkpoint(note, key, origin)
+        self._query = (
+            "SELECT size, root_hash, note FROM log_checkpoints "
+            f"WHERE size > {ledger._ops.placeholder()} ORDER BY size LIMIT {STEP}"
+        )
+        self._after = -1
+        self._read_all = False
+        self._pages: deque[tuple[list[StoredCheckpoint], Future[list[Checkpoint | str]]]] = deque()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-signatures")
-        self._signed: list[Future[list[Checkpoint | str]]] = [
-            self._pool.submit(_open_notes, [c.note for c in self.stored[k : k + STEP]], opener)
-            for k in range(0, len(self.stored), STEP)
-        ]
+        for _ in range(AHEAD):
+            self._read_page(cur)
+
+    def _read_page(self, cur: Any) -> None:
+        """The next page of checkpoints (by size), its signatures given to the thread."""
+        if self._read_all:
+            return
+        page = [StoredCheckpoint(int(s), bytes(r), str(n)) for s, r, n in cur.execute(self._query, (self._after,))]
+        self._read_all = len(page) < STEP
+        if page:
+            self._after = page[-1].size
+            self._pages.append((page, self._pool.submit(_open_notes, [c.note for c in page], self._opener)))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -75,11 +90,12 @@ class CheckpointChecks:
         stored row, or signs a root the stored tree does not have; and a latest checkpoint that
         is not of the log's size."""
         latest = -1
-        for k in range(0, len(self.stored), STEP):
-            batch = self.stored[k : k + STEP]
-            opened = self._signed[k // STEP].result()
-            roots = self._roots(cur, [c.size for c in batch if c.size <= size])
-            for stored, cp in zip(batch, opened, strict=True):
+        while self._pages:
+            self._read_page(cur)  # one page ahead: its signatures are checked while this one's roots are
+            page, signed = self._pages.popleft()
+            opened = signed.result()
+            roots = self._roots(cur, [c.size for c in page if c.size <= size])
+            for stored, cp in zip(page, opened, strict=True):
                 report.checkpoints_checked += 1
                 latest = max(latest, stored.size)
                 problem = _problem(stored, cp, size, roots.get(stored.size))

@@ -78,12 +78,15 @@ def test_verify_reports_each_bad_checkpoint(
         assert any(p.index == index and p.reason.startswith(problem) for p in report.problems), report.problems
 
 
-def test_every_batch_of_checkpoints_is_checked(
-    ledger: Ledger, signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("step", "ahead"), [(3, 4), (2, 1)], ids=["all-pages-read-ahead", "pages-read-after"])
+def test_every_page_of_checkpoints_is_checked(
+    ledger: Ledger, signer: CheckpointSigner, monkeypatch: pytest.MonkeyPatch, step: int, ahead: int
 ) -> None:
-    """Signatures are checked in batches on a thread: a bad one in a later batch is still found,
+    """Checkpoints are read and checked in pages, signatures on a thread: the pages read before
+    the hash pass and those read after it are all checked, a bad one in a later page is found,
     and every checkpoint is counted once."""
-    monkeypatch.setattr(verify_checkpoints, "STEP", 3)
+    monkeypatch.setattr(verify_checkpoints, "STEP", step)
+    monkeypatch.setattr(verify_checkpoints, "AHEAD", ahead)
     _log(ledger, batches=8)
     report = verify_ledger(ledger, semantic=False)
     assert report.ok and report.checkpoints_checked == 9  # sizes 0, 5, ..., 40
