@@ -4,13 +4,14 @@ against the stored tree.
 A log commits a checkpoint per write group, so a log written by many small groups holds about as
 many checkpoints as it holds thousands of entries. Checked one after another (a new connection
 and one node read per root, each signature in the verifying thread) ~1,000 checkpoints took a
-quarter of a hash-only verify of a 200,000-entry log. Here the signatures are checked on a thread
-of their own while the hash pass runs (cryptography's Ed25519 verify releases the GIL, so it uses
-the other core), and the roots of all checkpoints come from one read of the nodes they need.
+quarter of a hash-only verify of a 200,000-entry log. Here the signatures are checked on threads
+of their own while the hash pass runs (cryptography's Ed25519 verify releases the GIL, so they use
+the other cores), and the roots of a page of checkpoints come from one read of the nodes they need.
 """
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,9 +30,11 @@ if TYPE_CHECKING:
 #: Checkpoints per page: read, signature-checked and root-checked together. A log written by small
 #: groups can hold a checkpoint per entry; pages keep what verify holds of them bounded.
 STEP = 4096
-#: Pages read, and their signatures given to the thread, before the hash pass: the checks of the
+#: Pages read, and their signatures given to the threads, before the hash pass: the checks of the
 #: first ``AHEAD * STEP`` checkpoints overlap it; later pages are read one ahead of their check.
 AHEAD = 4
+#: Signatures per task: a page's signatures are checked by every signature thread at once.
+SIGNATURES_PER_TASK = 512
 
 
 @dataclass(frozen=True)
@@ -67,8 +70,10 @@ class CheckpointChecks:
         )
         self._after = -1
         self._read_all = False
-        self._pages: deque[tuple[list[StoredCheckpoint], Future[list[Checkpoint | str]]]] = deque()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-signatures")
+        self._pages: deque[tuple[list[StoredCheckpoint], list[Future[list[Checkpoint | str]]]]] = deque()
+        # one thread per core: the verifying thread mostly waits for them once its hash pass is done
+        threads = max(1, min(4, os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify-signatures")
         for _ in range(AHEAD):
             self._read_page(cur)
 
@@ -80,7 +85,12 @@ class CheckpointChecks:
         self._read_all = len(page) < STEP
         if page:
             self._after = page[-1].size
-            self._pages.append((page, self._pool.submit(_open_notes, [c.note for c in page], self._opener)))
+            notes = [c.note for c in page]
+            tasks = [
+                self._pool.submit(_open_notes, notes[k : k + SIGNATURES_PER_TASK], self._opener)
+                for k in range(0, len(notes), SIGNATURES_PER_TASK)
+            ]
+            self._pages.append((page, tasks))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -92,8 +102,8 @@ class CheckpointChecks:
         latest = -1
         while self._pages:
             self._read_page(cur)  # one page ahead: its signatures are checked while this one's roots are
-            page, signed = self._pages.popleft()
-            opened = signed.result()
+            page, tasks = self._pages.popleft()
+            opened = [cp for task in tasks for cp in task.result()]
             roots = self._roots(cur, [c.size for c in page if c.size <= size])
             for stored, cp in zip(page, opened, strict=True):
                 report.checkpoints_checked += 1
