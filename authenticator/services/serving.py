@@ -43,6 +43,7 @@ from authenticator.services.shadow_scoring import ScoreBatch, score
 from authenticator.store.tables import shadow_counts, shadow_results
 from authenticator.vision.card import ModelCard
 from authenticator.vision.fairness import lower_thread_priority
+from authenticator.vision.live_work import LIVE_WORK
 
 if TYPE_CHECKING:
     from authenticator.services.context import ServiceContext
@@ -305,6 +306,8 @@ def open_serving(ctx: ServiceContext) -> None:
     """Start this worker's model switching and shadow scoring (the API's lifespan)."""
     if ctx.assessor is None:
         return
+    # every worker publishes its live work, so the shadow models of all of them give way to it
+    LIVE_WORK.attach(ctx.settings.data_dir / "live-work.slots")
     models = ServingModels(ctx)
     ctx.extras["models"] = models
     ctx.extras["shadow"] = ShadowScorer(ctx, models, ctx.settings.shadow_queue_size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -139,3 +140,105 @@ def test_a_served_assessment_is_live_work_and_a_shadow_one_gives_way(
     assert out["value"].decision == want.decision
     assert [p.logit for p in out["value"].photos] == [p.logit for p in want.photos]
     assert seen == [1, 1]  # only the request held: the shadow's own assessment is not live work
+
+
+# --- several workers: live work shared through <data_dir>/live-work.slots -------------------------
+
+
+def _other_worker(path: str, entered: Any, release: Any, crash: bool) -> None:
+    """Another worker process of the deployment: live work in flight until ``release`` (or until
+    it dies with it in flight, when ``crash``)."""
+    import os
+
+    live = LiveWork()
+    live.attach(Path(path))
+    with live.live():
+        entered.set()
+        if crash:
+            os._exit(3)  # no clean-up: its slot still says 1
+        release.wait(60)
+
+
+@pytest.fixture
+def other_worker(tmp_path: Path) -> Iterator[Any]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    started: list[Any] = []
+
+    def start(crash: bool = False) -> tuple[Any, Any]:
+        entered, release = ctx.Event(), ctx.Event()
+        proc = ctx.Process(target=_other_worker, args=(str(tmp_path / "live.slots"), entered, release, crash))
+        proc.start()
+        started.append((proc, release))
+        assert entered.wait(60)
+        return proc, release
+
+    yield start
+    for proc, release in started:
+        release.set()
+        proc.join(30)
+
+
+def test_a_background_run_waits_for_another_workers_live_work(
+    model: OnnxModel, x: np.ndarray, tmp_path: Path, other_worker: Any
+) -> None:
+    live = LiveWork()
+    live.attach(tmp_path / "live.slots")
+    proc, release = other_worker()
+    ran = threading.Event()
+
+    def run(options: ort.RunOptions) -> Any:
+        ran.set()
+        return model.run(x, options)
+
+    t, out = _in_thread(lambda: live.run_in_background(run))
+    assert not ran.wait(0.3)  # the other worker's request is in flight
+    release.set()
+    proc.join(30)
+    t.join(30)
+    assert ran.is_set() and "error" not in out, out.get("error")
+    np.testing.assert_array_equal(out["value"].logits, model.run(x).logits)
+
+
+def test_another_workers_live_work_stops_a_running_background_run(
+    model: OnnxModel, x: np.ndarray, tmp_path: Path, other_worker: Any
+) -> None:
+    live = LiveWork()
+    live.attach(tmp_path / "live.slots")
+    started, go, calls = threading.Event(), threading.Event(), []
+
+    def run(options: ort.RunOptions) -> Any:
+        calls.append(options)
+        if len(calls) == 1:
+            started.set()
+            assert go.wait(60)  # the other worker's request has started meanwhile
+            for _ in range(3000):  # the watcher sees it and stops this run
+                if options.terminate:
+                    break
+                threading.Event().wait(0.01)
+        return model.run(x, options)
+
+    t, out = _in_thread(lambda: live.run_in_background(run))
+    assert started.wait(30)
+    proc, release = other_worker()
+    go.set()
+    t.join(0.5)
+    assert t.is_alive() and len(calls) == 1  # stopped, and waiting for the other worker
+    release.set()
+    proc.join(30)
+    t.join(30)
+    assert "error" not in out, out.get("error")
+    assert len(calls) == 2 and live.stopped_runs == 1
+
+
+def test_a_crashed_workers_slot_does_not_hold_background_runs_back(
+    model: OnnxModel, x: np.ndarray, tmp_path: Path, other_worker: Any
+) -> None:
+    proc, _release = other_worker(crash=True)
+    proc.join(30)
+    assert proc.exitcode == 3
+    live = LiveWork()
+    live.attach(tmp_path / "live.slots")
+    out = live.run_in_background(lambda options: model.run(x, options))  # does not wait for the dead
+    np.testing.assert_array_equal(out.logits, model.run(x).logits)
