@@ -13,6 +13,7 @@ requests: it looks at theirs every ``POLL_S`` while it waits or runs.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -26,6 +27,7 @@ import onnxruntime as ort
 from authenticator.vision.live_slots import LiveSlots
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 POLL_S = 0.002
 """How often a background run that waits, or runs, looks at the other workers' live work."""
@@ -55,7 +57,12 @@ class LiveWork:
                 return
             if self._slots is not None and self._slots_key is not None and self._slots_key[1] == key[1]:
                 self._slots.close()
-            self._slots, self._slots_key = LiveSlots(path), key
+            self._slots, self._slots_key = None, key
+            try:
+                self._slots = LiveSlots(path)
+            except OSError as exc:  # no byte-range locks there, or every slot taken: this worker alone
+                log.warning("live work is not shared with other workers (%s): %s", path, exc)
+                return
             self._slots.publish(self._live)
 
     def _count(self, delta: int) -> None:

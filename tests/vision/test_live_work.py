@@ -242,3 +242,22 @@ def test_a_crashed_workers_slot_does_not_hold_background_runs_back(
     live.attach(tmp_path / "live.slots")
     out = live.run_in_background(lambda options: model.run(x, options))  # does not wait for the dead
     np.testing.assert_array_equal(out.logits, model.run(x).logits)
+
+
+def test_a_worker_that_cannot_share_its_live_work_still_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every slot taken (or a file system without byte-range locks): the worker logs it and its
+    shadow gives way to its own requests only, instead of failing to start."""
+    from authenticator.vision import live_slots
+
+    def no_locks(*_a: Any) -> None:
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(live_slots.fcntl, "lockf", no_locks)
+    live = LiveWork()
+    live.attach(tmp_path / "live.slots")
+    assert "not shared with other workers" in caplog.text
+    with live.live():
+        assert live.busy
+    live.wait_idle()  # returns: nothing else is live
