@@ -26,8 +26,11 @@ class LiveSlots:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        if os.fstat(self._fd).st_size < SLOTS * SLOT.size:
-            os.ftruncate(self._fd, SLOTS * SLOT.size)
+        have = os.fstat(self._fd).st_size
+        if have < SLOTS * SLOT.size:
+            # written, not truncated to size: a sparse file on a full disk would fail later, inside
+            # a mapped write (SIGBUS), instead of here with an error the caller handles
+            os.pwrite(self._fd, bytes(SLOTS * SLOT.size - have), have)
         self._map = mmap.mmap(self._fd, SLOTS * SLOT.size)
         self._lock = threading.Lock()
         self.slot = self._claim()
