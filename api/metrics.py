@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from authenticator.db import read_tx
 from authenticator.ledger.schema import log_checkpoints
 from authenticator.services.context import ServiceContext
+from authenticator.vision.live_work import LIVE_WORK
 
 
 class Metrics:
@@ -37,9 +38,16 @@ class Metrics:
             "Seconds since the latest checkpoint was signed",
             registry=self.registry,
         )
+        self.shadow_runs_stopped = Gauge(
+            "authenticator_shadow_runs_stopped",
+            "Shadow-model inferences this worker stopped, since it started, so a live request could run "
+            "(each was run again later)",
+            registry=self.registry,
+        )
 
     def render(self, ctx: ServiceContext) -> bytes:
         self.ledger_size.set(ctx.ledger.size())
+        self.shadow_runs_stopped.set(LIVE_WORK.stopped_runs)
         with read_tx(ctx.engine) as conn:
             created: Any = conn.execute(
                 select(log_checkpoints.c.created_at).order_by(log_checkpoints.c.size.desc()).limit(1)

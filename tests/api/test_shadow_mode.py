@@ -195,3 +195,13 @@ def test_the_shadow_gives_way_to_live_requests(app_with_shadow: Any, monkeypatch
     got = _shadow_report(client, sha_b, 1)
     assert got["scored"] == 1 and got["failed"] == 0
     assert not LIVE_WORK.busy
+
+
+def test_metrics_say_how_often_the_shadow_gave_way(app_with_shadow: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Operators see in /metrics how many shadow inferences this worker stopped for live requests."""
+    from authenticator.vision.live_work import LIVE_WORK
+
+    client, *_ = app_with_shadow
+    monkeypatch.setattr(LIVE_WORK, "stopped_runs", 3)
+    text = client.get("/metrics").text
+    assert "authenticator_shadow_runs_stopped 3.0" in text
