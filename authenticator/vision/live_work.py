@@ -80,8 +80,7 @@ class LiveWork:
         """Live work in flight: background runs wait, and the ones running stop."""
         with self._cond:
             self._count(1)
-            for options in self._background:
-                options.terminate = True
+            self._stop_background()
         try:
             yield
         finally:
@@ -89,6 +88,12 @@ class LiveWork:
                 self._count(-1)
                 if self._live == 0:
                     self._cond.notify_all()
+
+    def _stop_background(self) -> None:
+        """Caller holds ``_cond``: stop every background run in progress (each raises, and is run
+        again once live work is done)."""
+        for options in self._background:
+            options.terminate = True
 
     @property
     def in_flight(self) -> int:
@@ -119,8 +124,7 @@ class LiveWork:
             time.sleep(POLL_S)
             if self._others_busy():
                 with self._cond:
-                    for options in self._background:
-                        options.terminate = True
+                    self._stop_background()
 
     def run_in_background(self, run: Callable[[ort.RunOptions], T]) -> T:
         """``run(options)`` (an onnxruntime call with these run options) while no live work is in
