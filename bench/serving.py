@@ -18,6 +18,10 @@ One run, one machine, the shipped model:
    (1). Also the server's CPU time per assessment (its process tree, from /proc), and the ratio of
    (1)'s CPU time per 4 inferences to it: what the ratio would be with both cores given to the
    server, a figure other processes on the machine move much less than the rates.
+   **The same load with the photo checks memoized** (bench/memoized_checks_serve.py, a diagnostic
+   server, not production): each distinct photo decoded, gated, hashed and resized once, then
+   reused; every photo still runs through the model, and HTTP, the log and the projections are
+   paid as before. Its ratio to (1) is the ceiling of (3) if the photo checks cost nothing.
 4. **Shadow overhead**: the 4-photo assessment's p50 latency one request at a time, in alternating
    blocks with no shadow model and with one (the shipped graph with another head, scoring every
    verdict in the background at the lowest CPU priority), plus what the shadow scored and dropped.
@@ -144,6 +148,78 @@ def shadow_candidate(weights: Path, out: Path) -> Path:
     return out
 
 
+#: The diagnostic server of bench/memoized_checks_serve.py: the photo checks done once per photo.
+MEMOIZED_CHECKS = [sys.executable, str(REPO / "bench" / "memoized_checks_serve.py")]
+
+
+class Server:
+    """``authenticator serve`` (1 worker, shadow off) started with ``command`` on a free port, an
+    admin key made beforehand and a platform key made through the API."""
+
+    def __init__(self, env: dict[str, str], command: list[str], log: Path) -> None:
+        self.env, self.command, self.log = env, command, log
+
+    def __enter__(self) -> Server:
+        admin = json.loads(
+            subprocess.run(
+                [CLI, "keys", "create", "--role", "admin", "--name", "bench"],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )["api_key"]
+        port = free_port()
+        self.process = subprocess.Popen(
+            [*self.command, "serve", "--port", str(port), "--log-level", "warning"],
+            env=self.env,
+            stderr=self.log.open("w"),
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(self.base, self.process, self.log)
+            self.http = httpx.Client(base_url=self.base, timeout=300)
+            made = self.http.post(
+                "/v1/keys", json={"role": "platform", "name": "bench"}, headers={"Authorization": f"Bearer {admin}"}
+            )
+            self.auth = {"Authorization": f"Bearer {made.json()['api_key']}"}
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def new_items(self, n: int) -> list[str]:
+        body = {"category": "sneaker", "brand": "Nike", "model": "Air Jordan 1"}
+        return [self.http.post("/v1/items", json=body, headers=self.auth).json()["id"] for _ in range(n)]
+
+    def api_load(self, requests: int, concurrency: int, files: list[Any]) -> dict[str, Any]:
+        """``requests`` 4-photo assessments, ``concurrency`` at once, each of a new item, after a
+        warm-up of ``concurrency``; the rate, latencies and the server's CPU time per assessment."""
+        items = self.new_items(requests + concurrency)
+
+        async def assess(client: httpx.AsyncClient, i: int) -> httpx.Response:
+            return await client.post(f"/v1/items/{items[i]}/assessments", files=files, headers=self.auth)
+
+        asyncio.run(run_load(self.base, concurrency, concurrency, assess))  # warm-up (first items)
+        items = items[concurrency:]
+        cpu_before, load_before = process_tree_cpu_s(self.process.pid), os.getloadavg()[0]
+        wall, lat, errors = asyncio.run(run_load(self.base, requests, concurrency, assess))
+        return {
+            "requests": requests,
+            "concurrency": concurrency,
+            "errors": errors,
+            "per_second": requests / wall,
+            "p50_ms": 1000 * statistics.median(lat),
+            "p99_ms": 1000 * pct(lat, 99),
+            "server_cpu_ms_per_assessment": 1000 * (process_tree_cpu_s(self.process.pid) - cpu_before) / requests,
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=120)
@@ -163,56 +239,16 @@ def main() -> None:
     pipeline = pipeline_rate(args.weights, four, max(16, args.requests // 2), args.concurrency)
     env = {
         **os.environ,
-        "AUTHENTICATOR_DATA_DIR": str(tmp / "data"),
-        "AUTHENTICATOR_WEIGHTS_DIR": str(args.weights),
         "AUTHENTICATOR_UPLOAD_RATE_PER_MINUTE": "0",
         "MALLOC_ARENA_MAX": "2",
     }
-    admin = json.loads(
-        subprocess.run(
-            [CLI, "keys", "create", "--role", "admin", "--name", "bench"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )["api_key"]
-    port = free_port()
-    server = subprocess.Popen(
-        [CLI, "serve", "--port", str(port), "--log-level", "warning"], env=env, stderr=(tmp / "server.log").open("w")
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, server)
-        http = httpx.Client(base_url=base, timeout=300)
-        made = http.post(
-            "/v1/keys", json={"role": "platform", "name": "bench"}, headers={"Authorization": f"Bearer {admin}"}
-        )
-        auth = {"Authorization": f"Bearer {made.json()['api_key']}"}
-
-        def new_items(n: int) -> list[str]:
-            body = {"category": "sneaker", "brand": "Nike", "model": "Air Jordan 1"}
-            return [http.post("/v1/items", json=body, headers=auth).json()["id"] for _ in range(n)]
-
-        items = new_items(args.requests + args.concurrency)
-
-        async def assess(client: httpx.AsyncClient, i: int) -> httpx.Response:
-            return await client.post(f"/v1/items/{items[i]}/assessments", files=files, headers=auth)
-
-        asyncio.run(run_load(base, args.concurrency, args.concurrency, assess))  # warm-up (first items)
-        items = items[args.concurrency :]
-        cpu_before, load_api = process_tree_cpu_s(server.pid), os.getloadavg()[0]
-        wall, lat, errors = asyncio.run(run_load(base, args.requests, args.concurrency, assess))
-        api = {
-            "requests": args.requests,
-            "concurrency": args.concurrency,
-            "errors": errors,
-            "per_second": args.requests / wall,
-            "p50_ms": 1000 * statistics.median(lat),
-            "p99_ms": 1000 * pct(lat, 99),
-            "server_cpu_ms_per_assessment": 1000 * (process_tree_cpu_s(server.pid) - cpu_before) / args.requests,
-            "load_average": [round(load_api, 2), round(os.getloadavg()[0], 2)],
-        }
+    with Server(env | {"AUTHENTICATOR_DATA_DIR": str(tmp / "data")}, [CLI], tmp / "server.log") as server:
+        api = server.api_load(args.requests, args.concurrency, files)
+        # the same load on a server that does each photo's checks once (the same 4 photos every time)
+        memo_env = env | {"AUTHENTICATOR_DATA_DIR": str(tmp / "data-memoized")}
+        with Server(memo_env, MEMOIZED_CHECKS, tmp / "memoized.log") as memoized:
+            ceiling = memoized.api_load(args.requests, args.concurrency, files)
+        http, auth, env = server.http, server.auth, server.env
         # the limit again, right after the API run (the server idles meanwhile)
         limits.append(inference_limit(args.weights, four, args.limit_seconds, os.cpu_count() or 2))
 
@@ -221,7 +257,7 @@ def main() -> None:
         from authenticator.vision.card import ModelCard
 
         shadow_sha = ModelCard.load(candidate / "authenticator.card.json").sha256
-        seq_items = iter(new_items(2 * args.blocks * args.per_block))
+        seq_items = iter(server.new_items(2 * args.blocks * args.per_block))
         timings: dict[str, list[float]] = {"off": [], "on": []}
         for _ in range(args.blocks):
             for mode in ("off", "on"):
@@ -238,9 +274,6 @@ def main() -> None:
         time.sleep(2.0)
         report = http.get(f"/v1/models/{shadow_sha}/shadow").json()
         rss_note = (tmp / "server.log").read_text()[-500:]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     off, on = statistics.median(timings["off"]), statistics.median(timings["on"])
     limit = max(limits, key=lambda r: r["per_second"]) | {"runs": limits}
     result = {
@@ -259,6 +292,11 @@ def main() -> None:
             "ratio_to_vision_pipeline": api["per_second"] / pipeline["per_second"],
             "cpu_ratio_to_inference_limit": min(r["cpu_ms_per_assessment"] for r in limits)
             / api["server_cpu_ms_per_assessment"],
+        },
+        "api_photo_checks_memoized": ceiling
+        | {
+            "ratio_to_inference_limit": ceiling["per_second"] / limit["per_second"],
+            "ratio_to_api": ceiling["per_second"] / api["per_second"],
         },
         "shadow": {
             "p50_off_ms": 1000 * off,
