@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -87,6 +87,56 @@ def process_tree_rss_mb(pid: int) -> tuple[float, float]:
     return now, peak
 
 
+class BenchServer:
+    """``authenticator serve`` on a free port for one benchmark phase (``command``: the program
+    to run instead of the CLI, which takes its arguments): an admin key made with the CLI
+    beforehand, a platform key made through the API, the server stopped on exit."""
+
+    def __init__(
+        self, env: dict[str, str], log: Path | None = None, *, command: list[str] | None = None, workers: int = 1
+    ) -> None:
+        self.env, self.log, self.command, self.workers = env, log, command or [CLI], workers
+
+    def __enter__(self) -> Self:
+        admin = json.loads(
+            subprocess.run(
+                [CLI, "keys", "create", "--role", "admin", "--name", "bench"],
+                env=self.env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )["api_key"]
+        port = free_port()
+        self.process = subprocess.Popen(
+            [*self.command, "serve", "--port", str(port), "--workers", str(self.workers), "--log-level", "warning"],
+            env=self.env,
+            stderr=None if self.log is None else self.log.open("w"),
+        )
+        self.base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(self.base, self.process, self.log)
+            self.http = httpx.Client(base_url=self.base, timeout=300)
+            made = self.http.post(
+                "/v1/keys", json={"role": "platform", "name": "bench"}, headers={"Authorization": f"Bearer {admin}"}
+            )
+            self.auth = {"Authorization": f"Bearer {made.json()['api_key']}"}
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def new_items(self, n: int, model: str = "Air Jordan 1") -> list[str]:
+        """``n`` new sneaker items (a second assessment of an item with the same photos by the same
+        model is refused with 409, which is not what the benchmarks measure)."""
+        body = {"category": "sneaker", "brand": "Nike", "model": model}
+        return [self.http.post("/v1/items", json=body, headers=self.auth).json()["id"] for _ in range(n)]
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -143,35 +193,11 @@ def main() -> None:
     env = {**os.environ, "AUTHENTICATOR_DATA_DIR": str(tmp / "data"), "AUTHENTICATOR_WEIGHTS_DIR": str(weights)}
     if args.db:
         env["AUTHENTICATOR_DATABASE_URL"] = args.db
-    admin = json.loads(
-        subprocess.run(
-            [CLI, "keys", "create", "--role", "admin", "--name", "bench"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )["api_key"]
-    port = free_port()
-    server = subprocess.Popen(
-        [CLI, "serve", "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
-        # as scripts/serve.sh and the Dockerfile run it
-        env={**env, "MALLOC_ARENA_MAX": env.get("MALLOC_ARENA_MAX", "2")},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, server)
-        auth = {"Authorization": f"Bearer {admin}"}
-        platform = httpx.post(f"{base}/v1/keys", json={"role": "platform", "name": "bench"}, headers=auth).json()
-        pauth = {"Authorization": f"Bearer {platform['api_key']}"}
-        # one fresh item per assessment (warm-up included): a second assessment of an item with the
-        # same photos by the same model is refused (409), which is not what this measures
-        items = [
-            httpx.post(
-                f"{base}/v1/items", json={"category": "sneaker", "brand": "Nike", "model": "AJ1"}, headers=pauth
-            ).json()["id"]
-            for _ in range(args.concurrency + args.assessments)
-        ]
+    # MALLOC_ARENA_MAX as scripts/serve.sh and the Dockerfile run the server
+    env.setdefault("MALLOC_ARENA_MAX", "2")
+    with BenchServer(env, workers=args.workers) as server:
+        base, pauth = server.base, server.auth
+        items = server.new_items(args.concurrency + args.assessments, model="AJ1")
         four = photos(4)
         files = [("photos", (name, data, "image/jpeg")) for name, data in four]
 
@@ -199,10 +225,7 @@ def main() -> None:
                 }
             )
         size = int(httpx.get(f"{base}/v1/log/checkpoint").text.split("\n")[1])
-        rss, peak_rss = process_tree_rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        rss, peak_rss = process_tree_rss_mb(server.process.pid)
     meta = {
         "database": "postgresql" if args.db else "sqlite",
         "workers": args.workers,

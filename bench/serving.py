@@ -52,7 +52,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.api import CLI, free_port, pct, photos, run_load, wait_ready  # noqa: E402
+from bench.api import CLI, BenchServer, pct, photos, run_load  # noqa: E402
 
 
 def process_tree_cpu_s(pid: int) -> float:
@@ -152,49 +152,8 @@ def shadow_candidate(weights: Path, out: Path) -> Path:
 MEMOIZED_CHECKS = [sys.executable, str(REPO / "bench" / "memoized_checks_serve.py")]
 
 
-class Server:
-    """``authenticator serve`` (1 worker, shadow off) started with ``command`` on a free port, an
-    admin key made beforehand and a platform key made through the API."""
-
-    def __init__(self, env: dict[str, str], command: list[str], log: Path) -> None:
-        self.env, self.command, self.log = env, command, log
-
-    def __enter__(self) -> Server:
-        admin = json.loads(
-            subprocess.run(
-                [CLI, "keys", "create", "--role", "admin", "--name", "bench"],
-                env=self.env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-        )["api_key"]
-        port = free_port()
-        self.process = subprocess.Popen(
-            [*self.command, "serve", "--port", str(port), "--log-level", "warning"],
-            env=self.env,
-            stderr=self.log.open("w"),
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(self.base, self.process, self.log)
-            self.http = httpx.Client(base_url=self.base, timeout=300)
-            made = self.http.post(
-                "/v1/keys", json={"role": "platform", "name": "bench"}, headers={"Authorization": f"Bearer {admin}"}
-            )
-            self.auth = {"Authorization": f"Bearer {made.json()['api_key']}"}
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-    def new_items(self, n: int) -> list[str]:
-        body = {"category": "sneaker", "brand": "Nike", "model": "Air Jordan 1"}
-        return [self.http.post("/v1/items", json=body, headers=self.auth).json()["id"] for _ in range(n)]
+class Server(BenchServer):
+    """The server of one phase: :class:`BenchServer` plus the 4-photo load this script measures."""
 
     def api_load(self, requests: int, concurrency: int, files: list[Any]) -> dict[str, Any]:
         """``requests`` 4-photo assessments, ``concurrency`` at once, each of a new item, after a
@@ -242,11 +201,11 @@ def main() -> None:
         "AUTHENTICATOR_UPLOAD_RATE_PER_MINUTE": "0",
         "MALLOC_ARENA_MAX": "2",
     }
-    with Server(env | {"AUTHENTICATOR_DATA_DIR": str(tmp / "data")}, [CLI], tmp / "server.log") as server:
+    with Server(env | {"AUTHENTICATOR_DATA_DIR": str(tmp / "data")}, tmp / "server.log") as server:
         api = server.api_load(args.requests, args.concurrency, files)
         # the same load on a server that does each photo's checks once (the same 4 photos every time)
         memo_env = env | {"AUTHENTICATOR_DATA_DIR": str(tmp / "data-memoized")}
-        with Server(memo_env, MEMOIZED_CHECKS, tmp / "memoized.log") as memoized:
+        with Server(memo_env, tmp / "memoized.log", command=MEMOIZED_CHECKS) as memoized:
             ceiling = memoized.api_load(args.requests, args.concurrency, files)
         http, auth, env = server.http, server.auth, server.env
         # the limit again, right after the API run (the server idles meanwhile)
