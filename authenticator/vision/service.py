@@ -54,6 +54,7 @@ from authenticator.vision.category import (
 from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
 from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size, read_header
 from authenticator.vision.fairness import LOW_PRIORITY_NICE, FairExecutor, FairGate, run_at_low_priority
+from authenticator.vision.heap import release_freed_heap
 from authenticator.vision.heatmap import MapChunks, occlusion_maps, overlay_png
 from authenticator.vision.line_check import (
     OperatingPoint,
@@ -227,6 +228,8 @@ class Assessor:
         # Deficit round robin quantum: the cost of the largest photo a request may hold.
         self._quantum = _photo_cost(self.limits.max_megapixels)
         self.gate_thresholds = settings.quality_thresholds
+        # the session left unused and the load's temporaries are freed: hand their pages back
+        release_freed_heap()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Assessor:
