@@ -11,7 +11,6 @@ assessments). Nothing else changes: the pages are returned, not the objects.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import gc
 from collections.abc import Callable
@@ -19,12 +18,10 @@ from collections.abc import Callable
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``; None on a C library without it (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
+    """glibc's ``malloc_trim``; None on a C library without it (musl, macOS). Looked up among the
+    symbols the process has loaded already (the C library's among them): no ``ldconfig`` run."""
     try:
-        trim = ctypes.CDLL(name).malloc_trim
+        trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
     trim.argtypes = [ctypes.c_size_t]
