@@ -127,6 +127,8 @@ class BenchServer:
         return self
 
     def __exit__(self, *_: object) -> None:
+        if hasattr(self, "http"):
+            self.http.close()
         self.process.terminate()
         self.process.wait(timeout=30)
 

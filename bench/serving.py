@@ -198,6 +198,7 @@ def main() -> None:
     pipeline = pipeline_rate(args.weights, four, max(16, args.requests // 2), args.concurrency)
     env = {
         **os.environ,
+        "AUTHENTICATOR_WEIGHTS_DIR": str(args.weights),
         "AUTHENTICATOR_UPLOAD_RATE_PER_MINUTE": "0",
         "MALLOC_ARENA_MAX": "2",
     }
