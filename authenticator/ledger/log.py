@@ -16,10 +16,7 @@ memory (:class:`UpperNodes`).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import threading
-import time
-from _thread import LockType
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +48,7 @@ from authenticator.ledger.entries import (
     parse_entry,
     time_field,
 )
+from authenticator.ledger.group_commit import GroupCommit, Waiter
 from authenticator.ledger.item_map import MAP_EXTENSION_PREFIX, Head, ItemMap, MapProof, item_key, map_extension
 from authenticator.ledger.proofplan import (
     ProofPlan,
@@ -134,32 +132,16 @@ MAX_GROUP = 1000
 """Most commands one transaction integrates (group commit)."""
 
 
-def _held_lock() -> LockType:
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
 @dataclass(eq=False)
-class _Command:
+class _Command(Waiter):
     """One caller's entries and hooks, waiting in the group-commit queue."""
 
     entries: Sequence[NewEntry]
     check: Check | None
     after: AfterAppend | None
     prepared: list[_Prepared] = field(default_factory=list)
-    """The entries made ready by the leader (:meth:`Ledger._prepare_group`)."""
+    """The entries made ready by the leader (:func:`_prepare_command`)."""
     receipts: list[Receipt] | None = None
-    error: BaseException | None = None
-    done: bool = False
-    finished: LockType = field(default_factory=_held_lock)
-    """Held until the leader has finished the command: the caller blocks acquiring it (a bare
-    lock costs a fraction of a ``threading.Event``, which is a condition variable)."""
-    next: _Command | None = None
-    """The next waiting caller of the same finished group: this caller wakes it (see
-    :meth:`Ledger._wake`)."""
-    gone: bool = False
-    """The caller stopped waiting (interrupted): the wake-up chain skips it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +173,10 @@ def _prepare(entry: NewEntry) -> _Prepared:
     return _Prepared(checked.type, checked.item, head, tail, item_key(checked.item))
 
 
+def _prepare_command(command: _Command) -> None:
+    command.prepared = [_prepare(e) for e in command.entries]
+
+
 def _stored(row: Sequence[Any]) -> StoredEntry:
     idx, leaf_hash, item, type_, data = row
     return StoredEntry(int(idx), bytes(leaf_hash), bytes(data), str(item), str(type_))
@@ -219,17 +205,10 @@ class Ledger:
         self._map = ItemMap()
         self._map_size = -1
         self._pending_caches: tuple[int, list[bytes], list[tuple[NodeId, bytes]]] = (-1, [], [])
-        # Commands waiting for the writer (group commit, see append_batch).
-        self._pending: list[_Command] = []
-        self._queue_mutex = threading.Lock()
-        self._queue_cond = threading.Condition(self._queue_mutex)
-        self._expect = 0
-        """While a leader waits for siblings: the queue length that wakes it."""
-        self._last_group_ended = 0.0
-        """When the last group ended (monotonic): a leader's wait for siblings counts from it."""
-        self._recent_size = 0
-        """How many commands the recent groups held (see :meth:`_await_siblings`)."""
-        self._leading = False
+        # Commands waiting for the writer (see append_batch).
+        self._group_commit: GroupCommit[_Command] = GroupCommit(
+            _prepare_command, self._run_group_locked, Connection.close, MAX_GROUP
+        )
 
     # --- Lifecycle ------------------------------------------------------------------------
 
@@ -357,140 +336,19 @@ class Ledger:
         ``check`` and ``after`` make a command exactly-once: both run in the writer's
         transaction, so a precondition checked by ``check`` still holds when the entries land,
         and whatever ``after`` writes (the projections) commits or rolls back with them.
+
+        Concurrent callers share transactions and checkpoints (:mod:`~authenticator.ledger.group_commit`).
         """
         if not entries:
             return []
         command = _Command(entries, check, after)
-        with self._queue_cond:
-            self._pending.append(command)
-            lead = not self._leading
-            self._leading = True
-            if self._expect and len(self._pending) >= self._expect:
-                self._queue_cond.notify()
-        if lead:
-            self._lead(command)
-        woken = False
-        try:
-            woken = command.finished.acquire()
-        finally:
-            self._pass_on(command, woken)
-        if command.error is not None:
-            raise command.error
+        self._group_commit.submit(command)
         assert command.receipts is not None
         return command.receipts
 
-    def _pass_on(self, command: _Command, woken: bool) -> None:
-        """Wake the caller after ``command`` in its group's chain (see :meth:`_wake`). A caller
-        that stopped waiting (interrupted) leaves the chain: if the chain is not built yet it is
-        skipped, if it is, the next one is woken now (its group is finished either way)."""
-        with self._queue_mutex:
-            if not woken:
-                command.gone = True
-            nxt, command.next = command.next, None
-        if nxt is not None:
-            nxt.finished.release()
-
-    def _wake(self, group: list[_Command], leader: _Command | None) -> None:
-        """Give a finished group its receipts: wake its first waiting caller, who wakes the next
-        as it leaves (:meth:`_pass_on`), and so on.
-
-        Releasing every caller at once makes up to ``MAX_GROUP`` threads runnable together, all
-        fighting for the GIL and the two cores: with 64 callers that storm cost more than the
-        group's own work. A chain keeps one or two runnable at a time."""
-        with self._queue_mutex:
-            waiting = [c for c in group if c is not leader and not c.gone]
-            for a, b in itertools.pairwise(waiting):
-                a.next = b
-        if leader is not None and leader in group:
-            leader.finished.release()
-        if waiting:
-            waiting[0].finished.release()
-
-    def _lead(self, own: _Command | None = None) -> None:
-        """Group commit: the caller who found no leader integrates every command waiting, in
-        arrival order, one transaction and one checkpoint per group, until none is left; the
-        others only wait for their own command. Each gets its receipts once its group is
-        durable. The leader keeps one connection for its run of groups."""
-        conn: Connection | None = None
-        try:
-            while True:
-                with self._queue_cond:
-                    self._await_siblings()
-                    if not self._pending:
-                        self._leading = False
-                        return
-                    group, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
-                try:
-                    ready = self._prepare_group(group)
-                    if ready:
-                        with self._write_mutex:
-                            conn = self._run_group(conn, ready)
-                except BaseException as exc:  # interrupted: fail what waits rather than leave it hanging
-                    with self._queue_mutex:
-                        left, self._pending, self._leading = self._pending, [], False
-                    for command in [*group, *left]:
-                        if not command.done:
-                            command.error, command.done = exc, True
-                        command.finished.release()
-                    raise
-                self._last_group_ended = time.monotonic()
-                # the concurrency to wait for: the largest recent group, forgotten slowly
-                self._recent_size = max(len(group), self._recent_size - (self._recent_size + 7) // 8)
-                self._wake(group, own)
-        finally:
-            if conn is not None:
-                conn.close()
-
-    @staticmethod
-    def _prepare_group(group: list[_Command]) -> list[_Command]:
-        """Validate and canonicalise each command's entries (outside the transaction); a command
-        with an invalid entry gets the error and is left out. Returns the commands left.
-
-        The leader does this for its callers rather than each caller before queueing: under the
-        GIL the callers' work runs one at a time anyway, and 64 threads taking turns through it
-        made it cost twice as much CPU as one thread going through the whole group (measured:
-        ~90 against ~50 µs per entry)."""
-        ready = []
-        for command in group:
-            try:
-                command.prepared = [_prepare(e) for e in command.entries]
-            except Exception as exc:  # this caller's entries; the group goes on without them
-                command.error, command.done = exc, True
-                continue
-            ready.append(command)
-        return ready
-
-    MAX_LINGER_S = 0.010
-    """The longest a leader waits for siblings (see :meth:`_await_siblings`)."""
-    QUIET_S = 0.001
-    """A leader stops waiting for siblings once none has arrived for this long."""
-
-    def _await_siblings(self) -> None:
-        """While fewer commands are queued than the recent groups held (but some), wait for the
-        others: until that many are queued, none has arrived for ``QUIET_S``, or ``MAX_LINGER_S``
-        has passed since the last group ended.
-
-        The callers of a group get their receipts together and, under load, append again
-        together; without the wait the first ones back form a small group and the rest the next,
-        each paying a transaction and a checkpoint (measured with 64 callers: a third of the
-        groups held one command, the mean 30). A lone caller (the recent groups held one command)
-        and a queue that has caught up never wait; when fewer callers remain, the quiet gap ends
-        the wait after a millisecond. Caller holds ``_queue_cond``."""
-        expected, ended = self._recent_size, self._last_group_ended
-        if not 0 < len(self._pending) < expected:
-            return
-        self._expect = expected
-        try:
-            while len(self._pending) < expected:
-                left = self.MAX_LINGER_S - (time.monotonic() - ended)
-                if left <= 0:
-                    return
-                before = len(self._pending)
-                self._queue_cond.wait(min(self.QUIET_S, left))  # woken early once ``expected`` are queued
-                if len(self._pending) == before:
-                    return
-        finally:
-            self._expect = 0
+    def _run_group_locked(self, conn: Connection | None, group: list[_Command]) -> Connection | None:
+        with self._write_mutex:
+            return self._run_group(conn, group)
 
     def _run_group(self, conn: Connection | None, group: list[_Command]) -> Connection | None:
         """Integrate ``group`` on ``conn`` (opened when None); returns the connection for the next

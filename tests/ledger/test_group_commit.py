@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 
 from authenticator.errors import Conflict, EntryValidationError
 from authenticator.ledger.checkpoint import CheckpointSigner, verify_checkpoint
+from authenticator.ledger.group_commit import GroupCommit
 from authenticator.ledger.log import Ledger, NewEntry, Receipt, StoredEntry
 from authenticator.ledger.merkle import verify_inclusion
 from authenticator.ledger.verify import verify_ledger
@@ -82,14 +83,14 @@ def test_concurrent_single_appends_are_grouped(ledger: Ledger) -> None:
 
 def _hold_writer_until(led: Ledger, waiting: int) -> threading.Thread:
     """Act as a leader that is busy until ``waiting`` commands are queued, so they form one group."""
-    with led._queue_mutex:
-        led._leading = True
+    with led._group_commit._queue_mutex:
+        led._group_commit._leading = True
 
     def release() -> None:
         deadline = time.monotonic() + 30
-        while len(led._pending) < waiting and time.monotonic() < deadline:
+        while len(led._group_commit._pending) < waiting and time.monotonic() < deadline:
             time.sleep(0.005)
-        led._lead()  # the busy leader comes back and takes them all as one group
+        led._group_commit._lead()  # the busy leader comes back and takes them all as one group
 
     t = threading.Thread(target=release)
     t.start()
@@ -105,7 +106,7 @@ def _one_group(led: Ledger, calls: list[Callable[[], None]]) -> None:
         threads.append(threading.Thread(target=call))
         threads[-1].start()
         deadline = time.monotonic() + 10
-        while len(led._pending) < len(threads) and time.monotonic() < deadline:
+        while len(led._group_commit._pending) < len(threads) and time.monotonic() < deadline:
             time.sleep(0.002)
     for t in [*threads, holder]:
         t.join(timeout=60)
@@ -204,10 +205,10 @@ def test_after_a_bigger_group_the_leader_waits_for_its_siblings(
     """Callers that just got their receipts append again a moment later: a leader that finds
     only some of them queued waits (bounded) for the rest, so they share one transaction
     instead of a lone command's and then the others'."""
-    monkeypatch.setattr(Ledger, "MAX_LINGER_S", 60.0)  # generous: the test must not depend on timing
-    monkeypatch.setattr(Ledger, "QUIET_S", 30.0)
-    ledger._last_group_ended = time.monotonic()  # as if a group of 4 had just ended
-    ledger._recent_size = 4
+    monkeypatch.setattr(GroupCommit, "MAX_LINGER_S", 60.0)  # generous: the test must not depend on timing
+    monkeypatch.setattr(GroupCommit, "QUIET_S", 30.0)
+    ledger._group_commit._last_group_ended = time.monotonic()  # as if a group of 4 had just ended
+    ledger._group_commit._recent_size = 4
     receipts: list[Receipt] = []
     lock = threading.Lock()
 
@@ -232,17 +233,17 @@ def test_after_a_bigger_group_the_leader_waits_for_its_siblings(
 def test_the_leader_stops_waiting_once_nobody_comes(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """After a group of 64, a caller that comes alone (the others are gone) waits for siblings
     only until the queue has been quiet for ``QUIET_S``, not for the whole ``MAX_LINGER_S``."""
-    monkeypatch.setattr(Ledger, "MAX_LINGER_S", 600.0)
-    monkeypatch.setattr(Ledger, "QUIET_S", 0.05)
-    ledger._last_group_ended = time.monotonic()
-    ledger._recent_size = 64
+    monkeypatch.setattr(GroupCommit, "MAX_LINGER_S", 600.0)
+    monkeypatch.setattr(GroupCommit, "QUIET_S", 0.05)
+    ledger._group_commit._last_group_ended = time.monotonic()
+    ledger._group_commit._recent_size = 64
     done: list[Receipt] = []
     t = threading.Thread(target=lambda: done.append(ledger.append(sample_entry(0, "item-alone"))))
     t.start()
     t.join(timeout=120)  # far below MAX_LINGER_S: only the quiet gap can have ended the wait
     assert not t.is_alive() and len(done) == 1
     _checked(done[0])
-    assert ledger._recent_size < 64  # a group of one: the expected concurrency decays
+    assert ledger._group_commit._recent_size < 64  # a group of one: the expected concurrency decays
 
 
 def test_a_finished_group_wakes_its_callers_in_a_chain(ledger: Ledger) -> None:
@@ -255,27 +256,27 @@ def test_a_finished_group_wakes_its_callers_in_a_chain(ledger: Ledger) -> None:
     for cmd in (a, gone, b, c):
         cmd.done = True
     gone.gone = True
-    ledger._wake([a, gone, b, c], None)
+    ledger._group_commit._wake([a, gone, b, c], None)
     assert a.next is b and b.next is c and c.next is None and gone.next is None
     assert a.finished.acquire(blocking=False)  # the first is woken by the leader ...
     assert not b.finished.acquire(blocking=False)  # ... the others only along the chain
-    ledger._pass_on(a, True)
+    ledger._group_commit._pass_on(a, True)
     assert b.finished.acquire(blocking=False) and not c.finished.acquire(blocking=False)
-    ledger._pass_on(b, False)  # b leaves without waiting (interrupted): still wakes c
+    ledger._group_commit._pass_on(b, False)  # b leaves without waiting (interrupted): still wakes c
     assert c.finished.acquire(blocking=False)
 
 
 def test_a_lone_caller_never_waits_for_siblings(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """Sequential appends (the last group had one command) go at once: no wait for others."""
-    monkeypatch.setattr(Ledger, "MAX_LINGER_S", 60.0)
+    monkeypatch.setattr(GroupCommit, "MAX_LINGER_S", 60.0)
     waits: list[float | None] = []
-    real_wait = ledger._queue_cond.wait
+    real_wait = ledger._group_commit._queue_cond.wait
 
     def spy(timeout: float | None = None) -> bool:
         waits.append(timeout)
         return real_wait(timeout)
 
-    monkeypatch.setattr(ledger._queue_cond, "wait", spy)
+    monkeypatch.setattr(ledger._group_commit._queue_cond, "wait", spy)
     for i in range(5):
         ledger.append(sample_entry(i, "item-lone"))
     assert waits == []
