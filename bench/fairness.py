@@ -132,7 +132,7 @@ def main() -> None:
     measure_b(lambda: assessor.assess(mine, principal="platform-b"), 3)  # warm-up
     alone = b("platform-b")()
     fair = with_flood(assessor, flood, args.flood_clients, "platform-a", b("platform-b"))
-    pool = assessor._executor()
+    pool = assessor.scheduler.executor()
     assert pool is not None, "the benchmark needs vision_threads >= 2"
     low, pool.low_priority_above = pool.low_priority_above, None
     try:

@@ -11,7 +11,8 @@ Costs (issue 11): before any pixel is decoded, every photo's header is read
 (:func:`~authenticator.vision.decode.read_header`) and a request whose photos together would
 decode more than ``vision_max_request_megapixels`` is refused with
 :class:`~authenticator.errors.PixelBudgetExceeded`. The photos then run on the assessor's
-:class:`~authenticator.vision.fairness.FairExecutor`: one queue per ``principal``, at most
+:class:`~authenticator.vision.fairness.FairExecutor` (through
+:class:`~authenticator.vision.photo_scheduler.PhotoScheduler`): one queue per ``principal``, at most
 ``vision_threads`` photos of one principal at once out of twice that many workers, the queues
 served by deficit round robin on each photo's decoded megapixels, so one platform's costly
 uploads cannot starve another's assessment (``bench/fairness.py`` measures it).
@@ -27,10 +28,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +53,8 @@ from authenticator.vision.category import (
 )
 from authenticator.vision.decision import Decision, aggregate_logits, calibrate, decide
 from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size, read_header
-from authenticator.vision.fairness import LOW_PRIORITY_NICE, FairExecutor, FairGate, run_at_low_priority
 from authenticator.vision.heap import release_freed_heap
-from authenticator.vision.heatmap import MapChunks, occlusion_maps, overlay_png
+from authenticator.vision.heatmap import occlusion_maps, overlay_png
 from authenticator.vision.line_check import (
     OperatingPoint,
     ProductLineUse,
@@ -65,6 +64,7 @@ from authenticator.vision.line_check import (
 )
 from authenticator.vision.live_work import LIVE_WORK
 from authenticator.vision.phash import MAX_REUSE_MATCHES, PhotoReuseIndex, phash, phash_hex
+from authenticator.vision.photo_scheduler import PhotoScheduler, photo_cost
 from authenticator.vision.preprocess import composite_alpha, normalize, resize_to_input
 from authenticator.vision.product_lines import DeclaredLine
 from authenticator.vision.quality import gate, measure_quality
@@ -143,18 +143,6 @@ class Assessment(BaseModel):
     heatmaps: dict[str, bytes] = Field(default_factory=dict, exclude=True)
 
 
-def _photo_cost(decode_megapixels: float) -> float:
-    """A photo's share of the workers: the megapixels it decodes plus about one megapixel's worth
-    for the quality gate, preprocessing and one forward pass."""
-    return decode_megapixels + 1.0
-
-
-#: Photos that decode more than 4 megapixels (a PNG, WebP or HEIC of a 12 MP camera; never a JPEG,
-#: decoded at reduced scale) run at a lower CPU priority: when the cores are short, an ordinary
-#: photo is not slowed by expensive ones; on an idle machine they run at full speed.
-_LOW_PRIORITY_ABOVE = _photo_cost(4.0)
-
-
 @dataclass
 class _Work:
     """Per-photo state while a request is assessed (the decoded pixels are not kept, and the
@@ -200,11 +188,6 @@ class Assessor:
         # server's): OpenCV's own worker threads would only add hand-offs and spin-waits on the
         # same cores. Process-wide; results do not depend on it.
         cv2.setNumThreads(1)
-        self._pool: FairExecutor | None = None
-        self._gate: FairGate | None = None
-        self._pool_pid = 0
-        self._gate_pid = 0
-        self._pool_lock = threading.Lock()
         # onnxruntime's arena keeps the high-water mark of the runs that were in flight together
         runs = settings.ort_max_concurrent_runs
         self._run_slots: AbstractContextManager[Any] = threading.BoundedSemaphore(runs) if runs else nullcontext()
@@ -225,8 +208,7 @@ class Assessor:
         )
         self.reduce_to = model_decode_size(card.preprocessing.input_size) if settings.vision_reduced_decode else None
         self.max_request_megapixels = settings.vision_max_request_megapixels
-        # Deficit round robin quantum: the cost of the largest photo a request may hold.
-        self._quantum = _photo_cost(self.limits.max_megapixels)
+        self.scheduler = PhotoScheduler(self.threads, self.limits.max_megapixels)
         self.gate_thresholds = settings.quality_thresholds
         # the session left unused and the load's temporaries are freed: hand their pages back
         release_freed_heap()
@@ -325,20 +307,14 @@ class Assessor:
             if heatmaps:
                 batch = np.stack([w.x for w in scored if w.x is not None])
                 base = np.array([w.logit for w in scored], dtype=np.float32)
-                pool = self._executor()
-                chunk_cost = _photo_cost(0.0) * self.model.max_batch  # one forward pass per image
-                map_chunks: MapChunks
-                if pool is not None:
-                    map_chunks = functools.partial(pool.map, principal, chunk_cost)
-                else:
-                    map_chunks = functools.partial(self._gated_map, self._sequential_gate(), principal, chunk_cost)
+                chunk_cost = photo_cost(0.0) * self.model.max_batch  # one forward pass per image
                 cell = occlusion_maps(
                     batch,
                     base,
                     self._occlusion_logits,
                     grid=self.settings.heatmap_grid,
                     chunk=self.model.max_batch,
-                    map_chunks=map_chunks,
+                    map_chunks=self.scheduler.chunk_mapper(principal, chunk_cost),
                 )
                 for w, m in zip(scored, cell, strict=True):
                     if w.square is not None:
@@ -372,43 +348,6 @@ class Assessor:
         spec = self.card.preprocessing
         return normalize(resize_to_input(composite_alpha(img.rgb, img.alpha, spec.alpha_background), spec), spec)
 
-    def _executor(self) -> FairExecutor | None:
-        """The assessor's pool (created on first use; None with ``vision_threads`` 1): twice
-        ``vision_threads`` workers, at most ``vision_threads`` of them on one principal's photos,
-        so a principal alone uses as many threads as before and the next one finds idle workers
-        (see :mod:`authenticator.vision.fairness`). A process forked after the pool was made gets a
-        pool of its own: the parent's threads are not copied."""
-        if self.threads <= 1:
-            return None
-        pid = os.getpid()
-        with self._pool_lock:
-            if self._pool is None or self._pool_pid != pid:
-                self._pool = FairExecutor(
-                    2 * self.threads,
-                    per_principal=self.threads,
-                    quantum=self._quantum,
-                    thread_name_prefix="vision",
-                    low_priority_above=_LOW_PRIORITY_ABOVE,
-                )
-                self._pool_pid = pid
-            return self._pool
-
-    @staticmethod
-    def _gated_map(gate: FairGate, principal: str | None, cost: float, fn: Any, jobs: Iterable[Any]) -> Iterator[Any]:
-        for job in jobs:
-            with gate.turn(principal, cost):
-                yield fn(job)
-
-    def _sequential_gate(self) -> FairGate:
-        """With ``vision_threads`` 1 the request's thread runs its photos itself, one at a time,
-        once the gate lets it: one photo per principal at once, two in all, fair order."""
-        pid = os.getpid()
-        with self._pool_lock:
-            if self._gate is None or self._gate_pid != pid:
-                self._gate = FairGate(2, per_principal=1, quantum=self._quantum)
-                self._gate_pid = pid
-            return self._gate
-
     def _check_budget(self, photos: Sequence[PhotoInput]) -> list[float]:
         """Each photo's scheduling cost, from its header alone; raise :class:`PixelBudgetExceeded`
         when the photos together would decode more than ``vision_max_request_megapixels``. A photo
@@ -428,7 +367,7 @@ class Assessor:
                 megapixels=round(total, 1),
                 limit=self.max_request_megapixels,
             )
-        return [_photo_cost(mp) for mp in decoded]
+        return [photo_cost(mp) for mp in decoded]
 
     def _each_photo(
         self, photos: Sequence[PhotoInput], costs: Sequence[float], *, keep_input: bool, principal: str | None
@@ -436,25 +375,7 @@ class Assessor:
         """:meth:`_photo` for every photo, in order, each in ``principal``'s fair turn. A photo's
         :class:`ImageError` is recorded in its result; any other error propagates (photos not
         started yet are cancelled)."""
-        pool = self._executor()
-        if pool is None:
-            gate = self._sequential_gate()
-            out = []
-            for p, cost in zip(photos, costs, strict=True):
-                with gate.turn(principal, cost):
-                    if cost > _LOW_PRIORITY_ABOVE:
-                        out.append(run_at_low_priority(LOW_PRIORITY_NICE, self._photo, p, keep_input))
-                    else:
-                        out.append(self._photo(p, keep_input))
-            return out
-        futures = [
-            pool.submit(principal, cost, self._photo, p, keep_input) for p, cost in zip(photos, costs, strict=True)
-        ]
-        try:
-            return [f.result() for f in futures]
-        finally:
-            for f in futures:
-                f.cancel()  # the ones not started yet, after an error
+        return self.scheduler.run_each(functools.partial(self._photo, keep_input=keep_input), photos, costs, principal)
 
     def _photo(self, photo: PhotoInput, keep_input: bool) -> _Work:
         """One photo from bytes to network outputs: decode, gate and, if usable, one forward pass."""

@@ -192,9 +192,9 @@ def test_photos_run_on_the_named_pool_threads(tiny: Path, monkeypatch: pytest.Mo
     a.assess(_real(1, seed=3))
     assert len(seen) == len(SOURCES) and all(name.startswith("vision") for name in seen), seen
     # one pool per assessor, made once
-    pool = a._executor()
+    pool = a.scheduler.executor()
     a.assess(_real(1, seed=4))
-    assert a._executor() is pool
+    assert a.scheduler.executor() is pool
 
 
 def test_sequential_setting_uses_no_pool(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,7 +202,7 @@ def test_sequential_setting_uses_no_pool(tiny: Path, monkeypatch: pytest.MonkeyP
     seen = _thread_names(a, monkeypatch)
     a.assess(_real(1, seed=3))
     assert seen == [threading.current_thread().name] * len(SOURCES)
-    assert a._executor() is None
+    assert a.scheduler.executor() is None
 
 
 def test_failure_rule_holds_with_the_pool(tiny: Path) -> None:
@@ -247,7 +247,7 @@ def test_a_forked_child_gets_a_pool_of_its_own(tiny: Path) -> None:
     a = _assessor(2, weights_dir=tiny)
     photos = _real(1, seed=12)
     expected = a.assess(photos).model_dump_json()
-    assert a._executor() is not None
+    assert a.scheduler.executor() is not None
     ctx = multiprocessing.get_context("fork")
     queue = ctx.SimpleQueue()
 
