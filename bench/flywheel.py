@@ -90,7 +90,7 @@ def sign(payload: dict[str, Any], key: Any) -> dict[str, Any]:
 def evaluate_serving(card: Path, held_rows: list[dict[str, str]], cache: Path) -> dict[str, Any]:
     """The serving model on the never-trained traffic items, per item, as served (training's held-back scorer)."""
     from training.data import Sample
-    from training.lifecycle import _held_back_part
+    from training.lifecycle import held_back_part
 
     samples = []
     for r in held_rows:
@@ -106,7 +106,7 @@ def evaluate_serving(card: Path, held_rows: list[dict[str, str]], cache: Path) -
                 extra={"model": reg["model"], "sha256": r["sha256"]},
             )
         )
-    part = _held_back_part(card, samples, cache, 0)
+    part = held_back_part(card, samples, cache, 0)
     o = part["overall"]
     lines = {k: v for k, v in part["per_source"].items()}
     return {

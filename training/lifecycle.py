@@ -370,7 +370,7 @@ def _development_part(
     return _blocks(a.y, z, p, d, a.groups, a.source, a.category, reps), z
 
 
-def _held_back_part(card_path: Path, held: list[Sample], cache_dir: Path | None, reps: int) -> dict[str, Any]:
+def held_back_part(card_path: Path, held: list[Sample], cache_dir: Path | None, reps: int) -> dict[str, Any]:
     """Per item, as served: the graph's logits, the unfamiliar-photo gate against the model's bank,
     the mean logit of the familiar photos, the operating point of the line the item was registered as
     (none: inconclusive), photos that contradict the line: inconclusive."""
@@ -445,7 +445,7 @@ def evaluate_candidate(
     for role, card_path in models.items():
         log(f"evaluating the {role} ({ModelCard.load(card_path).sha256[:16]}...) on the frozen split")
         parts["development_cv"][role], _ = _development_part(card_path, dev, folds, cache_dir, reps, log)
-        parts["certified_held_back"][role] = _held_back_part(card_path, held, cache_dir, reps)
+        parts["certified_held_back"][role] = held_back_part(card_path, held, cache_dir, reps)
     report: dict[str, Any] = {
         "champion": _describe(champion_card),
         "candidate": _describe(candidate_card),
