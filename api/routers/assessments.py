@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from api.auth import Ctx, Platform, require
 from api.routers.common import IdempotencyKeyHeader, answered, errors
 from authenticator.contracts.assessments import Assessment, PhotoErasure
-from authenticator.services import assessments, erasure
+from authenticator.services import assessment_reads, erasure
 from authenticator.store.keys import Principal
 from authenticator.text import FreeText
 
@@ -58,7 +58,7 @@ def blob_response(data: bytes, name: str) -> Response:
 @router.get("/v1/assessments/{assessment_id}", response_model=Assessment, responses=errors(404))
 def get_assessment(assessment_id: str, ctx: Ctx) -> Assessment:
     """Public: a recorded verdict (its entry is public in the log) with a fresh inclusion proof."""
-    return assessments.get_assessment(ctx, assessment_id)
+    return assessment_reads.get_assessment(ctx, assessment_id)
 
 
 @router.get(
@@ -74,7 +74,7 @@ def get_assessment(assessment_id: str, ctx: Ctx) -> Assessment:
 )
 def get_photo(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) -> Response:
     """A photo of the assessment (the item's platform only)."""
-    data = assessments.assessment_photo(ctx, principal, assessment_id, sha256)
+    data = assessment_reads.assessment_photo(ctx, principal, assessment_id, sha256)
     return blob_response(data, sha256)
 
 
@@ -91,7 +91,7 @@ def get_photo(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) ->
 )
 def get_heatmap(assessment_id: str, sha256: str, principal: Platform, ctx: Ctx) -> Response:
     """The occlusion heat map of one photo (the item's platform only; asked for with `heatmaps=true`)."""
-    data = assessments.assessment_heatmap(ctx, principal, assessment_id, sha256)
+    data = assessment_reads.assessment_heatmap(ctx, principal, assessment_id, sha256)
     return blob_response(data, f"heatmap-{sha256}")
 
 

@@ -12,48 +12,44 @@ anything is stored or appended. :func:`preview_assessment` runs the same pipelin
 provisional verdict without storing or appending anything, so a seller can check photos first.
 The photo-reuse check looks at other platforms' items only: a platform that sends its own photos
 again (a retry that registered a second item) is not flagged as reusing someone else's photos.
+Reading recorded assessments back is :mod:`authenticator.services.assessment_reads`.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, insert, select
 
-from authenticator.contracts.assessments import Assessment, AssessmentPreview, PhotoVerdict, PreviewPhoto
-from authenticator.contracts.common import Appended, ModelRef, ReasonOut
-from authenticator.contracts.common import Receipt as ReceiptOut
-from authenticator.db import read_tx
-from authenticator.errors import Conflict, InvalidInput, ModelError, NotFound, NoUsablePhoto, PermissionDenied
+from authenticator.contracts.assessments import Assessment, AssessmentPreview, PreviewPhoto
+from authenticator.contracts.common import Appended, ModelRef
+from authenticator.errors import Conflict, InvalidInput, ModelError, NoUsablePhoto
 from authenticator.ledger.entries import parse_entry
 from authenticator.ledger.entry_types import AssessmentRecorded
 from authenticator.ledger.log import NewEntry, Receipt, StoredEntry
+from authenticator.services.assessment_reads import assessment_view, get_assessment, reason_out
 from authenticator.services.commands import Command, execute, replay_if_recorded
-from authenticator.services.context import ServiceContext, fresh_receipt, receipt_of
-from authenticator.services.erasure import erasure_marks
+from authenticator.services.context import ServiceContext, receipt_of
 from authenticator.services.items import item_row, require_own_item
 from authenticator.services.serving import ShadowJob, current_assessor, shadow_active, submit_shadow
 from authenticator.services.views import (
     DeclaredViews,
     declare_views,
-    guide_of_category,
     missing_views_reason,
-    recorded_missing,
     retake_for_view,
     view_refs,
 )
 from authenticator.store.idempotency import IdempotencyKey
 from authenticator.store.keys import Principal, new_id
 from authenticator.store.projections import photoset_sha256
-from authenticator.store.tables import assessments, heatmaps, items, models
+from authenticator.store.tables import assessments, heatmaps
 from authenticator.vision.capture_guides import Framing, View
 from authenticator.vision.phash import ReuseMatch
 from authenticator.vision.product_lines import DeclaredLine
-from authenticator.vision.reasons import Reason, reason, retake_hint, set_aside
+from authenticator.vision.reasons import Reason, retake_hint, set_aside
 
 if TYPE_CHECKING:
     from authenticator.vision.service import Assessment as VisionAssessment
@@ -68,79 +64,6 @@ class Upload:
     filename: str
     data: bytes
     view: str | None = None
-
-
-def _reasons(codes: list[str], category: str | None = None) -> list[ReasonOut]:
-    """The messages of reason codes; ``category`` words ``category_not_validated`` (a watch: a lab)."""
-    return [_reason_out(reason(c, category=category)) for c in codes]
-
-
-def _reason_out(r: Reason) -> ReasonOut:
-    return ReasonOut(code=r.code, message=r.message)
-
-
-def _overall_category(categories: list[str | None]) -> str | None:
-    cats = Counter(c for c in categories if c)
-    if len(cats) == 1:
-        return next(iter(cats))
-    return None
-
-
-def _most_shown_category(categories: list[str | None]) -> str | None:
-    cats = Counter(c for c in categories if c)
-    return cats.most_common(1)[0][0] if cats else None
-
-
-def assessment_view(
-    ctx: ServiceContext,
-    assessment_id: str,
-    item_id: str,
-    index: int,
-    recorded_at: str,
-    body: AssessmentRecorded,
-    receipt: ReceiptOut,
-) -> Assessment:
-    """The public answer for a recorded assessment, built from its log entry alone."""
-    with read_tx(ctx.engine) as conn:
-        model = conn.execute(
-            select(models.c.name, models.c.version).where(models.c.sha256 == body.model_sha256)
-        ).first()
-    missing = None
-    if body.missing_views is not None:  # the upload declared views: name what was missing, as the guide says
-        missing = recorded_missing(guide_of_category(item_row(ctx, item_id).category), body.missing_views)
-    categories = [p.category for p in body.per_photo]
-    reasons = _reasons(body.reasons, _most_shown_category(categories))
-    if missing:
-        named = _reason_out(missing_views_reason(missing))
-        reasons = [named if r.code == "missing_views" else r for r in reasons]
-    return Assessment(
-        id=assessment_id,
-        item_id=item_id,
-        decision=body.decision,
-        probability_authentic=body.probability_authentic,
-        category=_overall_category(categories),
-        reasons=reasons,
-        thresholds=body.thresholds,
-        model=ModelRef(
-            sha256=body.model_sha256, name=model.name if model is not None else None, version=body.model_version
-        ),
-        photos=[
-            PhotoVerdict(
-                sha256=p.sha256,
-                # a photo left out of the verdict gets no score at all (the entry keeps what was measured)
-                probability_authentic=None if set_aside(p.reasons) else p.probability_authentic,
-                category=p.category,
-                reasons=_reasons(p.reasons, p.category),
-                set_aside=set_aside(p.reasons),
-                view=p.view,
-            )
-            for p in body.per_photo
-        ],
-        missing_views=None if missing is None else view_refs(missing),
-        index=index,
-        recorded_at=recorded_at,
-        receipt=receipt,
-    )
 
 
 def expand_videos(uploads: list[Upload]) -> list[Upload]:
@@ -372,7 +295,7 @@ def preview_assessment(
                 sha256=raw.sha256,
                 probability_authentic=None if aside else raw.probability_authentic,
                 category=raw.category,
-                reasons=[_reason_out(r) for r in raw.reasons],
+                reasons=[reason_out(r) for r in raw.reasons],
                 set_aside=aside,
                 usable=_usable(ctx, raw),
                 retake=retake_for_view(declared.guide, raw.view, retake_hint(codes)) if aside else None,
@@ -385,7 +308,7 @@ def preview_assessment(
         decision=assessed.decision,
         probability_authentic=assessed.probability_authentic,
         category=assessed.category,
-        reasons=[_reason_out(r) for r in verdict.reasons],
+        reasons=[reason_out(r) for r in verdict.reasons],
         thresholds=assessed.thresholds,
         model=ModelRef(sha256=assessed.model.sha256, name=assessed.model.name, version=assessed.model.version),
         photos=photos,
@@ -479,71 +402,3 @@ def assess_item(
         line = _declared_line(ctx, item_id)
         submit_shadow(ctx, ShadowJob(assessment_id, item_id, photos, line, body["model_sha256"], body["decision"]))
     return status, out
-
-
-def get_assessment(ctx: ServiceContext, assessment_id: str) -> Assessment:
-    """Public: a recorded assessment and a fresh proof of its entry against the latest checkpoint."""
-    with read_tx(ctx.engine) as conn:
-        row = conn.execute(select(assessments).where(assessments.c.id == assessment_id)).first()
-        maps = (
-            conn.execute(select(heatmaps.c.photo_sha256).where(heatmaps.c.assessment_id == assessment_id))
-            .scalars()
-            .all()
-        )
-    if row is None:
-        raise NotFound(f"no assessment {assessment_id}", assessment_id=assessment_id)
-    recorded = AssessmentRecorded.model_validate_json(row.body)
-    receipt = fresh_receipt(ctx, int(row.entry_index))
-    view = assessment_view(ctx, row.id, row.item_id, int(row.entry_index), row.recorded_at, recorded, receipt)
-    erased = erasure_marks(ctx, row.id)
-    for photo in view.photos:
-        if photo.sha256 in erased:  # taken back: the hash and score stay, the bytes are gone
-            photo.erased, photo.erased_at = True, erased[photo.sha256]
-        elif photo.sha256 in maps:
-            photo.heatmap_url = f"/v1/assessments/{row.id}/heatmaps/{photo.sha256}"
-    return view
-
-
-def _owned_assessment(ctx: ServiceContext, principal: Principal, assessment_id: str) -> AssessmentRecorded:
-    with read_tx(ctx.engine) as conn:
-        row = conn.execute(
-            select(assessments.c.body, items.c.platform)
-            .join(items, items.c.id == assessments.c.item_id)
-            .where(assessments.c.id == assessment_id)
-        ).first()
-    if row is None:
-        raise NotFound(f"no assessment {assessment_id}", assessment_id=assessment_id)
-    if row.platform != principal.id:
-        raise PermissionDenied("photos and heat maps are readable by the item's platform only")
-    return AssessmentRecorded.model_validate_json(row.body)
-
-
-def assessment_photo(ctx: ServiceContext, principal: Principal, assessment_id: str, sha256: str) -> bytes:
-    """A photo of the assessment (owner only); 404 when erased or not part of it."""
-    body = _owned_assessment(ctx, principal, assessment_id)
-    if sha256 not in body.photo_sha256:
-        raise NotFound("this photo is not part of the assessment")
-    _not_erased(ctx, assessment_id, sha256)
-    return ctx.blobs.get(sha256)
-
-
-def _not_erased(ctx: ServiceContext, assessment_id: str, sha256: str) -> None:
-    """404 for a photo taken back (its bytes may live on for another assessment that shares them)."""
-    erased_at = erasure_marks(ctx, assessment_id).get(sha256)
-    if erased_at is not None:
-        raise NotFound(f"this photo was erased on {erased_at[:10]}", assessment_id=assessment_id)
-
-
-def assessment_heatmap(ctx: ServiceContext, principal: Principal, assessment_id: str, sha256: str) -> bytes:
-    """The heat-map PNG of one photo (owner only), when it was asked for at upload (404 once erased)."""
-    _owned_assessment(ctx, principal, assessment_id)
-    _not_erased(ctx, assessment_id, sha256)
-    with read_tx(ctx.engine) as conn:
-        png = conn.execute(
-            select(heatmaps.c.png_sha256).where(
-                heatmaps.c.assessment_id == assessment_id, heatmaps.c.photo_sha256 == sha256
-            )
-        ).scalar()
-    if png is None:
-        raise NotFound("no heat map for this photo (ask for heatmaps=true when uploading)")
-    return ctx.blobs.get(str(png))
