@@ -43,7 +43,7 @@ from authenticator.db import create_ledger_engine
 from authenticator.store.blobs import BlobStore
 from tests.api_helpers import Actors, bearer, make_actors, new_item, real_photos
 from tests.live_server import bootstrap_admin, server_env, start_server
-from tests.web.test_web_pages import CHROMIUM, CHROMIUM_ARGS
+from tests.web.browser_site import CHROMIUM, CHROMIUM_ARGS
 from tests.web.test_web_render import _inline_scripts, decode_qr
 
 EVIL = "evil.example"

@@ -23,7 +23,7 @@ from authenticator.vision.capture_guides import GUIDES, gate_thresholds
 from authenticator.vision.decode import decode_image
 from authenticator.vision.quality import gate, measure_quality
 from tests.api_helpers import bearer
-from tests.web.test_web_pages import write_model_that_knows
+from tests.web.browser_site import write_model_that_knows
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 BAGS = sorted((SHARED / "real" / "alauzon13-birkin" / "authentic").iterdir())[:4]

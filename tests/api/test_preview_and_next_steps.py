@@ -31,7 +31,7 @@ from authenticator.vision.decode import decode_image
 from authenticator.vision.quality import QualityThresholds, gate, measure_quality
 from tests.api_helpers import bearer, certificate_envelope, make_actors, new_item, photo_files
 from tests.live_server import CLI, free_port
-from tests.web.test_web_pages import Site, real_photos, site, write_model_that_knows  # noqa: F401  (site: fixture)
+from tests.web.browser_site import Site, real_photos, site, write_model_that_knows  # noqa: F401  (site: fixture)
 
 BIRKIN = "alauzon13-birkin/authentic"
 AJ1 = "zhengwu123-aj1/authentic"

@@ -18,7 +18,7 @@ from authenticator.errors import ImageTooLarge, InvalidInput, UnsupportedFormat
 from authenticator.store.keys import create_key
 from authenticator.vision.video import VideoLimits, is_video, sharpest_frames
 from tests.api_helpers import bearer
-from tests.web.test_web_pages import write_model_that_knows
+from tests.web.browser_site import write_model_that_knows
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 AJ1 = sorted((REAL / "zhengwu123-aj1" / "authentic").iterdir())

@@ -10,7 +10,7 @@ and 5), in a real headless Chromium against a live server.
   quality gate before anything is recorded; the verdict lists the views still missing and the
   evidence per view. A watch goes to a lab, in words a seller understands.
 
-The server, the browser and the helpers are ``tests/web/test_web_pages.py``'s; screenshots go where
+The server, the browser and the helpers are ``tests/web/browser_site.py``'s; screenshots go where
 that module's go (``UPDATE_SCREENSHOTS=1``: ``docs/screenshots``).
 """
 
@@ -31,8 +31,7 @@ from api.app import create_app
 from authenticator.config import Settings
 from authenticator.store.keys import create_key
 from authenticator.vision.capture_guides import GUIDES
-from tests.web import test_web_pages as web
-from tests.web.test_web_pages import (
+from tests.web.browser_site import (
     DESKTOP,
     PHONE,
     SCREENSHOTS,
@@ -48,8 +47,6 @@ from tests.web.test_web_pages import (
     write_model_that_knows,
 )
 from tests.web.test_web_standing import assert_fits
-
-browser, site, tab, tampered = web.browser, web.site, web.tab, web.tampered  # fixtures
 
 pytestmark = pytest.mark.browser
 

@@ -8,7 +8,7 @@ page wider than the screen from 320 to 1,440 px with long names. The seller's up
 checks photos before anything is recorded, refuses to record photos that cannot be used, keeps
 the item it registered, and ends every verdict with a next step.
 
-The server, the browser and the helpers are ``tests/web/test_web_pages.py``'s; the data is made
+The server, the browser and the helpers are ``tests/web/browser_site.py``'s; the data is made
 here through the API and the lab CLI (``lab sign``, ``lab revoke``). Screenshots go where that
 module's go (``UPDATE_SCREENSHOTS=1``: ``docs/screenshots``).
 """
@@ -30,10 +30,7 @@ from typer.testing import CliRunner
 
 from authenticator.cli import app as cli_app
 from authenticator.store.keys import create_key
-from tests.web import test_web_pages as web
-from tests.web.test_web_pages import A11Y_PROBLEMS, SCREENSHOTS, UNTAMPERED, Site, Tab, _bearer, real_photos, shoot
-
-browser, site, tab = web.browser, web.site, web.tab  # fixtures: the live server, Chromium, a phone-sized tab
+from tests.web.browser_site import A11Y_PROBLEMS, SCREENSHOTS, UNTAMPERED, Site, Tab, _bearer, real_photos, shoot
 
 pytestmark = pytest.mark.browser
 

@@ -33,7 +33,7 @@ from tests.conftest import REPO_ROOT
 from tests.ledger.test_cosignature import REAL_NOTE, REAL_WITNESSES
 from tests.live_server import free_port
 from tests.vision_tiny_model import write_tiny_model
-from tests.web.test_web_pages import UNTAMPERED, TamperingApp, browser  # noqa: F401  (browser: fixture)
+from tests.web.browser_site import UNTAMPERED, TamperingApp
 from tests.witness_support import WitnessServer, running_witness
 
 pytestmark = pytest.mark.browser
@@ -133,7 +133,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture
-def page(browser: Any, site: Site) -> Iterator[Any]:  # noqa: F811  (browser: the imported fixture)
+def page(browser: Any, site: Site) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 390, "height": 844})
     p = context.new_page()
     errors: list[str] = []
