@@ -102,3 +102,8 @@ def new_item(client: TestClient, platform: str, category: str = "bag") -> str:
     )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
+
+
+def log_size(client: TestClient) -> int:
+    """The size of the log's latest checkpoint (its second line)."""
+    return int(client.get("/v1/log/checkpoint").text.split("\n")[1])

@@ -35,9 +35,9 @@ from authenticator.ledger.note import NoteVerifier, open_note
 from authenticator.services.traces import item_head_proof
 from authenticator.trace_verify import TraceReport, verify_trace
 from authenticator.vision.decode import DecodedImage, decode_image
+from tests.image_samples import png_header
 from tests.ledger_samples import ORIGIN, REPO_ROOT, sample_entries
 from tests.live_server import free_port, run_cli
-from tests.vision.test_vision_decode import _png_header
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 EXAMPLES = 20_000 if LONG else int(os.environ.get("FUZZ_EXAMPLES", "300"))
@@ -106,8 +106,8 @@ IMAGE_SEEDS = [
     _image_bytes("PNG", mode="L"),
     _image_bytes("WEBP", quality=70),
     _image_bytes("GIF", mode="P"),
-    _png_header(30_000, 30_000),
-    _png_header(100, 100),
+    png_header(30_000, 30_000),
+    png_header(100, 100),
 ]
 
 

@@ -44,7 +44,7 @@ from authenticator.store.blobs import BlobStore
 from tests.api_helpers import Actors, bearer, make_actors, new_item, real_photos
 from tests.live_server import bootstrap_admin, server_env, start_server
 from tests.web.browser_site import CHROMIUM, CHROMIUM_ARGS
-from tests.web.test_web_render import _inline_scripts, decode_qr
+from tests.web.page_parsing import decode_qr, inline_scripts
 
 EVIL = "evil.example"
 PUBLIC = "https://auth.example.com/verify"
@@ -376,7 +376,7 @@ def test_docs_without_a_cdn_and_with_a_csp(plain: Deployment) -> None:
     assert directives["script-src"] == "'self'"
     assert "unsafe" not in csp and "http" not in csp and "*" not in csp
     assert r.headers["x-content-type-options"] == "nosniff"
-    assert _inline_scripts(r.text) == []
+    assert inline_scripts(r.text) == []
     assert re.findall(r"<script[^>]*>([^<]+)</script>", r.text) == []  # no script body at all
     assert "style=" not in r.text and "<style" not in r.text
     refs = re.findall(r'(?:src|href)="([^"]+)"', r.text)

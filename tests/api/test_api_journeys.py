@@ -31,6 +31,7 @@ from tests.api_helpers import (
     Actors,
     bearer,
     certificate_envelope,
+    log_size,
     new_item,
     photo_files,
     real_photos,
@@ -57,10 +58,6 @@ def check_receipt(receipt: dict[str, Any], verifier_key: str) -> dict[str, Any]:
     cp = verify_checkpoint(receipt["checkpoint"], verifier_key)
     assert cp.size == receipt["tree_size"]
     return check_proof(receipt, receipt["checkpoint"], verifier_key)
-
-
-def log_size(client: TestClient) -> int:
-    return int(client.get("/v1/log/checkpoint").text.split("\n")[1])
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 
 from authenticator.config import Settings
-from tests.api.test_model_lifecycle import report, tiny, write_evaluation
 from tests.api_helpers import real_photos
 from tests.live_server import bootstrap_admin, run_cli, server_env, start_server
+from tests.model_candidates import report, tiny, write_evaluation
 
 
 def test_promotion_and_rollback_under_load_are_atomic_across_two_workers(tmp_path: Path) -> None:

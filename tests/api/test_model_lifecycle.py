@@ -8,12 +8,10 @@ needs (the promotion rule re-checks the numbers at ``model promote``)."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,53 +27,8 @@ from authenticator.services.context import ServiceContext
 from authenticator.services.promotion import check_promotion, eligible
 from authenticator.store.keys import create_key
 from tests.api_helpers import REAL, bearer, certificate_envelope, photo_files, real_photos, register_lab
+from tests.model_candidates import report, tiny, write_evaluation
 from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
-from tests.vision_tiny_model import build_tiny_onnx, write_tiny_model
-
-
-def tiny(folder: Path, seed: int) -> tuple[Path, str]:
-    """A tiny model whose graph differs by ``seed`` (so its sha256 does); (card path, sha256)."""
-    card_path = write_tiny_model(folder)
-    onnx_path = folder / "authenticator.onnx"
-    build_tiny_onnx(onnx_path, size=64, seed=seed)
-    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
-    card = json.loads(card_path.read_text())
-    card["sha256"], card["version"] = sha, f"tiny-{seed}"
-    card_path.write_text(json.dumps(card))
-    return card_path, sha
-
-
-def block(fp: float, coverage: float, n: int = 200, n_fake: int = 100) -> dict[str, Any]:
-    return {
-        "n": n,
-        "n_counterfeit": n_fake,
-        "false_pass_rate": fp,
-        "counterfeit_called_authentic": round(fp * n_fake),
-        "coverage": coverage,
-    }
-
-
-def report(
-    champion: str, candidate: str, cand: tuple[float, float], champ: tuple[float, float] = (0.01, 0.2)
-) -> dict[str, Any]:
-    part = {
-        "champion": {"overall": block(*champ), "per_category": {"sneaker": block(*champ)}},
-        "candidate": {"overall": block(*cand), "per_category": {"sneaker": block(*cand)}},
-    }
-    return {
-        "champion": {"sha256": champion},
-        "candidate": {"sha256": candidate},
-        "parts": {"development_cv": part, "certified_held_back": json.loads(json.dumps(part))},
-        "summary": {"against": champion, "eligible": True},
-    }
-
-
-def write_evaluation(folder: Path, doc: dict[str, Any]) -> Path:
-    ev = folder / "evaluation"
-    ev.mkdir(parents=True, exist_ok=True)
-    (ev / "report.json").write_text(json.dumps(doc))
-    return ev
-
 
 # --- the rule (pure) ------------------------------------------------------------------------------
 

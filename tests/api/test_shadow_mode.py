@@ -20,8 +20,8 @@ from authenticator.config import Settings
 from authenticator.services import lifecycle
 from authenticator.services.serving import ShadowScorer
 from authenticator.store.keys import create_key
-from tests.api.test_model_lifecycle import tiny
 from tests.api_helpers import bearer, certificate_envelope, photo_files, real_photos, register_lab
+from tests.model_candidates import tiny
 from tests.pg_scratch import create_scratch_schema, drop_scratch_schema
 
 

@@ -26,32 +26,8 @@ from authenticator.ledger.entries import canonical_json
 from authenticator.services.certificate_payload import check_inspection_date, check_payload, parse_payload
 from authenticator.strict_json import DuplicateKeyError, StrictJSONError, loads
 from authenticator.text import BLANK_CHARACTERS, FREE_TEXT_PATTERN, check_free_text, forbidden_character
+from tests.text_samples import FORBIDDEN
 
-#: Every character the free-text rule refuses, with a name for the test id.
-FORBIDDEN = {
-    "NUL": "\x00",
-    "TAB": "\t",
-    "LF": "\n",
-    "CR": "\r",
-    "ESC": "\x1b",
-    "DEL": "\x7f",
-    "NEL": "\x85",
-    "CSI": "\x9b",
-    "ALM": "\u061c",
-    "LRM": "\u200e",
-    "RLM": "\u200f",
-    "LRE": "\u202a",
-    "RLE": "\u202b",
-    "PDF": "\u202c",
-    "LRO": "\u202d",
-    "RLO": "\u202e",
-    "LRI": "\u2066",
-    "RLI": "\u2067",
-    "FSI": "\u2068",
-    "PDI": "\u2069",
-    "LSEP": "\u2028",
-    "PSEP": "\u2029",
-}
 #: Text that must stay accepted: accents, scripts written right to left, CJK, emoji sequences
 #: with a zero-width joiner, a no-break space, punctuation.
 ACCEPTED = [

@@ -23,9 +23,8 @@ from fastapi.testclient import TestClient
 from authenticator.dsse import PAYLOAD_TYPE, keyid_for, pae
 from authenticator.services import certificate_payload, certificates
 from authenticator.text import FREE_TEXT_PATTERN
-from tests.api.test_api_journeys import log_size
-from tests.api.test_strict_inputs import FORBIDDEN
-from tests.api_helpers import Actors, bearer, certificate_envelope, new_item
+from tests.api_helpers import Actors, bearer, certificate_envelope, log_size, new_item
+from tests.text_samples import FORBIDDEN
 
 JSON = {"Content-Type": "application/json"}
 

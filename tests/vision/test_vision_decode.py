@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from authenticator.errors import (
 )
 from authenticator.vision.decode import DecodeLimits, decode_image, model_decode_size
 from authenticator.vision.preprocess import PreprocessSpec, preprocess
+from tests.image_samples import png_header
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real"
 
@@ -37,18 +36,6 @@ def _photo(w: int = 320, h: int = 240) -> Image.Image:
     return Image.open(src).convert("RGB").resize((w, h))
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG whose IHDR announces ``width`` x ``height``; no pixel is ever allocated."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-    )
-
-
 def _jpeg_with_orientation(img: Image.Image, orientation: int) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -62,8 +49,8 @@ def _jpeg_with_orientation(img: Image.Image, orientation: int) -> bytes:
         ("text renamed .jpg", lambda: b"this is not a photo, just text\n" * 20, UnsupportedFormat),
         ("truncated JPEG", lambda: _save(_photo(), "JPEG", quality=90)[:3000], CorruptImage),
         ("1x1 PNG", lambda: _save(Image.new("RGB", (1, 1)), "PNG"), ImageTooSmall),
-        ("30000x30000 PNG header (bomb)", lambda: _png_header(30_000, 30_000), DecompressionBomb),
-        ("8000x8000 PNG header over 50 MP", lambda: _png_header(8_000, 8_000), DecompressionBomb),
+        ("30000x30000 PNG header (bomb)", lambda: png_header(30_000, 30_000), DecompressionBomb),
+        ("8000x8000 PNG header over 50 MP", lambda: png_header(8_000, 8_000), DecompressionBomb),
         ("animated GIF", lambda: _animated("GIF"), UnsupportedFormat),
         ("animated WebP", lambda: _animated("WEBP"), UnsupportedFormat),
         ("still GIF", lambda: _save(_photo(), "GIF"), UnsupportedFormat),
@@ -86,7 +73,7 @@ def _animated(fmt: str) -> bytes:
 
 def test_bomb_is_refused_before_decoding() -> None:
     """The header alone decides: 30,000 x 30,000 RGB would need 2.7 GB; the file is a few bytes."""
-    data = _png_header(30_000, 30_000)
+    data = png_header(30_000, 30_000)
     assert len(data) < 200
     with pytest.raises(DecompressionBomb):
         decode_image(data)
@@ -203,7 +190,7 @@ def test_concurrent_decoding_leaves_the_process_warning_filters_alone() -> None:
     import warnings
 
     # 10,000 x 10,000 = 100 MP: past Pillow's warning limit (~89 MP) but under its error limit
-    photos = [_png_header(10_000, 10_000), _png_header(3_000, 2_000)] * 20
+    photos = [png_header(10_000, 10_000), png_header(3_000, 2_000)] * 20
     before = list(warnings.filters)
     errors: list[BaseException] = []
 

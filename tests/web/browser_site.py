@@ -429,3 +429,16 @@ A11Y_PROBLEMS = """() => {
     }
     return out;
 }"""
+
+
+NO_OVERFLOW = """() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > width + 1)
+        .map(e => e.tagName + '.' + e.className).slice(0, 5);
+    return {scroll: document.documentElement.scrollWidth, width, wide};
+}"""
+
+
+def assert_fits(page: Any, label: str) -> None:
+    fit = page.evaluate(NO_OVERFLOW)
+    assert fit["scroll"] <= fit["width"] and not fit["wide"], (label, fit)

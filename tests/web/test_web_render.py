@@ -13,10 +13,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import cv2
-import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -29,6 +26,7 @@ from authenticator.dsse import sign_envelope
 from authenticator.store.keys import create_key
 from tests.conftest import SHARED
 from tests.vision_tiny_model import write_tiny_model
+from tests.web.page_parsing import decode_qr, inline_scripts
 
 HOSTILE = '</script><script>alert("x")</script> & <b>bold</b>'
 
@@ -113,15 +111,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield w
 
 
-def _inline_scripts(html: str) -> list[str]:
-    """Script elements that would execute inline (JSON data blocks do not)."""
-    out = []
-    for attrs, _ in re.findall(r"<script([^>]*)>(.*?)</script>", html, flags=re.S):
-        if "src=" not in attrs and 'type="application/json"' not in attrs:
-            out.append(attrs)
-    return out
-
-
 def test_trace_page_words(world: World) -> None:
     html = world.client.get(f"/t/{world.item_id}").text
     titles = re.findall(r'<h3 class="event-title">(.*?)</h3>', html)
@@ -153,7 +142,7 @@ def test_hostile_text_stays_text(world: World) -> None:
         html = world.client.get(path).text
         assert HOSTILE not in html
         assert "<b>bold</b>" not in html
-        assert _inline_scripts(html) == []
+        assert inline_scripts(html) == []
     trace_html = world.client.get(f"/t/{world.item_id}").text
     data = re.search(r'<script type="application/json" id="event-words">(.*?)</script>', trace_html, flags=re.S)
     assert data is not None
@@ -192,34 +181,6 @@ def test_pages_use_only_local_assets(world: World) -> None:
             assert ref.startswith(("/", "#", "http://testserver/")), ref
         for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', html):
             assert world.client.get(asset).status_code == 200, asset
-
-
-def _rasterize_qr(svg: str, scale: int = 8) -> np.ndarray[Any, Any]:
-    view = re.search(r'viewBox="0 0 (\d+) (\d+)"', svg)
-    assert view is not None
-    n = int(view.group(1))
-    img = np.full((n * scale, n * scale), 255, np.uint8)
-    path = re.search(r'<path fill="#000" d="([^"]*)"', svg)
-    assert path is not None
-    for x, y, w in re.findall(r"M(\d+),(\d+)h(\d+)v1h-\d+z", path.group(1)):
-        x0, y0, w0 = int(x), int(y), int(w)
-        img[y0 * scale : (y0 + 1) * scale, x0 * scale : (x0 + w0) * scale] = 0
-    return img
-
-
-def decode_qr(svg: str) -> str | None:
-    """The text of the page's QR code as OpenCV reads it, or None when no decoder finds one.
-
-    OpenCV's classic detector misses about 2% of valid codes of our addresses at any one scale
-    (measured: 14 of 600 random item ids at 8 px per module; all read by the ArUco-based
-    detector), so a second, independent OpenCV decoder gets its turn before a code counts as
-    unreadable."""
-    img = _rasterize_qr(svg)
-    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
-        text, points, _ = detector.detectAndDecode(img)
-        if points is not None and text:
-            return str(text)
-    return None
 
 
 def test_qr_code_decodes_to_the_page_address(world: World, tmp_path: Path) -> None:

@@ -40,13 +40,13 @@ from tests.web.browser_site import (
     TamperingApp,
     _bearer,
     _free_port,
+    assert_fits,
     open_trace,
     real_photos,
     shoot,
     tamper_entry,
     write_model_that_knows,
 )
-from tests.web.test_web_standing import assert_fits
 
 pytestmark = pytest.mark.browser
 

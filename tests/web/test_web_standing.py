@@ -30,7 +30,17 @@ from typer.testing import CliRunner
 
 from authenticator.cli import app as cli_app
 from authenticator.store.keys import create_key
-from tests.web.browser_site import A11Y_PROBLEMS, SCREENSHOTS, UNTAMPERED, Site, Tab, _bearer, real_photos, shoot
+from tests.web.browser_site import (
+    A11Y_PROBLEMS,
+    SCREENSHOTS,
+    UNTAMPERED,
+    Site,
+    Tab,
+    _bearer,
+    assert_fits,
+    real_photos,
+    shoot,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -268,19 +278,6 @@ def test_technical_details_are_one_click_away(world: World, tab: Tab) -> None:
 
 
 # --- every width from a small phone to a desktop --------------------------------------------------
-
-
-NO_OVERFLOW = """() => {
-    const width = document.documentElement.clientWidth;
-    const wide = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > width + 1)
-        .map(e => e.tagName + '.' + e.className).slice(0, 5);
-    return {scroll: document.documentElement.scrollWidth, width, wide};
-}"""
-
-
-def assert_fits(page: Any, label: str) -> None:
-    fit = page.evaluate(NO_OVERFLOW)
-    assert fit["scroll"] <= fit["width"] and not fit["wide"], (label, fit)
 
 
 def test_pages_fit_every_width_with_long_names(world: World, tab: Tab) -> None:

@@ -30,7 +30,7 @@ from authenticator.ledger.checkpoint import CheckpointSigner
 from authenticator.ledger.cosignature import verify_cosignatures
 from authenticator.store.keys import create_key
 from tests.conftest import REPO_ROOT
-from tests.ledger.test_cosignature import REAL_NOTE, REAL_WITNESSES
+from tests.ledger_samples import REAL_NOTE, REAL_WITNESSES
 from tests.live_server import free_port
 from tests.vision_tiny_model import write_tiny_model
 from tests.web.browser_site import UNTAMPERED, TamperingApp
