@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from training.table_format import cell
+
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     """What ``GET /v1/models`` shows of an evaluation."""
@@ -25,16 +27,6 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
             "champion": {k: ch.get(k) for k in ("false_pass_rate", "false_pass_ci95", "coverage", "auroc")},
         }
     return out
-
-
-def _f(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_f(x) for x in v) + "]"
-    return str(v)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -74,10 +66,11 @@ def markdown(report: dict[str, Any]) -> str:
                     b = both[role].get(level) if level == "overall" else (both[role].get(level) or {}).get(name)
                     if not b or not b.get("n"):
                         continue
+                    fp = f"{cell(b.get('false_pass_rate'))} {cell(b.get('false_pass_ci95'))}"
+                    cov = f"{cell(b.get('coverage'))} {cell(b.get('coverage_ci95'))}"
+                    auc = f"{cell(b.get('auroc'))} {cell(b.get('auroc_ci95'))}"
                     L.append(
-                        f"| {name} | {role} | {b['n']} | {_f(b.get('false_pass_rate'))} {_f(b.get('false_pass_ci95'))} "
-                        f"| {_f(b.get('false_reject_rate'))} | {_f(b.get('coverage'))} {_f(b.get('coverage_ci95'))} "
-                        f"| {_f(b.get('auroc'))} {_f(b.get('auroc_ci95'))} |"
+                        f"| {name} | {role} | {b['n']} | {fp} | {cell(b.get('false_reject_rate'))} | {cov} | {auc} |"
                     )
     L += ["", "Plots: false_pass_coverage.png.", ""]
     return "\n".join(L)

@@ -36,6 +36,7 @@ from training.data import Sample
 from training.evaluation import block
 from training.heads import l2n
 from training.metrics import fit_temperature, fit_thresholds, sigmoid
+from training.table_format import cell
 
 MIN_ITEMS_PER_CLASS = 100
 
@@ -273,16 +274,6 @@ def contradiction_check(emb: np.ndarray, a: Arrays, keys: np.ndarray, validated:
 SECTION_TITLE = "## Validated product lines"
 
 
-def _f(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_f(x) for x in v) + "]"
-    return str(v)
-
-
 def markdown_section(section: ProductLines) -> list[str]:
     """The report's section on product lines: coverage, false-pass and false-reject per line."""
     L = [
@@ -310,20 +301,20 @@ def markdown_section(section: ProductLines) -> list[str]:
         called = f"{f.get('authentic_called_authentic', 0)}/{n_auth}" if n_auth else "–"
         L.append(
             f"| {op.line.label} | {'yes' if op.validated else 'no: ' + (op.why_not_validated or '')} "
-            f"| {op.items.get('authentic', 0)}/{op.items.get('counterfeit', 0)} | {_f(op.temperature)} "
-            f"| {_f(t.authentic_above if t else None)} | {_f(t.counterfeit_below if t else None)} "
-            f"| {_f(f.get('false_pass_rate'))} {_f(f.get('false_pass_ci95'))} "
-            f"| {_f(f.get('false_reject_rate'))} {_f(f.get('false_reject_ci95'))} "
-            f"| {_f(f.get('coverage'))} {_f(f.get('coverage_ci95'))} | {called} | {_f(f.get('auroc'))} "
-            f"| {_f(g.get('false_pass_rate'))} / {_f(g.get('false_reject_rate'))} / {_f(g.get('coverage'))} |"
+            f"| {op.items.get('authentic', 0)}/{op.items.get('counterfeit', 0)} | {cell(op.temperature)} "
+            f"| {cell(t.authentic_above if t else None)} | {cell(t.counterfeit_below if t else None)} "
+            f"| {cell(f.get('false_pass_rate'))} {cell(f.get('false_pass_ci95'))} "
+            f"| {cell(f.get('false_reject_rate'))} {cell(f.get('false_reject_ci95'))} "
+            f"| {cell(f.get('coverage'))} {cell(f.get('coverage_ci95'))} | {called} | {cell(f.get('auroc'))} "
+            f"| {cell(g.get('false_pass_rate'))} / {cell(g.get('false_reject_rate'))} / {cell(g.get('coverage'))} |"
         )
     L += ["", "Per source within each line (same nested decisions):", ""]
     L += ["| line | source | false-pass | false-reject | coverage | AUROC |", "|---|---|---|---|---|---|"]
     for op in section.lines:
         for src, v in (op.figures.get("per_source") or {}).items():
             L.append(
-                f"| {op.line.label} | {src} | {_f(v.get('false_pass_rate'))} | {_f(v.get('false_reject_rate'))} "
-                f"| {_f(v.get('coverage'))} | {_f(v.get('auroc'))} |"
+                f"| {op.line.label} | {src} | {cell(v.get('false_pass_rate'))} | {cell(v.get('false_reject_rate'))} "
+                f"| {cell(v.get('coverage'))} | {cell(v.get('auroc'))} |"
             )
     c = section.contradiction
     if c.get("per_line"):
@@ -336,8 +327,8 @@ def markdown_section(section: ProductLines) -> list[str]:
             "|---|---|---|---|",
         ]
         for key, v in c["per_line"].items():
-            caught = ", ".join(f"{o}: {_f(r)}" for o, r in v["caught_when_declared_as"].items()) or "–"
-            L.append(f"| {key} | {v['n_photos']} | {_f(v['false_contradiction_rate'])} | {caught} |")
+            caught = ", ".join(f"{o}: {cell(r)}" for o, r in v["caught_when_declared_as"].items()) or "–"
+            L.append(f"| {key} | {v['n_photos']} | {cell(v['false_contradiction_rate'])} | {caught} |")
     return L
 
 

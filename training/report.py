@@ -19,6 +19,7 @@ from training.features import FeatureSet
 from training.metrics import reliability
 from training.product_lines import markdown_section
 from training.shortcuts import shortcut_check
+from training.table_format import cell
 
 DPI = 70
 
@@ -107,16 +108,6 @@ def _plots(out: Path, a: Arrays, z: np.ndarray, p: np.ndarray, d: np.ndarray, ca
     plt.close(fig)
 
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    if isinstance(v, list):
-        return "[" + ", ".join(_fmt(x) for x in v) + "]"
-    return str(v)
-
-
 def write_report(
     out: Path,
     card: ModelCard,
@@ -169,17 +160,17 @@ def _quantization_section(q: dict[str, Any] | None, per_source: dict[str, Any], 
         "table's float column are measured on the INT8 graph's own embeddings (the shipped head, temperature, "
         "thresholds and unfamiliar-photo bank are fitted on them).",
         "",
-        f"Embedding cosine INT8 vs float: median {_fmt(cos['median'])}, 1st percentile {_fmt(cos['p01'])}, "
-        f"min {_fmt(cos['min'])}.",
+        f"Embedding cosine INT8 vs float: median {cell(cos['median'])}, 1st percentile {cell(cos['p01'])}, "
+        f"min {cell(cos['min'])}.",
         "",
         "| same folds | float features (torch) | INT8 features (served) |",
         "|---|---|---|",
-        f"| headline AUROC | {_fmt(e['headline_auroc_float_features'])} | {_fmt(e['headline_auroc_int8_features'])} |",
-        f"| headline false-pass | {_fmt(e['headline_false_pass_float_features'])} | "
-        f"{_fmt(e['headline_false_pass_int8_features'])} |",
-        f"| headline coverage | {_fmt(e['headline_coverage_float_features'])} | "
-        f"{_fmt(e['headline_coverage_int8_features'])} |",
-        *[f"| AUROC {s} | {_fmt(float_auroc.get(s))} | {_fmt(v['auroc'])} |" for s, v in per_source.items()],
+        f"| headline AUROC | {cell(e['headline_auroc_float_features'])} | {cell(e['headline_auroc_int8_features'])} |",
+        f"| headline false-pass | {cell(e['headline_false_pass_float_features'])} | "
+        f"{cell(e['headline_false_pass_int8_features'])} |",
+        f"| headline coverage | {cell(e['headline_coverage_float_features'])} | "
+        f"{cell(e['headline_coverage_int8_features'])} |",
+        *[f"| AUROC {s} | {cell(float_auroc.get(s))} | {cell(v['auroc'])} |" for s, v in per_source.items()],
     ]
 
 
@@ -205,17 +196,17 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
         "",
         "| target | measured |",
         "|---|---|",
-        f"| false-pass ≤ 1% on every source | headline {_fmt(h['false_pass_rate'])} (CI {_fmt(h['false_pass_ci95'])}); "
-        "per source: " + ", ".join(f"{s} {_fmt(v['false_pass_rate'])}" for s, v in m["per_source"].items()) + " |",
-        f"| coverage ≥ 75% | {_fmt(h['coverage'])} (CI {_fmt(h['coverage_ci95'])}) |",
+        f"| false-pass ≤ 1% on every source | headline {cell(h['false_pass_rate'])} (CI {cell(h['false_pass_ci95'])}); "
+        "per source: " + ", ".join(f"{s} {cell(v['false_pass_rate'])}" for s, v in m["per_source"].items()) + " |",
+        f"| coverage ≥ 75% | {cell(h['coverage'])} (CI {cell(h['coverage_ci95'])}) |",
         "| AUROC ≥ 0.95 on zhengwu123-aj1 and mrdeepakk-nike | "
         + ", ".join(
-            f"{s} {_fmt(m['per_source'][s]['auroc'])} CI {_fmt(m['per_source'][s]['auroc_ci95'])}"
+            f"{s} {cell(m['per_source'][s]['auroc'])} CI {cell(m['per_source'][s]['auroc_ci95'])}"
             for s in ("zhengwu123-aj1", "mrdeepakk-nike")
             if s in m["per_source"]
         )
         + " |",
-        f"| ECE ≤ 0.05 | {_fmt(h['ece'])} |",
+        f"| ECE ≤ 0.05 | {cell(h['ece'])} |",
         "",
         "## Per source (shipped approach)",
         "",
@@ -225,10 +216,10 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
     ]
     for s, v in m["per_source"].items():
         L.append(
-            f"| {s} | {v['n']} ({v['n_authentic']}/{v['n_counterfeit']}) | {v['n_groups']} | {_fmt(v['auroc'])} "
-            f"{_fmt(v['auroc_ci95'])} | {_fmt(v.get('item_level_auroc'))} | {_fmt(v.get('metadata_wh_auroc'))} | "
-            f"{_fmt(v['ece'])} | "
-            f"{_fmt(v['false_pass_rate'])} ({v['false_pass_count']}) | {_fmt(v['coverage'])} | {v['in_headline']} |"
+            f"| {s} | {v['n']} ({v['n_authentic']}/{v['n_counterfeit']}) | {v['n_groups']} | {cell(v['auroc'])} "
+            f"{cell(v['auroc_ci95'])} | {cell(v.get('item_level_auroc'))} | {cell(v.get('metadata_wh_auroc'))} | "
+            f"{cell(v['ece'])} | "
+            f"{cell(v['false_pass_rate'])} ({v['false_pass_count']}) | {cell(v['coverage'])} | {v['in_headline']} |"
         )
     L += [
         "",
@@ -239,8 +230,8 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
     ]
     for c, v in m["per_category"].items():
         L.append(
-            f"| {c} | {v['n']} | {_fmt(v['auroc'])} {_fmt(v['auroc_ci95'])} | {_fmt(v['false_pass_rate'])} | "
-            f"{_fmt(v['coverage'])} |"
+            f"| {c} | {v['n']} | {cell(v['auroc'])} {cell(v['auroc_ci95'])} | {cell(v['false_pass_rate'])} | "
+            f"{cell(v['coverage'])} |"
         )
     srcs = list(m["per_source"])
     L += [
@@ -254,10 +245,10 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
     for n, c in m["comparison"].items():
         L.append(
             f"| {n}{' (shipped)' if n == chosen else ''} | "
-            f"{_fmt(c['headline_auroc'])} {_fmt(c['headline_auroc_ci95'])} | "
-            f"{_fmt(c['false_pass_at_coverage30'])} / {_fmt(c['worst_source_false_pass_at_coverage30'])} | "
-            f"{_fmt(c['crossfit_false_pass'])} | {_fmt(c['crossfit_coverage'])} | "
-            + " | ".join(_fmt(c["per_source_auroc"].get(s)) for s in srcs)
+            f"{cell(c['headline_auroc'])} {cell(c['headline_auroc_ci95'])} | "
+            f"{cell(c['false_pass_at_coverage30'])} / {cell(c['worst_source_false_pass_at_coverage30'])} | "
+            f"{cell(c['crossfit_false_pass'])} | {cell(c['crossfit_coverage'])} | "
+            + " | ".join(cell(c["per_source_auroc"].get(s)) for s in srcs)
             + " |"
         )
     L += ["", "Descriptions:", ""] + [f"- `{n}`: {c['description']}" for n, c in m["comparison"].items()]
@@ -272,7 +263,7 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
             "|---|---|---|---|",
         ]
         L += [
-            f"| {s} | {_fmt(v['false_pass_rate'])} | {_fmt(v['coverage'])} | {_fmt(v['flagged_unfamiliar'])} |"
+            f"| {s} | {cell(v['false_pass_rate'])} | {cell(v['coverage'])} | {cell(v['flagged_unfamiliar'])} |"
             for s, v in g.items()
         ]
     L += [
@@ -289,9 +280,9 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
     ]
     for s, v in m.get("leave_one_source_out", {}).items():
         L.append(
-            f"| {s} | {v['n']} | {_fmt(v['auroc'])} | {_fmt(v['false_pass_rate'])} | {_fmt(v['coverage'])} | "
-            f"{_fmt(v['flagged_unfamiliar'])} | {_fmt(v['false_pass_rate_with_gate'])} | "
-            f"{_fmt(v['coverage_with_gate'])} |"
+            f"| {s} | {v['n']} | {cell(v['auroc'])} | {cell(v['false_pass_rate'])} | {cell(v['coverage'])} | "
+            f"{cell(v['flagged_unfamiliar'])} | {cell(v['false_pass_rate_with_gate'])} | "
+            f"{cell(v['coverage_with_gate'])} |"
         )
     o = card.ood
     L += [
@@ -300,7 +291,7 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
         "",
         f"k={o['k']}, cosine; threshold {o['distance_threshold']} = {o['percentile']}th percentile of held-out "
         f"distances (in-distribution held-out photos flagged: {o['heldout_in_distribution_flagged']}): the "
-        "unfamiliar-photo gate, which leaves such photos out of the verdict. The \"what is it?\" check accepts "
+        'unfamiliar-photo gate, which leaves such photos out of the verdict. The "what is it?" check accepts '
         f"a photo as our goods within the looser {o.get('category_distance_threshold', o['distance_threshold'])} "
         f"({o.get('category_percentile', o['percentile'])}th percentile).",
         "",
@@ -328,7 +319,7 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
         "|---|" + "---|" * len(shortcuts["sources"]),
     ]
     for f, row in shortcuts["per_feature"].items():
-        L.append(f"| {f} | " + " | ".join(_fmt(row.get(s)) for s in shortcuts["sources"]) + " |")
+        L.append(f"| {f} | " + " | ".join(cell(row.get(s)) for s in shortcuts["sources"]) + " |")
     if shortcuts.get("model_score_abs_spearman"):
         L += [
             "",
@@ -338,7 +329,7 @@ def _markdown(card: ModelCard, summaries: dict[str, dict[str, Any]], chosen: str
             "|---|" + "---|" * len(shortcuts["sources"]),
         ]
         for f, row in shortcuts["model_score_abs_spearman"].items():
-            L.append(f"| {f} | " + " | ".join(_fmt(row.get(s)) for s in shortcuts["sources"]) + " |")
+            L.append(f"| {f} | " + " | ".join(cell(row.get(s)) for s in shortcuts["sources"]) + " |")
     if card.product_lines is not None:
         L += markdown_section(card.product_lines)
     L += [

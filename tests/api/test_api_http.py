@@ -7,7 +7,6 @@ import base64
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -26,6 +24,7 @@ from authenticator.config import Settings
 from authenticator.ledger.checkpoint import verify_checkpoint
 from authenticator.ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 from tests.api_helpers import bearer, certificate_envelope, photo_files, real_photos, register_lab
+from tests.live_server import free_port, serving_in_thread
 from tests.vision_tiny_model import write_tiny_model
 
 CLI = str(Path(sys.executable).parent / "authenticator")
@@ -40,27 +39,12 @@ class Live:
     vkey: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("live")
     write_tiny_model(root / "weights")
     app = create_app(Settings(data_dir=root / "data", weights_dir=root / "weights", database_url=None))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with serving_in_thread(app) as base:
         from authenticator.store.keys import create_key
 
         admin = create_key(app.state.ctx.engine, "admin", "ops").api_key
@@ -73,9 +57,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             ).json()["id"]
             vkey = http.get("/v1/log/key").json()["verifier_key"]
         yield Live(base, admin, platform["api_key"], item, vkey)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _is_problem(r: httpx.Response, status: int) -> dict[str, object]:
@@ -363,7 +344,7 @@ def test_authenticator_serve_and_keys_cli(tmp_path: Path) -> None:
     admin = json.loads(created.stdout)["api_key"]
     listed = subprocess.run([CLI, "keys", "list"], env=env, capture_output=True, text=True, timeout=120)
     assert admin.split(".")[0] in listed.stdout and admin.split(".")[1] not in listed.stdout  # never the secret
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [CLI, "serve", "--port", str(port), "--log-level", "warning"],
         env=env,

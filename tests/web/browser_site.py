@@ -12,9 +12,6 @@ import base64
 import json
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -30,6 +26,7 @@ from authenticator.cli import app as cli_app
 from authenticator.config import Settings
 from authenticator.store.keys import create_key
 from tests.conftest import REPO_ROOT, SHARED
+from tests.live_server import serving_in_thread
 from tests.vision_tiny_model import write_tiny_model
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -171,12 +168,6 @@ class Site:
         return self.base + path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def real_photos(folder: str, n: int) -> list[Path]:
     files = sorted(p for p in (REAL / folder).iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"})
     files.sort(key=lambda p: p.stat().st_size)
@@ -278,23 +269,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     app = create_app(Settings(data_dir=tmp / "data", weights_dir=tmp / "weights", database_url=None))
     wrapper = TamperingApp(app)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(wrapper, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    s = Site(base=f"http://127.0.0.1:{port}", wrapper=wrapper, app=app, tmp=tmp)
-    try:
+    with serving_in_thread(wrapper) as base:
+        s = Site(base=base, wrapper=wrapper, app=app, tmp=tmp)
         with httpx.Client(base_url=s.base, timeout=120) as http:
             _populate(s, http)
         yield s
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.live_server import free_port
 from tests.web.browser_site import (
     A11Y_PROBLEMS,
     UNTAMPERED,
@@ -33,7 +34,6 @@ from tests.web.browser_site import (
     Tab,
     Tamper,
     _bearer,
-    _free_port,
     assert_agrees_with_cli,
     cli_verify,
     drop_event,
@@ -477,7 +477,7 @@ def firefox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bidi]:
     import subprocess
 
     profile = tmp_path_factory.mktemp("firefox-profile")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [str(FIREFOX), "--headless", "--no-remote", "--profile", str(profile), f"--remote-debugging-port={port}"],
         stdout=subprocess.DEVNULL,

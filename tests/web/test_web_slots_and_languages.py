@@ -16,21 +16,19 @@ that module's go (``UPDATE_SCREENSHOTS=1``: ``docs/screenshots``).
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image, ImageFilter
 
 from api.app import create_app
 from authenticator.config import Settings
 from authenticator.store.keys import create_key
 from authenticator.vision.capture_guides import GUIDES
+from tests.live_server import serving_in_thread
 from tests.web.browser_site import (
     DESKTOP,
     PHONE,
@@ -39,7 +37,6 @@ from tests.web.browser_site import (
     Tab,
     TamperingApp,
     _bearer,
-    _free_port,
     assert_fits,
     open_trace,
     real_photos,
@@ -147,26 +144,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         + [(p, "watch") for p in WATCH_PHOTOS],
     )
     app = create_app(Settings(data_dir=tmp / "data", weights_dir=tmp / "weights", database_url=None))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(TamperingApp(app), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    s = Site(base=f"http://127.0.0.1:{port}", wrapper=None, app=app, tmp=tmp)  # type: ignore[arg-type]
-    with httpx.Client(base_url=s.base, timeout=60) as http:
-        admin = create_key(app.state.ctx.engine, "admin", "ops").api_key
-        r = http.post("/v1/keys", json={"role": "platform", "name": "Acme Resale"}, headers=_bearer(admin))
-        assert r.status_code == 201, r.text
-        s.platform = r.json()["api_key"]
-    try:
+    with serving_in_thread(TamperingApp(app)) as base:
+        s = Site(base=base, wrapper=None, app=app, tmp=tmp)  # type: ignore[arg-type]
+        with httpx.Client(base_url=s.base, timeout=60) as http:
+            admin = create_key(app.state.ctx.engine, "admin", "ops").api_key
+            r = http.post("/v1/keys", json={"role": "platform", "name": "Acme Resale"}, headers=_bearer(admin))
+            assert r.status_code == 201, r.text
+            s.platform = r.json()["api_key"]
         yield s
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def _blurred(source: Path, folder: Path, name: str) -> Path:

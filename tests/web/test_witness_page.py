@@ -12,7 +12,6 @@ staging CT checkpoint (the vectors of tests/ledger/test_cosignature.py).
 from __future__ import annotations
 
 import base64
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -31,7 +29,7 @@ from authenticator.ledger.cosignature import verify_cosignatures
 from authenticator.store.keys import create_key
 from tests.conftest import REPO_ROOT
 from tests.ledger_samples import REAL_NOTE, REAL_WITNESSES
-from tests.live_server import free_port
+from tests.live_server import serving_in_thread
 from tests.vision_tiny_model import write_tiny_model
 from tests.web.browser_site import UNTAMPERED, TamperingApp
 from tests.witness_support import WitnessServer, running_witness
@@ -94,17 +92,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )
         app = create_app(settings)
         wrapper = CheckpointRewriter(app)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(wrapper, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                pytest.fail("uvicorn did not start")
-            time.sleep(0.05)
-        s = Site(f"http://127.0.0.1:{port}", wrapper, witness, log_key)
-        try:
+        with serving_in_thread(wrapper) as base:
+            s = Site(base, wrapper, witness, log_key)
             admin = create_key(app.state.ctx.engine, "admin", "ops").api_key
             with httpx.Client(base_url=s.base, timeout=60) as http:
                 r = http.post(
@@ -127,9 +116,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                     assert time.monotonic() < deadline, "the trace's checkpoint was never cosigned"
                     time.sleep(0.05)
             yield s
-        finally:
-            server.should_exit = True
-            thread.join(timeout=30)
 
 
 @pytest.fixture
