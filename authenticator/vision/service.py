@@ -183,7 +183,6 @@ class Assessor:
             max_batch=settings.ort_max_batch,
         )
         self.model.warm_up()
-        self.threads = settings.resolved_vision_threads
         # The photos already run in parallel on this assessor's pool (and the requests on the
         # server's): OpenCV's own worker threads would only add hand-offs and spin-waits on the
         # same cores. Process-wide; results do not depend on it.
@@ -208,7 +207,7 @@ class Assessor:
         )
         self.reduce_to = model_decode_size(card.preprocessing.input_size) if settings.vision_reduced_decode else None
         self.max_request_megapixels = settings.vision_max_request_megapixels
-        self.scheduler = PhotoScheduler(self.threads, self.limits.max_megapixels)
+        self.scheduler = PhotoScheduler(settings.resolved_vision_threads, self.limits.max_megapixels)
         self.gate_thresholds = settings.quality_thresholds
         # the session left unused and the load's temporaries are freed: hand their pages back
         release_freed_heap()
@@ -224,6 +223,11 @@ class Assessor:
                 found = cls(ModelCard.load(card_path), card_path, settings)
                 _CACHE[key] = found
             return found
+
+    @property
+    def threads(self) -> int:
+        """Photos of one principal at once (``vision_threads`` resolved; the scheduler's)."""
+        return self.scheduler.threads
 
     @property
     def model_info(self) -> dict[str, str]:
