@@ -418,7 +418,9 @@ def test_a_counterfeit_verdict_gives_its_reasons_and_how_to_contest_it(world: Wo
     page.fill("#model", "Dunk Low")
     page.set_input_files("#photos", [str(p) for p in real_photos(AJ1, 2)])
     page.click("#submit")
-    page.wait_for_selector("#result:not([hidden])", timeout=90_000)
+    # the page's own error, if it shows one, is the failure message (it failed once by timing out here)
+    page.wait_for_selector("#result:not([hidden]), #form-error:not([hidden])", timeout=90_000)
+    assert page.is_visible("#result"), page.inner_text("#form-error")
     text = page.inner_text("#next-step")
     assert "Why the model says counterfeit" in text
     assert "The score, 4%, is below 20%, under which the model calls an item counterfeit." in text
