@@ -4,7 +4,9 @@ Order: a lab's counterfeit finding in force, a revoked certificate that no later
 replaced, or (without a lab's authentic certificate) a counterfeit verdict -> ``warning``; else an
 active authentic lab certificate -> ``lab_certified``; else the latest verdict authentic ->
 ``ai_verified``; else ``inconclusive``. A lab's physical inspection outranks the model; nothing
-outranks a warning from a lab. A revocation followed by a new certificate in force (a lab that
+outranks a warning from a lab. A counterfeit verdict is any of the item's verdicts, not only the
+latest: otherwise a seller could clear the warning by uploading other photos until one set looks
+authentic; only a lab's certificate lifts it. A revocation followed by a new certificate in force (a lab that
 corrects itself) is history, not a warning: only a certificate attached *after* the revocation
 replaces it.
 """
@@ -60,6 +62,7 @@ def derive_badge(verdicts: list[VerdictFact], certs: list[CertificateFact]) -> B
     lab_fake = [c for c in active if c.outcome == "counterfeit"]
     lab_ok = [c for c in active if c.outcome == "authentic"]
     latest = verdicts[-1] if verdicts else None
+    photo_fake = [v for v in verdicts if v.decision == "counterfeit"]
     if lab_fake:
         return Badge("warning", "A lab found this item counterfeit.", tuple(c.attached_index for c in lab_fake))
     if revoked:
@@ -69,8 +72,8 @@ def derive_badge(verdicts: list[VerdictFact], certs: list[CertificateFact]) -> B
         return Badge(
             "lab_certified", "An independent lab inspected and certified this item.", (lab_ok[-1].attached_index,)
         )
-    if latest is not None and latest.decision == "counterfeit":
-        return Badge("warning", "The photo assessment found signs of a counterfeit.", (latest.entry_index,))
+    if photo_fake:
+        return Badge("warning", "The photo assessment found signs of a counterfeit.", (photo_fake[-1].entry_index,))
     if latest is not None and latest.decision == "authentic":
         return Badge("ai_verified", "The photo assessment found this item authentic.", (latest.entry_index,))
     if latest is not None:

@@ -8,7 +8,9 @@ facts); the order is the most serious current fact first:
 1. a lab's counterfeit finding in force;
 2. a revoked certificate that no later certificate replaced;
 3. a lab's authentic certificate in force;
-4. the latest photo assessment, when no lab certificate is in force (photo check only);
+4. when no lab certificate is in force (photo check only): the latest counterfeit photo verdict,
+   if any, then the latest photo assessment (a later verdict does not hide an earlier counterfeit
+   one: only a lab's certificate does);
 5. nothing yet.
 
 What no longer holds goes to ``history`` instead of the current facts: a revocation that a later
@@ -149,6 +151,10 @@ def item_standing(entries: Iterable[tuple[int, Mapping[str, Any]]]) -> Standing:
             if decision in ("authentic", "counterfeit") and any(c.body.get("outcome") != decision for c in active):
                 history.append(Fact("photo_outranked", _PHOTO_LEVEL.get(decision, "inconclusive"), index, body, time))
         else:
+            fakes = [v for v in verdicts if v[1].get("decision") == "counterfeit"]
+            if fakes and fakes[-1][0] != index:
+                f_index, f_body, f_time = fakes[-1]
+                facts.append(Fact("photo_counterfeit", "warning", f_index, f_body, f_time))
             kind = _PHOTO_KIND.get(decision, "photo_inconclusive")
             facts.append(Fact(kind, _PHOTO_LEVEL.get(decision, "inconclusive"), index, body, time))
     if not facts:

@@ -119,7 +119,10 @@ def _c(outcome: str, i: int, revoked: int | None = None) -> CertificateFact:
         ([_v("inconclusive", 1)], [], "inconclusive"),
         ([_v("authentic", 1)], [], "ai_verified"),
         ([_v("authentic", 1), _v("counterfeit", 2)], [], "warning"),
-        ([_v("counterfeit", 1), _v("authentic", 2)], [], "ai_verified"),
+        # Other photos that look authentic do not clear a counterfeit verdict: only a lab does.
+        ([_v("counterfeit", 1), _v("authentic", 2)], [], "warning"),
+        ([_v("counterfeit", 1), _v("inconclusive", 2), _v("authentic", 3)], [], "warning"),
+        ([_v("inconclusive", 1), _v("authentic", 2)], [], "ai_verified"),
         ([_v("inconclusive", 1)], [_c("authentic", 2)], "lab_certified"),
         ([_v("counterfeit", 1)], [_c("authentic", 2)], "lab_certified"),
         ([_v("authentic", 1)], [_c("counterfeit", 2)], "warning"),

@@ -107,6 +107,12 @@ def test_standing_most_serious_current_fact_first() -> None:
     # A lab's counterfeit finding comes before everything else.
     level, facts, _ = _kinds([_cert(2, "c1"), _cert(3, "c2", "counterfeit", "lab_b")])
     assert (level, facts) == ("warning", ["lab_counterfeit", "lab_certified"])
+    # Other photos that look authentic do not hide a counterfeit verdict: both are said, the warning first.
+    assert _kinds([_verdict(1, "counterfeit"), _verdict(2, "authentic")]) == (
+        "warning",
+        ["photo_counterfeit", "photo_authentic"],
+        [],
+    )
 
 
 # --- preview before record, refusal of unusable photos ---------------------------------------------
