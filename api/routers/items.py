@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from api.auth import Ctx, LabRole, Platform
 from api.live import LIVE_REQUEST
+from api.multipart import read_whole_form
 from api.routers.common import MAX_INT, IdempotencyKeyHeader, answered, errors
 from api.schemas import Certificate, CustodyCreate, DsseEnvelope, ItemCreate
 from authenticator.contracts.assessments import Assessment, AssessmentPreview
@@ -118,13 +119,15 @@ async def read_upload_form(request: Request, *fields: str) -> tuple[list[assessm
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise UnsupportedMediaType("send the photos as multipart/form-data in the field 'photos'")
-    form = await request.form(max_files=64, max_fields=64)
+    form = await read_whole_form(request, max_files=64, max_fields=64)
     try:
-        photos = [
-            (value.filename or "photo", await value.read())
-            for value in [*form.getlist("photos"), *form.getlist("video")]
-            if isinstance(value, UploadFile)
-        ]
+        parts = [*form.getlist("photos"), *form.getlist("video")]
+        if any(not isinstance(value, UploadFile) for value in parts):
+            raise InvalidInput(
+                "a 'photos' or 'video' part has no file name, so it is text, not a file: send each photo as a "
+                "file (curl: -F photos=@photo.jpg); nothing was recorded"
+            )
+        photos = [(value.filename or "photo", await value.read()) for value in parts if isinstance(value, UploadFile)]
         views = [value for value in form.getlist("views") if isinstance(value, str)]
         values = {name: value for name in fields if isinstance(value := form.get(name), str)}
     finally:
