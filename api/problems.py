@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from authenticator.errors import AuthenticatorError
+from authenticator.errors import AuthenticatorError, NoUsablePhoto
 
 log = logging.getLogger("authenticator.api")
 PROBLEM_TYPE_BASE = "https://authenticator.local/problems/"
@@ -59,8 +59,12 @@ def _error_response(request: Request, exc: AuthenticatorError) -> JSONResponse:
         headers = {"Retry-After": "5"}
     detail = exc.message if status < 500 or status == 503 else "internal error"
     # A conflict names what it collided with (the first assessment, the open listing...): ids only.
-    ids = {k: v for k, v in exc.details.items() if k.endswith("_id") and isinstance(v, str)} if status == 409 else None
-    return problem(status, exc.code, detail, instance=request.url.path, headers=headers, extensions=ids)
+    extensions: dict[str, Any] = (
+        {k: v for k, v in exc.details.items() if k.endswith("_id") and isinstance(v, str)} if status == 409 else {}
+    )
+    if isinstance(exc, NoUsablePhoto):  # each photo's reason codes, for clients that act on them
+        extensions["photos"] = exc.details.get("photos", [])
+    return problem(status, exc.code, detail, instance=request.url.path, headers=headers, extensions=extensions)
 
 
 def _is_json(content_type: str) -> bool:
@@ -75,7 +79,7 @@ def _validation_response(request: Request, exc: RequestValidationError) -> JSONR
     ][:20]
     body_errors = [e for e in errors if e["loc"][:1] == ["body"]]
     content_type = request.headers.get("content-type", "")
-    if body_errors and content_type and not _is_json(content_type):
+    if body_errors and not _is_json(content_type):  # no Content-Type at all is not JSON either
         return problem(415, "unsupported_media_type", "send the body as application/json", instance=request.url.path)
     if any(e["type"] == "json_invalid" for e in errors):
         return problem(400, "bad_request", "the body is not valid JSON", instance=request.url.path, errors=errors)

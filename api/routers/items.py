@@ -15,7 +15,6 @@ from api.multipart import read_whole_form
 from api.routers.common import MAX_INT, IdempotencyKeyHeader, answered, errors
 from api.schemas import Certificate, CustodyCreate, DsseEnvelope, ItemCreate
 from authenticator.contracts.assessments import Assessment, AssessmentPreview
-from authenticator.contracts.common import Appended
 from authenticator.contracts.items import Item, ItemCreated, ItemHead, Trace
 from authenticator.contracts.listings import CustodyRecorded
 from authenticator.errors import InvalidInput, UnsupportedMediaType
@@ -198,9 +197,8 @@ async def create_assessment(
         uploads,
         want_heatmaps=heatmaps,
         idempotency_key=idempotency_key,
+        on_recorded=lambda recorded: request.app.state.metrics.assessments.labels(recorded.decision).inc(),
     )
-    if not isinstance(answer, Appended):  # an Appended answer could not read its verdict back
-        request.app.state.metrics.assessments.labels(answer.decision).inc()
     return JSONResponse(answer.model_dump(mode="json"), status_code=status)
 
 

@@ -30,7 +30,12 @@ class PhotoVerdict(BaseModel):
     )
     file: str | None = None
     heatmap_url: str | None = None
-    reused_from: Any = None  # the vision's ReusedFrom matches, untyped as published
+    reused_from: Any = Field(  # the vision's ReusedFrom matches, untyped as published
+        default=None,
+        description="Photos of other items with (almost) the same perceptual hash, looked up when the photos "
+        "were assessed: in the answer that recorded the assessment, not in later reads. The record keeps "
+        "the `photo_reused` reason, which names the closest item.",
+    )
     erased: bool = Field(default=False, description="The photo was taken back (`photos.erased`): its bytes are gone.")
     erased_at: str | None = None
     view: str | None = Field(
@@ -129,7 +134,10 @@ class PreviewPhoto(BaseModel):
     set_aside: bool = Field(description="Left out of the verdict (unreadable, quality, not the item, unfamiliar).")
     usable: bool = Field(description="Counts towards recording: at least one usable photo is needed.")
     retake: str | None = Field(description="For a set-aside photo: what a retake should show.")
-    reused_from: Any = None  # the vision's ReusedFrom matches, untyped as published
+    reused_from: Any = Field(  # the vision's ReusedFrom matches, untyped as published
+        default=None,
+        description="Photos of other items with (almost) the same perceptual hash.",
+    )
     view: str | None = Field(default=None, description="The declared view; null when the upload declared none.")
 
 

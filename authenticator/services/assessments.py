@@ -18,7 +18,7 @@ Reading recorded assessments back is :mod:`authenticator.services.assessment_rea
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +82,20 @@ def expand_videos(uploads: list[Upload]) -> list[Upload]:
             raise InvalidInput(f"{u.filename}: a video's frames have no single view; declare it 'unspecified'")
         out.extend(Upload(f.filename, f.data) for f in sharpest_frames(u.data, u.filename))
     return out
+
+
+def _photos_of(ctx: ServiceContext, uploads: list[Upload]) -> list[Upload]:
+    """The uploads with each video expanded into its frames; refuses a count outside 1..limit,
+    saying how many it counted (a video's frames count as photos)."""
+    photos = expand_videos(uploads)
+    limit = ctx.settings.api_max_photos
+    if not 1 <= len(photos) <= limit:
+        frames = " (each video counts as the frames taken from it)" if len(photos) != len(uploads) else ""
+        raise InvalidInput(
+            f"send 1 to {limit} photos in the field 'photos'; this request has {len(photos)}{frames}",
+            count=len(photos),
+        )
+    return photos
 
 
 def _fingerprint(item_id: str, uploads: list[Upload], want_heatmaps: bool) -> str:
@@ -251,7 +265,7 @@ def _refuse_without_usable_photo(ctx: ServiceContext, photos: list[PhotoResult])
     detail = "; ".join(_photo_problems(p, i) for i, p in enumerate(photos, 1))
     raise NoUsablePhoto(
         f"Nothing was recorded: {'the photo' if n == 1 else f'none of the {n} photos'} can be used. {detail}",
-        reasons=[[r.code for r in p.reasons] for p in photos],
+        photos=[{"file": p.file, "reasons": [r.code for r in p.reasons]} for p in photos],
     )
 
 
@@ -273,10 +287,7 @@ def preview_assessment(
     """
     if item_id is not None:
         require_own_item(ctx, principal, item_id)
-    uploads = expand_videos(uploads)
-    limit = ctx.settings.api_max_photos
-    if not 1 <= len(uploads) <= limit:
-        raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
+    uploads = _photos_of(ctx, uploads)
     declared = _declared_views(ctx, uploads, item_id, category)
     assessed = _run_vision(ctx, principal, uploads, item_id=item_id, heatmaps=False, views=declared)
     verdict = _with_missing_views(assessed, declared)
@@ -326,17 +337,18 @@ def assess_item(
     *,
     want_heatmaps: bool = False,
     idempotency_key: str | None = None,
+    on_recorded: Callable[[Assessment], None] | None = None,
 ) -> tuple[int, Assessment | Appended]:
     """Run the vision pipeline on an item's photos and record the verdict; (status, answer).
+
+    ``on_recorded`` is called with the answer when this call appended the verdict (not for a
+    replay of an earlier one): what counts recorded assessments counts each once.
 
     One verdict per item, photo set and model: the same photos sent again (a doubled request)
     get 409 naming the first assessment; with the same ``Idempotency-Key`` they get its answer.
     """
     require_own_item(ctx, principal, item_id)
-    uploads = expand_videos(uploads)
-    limit = ctx.settings.api_max_photos
-    if not 1 <= len(uploads) <= limit:
-        raise InvalidInput(f"send 1 to {limit} photos in the field 'photos'", count=len(uploads))
+    uploads = _photos_of(ctx, uploads)
     key = (
         None
         if idempotency_key is None
@@ -397,6 +409,8 @@ def assess_item(
         [NewEntry("assessment.recorded", item_id, body)], assessment_id, check=first_of_its_kind, after=side_tables
     )
     status, out = execute(ctx, command, answer, replay=replay, answer_type=Assessment, key=key)
+    if out.id == assessment_id and on_recorded is not None and isinstance(out, Assessment):
+        on_recorded(out)
     if out.id == assessment_id and shadow_active(ctx):  # recorded here: the shadow models score it too
         photos = [(u.filename, u.data) for u in uploads]
         line = _declared_line(ctx, item_id)

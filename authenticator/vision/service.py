@@ -17,9 +17,10 @@ decode more than ``vision_max_request_megapixels`` is refused with
 served by deficit round robin on each photo's decoded megapixels, so one platform's costly
 uploads cannot starve another's assessment (``bench/fairness.py`` measures it).
 
-Failure rule (one rule, everywhere): :meth:`Assessor.assess` raises the typed
-:class:`~authenticator.errors.ImageError` of the first photo **only when no photo of the request
-can be decoded** (there is nothing to assess: the API answers 4xx, the CLI exits non-zero).
+Failure rule (one rule, everywhere): :meth:`Assessor.assess` raises **only when no photo of the
+request can be decoded** (there is nothing to assess: the API answers 4xx, the CLI exits
+non-zero): a single photo's own typed :class:`~authenticator.errors.ImageError`, or for several
+:class:`~authenticator.errors.NoUsablePhoto` naming each photo and its error code.
 Otherwise an undecodable photo becomes a per-photo result whose reasons carry the error code
 (``corrupt_image``, ``unsupported_format``, ...) and the other photos are assessed.
 """
@@ -41,7 +42,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from authenticator.config import Settings
-from authenticator.errors import ImageError, InvalidInput, PixelBudgetExceeded
+from authenticator.errors import ImageError, InvalidInput, NoUsablePhoto, PixelBudgetExceeded
 from authenticator.vision.capture_guides import Framing, gate_thresholds
 from authenticator.vision.card import ModelCard, Thresholds
 from authenticator.vision.category import (
@@ -278,8 +279,18 @@ class Assessor:
         # release the GIL): 4 photos of 1600x1200 on the 2-core machine take ~43-50 ms p50 instead
         # of ~75 ms one after the other (INT8 448 px model; float model: ~90 instead of ~145 ms).
         work = self._each_photo(photos, costs, keep_input=heatmaps, principal=principal)
-        if all(w.error is not None for w in work):
-            raise next(w.error for w in work if w.error is not None)
+        errors = [w.error for w in work if w.error is not None]
+        if len(errors) == len(work):
+            if len(errors) == 1:
+                raise errors[0]
+            named = "; ".join(
+                f"{w.result.file or f'photo {i}'}: {e.message.rstrip('.')}"
+                for i, (w, e) in enumerate(zip(work, errors, strict=True), 1)
+            )
+            raise NoUsablePhoto(
+                f"None of the {len(work)} photos can be read. {named}",
+                photos=[{"file": w.result.file, "reasons": [e.code]} for w, e in zip(work, errors, strict=True)],
+            )
         self._check_reuse(work, item_id, reuse_index)
         scored = [w for w in work if w.usable]
         maps: dict[str, bytes] = {}

@@ -60,3 +60,33 @@ def test_a_photo_sent_as_text_is_refused_not_dropped(client: TestClient) -> None
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "invalid_input" and "no file name" in r.json()["detail"]
     assert log_size(client) == before
+
+
+def test_several_unreadable_photos_are_each_named_with_their_code(client: TestClient) -> None:
+    actors = make_actors(client)
+    item = new_item(client, actors.platform, "sneaker")
+    before = log_size(client)
+    files = [("photos", ("notes.txt", b"hello", "text/plain")), ("photos", ("empty.jpg", b"", "image/jpeg"))]
+    r = client.post(f"/v1/items/{item}/assessments", files=files, headers=bearer(actors.platform))
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert problem["code"] == "no_usable_photo"
+    assert "notes.txt: " in problem["detail"] and "empty.jpg: " in problem["detail"]
+    assert problem["photos"] == [
+        {"file": "notes.txt", "reasons": ["unsupported_format"]},
+        {"file": "empty.jpg", "reasons": ["corrupt_image"]},
+    ]
+    # one photo that cannot be read keeps its own error
+    r = client.post(f"/v1/items/{item}/assessments", files=files[:1], headers=bearer(actors.platform))
+    assert (r.status_code, r.json()["code"]) == (415, "unsupported_format")
+    assert log_size(client) == before
+
+
+def test_a_refusal_for_too_many_photos_says_how_many_it_counted(client: TestClient) -> None:
+    actors = make_actors(client)
+    item = new_item(client, actors.platform, "sneaker")
+    photo = real_photos(1, offset=2)[0]
+    files = [("photos", (f"{i}.jpg", photo.read_bytes(), "image/jpeg")) for i in range(13)]
+    r = client.post(f"/v1/items/{item}/assessments", files=files, headers=bearer(actors.platform))
+    assert r.status_code == 422, r.text
+    assert "send 1 to 12 photos" in r.json()["detail"] and "this request has 13" in r.json()["detail"]

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from authenticator.config import Settings
-from authenticator.errors import CorruptImage, UnsupportedFormat
+from authenticator.errors import NoUsablePhoto, UnsupportedFormat
 from authenticator.vision.decode import decode_image
 from authenticator.vision.runtime import ModelOutputs
 from authenticator.vision.service import Assessor, PhotoInput
@@ -207,10 +207,15 @@ def test_sequential_setting_uses_no_pool(tiny: Path, monkeypatch: pytest.MonkeyP
 
 def test_failure_rule_holds_with_the_pool(tiny: Path) -> None:
     a = _assessor(2, weights_dir=tiny)
-    with pytest.raises(CorruptImage):  # the first photo's error, not the second's
+    with pytest.raises(NoUsablePhoto) as several:  # each photo's own error, in the photos' order
         a.assess([PhotoInput("empty.jpg", b""), NOT_AN_IMAGE, NOT_AN_IMAGE])
-    with pytest.raises(UnsupportedFormat):
-        a.assess([NOT_AN_IMAGE, PhotoInput("empty.jpg", b"")])
+    assert [p["reasons"] for p in several.value.details["photos"]] == [
+        ["corrupt_image"],
+        ["unsupported_format"],
+        ["unsupported_format"],
+    ]
+    with pytest.raises(UnsupportedFormat):  # one photo: its own error
+        a.assess([NOT_AN_IMAGE])
     r = a.assess([NOT_AN_IMAGE, *_real(1, seed=1)[:1]])
     assert [x.code for x in r.photos[0].reasons] == ["unsupported_format"]
 

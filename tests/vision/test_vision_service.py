@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from authenticator.cli import app
 from authenticator.config import Settings
-from authenticator.errors import CorruptImage, InvalidInput, ModelError, UnsupportedFormat
+from authenticator.errors import InvalidInput, ModelError, NoUsablePhoto, UnsupportedFormat
 from authenticator.ledger.entry_types import Thresholds
 from authenticator.vision.card import ModelCard
 from authenticator.vision.decision import calibrate
@@ -98,8 +98,12 @@ def test_only_undecodable_photos_raise_the_typed_error(tiny: Path) -> None:
     a = _assessor(tiny)
     with pytest.raises(UnsupportedFormat):
         a.assess([PhotoInput("a.jpg", b"text" * 50)])
-    with pytest.raises(CorruptImage):
+    with pytest.raises(NoUsablePhoto) as several:  # several: each named, with its own code
         a.assess([PhotoInput("empty.jpg", b""), PhotoInput("b.jpg", b"text" * 50)])
+    assert several.value.details["photos"] == [
+        {"file": "empty.jpg", "reasons": ["corrupt_image"]},
+        {"file": "b.jpg", "reasons": ["unsupported_format"]},
+    ]
     with pytest.raises(InvalidInput):
         a.assess([])
 
