@@ -64,7 +64,7 @@ def fact_words(fact: Fact, namer: Namer) -> dict[str, str]:
         title = tr("The photo check found signs of a counterfeit")
         detail = tr(
             "A model looked at {photos} on {date}: score {score}, below the {below} under which it calls an item "
-            "counterfeit. No lab has inspected the item in person.",
+            "counterfeit. No lab certificate is in force for this item.",
             photos=_photo_count(body, tr),
             date=when,
             score=score,
@@ -74,7 +74,7 @@ def fact_words(fact: Fact, namer: Namer) -> dict[str, str]:
         title = tr("Photo check only: no sign of a counterfeit")
         detail = tr(
             "A model looked at {photos} on {date} and found them consistent with an authentic item (score {score}). "
-            "No lab has inspected the item in person.",
+            "No lab certificate is in force for this item.",
             photos=_photo_count(body, tr),
             date=when,
             score=score,
@@ -86,7 +86,7 @@ def fact_words(fact: Fact, namer: Namer) -> dict[str, str]:
         )
         title = tr("Photo check only: no verdict")
         detail = tr(
-            "The photos sent on {date} did not allow a verdict: {why}. No lab has inspected the item yet.",
+            "The photos sent on {date} did not allow a verdict: {why}. No lab certificate is in force for this item.",
             date=when,
             why=why,
         )

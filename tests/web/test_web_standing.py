@@ -218,6 +218,7 @@ def test_revoked_certificate_is_the_first_thing_a_buyer_reads(world: World, tab:
     assert LONG_LAB in first["detail"] and "“The date stamp does not match”" in first["detail"]
     assert "No lab certificate is in force for this item now." in first["detail"]
     assert [f["kind"] for f in view.facts] == ["revoked", "photo_" + view.facts[1]["kind"].split("_", 1)[1]]
+    assert "inspected" not in view.facts[1]["detail"]  # a lab did inspect it: the photo fact must not deny it
     assert view.next_step is not None and "Milano Authentication Srl" in view.next_step
     assert tab.console_errors == []
     shoot(tab.page, "trace-revoked")
@@ -254,7 +255,7 @@ def test_photo_check_only_says_so_and_points_to_the_labs(world: World, tab: Tab)
     assert_plain_words(view)
     first = view.facts[0]
     assert first["kind"] in ("photo_authentic", "photo_inconclusive", "photo_counterfeit")
-    assert "No lab has inspected the item" in first["detail"]
+    assert "No lab certificate is in force for this item." in first["detail"]
     if first["kind"] == "photo_authentic":
         assert first["title"] == "Photo check only: no sign of a counterfeit" and first["level"] == "ai_verified"
     assert view.next_step is not None
