@@ -375,3 +375,17 @@ def stat_mode(path: Path) -> int:
     import stat
 
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_head_answers_as_get_without_the_body(live: Live) -> None:
+    """Link checkers and probes send HEAD: every GET path answers it (it was 405 on all but static files)."""
+    with httpx.Client(base_url=live.base) as http:
+        for path in (f"/t/{live.item}", f"/v1/items/{live.item}", "/healthz", "/checkpoint", "/assess", "/v1/log/key"):
+            get, head = http.get(path), http.head(path)
+            assert (head.status_code, get.status_code) == (200, 200), path
+            assert head.content == b"", path
+            assert head.headers["content-type"] == get.headers["content-type"], path
+            assert head.headers["content-length"] == str(len(get.content)), path
+        assert http.head("/t/itm_nothing_here").status_code == 404
+        refused = http.head("/v1/keys")  # POST only: the 405 a GET gets
+        assert refused.status_code == 405 and "POST" in refused.headers["allow"]
