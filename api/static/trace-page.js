@@ -40,7 +40,10 @@
   const logKey = document.getElementById("log-key").textContent.trim();
   // The witnesses' keys the page shows; ?min_witnesses=K asks that at least K of them cosigned.
   const witnessKeys = Array.from(document.querySelectorAll("#witness-keys code"), (c) => c.textContent.trim());
-  const minWitnesses = Math.max(0, parseInt(new URLSearchParams(location.search).get("min_witnesses") || "0", 10) || 0);
+  // A policy the page cannot read fails the check rather than falling back to no policy.
+  const minWitnessesParam = new URLSearchParams(location.search).get("min_witnesses");
+  const minWitnessesValid = minWitnessesParam === null || /^\d{1,3}$/.test(minWitnessesParam);
+  const minWitnesses = minWitnessesValid && minWitnessesParam !== null ? parseInt(minWitnessesParam, 10) : 0;
   let words = {};
   try {
     words = JSON.parse(document.getElementById("event-words").textContent);
@@ -164,6 +167,13 @@
       failAll(
         t("this page is not in a secure context"),
         t("Your browser only offers its cryptography to pages opened over HTTPS (or from this computer). Open the page over HTTPS to check it.")
+      );
+      return;
+    }
+    if (!minWitnessesValid) {
+      failAll(
+        t("the witness policy in the address is not a number"),
+        t("min_witnesses in the page's address must be a whole number of witnesses, such as 1.")
       );
       return;
     }

@@ -175,6 +175,11 @@ def test_no_cosignature_is_only_a_failure_under_a_policy(page: Any, site: Site) 
     assert "0 of the required 1 witnesses" in row["reason"]
     assert _cli(site, "--witness", site.witness.vkey, "--min-witnesses", "1") == 1
     assert _cli(site) == 0
+    # A policy the page cannot read fails closed (it was read as no policy: "verified").
+    for unreadable in ("abc", "-1", "1.5"):
+        row = _open(page, site, f"?min_witnesses={unreadable}")
+        assert row["verdict"] == "failed", unreadable
+        assert "min_witnesses" in row["banner"], row["banner"]
 
 
 def test_a_forged_cosignature_fails_the_page(page: Any, site: Site) -> None:
