@@ -5,7 +5,8 @@ mark, no UTF-16/32 guessing), **no duplicate object member names** at any depth,
 surrogates (``"\\ud800"``), and only finite numbers (no ``NaN``/``Infinity`` literals, no
 ``1e999`` that would become infinity). Python's ``json.loads`` accepts all of these and keeps
 the *last* of two equal keys while other parsers keep the first, so the same bytes could mean
-two different things to the service and to whoever checks its records.
+two different things to the service and to whoever checks its records. An integer longer than
+Python reads (4300 digits) is refused in words, not with the interpreter's advice.
 
 :func:`loads` raises :class:`StrictJSONError` (a ``ValueError``) for anything it refuses, and
 :class:`DuplicateKeyError` (a subclass, naming the key) for a repeated member name.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
 __all__ = ["DuplicateKeyError", "StrictJSONError", "loads"]
@@ -57,6 +59,19 @@ def _finite(text: str) -> float:
     return value
 
 
+def _integer(text: str) -> int:
+    """An integer literal; one longer than Python converts (``sys.get_int_max_str_digits()``,
+    4300 digits by default) is refused in words, not with the interpreter's advice on raising
+    the limit."""
+    try:
+        return int(text)
+    except ValueError:
+        digits = len(text.lstrip("-"))
+        raise StrictJSONError(
+            f"a number has too many digits ({digits}; at most {sys.get_int_max_str_digits()})"
+        ) from None
+
+
 def _check_strings(value: Any) -> None:
     """Refuse lone surrogates anywhere (keys included); iterative, so depth costs no stack."""
     stack = [value]
@@ -91,12 +106,18 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     if text.startswith("\ufeff"):
         raise StrictJSONError("JSON must not start with a byte-order mark")
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
+        value = json.loads(
+            text,
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_no_constant,
+            parse_float=_finite,
+            parse_int=_integer,
+        )
     except StrictJSONError:
         raise
     except RecursionError as exc:
         raise StrictJSONError("JSON nested too deeply") from exc
-    except ValueError as exc:  # json.JSONDecodeError, or an integer of more than 4300 digits
+    except ValueError as exc:  # json.JSONDecodeError
         raise StrictJSONError(str(exc)) from exc
     _check_strings(value)
     return value

@@ -13,8 +13,12 @@ removed, so what is stored and signed is exactly what was sent):
 
 :func:`check_free_text` raises :class:`~authenticator.errors.InvalidInput` (HTTP 422) naming
 the field and the character; :data:`FreeText` is the same rule as a pydantic type (a 422
-validation problem whose ``loc`` names the field), which also refuses text that is only
-white space.
+validation problem whose ``loc`` names the field), which also refuses **blank** text
+(:func:`is_blank`): nothing left once white space and invisible characters are set aside (format
+characters, ``Cf``, such as U+200B ZERO WIDTH SPACE, and fillers such as U+3164 HANGUL FILLER
+or U+2800 BRAILLE PATTERN BLANK), so that a brand of one zero-width space is not "one line of
+visible text". Text with anything visible in it is kept as sent, invisible characters included
+(an emoji sequence joined by U+200D is fine).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ __all__ = [
     "FreeText",
     "check_free_text",
     "forbidden_character",
+    "is_blank",
 ]
 
 #: Bidirectional formatting characters (Unicode ``Cf`` with a bidi class of their own), plus
@@ -90,7 +95,7 @@ def _pydantic_check(value: str, info: ValidationInfo) -> str:
         check_free_text(value, field)
     except InvalidInput as exc:
         raise ValueError(exc.message) from None
-    if all(ch in BLANK_CHARACTERS for ch in value):
+    if is_blank(value):
         raise ValueError(f"{field} must not be blank")
     return value
 
@@ -98,13 +103,71 @@ def _pydantic_check(value: str, info: ValidationInfo) -> str:
 # Without the surrogates, which a JSON text cannot carry to a schema validator anyway (and
 # which some regular-expression engines cannot name).
 _NOT_ALLOWED = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
-#: White space that free text may contain but may not consist of only (Unicode ``Zs`` and the
-#: byte-order mark; the other white space is refused outright). Listed, not ``\s``: engines disagree.
-BLANK_CHARACTERS = frozenset(" \u00a0\u1680\u202f\u205f\u3000\ufeff" + "".join(map(chr, range(0x2000, 0x200B))))
-_BLANK = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\ufeff"
+#: Characters nobody sees, which free text may contain but may not consist of only: white space
+#: (Unicode ``Zs``; the other white space is refused outright), every format character (``Cf``,
+#: Unicode 14, with the unassigned default-ignorable code points around them: U+2065, U+FFF0-U+FFF8,
+#: the tag block U+E0000-U+E0FFF) and the fillers and selectors that show nothing either. Listed,
+#: not ``\s`` or ``\p{Cf}``: regular-expression engines disagree on those.
+_BLANK_RANGES: tuple[tuple[int, int], ...] = (
+    # Zs
+    (0x0020, 0x0020),
+    (0x00A0, 0x00A0),
+    (0x1680, 0x1680),
+    (0x2000, 0x200A),
+    (0x202F, 0x202F),
+    (0x205F, 0x205F),
+    (0x3000, 0x3000),
+    # Cf (the bidirectional ones among them are refused anyway)
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF0, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+    # invisible fillers, joiners and variation selectors that are not Cf
+    (0x034F, 0x034F),  # COMBINING GRAPHEME JOINER
+    (0x115F, 0x1160),  # HANGUL CHOSEONG / JUNGSEONG FILLER
+    (0x17B4, 0x17B5),  # KHMER VOWEL INHERENT AQ / AA
+    (0x180B, 0x180D),  # MONGOLIAN FREE VARIATION SELECTORS
+    (0x180F, 0x180F),
+    (0x2800, 0x2800),  # BRAILLE PATTERN BLANK
+    (0x3164, 0x3164),  # HANGUL FILLER
+    (0xFE00, 0xFE0F),  # VARIATION SELECTORS
+    (0xFFA0, 0xFFA0),  # HALFWIDTH HANGUL FILLER
+)
+BLANK_CHARACTERS = frozenset(chr(c) for lo, hi in _BLANK_RANGES for c in range(lo, hi + 1))
+
+
+def is_blank(value: str) -> bool:
+    """Whether nothing of ``value`` would be seen (empty, or only :data:`BLANK_CHARACTERS`)."""
+    return all(ch in BLANK_CHARACTERS for ch in value)
+
+
+def _class_range(lo: int, hi: int) -> str:
+    """A character-class range: ``\\uXXXX`` escapes in the BMP, the characters themselves above it
+    (ECMA-262 with the ``u`` flag, as JSON Schema asks, Python and Rust all read them as code points)."""
+    if hi > 0xFFFF:
+        return chr(lo) if lo == hi else f"{chr(lo)}-{chr(hi)}"
+    return f"\\u{lo:04x}" if lo == hi else f"\\u{lo:04x}-\\u{hi:04x}"
+
+
+_BLANK = "".join(_class_range(lo, hi) for lo, hi in _BLANK_RANGES)
 #: The same rule as a regular expression (ECMA-262, Python and Rust engines agree on it),
 #: published in the OpenAPI schema so that clients and schema-driven fuzzers know it: allowed
-#: characters only, and at least one that is not white space.
+#: characters only, and at least one that is not blank.
 FREE_TEXT_PATTERN = f"^[^{_NOT_ALLOWED}]*[^{_NOT_ALLOWED}{_BLANK}][^{_NOT_ALLOWED}]*$"
 
 

@@ -15,6 +15,7 @@ from api.routers.common import errors
 from api.routers.items import _MULTIPART, read_upload_form
 from authenticator.contracts.assessments import AssessmentPreview
 from authenticator.services import assessments
+from authenticator.services.views import category_sent
 
 router = APIRouter(tags=["assessments"])
 
@@ -43,6 +44,6 @@ async def preview_assessment(request: Request, principal: Platform, ctx: Ctx) ->
     says whether recording these photos would be accepted. The upload page calls this as the
     seller adds photos."""
     uploads, fields = await read_upload_form(request, "category")
-    category = fields.get("category") or None
+    category = category_sent(fields.get("category") or None)  # an empty field is no category
     preview = await run_in_threadpool(assessments.preview_assessment, ctx, principal, uploads, category=category)
     return JSONResponse(preview.model_dump(mode="json"))

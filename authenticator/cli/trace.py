@@ -1,7 +1,8 @@
 """``authenticator trace verify``: check an item's trace offline, as a buyer would.
 
-Exit 0 when every check holds, 1 when one fails (each failure is named), 2 when the trace
-cannot be read at all.
+Exit 0 when every check holds, 1 when one fails (each failure is named), 2 when an argument
+is unusable (a --key or --witness that is not a verifier key: nothing was checked) or the
+trace cannot be read at all.
 
 The source may be the trace's API address (``…/v1/items/ID/trace``), the item's page address
 that QR codes and tags hold (``…/t/ID``; the trace is fetched from the same site), a listing's
@@ -21,6 +22,7 @@ import typer
 from authenticator.errors import CheckpointError
 from authenticator.ledger.checkpoint import Checkpoint
 from authenticator.ledger.cosignature import CosignatureVerifier
+from authenticator.ledger.note import NoteVerifier
 from authenticator.trace_verify import verify_trace
 
 trace_app = typer.Typer(help="Item traces: verifiable histories.", no_args_is_help=True)
@@ -132,6 +134,12 @@ def verify(
 ) -> None:
     """Verify leaf hashes, inclusion proofs, the item's hash chain, the checkpoint signature (and consistency,
     and the witnesses' cosignatures)."""
+    key = key.strip()
+    try:
+        NoteVerifier.from_verifier_key(key)
+    except CheckpointError as exc:  # a usage error, not a trace that failed to verify
+        typer.echo(f"error: --key is not a log verifier key (NAME+HASH+BASE64): {exc.message}", err=True)
+        raise typer.Exit(2) from exc
     witnesses = [w.strip() for w in witness or []]
     required = min_witnesses if min_witnesses is not None else (1 if witnesses else 0)
     if required > len(witnesses):
@@ -159,7 +167,7 @@ def verify(
     except ValueError as exc:
         typer.echo(f"error: cannot read the trace: {exc}", err=True)
         raise typer.Exit(2) from exc
-    report = verify_trace(trace, key.strip(), old_note, witnesses=witnesses, min_witnesses=required)
+    report = verify_trace(trace, key, old_note, witnesses=witnesses, min_witnesses=required)
     failures = report.all_failures()
     if as_json:
         typer.echo(

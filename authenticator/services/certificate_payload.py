@@ -17,7 +17,7 @@ from typing import Any
 from authenticator.errors import EntryValidationError, InvalidInput
 from authenticator.ledger.entries import canonical_json
 from authenticator.strict_json import DuplicateKeyError, StrictJSONError, loads
-from authenticator.text import check_free_text
+from authenticator.text import check_free_text, is_blank
 
 OUTCOMES = ("authentic", "counterfeit")
 REQUIRED = frozenset({"item_id", "lab_id", "outcome", "inspection_date", "method", "photos"})
@@ -46,7 +46,7 @@ def _text(payload: dict[str, Any], field: str, min_len: int, max_len: int) -> No
     if not isinstance(value, str) or not min_len <= len(value) <= max_len:
         raise InvalidInput(f"{field} must be a text of {min_len} to {max_len} characters", field=field)
     check_free_text(value, field)
-    if min_len and not value.strip():
+    if min_len and is_blank(value):  # white space and invisible characters only
         raise InvalidInput(f"{field} must not be blank", field=field)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from authenticator.contracts.assessments import ViewRef
 from authenticator.errors import InvalidInput
 from authenticator.vision.capture_guides import UNSPECIFIED, CaptureGuide, Framing, View, guide_for
+from authenticator.vision.category import CATEGORIES, Category
 from authenticator.vision.product_lines import category_of
 from authenticator.vision.reasons import Reason, reason
 
@@ -55,6 +56,26 @@ def guide_of_category(category_text: str | None) -> CaptureGuide | None:
     return guide_for(category_of(category_text) or category_text.strip().lower())
 
 
+_CATEGORY_CHOICES = ", ".join(CATEGORIES[:-1]) + f" or {CATEGORIES[-1]}"
+
+
+def category_sent(text: str | None) -> Category | None:
+    """The ``category`` an upload names for an item not registered yet, or None when it names none.
+
+    Exactly one of the ids ``POST /v1/items`` takes (``bag``, ``watch``, ``sneaker``: no other
+    word, nor another case), so that a preview is checked against the guide the item will have;
+    anything else is refused, not assessed as if no category had been sent."""
+    if text is None:
+        return None
+    for category in CATEGORIES:
+        if text == category:
+            return category
+    raise InvalidInput(
+        f"unknown category {text!r}: 'category' is one of {_CATEGORY_CHOICES}, in lower case as items are registered",
+        category=text,
+    )
+
+
 def declare_views(category_text: str | None, raw: Sequence[str | None], n_photos: int) -> DeclaredViews:
     """Check the declared views: at most one per photo, each a view of the category's guide (or
     ``unspecified``); raises :class:`InvalidInput` naming the views the guide knows."""
@@ -70,6 +91,12 @@ def declare_views(category_text: str | None, raw: Sequence[str | None], n_photos
     for v in views:
         if v == UNSPECIFIED:
             continue
+        if guide is None and category_text is None:
+            raise InvalidInput(
+                f"views need the item's category: send 'category' ({_CATEGORY_CHOICES}) with the photos of an "
+                "item not registered yet",
+                view=v,
+            )
         if guide is None:
             raise InvalidInput(
                 f"there is no capture guide for the category {category_text!r}: its photos' views can only be "

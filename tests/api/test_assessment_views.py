@@ -202,7 +202,7 @@ def test_preview_without_an_item_checks_views_against_the_category_sent(api: tup
     client, platform = api
     files = _files(_bag_photos(1))
     r = client.post("/v1/assessments/preview", files=files, data={"views": ["size_tag"]}, headers=bearer(platform))
-    assert r.status_code == 422 and "no capture guide" in r.json()["detail"]  # no category: no guide
+    assert r.status_code == 422 and "send 'category'" in r.json()["detail"]  # no category: no guide
     r = client.post(
         "/v1/assessments/preview",
         files=files,

@@ -20,12 +20,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from PIL import Image, ImageFilter
 
 from api.app import create_app
 from api.cli import proxy_options
 from authenticator.config import Settings
+from authenticator.ledger.checkpoint import CheckpointSigner
 from authenticator.services.standing import item_standing
 from authenticator.vision.decode import decode_image
 from authenticator.vision.quality import QualityThresholds, gate, measure_quality
@@ -35,6 +37,8 @@ from tests.web.browser_site import Site, real_photos, site, write_model_that_kno
 
 BIRKIN = "alauzon13-birkin/authentic"
 AJ1 = "zhengwu123-aj1/authentic"
+#: A well-formed log verifier key (an unusable --key is its own usage error, tests/api/test_input_refusals.py).
+LOG_KEY = CheckpointSigner("example.com/log", Ed25519PrivateKey.from_private_bytes(bytes(32))).verifier_key
 
 
 def _jpeg(img: Image.Image) -> bytes:
@@ -338,10 +342,10 @@ def test_lab_sign_with_the_public_key_says_so_without_a_traceback(tmp_path: Path
 @pytest.mark.parametrize(
     "args",
     [
-        ["trace", "verify", "missing.json", "--key", "k"],
-        ["trace", "verify", "README.txt", "--key", "k"],
-        ["trace", "verify", "README.txt", "--key", "k", "--checkpoint", "missing.note"],
-        ["trace", "verify", "http://127.0.0.1:9/t/itm_1", "--key", "k"],
+        ["trace", "verify", "missing.json", "--key", LOG_KEY],
+        ["trace", "verify", "README.txt", "--key", LOG_KEY],
+        ["trace", "verify", "README.txt", "--key", LOG_KEY, "--checkpoint", "missing.note"],
+        ["trace", "verify", "http://127.0.0.1:9/t/itm_1", "--key", LOG_KEY],
         [
             "lab",
             "sign",
