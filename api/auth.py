@@ -31,6 +31,17 @@ def current_principal(
     return authenticate(ctx.engine, credentials.credentials)
 
 
+def presented_key(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    """The API key the caller presented, for registrations to seal their answer with (see
+    ``authenticator.services.registrations``); use it beside a role dependency, which checks it."""
+    if credentials is None:
+        raise AuthenticationError("send an API key as Authorization: Bearer <key>")
+    return credentials.credentials
+
+
+PresentedKey = Annotated[str, Depends(presented_key)]
+
+
 def require(*roles: Role) -> Callable[[Principal], Principal]:
     """A dependency admitting only the given roles (403 for the others)."""
 

@@ -5,19 +5,32 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from api.auth import Admin, Ctx, LabRole
+from api.auth import Admin, Ctx, LabRole, PresentedKey
 from api.routers.common import IdempotencyKeyHeader, answered, errors
 from api.schemas import LabCreate, Revocation
 from authenticator.contracts.labs import Certificate, Lab, LabCreated, LabList
 from authenticator.services import certificates, labs
+from authenticator.services.registrations import Caller
 
 router = APIRouter(tags=["labs and certificates"])
 
 
-@router.post("/v1/labs", status_code=201, response_model=LabCreated, responses=errors(401, 403, 413, 415, 422))
-def register_lab(body: LabCreate, principal: Admin, ctx: Ctx) -> LabCreated:
-    """Register an appraisal lab with its Ed25519 public key (admin); answers the lab's API key once."""
-    return labs.register_lab(ctx, body.name, body.accreditation, body.public_key)
+@router.post("/v1/labs", status_code=201, response_model=LabCreated, responses=errors(401, 403, 409, 413, 415, 422))
+def register_lab(
+    body: LabCreate,
+    principal: Admin,
+    presented: PresentedKey,
+    ctx: Ctx,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> LabCreated:
+    """Register an appraisal lab with its Ed25519 public key (admin); answers the lab's API key once.
+
+    A public key already registered gets 409 naming its lab (`lab_id`), nothing created.
+    Retry-safe with an `Idempotency-Key`: the same key and body from the same admin key get the
+    first answer, its API key included, for 24 hours (after that, or from another key of the same
+    admin, 409 naming the lab and key id); another body with the key gets 409."""
+    caller = Caller(principal, presented)
+    return labs.register_lab(ctx, caller, body.name, body.accreditation, body.public_key, key=idempotency_key)
 
 
 @router.get("/v1/labs", response_model=LabList)

@@ -8,14 +8,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Connection, Row, insert, select
 
 from authenticator.contracts.labs import Lab, LabCreated, LabList
-from authenticator.db import read_tx, utc_now, write_tx
+from authenticator.db import read_tx, utc_now
 from authenticator.dsse import keyid_for
-from authenticator.errors import InvalidInput, NotFound
+from authenticator.errors import Conflict, InvalidInput, NotFound
 from authenticator.services.context import ServiceContext
-from authenticator.store.keys import create_principal, issue_key, new_id
+from authenticator.services.registrations import Caller, fingerprint, register_once
+from authenticator.store.keys import insert_principal, issue_key_in, new_id
 from authenticator.store.tables import labs
 
 
@@ -39,25 +40,46 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
-def register_lab(ctx: ServiceContext, name: str, accreditation: str, public_key: str) -> LabCreated:
-    """Register a lab and issue its first API key (shown once)."""
-    key = parse_public_key(public_key)
-    raw_b64 = base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
-    lab_id = new_id("lab")
-    create_principal(ctx.engine, "lab", name, principal_id=lab_id)
-    with write_tx(ctx.engine) as conn:
-        conn.execute(
-            insert(labs).values(
-                id=lab_id,
-                name=name,
-                accreditation=accreditation,
-                public_key=raw_b64,
-                keyid=keyid_for(key),
-                created_at=utc_now(),
-            )
-        )
-    issued = issue_key(ctx.engine, lab_id)
-    return LabCreated(**get_lab(ctx, lab_id).model_dump(), api_key=issued.api_key, key_id=issued.key_id)
+def register_lab(
+    ctx: ServiceContext,
+    caller: Caller,
+    name: str,
+    accreditation: str,
+    public_key: str,
+    *,
+    key: str | None = None,
+) -> LabCreated:
+    """Register a lab and issue its first API key (shown once; again to a retry with the same
+    ``Idempotency-Key``, see :mod:`authenticator.services.registrations`).
+
+    A public key is one lab's: registering it again is 409 naming that lab, nothing created (the
+    check and the inserts run in one serialised transaction; a unique index backs it)."""
+    parsed = parse_public_key(public_key)
+    raw_b64 = base64.b64encode(parsed.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
+
+    def create(conn: Connection) -> tuple[str, LabCreated]:
+        existing = conn.execute(
+            select(labs.c.id).where(labs.c.public_key == raw_b64, labs.c.duplicate_of.is_(None))
+        ).first()
+        if existing is not None:
+            raise Conflict(f"this public key is already registered to lab {existing.id}", lab_id=str(existing.id))
+        lab_id = new_id("lab")
+        insert_principal(conn, "lab", name, principal_id=lab_id)
+        row = {
+            "id": lab_id,
+            "name": name,
+            "accreditation": accreditation,
+            "public_key": raw_b64,
+            "keyid": keyid_for(parsed),
+            "created_at": utc_now(),
+        }
+        conn.execute(insert(labs).values(**row))
+        lab = Lab(**row)
+        issued = issue_key_in(conn, lab_id)
+        return lab_id, LabCreated(**lab.model_dump(), api_key=issued.api_key, key_id=issued.key_id)
+
+    request = fingerprint("labs.register", name, accreditation, raw_b64)
+    return register_once(ctx, caller, key, request, LabCreated, create, id_name="lab_id")
 
 
 def get_lab(ctx: ServiceContext, lab_id: str) -> Lab:

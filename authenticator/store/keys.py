@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from authenticator.db import read_tx, utc_now, write_tx
 from authenticator.errors import AuthenticationError, InvalidInput, NotFound
@@ -62,37 +62,60 @@ def _secret_hash(secret: str) -> bytes:
 
 def create_principal(engine: Engine, role: str, name: str, principal_id: str | None = None) -> str:
     """Register an operator, platform or lab (labs pass their own id); return its id."""
+    with write_tx(engine) as conn:
+        return insert_principal(conn, role, name, principal_id)
+
+
+def insert_principal(conn: Connection, role: str, name: str, principal_id: str | None = None) -> str:
+    """:func:`create_principal` in the caller's transaction."""
     checked = _check_role(role)
     pid = principal_id or new_id(_PREFIX[checked])
-    with write_tx(engine) as conn:
-        conn.execute(insert(principals).values(id=pid, role=checked, name=name, created_at=utc_now()))
+    conn.execute(insert(principals).values(id=pid, role=checked, name=name, created_at=utc_now()))
     return pid
 
 
 def issue_key(engine: Engine, principal_id: str) -> IssuedKey:
     """A new key for an existing principal; the returned ``api_key`` is never shown again."""
+    with write_tx(engine) as conn:
+        return issue_key_in(conn, principal_id)
+
+
+def issue_key_in(conn: Connection, principal_id: str) -> IssuedKey:
+    """:func:`issue_key` in the caller's transaction (the principal may be new in it)."""
     key_id = f"key_{secrets.token_hex(8)}"
     secret = secrets.token_urlsafe(32)
-    with write_tx(engine) as conn:
-        row = conn.execute(select(principals.c.role).where(principals.c.id == principal_id)).first()
-        if row is None:
-            raise NotFound(f"no principal {principal_id}")
-        role = _check_role(row.role)
-        conn.execute(
-            insert(api_keys).values(
-                id=key_id,
-                principal_id=principal_id,
-                role=role,
-                secret_sha256=_secret_hash(secret),
-                created_at=utc_now(),
-            )
+    row = conn.execute(select(principals.c.role).where(principals.c.id == principal_id)).first()
+    if row is None:
+        raise NotFound(f"no principal {principal_id}")
+    role = _check_role(row.role)
+    conn.execute(
+        insert(api_keys).values(
+            id=key_id,
+            principal_id=principal_id,
+            role=role,
+            secret_sha256=_secret_hash(secret),
+            created_at=utc_now(),
         )
+    )
     return IssuedKey(principal_id=principal_id, role=role, key_id=key_id, api_key=f"{key_id}.{secret}")
 
 
+def first_key_id(conn: Connection, principal_id: str) -> str | None:
+    """The id of the principal's first key (the one its registration answered)."""
+    row = conn.execute(
+        select(api_keys.c.id)
+        .where(api_keys.c.principal_id == principal_id)
+        .order_by(api_keys.c.created_at, api_keys.c.id)
+        .limit(1)
+    ).first()
+    return None if row is None else str(row.id)
+
+
 def create_key(engine: Engine, role: str, name: str) -> IssuedKey:
-    """A new principal of ``role`` with its first key (``authenticator keys create``)."""
-    return issue_key(engine, create_principal(engine, role, name))
+    """A new principal of ``role`` with its first key (``authenticator keys create``), in one
+    transaction."""
+    with write_tx(engine) as conn:
+        return issue_key_in(conn, insert_principal(conn, role, name))
 
 
 def revoke_key(engine: Engine, key_id: str) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from authenticator.db import write_tx
 from authenticator.store.tables import VERSION_TABLE
 
-APP_HEAD = "0005_model_lifecycle"
+APP_HEAD = "0006_lab_keys_once"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 

@@ -206,8 +206,18 @@ labs = Table(
     Column("public_key", Text, nullable=False),
     Column("keyid", Text, nullable=False),
     Column("created_at", Text, nullable=False),
+    Column("duplicate_of", Text),
 )
-"""Registered labs and their Ed25519 public keys (base64 of the raw 32 bytes)."""
+"""Registered labs and their Ed25519 public keys (base64 of the raw 32 bytes). A public key is
+one lab's (unique index); ``duplicate_of`` names the first lab of a key that an older version
+registered twice (those later labs stay: their certificates name them)."""
+Index(
+    "ux_app_labs_public_key",
+    labs.c.public_key,
+    unique=True,
+    sqlite_where=labs.c.duplicate_of.is_(None),
+    postgresql_where=labs.c.duplicate_of.is_(None),
+)
 
 api_keys = Table(
     "app_api_keys",
