@@ -94,9 +94,16 @@ def lookup(engine: Engine, k: IdempotencyKey) -> Recorded | None:
         return lookup_in(conn, k)
 
 
-def record_in(conn: Connection, k: IdempotencyKey, resource_id: str) -> None:
+def record_in(
+    conn: Connection,
+    k: IdempotencyKey,
+    resource_id: str,
+    *,
+    status_code: int | None = None,
+    response: str | None = None,
+) -> None:
     """Record the key in the append's transaction (a record left by a run of an older version
-    that died before appending is replaced)."""
+    that died before appending is replaced); the answer now when it is known already."""
     conn.execute(delete(idempotency).where(_where(k)))
     conn.execute(
         insert(idempotency).values(
@@ -104,6 +111,8 @@ def record_in(conn: Connection, k: IdempotencyKey, resource_id: str) -> None:
             key=k.key,
             fingerprint=k.fingerprint,
             resource_id=resource_id,
+            status_code=status_code,
+            response=response,
             created_at=utc_now(),
         )
     )
@@ -148,18 +157,8 @@ def record_sealed_in(
     as presented), in the registration's transaction."""
     nonce = os.urandom(12)
     sealed = AESGCM(_sealing_key(caller_key, k)).encrypt(nonce, body.encode("utf-8"), k.fingerprint.encode("utf-8"))
-    conn.execute(delete(idempotency).where(_where(k)))
-    conn.execute(
-        insert(idempotency).values(
-            principal_id=k.principal_id,
-            key=k.key,
-            fingerprint=k.fingerprint,
-            resource_id=resource_id,
-            status_code=status_code,
-            response=SEALED_PREFIX + base64.b64encode(nonce + sealed).decode("ascii"),
-            created_at=utc_now(),
-        )
-    )
+    response = SEALED_PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
+    record_in(conn, k, resource_id, status_code=status_code, response=response)
 
 
 def open_sealed(k: IdempotencyKey, recorded: Recorded, caller_key: str) -> str | None:
