@@ -1,7 +1,8 @@
 """``authenticator serve``: the HTTP API under uvicorn (the app is built by ``api.app.create_app``).
 
 The command lives with the app it serves; the core's command line registers it by an explicit
-import (``authenticator/cli/__init__.py``), the one place where ``authenticator`` depends on ``api``.
+import (``authenticator/cli/__init__.py``), the one place where ``authenticator`` depends on ``api``
+besides ``assess``, which checks a declared product line by the API's own ``ItemCreate``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _preflight() -> Settings:
 
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (each loads the model once).")] = 1,
     db: Annotated[str | None, typer.Option("--db", help="Database URL (default: the data dir's SQLite file).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",

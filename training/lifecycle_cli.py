@@ -1,17 +1,75 @@
 """``python -m training model {dataset,train,evaluate}``: the training side of ``authenticator model``
-(which runs these in a subprocess, so the service's own install never imports torch)."""
+(which runs these in a subprocess, so the service's own install never imports torch).
+
+A wrong input (a file that is not there, a manifest without its columns, a folder without its
+card) ends in one ``error:`` line and exit 2, as the ``authenticator`` command line does, since
+that line is all a person running ``authenticator model`` sees; ``AUTHENTICATOR_TRACEBACK=1``
+shows the traceback."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from training.paths import DEV_MANIFEST, portable
 
 model_app = typer.Typer(help="The model lifecycle's training side (see authenticator model).", no_args_is_help=True)
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _input_errors() -> Iterator[None]:
+    """What a wrong file raises deep in the pipeline (missing, unreadable, not the right kind): one line."""
+    from authenticator.cli._errors import describe
+    from authenticator.errors import AuthenticatorError
+
+    try:
+        yield
+    except (OSError, ValueError, KeyError, AuthenticatorError) as exc:
+        if os.environ.get("AUTHENTICATOR_TRACEBACK") == "1":
+            raise
+        _refuse(describe(exc) if not isinstance(exc, KeyError) else f"missing field {exc}")
+
+
+def _check_manifest(path: Path, option: str, *, photos: bool = True) -> None:
+    """A manifest CSV with ``path`` and ``label`` columns (and, with ``photos``, at least one photo)."""
+    if not path.is_file():
+        _refuse(f"{option} {path}: " + ("not a file" if path.exists() else "no such file"))
+    with _input_errors(), path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "label"} - set(reader.fieldnames or [])
+        if missing:
+            _refuse(f"{option} {path} is not a manifest CSV: no {' or '.join(sorted(missing))} column")
+        if photos and next(reader, None) is None:
+            _refuse(f"{option} {path} lists no photos")
+
+
+def _card_of(candidate: Path) -> Path:
+    """The candidate's card: the file given, or the one ``*.card.json`` in the folder given."""
+    if candidate.is_file():
+        return candidate
+    if not candidate.is_dir():
+        _refuse(f"--candidate {candidate}: no such file or folder")
+    cards = sorted(candidate.glob("*.card.json"))
+    if len(cards) != 1:
+        _refuse(f"--candidate {candidate} holds {len(cards)} model cards (*.card.json), not one")
+    return cards[0]
+
+
+def _check_file(path: Path, option: str, what: str) -> None:
+    if not path.is_file():
+        _refuse(f"{option} {path}: no {what} there")
 
 
 @model_app.command("dataset")
@@ -35,6 +93,9 @@ def dataset_cmd(
     from authenticator.errors import DatasetTooSmall
     from training.lifecycle import build_dataset
 
+    _check_manifest(manifest, "--manifest")
+    if certified is not None:
+        _check_manifest(certified, "--certified", photos=False)
     if certified is None:
         from authenticator.config import Settings
         from authenticator.ledger.log import Ledger
@@ -47,14 +108,15 @@ def dataset_cmd(
         if database_url is not None:
             overrides["database_url"] = database_url
         settings = Settings(**overrides)  # type: ignore[arg-type]
-        with Ledger.from_settings(settings) as ledger:
+        with _input_errors(), Ledger.from_settings(settings) as ledger:
             exported = export_dataset(ledger, BlobStore(settings.blob_dir), out / "certified")
         typer.echo("exported from the log: " + " ".join(f"{k}={v}" for k, v in exported.items()))
         certified = out / "certified" / "manifest.csv"
     try:
-        built = build_dataset(
-            manifest, certified, out, min_items_per_label=min_items, min_certified_items=min_certified
-        )
+        with _input_errors():
+            built = build_dataset(
+                manifest, certified, out, min_items_per_label=min_items, min_certified_items=min_certified
+            )
     except DatasetTooSmall as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
@@ -74,12 +136,17 @@ def train_cmd(
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 2,
 ) -> None:
     """Train a candidate on the dataset's frozen folds by the shipped pipeline's stages."""
+    if recipe not in ("head", "full"):
+        _refuse(f"--recipe {recipe!r}: choose head or full")
+    _check_manifest(dataset / "manifest.csv", "--dataset")
+    _check_file(champion, "--champion", "model card")
     import torch
 
     from training.lifecycle import train_candidate
 
     torch.set_num_threads(threads)
-    card = train_candidate(dataset, champion, out, recipe=recipe, version=version, log=typer.echo)
+    with _input_errors():
+        card = train_candidate(dataset, champion, out, recipe=recipe, version=version, log=typer.echo)
     typer.echo(f"candidate: {card}")
 
 
@@ -94,8 +161,11 @@ def evaluate_cmd(
     """Champion vs candidate on the frozen evaluation split; the promotion rule's verdict."""
     from training.lifecycle import evaluate_candidate
 
-    card = candidate if candidate.suffix == ".json" else next(iter(sorted(candidate.glob("*.card.json"))))
-    report = evaluate_candidate(card, champion, dataset, out, reps=bootstrap, log=typer.echo)
+    card = _card_of(candidate)
+    _check_file(champion, "--champion", "model card")
+    _check_file(dataset / "dataset.json", "--dataset", "dataset (dataset.json, written by `model dataset`)")
+    with _input_errors():
+        report = evaluate_candidate(card, champion, dataset, out, reps=bootstrap, log=typer.echo)
     verdict = "eligible for promotion" if report["promotion"]["eligible"] else "not eligible"
     typer.echo(f"{verdict}; report: {out / 'report.md'}")
     for c in report["promotion"]["checks"]:

@@ -13,13 +13,34 @@ import os
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from authenticator.errors import AuthenticatorError
 
 
+def _validation(exc: ValidationError) -> str:
+    """A setting (``AUTHENTICATOR_…``) or a file's field, and what is wrong with its value."""
+    from authenticator.config import Settings
+
+    prefix = str(Settings.model_config.get("env_prefix", "")) if exc.title == Settings.__name__ else ""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"])
+        name = f"{prefix}{where.upper()}" if prefix and where else where or exc.title
+        value = f" (got {err['input']!r})" if prefix and "input" in err and not isinstance(err["input"], dict) else ""
+        parts.append(f"{name}: {err['msg']}{value}")
+    return ("invalid setting " if prefix else f"invalid {exc.title}: ") + "; ".join(parts)
+
+
 def describe(exc: BaseException) -> str:
     """One line about ``exc`` for a person (the file it concerns first, for file errors)."""
+    return " ".join(_describe(exc).split())  # one line, whatever a message embeds
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return _validation(exc)
     if isinstance(exc, AuthenticatorError):
         return exc.message
     if isinstance(exc, FileNotFoundError):

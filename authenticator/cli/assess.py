@@ -40,10 +40,11 @@ def assess(
         typer.echo("error: give --category, --brand and --model together (the item's product line)", err=True)
         raise typer.Exit(2)
     line = (
-        DeclaredLine(category, brand, model)
-        if category is not None and brand is not None and model is not None
-        else None
+        _declared(category, brand, model) if category is not None and brand is not None and model is not None else None
     )
+    if heatmaps is not None and heatmaps.exists() and not heatmaps.is_dir():
+        typer.echo(f"error: --heatmaps {heatmaps}: not a folder", err=True)
+        raise typer.Exit(2)
     settings = Settings()
     try:
         assessor = Assessor.from_settings(settings)
@@ -75,6 +76,22 @@ def assess(
         typer.echo(json.dumps(doc, indent=2))
     else:
         typer.echo(_summary(result, written))
+
+
+def _declared(category: str, brand: str, model: str) -> DeclaredLine:
+    """The product line as ``POST /v1/items`` takes it: the API's own rules (its ItemCreate), so
+    what the API refuses with 422 (a category it does not know, a blank brand) is refused here."""
+    from pydantic import ValidationError
+
+    from api.schemas import ItemCreate  # the item's contract: one rule for the API and the command line
+
+    try:
+        item = ItemCreate.model_validate({"category": category, "brand": brand, "model": model})
+    except ValidationError as exc:
+        said = "; ".join(f"--{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        typer.echo(f"error: {said}", err=True)
+        raise typer.Exit(2) from None
+    return DeclaredLine(item.category, item.brand, item.model)
 
 
 def _summary(a: Assessment, written: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from authenticator.cli._context import open_context, settings_for
+from authenticator.cli._context import named, open_context, settings_for
 from authenticator.errors import InvalidInput
 from authenticator.store import keys
 from authenticator.text import check_free_text
@@ -40,7 +40,7 @@ def server_database(db: str | None) -> None:
     settings = settings_for(db)
     url = settings.resolved_database_url
     shown = make_url(url).render_as_string(hide_password=True)
-    explicit = db is not None or bool({"data_dir", "database_url"} & settings.model_fields_set)
+    explicit = named(db, settings)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if not path.exists() and not explicit:
@@ -86,7 +86,7 @@ def create(
         typer.echo("error: name must be a text of 1 to 200 characters, not blank", err=True)
         raise typer.Exit(2)
     server_database(db)
-    with open_context(db) as ctx:
+    with open_context(db, create="yes") as ctx:
         issued = keys.create_key(ctx.engine, role, name)
     typer.echo(
         json.dumps(
@@ -104,7 +104,7 @@ def create(
 def list_(db: DbOption = None) -> None:
     """Key ids, roles and owners (never the keys)."""
     server_database(db)
-    with open_context(db) as ctx:
+    with open_context(db, create="yes") as ctx:
         typer.echo(json.dumps(keys.list_keys(ctx.engine), indent=2))
 
 
@@ -112,7 +112,7 @@ def list_(db: DbOption = None) -> None:
 def revoke(key_id: str, db: DbOption = None) -> None:
     """Revoke a key at once."""
     server_database(db)
-    with open_context(db) as ctx:
+    with open_context(db, create="yes") as ctx:
         keys.revoke_key(ctx.engine, key_id)
     typer.echo(f"revoked {key_id}")
 
@@ -122,7 +122,7 @@ def rotate(key_id: str, db: DbOption = None) -> None:
     """Replace a key: a new key for the same principal (its items, labs and certificates stay
     its own), printed once; then the old key is revoked."""
     server_database(db)
-    with open_context(db) as ctx:
+    with open_context(db, create="yes") as ctx:
         owner = next((k for k in keys.list_keys(ctx.engine) if k["key_id"] == key_id and not k["revoked_at"]), None)
         if owner is None:
             typer.echo(f"error: no active key {key_id}", err=True)

@@ -5,6 +5,11 @@ with the operator. ``sign`` builds the certificate payload (RFC 8785 canonical J
 as a DSSE envelope and writes it, or posts it to the API with the lab's API key. ``revoke``
 withdraws a certificate the lab issued (``certificate.revoked``), with the reason buyers read.
 See docs/certificates.md for the format.
+
+When the server refuses (``--url``), the command prints one ``error:`` line with the problem's
+title and detail on stderr: exit 1 for 409 (the log already holds it: a certificate attached or
+revoked before, which a retrying script may take as done), exit 2 for anything else (a wrong
+key, an unknown id, a refused input, a server error), as every command's errors.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
 import typer
@@ -34,14 +39,48 @@ from authenticator.errors import InvalidInput
 from authenticator.services.certificate_payload import check_payload
 from authenticator.text import check_free_text
 
+if TYPE_CHECKING:
+    import httpx
+
 lab_app = typer.Typer(help="Lab tooling: key pairs and signed certificates.", no_args_is_help=True)
+
+
+def _server_answer(response: httpx.Response, ok: tuple[int, ...]) -> None:
+    """The answer on stdout when it is one of ``ok``; else one ``error:`` line from the problem
+    (exit 1 for a 409 conflict with what the log holds, 2 otherwise)."""
+    if response.status_code in ok:
+        typer.echo(response.text)
+        return
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if isinstance(problem, dict) and (problem.get("title") or problem.get("detail")):
+        said = ": ".join(str(problem[k]) for k in ("title", "detail") if problem.get(k))
+    else:
+        said = response.text.strip()[:200] or response.reason_phrase
+    said = " ".join(said.split())
+    typer.echo(f"error: the server answered {response.status_code}: {said}", err=True)
+    raise typer.Exit(1 if response.status_code == 409 else 2)
 
 
 @lab_app.command("keygen")
 def keygen(
     out: Annotated[Path, typer.Option("--out", help="Private key file to create (mode 0600).")] = Path("lab.key"),
 ) -> None:
-    """Create an Ed25519 key pair; prints the public key (base64, raw 32 bytes) to register."""
+    """Create an Ed25519 key pair (OUT and OUT with the suffix .pub); prints the public key (base64,
+    raw 32 bytes) to register. Never overwrites either file."""
+    pub_path = out.with_suffix(".pub")
+    if out.suffix == ".pub" or pub_path == out:  # the public key would overwrite the private one
+        typer.echo(
+            f"error: {out} ends in .pub, the name of the public key written next to the private key; "
+            "name the private key file otherwise (e.g. lab.key)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if pub_path.exists() or pub_path.is_symlink():
+        typer.echo(f"error: {pub_path} exists; refusing to overwrite a public key (choose another --out)", err=True)
+        raise typer.Exit(2)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
     try:
@@ -54,8 +93,8 @@ def keygen(
         f.write(pem)
     public = key.public_key()
     raw = base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode("ascii")
-    pub_path = out.with_suffix(".pub")
-    pub_path.write_text(raw + "\n")
+    with pub_path.open("x") as f:  # exclusive too: never another key's public half
+        f.write(raw + "\n")
     typer.echo(
         json.dumps(
             {"private_key": str(out), "public_key": raw, "public_key_file": str(pub_path), "keyid": keyid_for(public)}
@@ -145,7 +184,10 @@ def sign(
         str | None, typer.Option("--api-key", envvar="AUTHENTICATOR_API_KEY", help="The lab's key.")
     ] = None,
 ) -> None:
-    """Sign a certificate for ITEM_ID as a DSSE envelope; write it, or post it with --url."""
+    """Sign a certificate for ITEM_ID as a DSSE envelope; write it, or post it with --url.
+
+    Exit 1 when the server answers 409 (this certificate is attached already), 2 for any other
+    refusal (wrong key, unknown item, refused input)."""
     if outcome not in ("authentic", "counterfeit"):
         raise typer.BadParameter("outcome must be authentic or counterfeit")
     when = inspection_date or date.today().isoformat()
@@ -172,9 +214,7 @@ def sign(
         headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
         timeout=30.0,
     )
-    typer.echo(response.text)
-    if response.status_code != 201:
-        raise typer.Exit(1)
+    _server_answer(response, (201,))
 
 
 @lab_app.command("revoke")
@@ -192,7 +232,8 @@ def revoke(
     """Revoke a certificate this lab issued: appends `certificate.revoked` with the reason.
 
     The item's badge turns to a warning until a new certificate is attached (issue one with
-    `lab sign`; a certificate attached after the revocation replaces it)."""
+    `lab sign`; a certificate attached after the revocation replaces it). Exit 1 when the server
+    answers 409 (revoked already), 2 for any other refusal (wrong key, unknown certificate)."""
     import uuid
 
     import httpx
@@ -215,6 +256,4 @@ def revoke(
         },
         timeout=30.0,
     )
-    typer.echo(response.text)
-    if response.status_code not in (200, 201):
-        raise typer.Exit(1)
+    _server_answer(response, (200, 201))

@@ -2,8 +2,9 @@
 
 Every command prints JSON (hashes in standard base64) except ``checkpoint`` and ``key``, which
 print the signed note and the verifier key exactly as other tools consume them. The database
-is the settings' one unless ``--db`` names another. Exit codes: 0 sound, 1 the log failed
-verification (the first bad index is named on stderr), 2 any other error.
+is the settings' one unless ``--db`` names another; a database that is not there is an error
+(these commands never start a new log). Exit codes: 0 sound, 1 the log failed verification
+(the first bad index is named on stderr), 2 any other error (an item the log holds nothing of, too).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from authenticator.cli._context import one_line_errors, settings_for
+from authenticator.cli._context import existing_database, one_line_errors
 from authenticator.ledger.log import Ledger, StoredEntry
 
 ledger_app = typer.Typer(help="The append-only provenance ledger.", no_args_is_help=True)
@@ -37,8 +38,9 @@ def _emit(obj: Any) -> None:
 @contextmanager
 def _ledger(db: str | None, *, check_key: bool = True) -> Iterator[Ledger]:
     """Open the ledger; print project errors as one line and exit 2 instead of a traceback."""
+    settings = existing_database(db)
     with one_line_errors():
-        ledger = Ledger.from_settings(settings_for(db), check_key=check_key)
+        ledger = Ledger.from_settings(settings, check_key=check_key)
         try:
             yield ledger
         finally:
@@ -58,7 +60,9 @@ def verify(
     key: Annotated[
         str | None, typer.Option("--key", help="Verifier key to check checkpoints with (default: the log's own).")
     ] = None,
-    workers: Annotated[int | None, typer.Option(help="Processes for the semantic pass (default: CPU count).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes for the semantic pass (default: CPU count).")
+    ] = None,
 ) -> None:
     """Recompute every leaf, subtree hash, checkpoint and item chain; exit 1 at the first bad index."""
     from authenticator.ledger.verify import verify_ledger
@@ -142,6 +146,11 @@ def key(db: DbOption = None) -> None:
 
 @ledger_app.command()
 def history(item: Annotated[str, typer.Argument(help="Item id.")], db: DbOption = None) -> None:
-    """Every entry of ITEM in log order (each one's prev is the previous one's leaf hash)."""
+    """Every entry of ITEM in log order (each one's prev is the previous one's leaf hash); exit 2
+    when the log holds no entry for ITEM (the API answers 404)."""
     with _ledger(db) as ledger:
-        _emit({"item": item, "entries": [_entry_json(e) for e in ledger.history(item)]})
+        entries = [_entry_json(e) for e in ledger.history(item)]
+    if not entries:
+        typer.echo(f"error: the log holds no entry for item {item}", err=True)
+        raise typer.Exit(2)
+    _emit({"item": item, "entries": entries})

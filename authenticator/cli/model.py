@@ -6,7 +6,11 @@ need the ``train`` extra: torch, scikit-learn; the service itself never imports 
 dir: ``<data_dir>/lifecycle/dataset`` and ``<data_dir>/lifecycle/candidates/<version>``.
 
 Exit status: 0 done; 2 refused (a dataset below the minimum, a candidate that fails the promotion
-rule, nothing to roll back to) or a usage error; the training subprocess's status otherwise.
+rule, nothing to roll back to), a usage error, or an input that is not there or not of its kind
+(checked here, before the subprocess starts: one ``error:`` line, as the subprocess says its own);
+the training subprocess's status otherwise. A database that is not there is an error, except
+that ``promote``, ``rollback`` and ``shadow`` (which write) start one where the operator named it
+(``--db``, ``AUTHENTICATOR_DATABASE_URL`` or ``AUTHENTICATOR_DATA_DIR``), as ``keys`` does.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from authenticator.cli._context import open_context, settings_for
+from authenticator.cli._context import existing_database, open_context, settings_for
 from authenticator.config import Settings
 
 model_app = typer.Typer(help="The model lifecycle: dataset, train, evaluate, promote, rollback, shadow.")
@@ -30,6 +34,36 @@ Db = Annotated[str | None, typer.Option("--db", help="Database URL (default: the
 
 def _lifecycle_dir(settings: Settings) -> Path:
     return settings.data_dir / "lifecycle"
+
+
+def _refuse(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _check_folder(path: Path, option: str, holding: str, made_by: str) -> None:
+    """``path`` is a folder holding ``holding`` (the file ``made_by`` writes there)."""
+    if not path.exists():
+        _refuse(f"{option} {path}: no such folder")
+    if not path.is_dir():
+        _refuse(f"{option} {path}: not a folder")
+    if not (path / holding).is_file():
+        _refuse(f"{option} {path} holds no {holding}: give the folder `{made_by}` wrote")
+
+
+def _check_candidate(candidate: Path) -> None:
+    """A candidate folder holding one model card (``*.card.json``), or that card."""
+    if candidate.is_dir():
+        cards = sorted(candidate.glob("*.card.json"))
+        if len(cards) != 1:
+            _refuse(
+                f"{candidate} holds {len(cards)} model cards (*.card.json), not one: give the candidate folder "
+                "`authenticator model train` wrote, or its card"
+            )
+    elif not candidate.exists():
+        _refuse(f"{candidate}: no such file or folder")
+    elif not candidate.name.endswith(".json"):
+        _refuse(f"{candidate} is not a model card (*.card.json) nor a candidate folder")
 
 
 def _training(args: list[str], settings: Settings) -> None:
@@ -60,7 +94,9 @@ def dataset(
     """Development photos + lab-certified items from the log (latest unrevoked certificate; erased
     photos left out) -> training manifest (frozen folds) + held-back evaluation slice, with counts
     per category, label and lab. Refuses (exit 2) below the minimum."""
-    settings = settings_for(db)
+    if manifest is not None and not manifest.is_file():
+        _refuse(f"--manifest {manifest}: " + ("not a file" if manifest.exists() else "no such file"))
+    settings = existing_database(db)  # the certified items come from the server's log
     target = out or _lifecycle_dir(settings) / "dataset"
     args = ["dataset", "--out", str(target), "--min-items", str(min_items), "--min-certified", str(min_certified)]
     if manifest is not None:
@@ -81,9 +117,12 @@ def train(
 ) -> None:
     """Train a candidate (ONNX + card + bank) on the dataset, by the pipeline of make weights."""
     settings = settings_for(db)
+    if recipe not in ("head", "full"):
+        _refuse(f"--recipe {recipe!r}: choose head or full")
     version = version or datetime.now(UTC).strftime("%Y.%m.%d-%H%M%S")
     target = out or _lifecycle_dir(settings) / "candidates" / version
     source = dataset or _lifecycle_dir(settings) / "dataset"
+    _check_folder(source, "--dataset", "manifest.csv", "authenticator model dataset")
     champion = _serving_card(db)
     _training(
         [
@@ -113,6 +152,9 @@ def evaluate(
     """Champion (the serving model) vs CANDIDATE on the frozen evaluation split: false-pass,
     coverage, AUROC per source and category with 95% intervals; report.md, report.json, plots."""
     settings = settings_for(db)
+    _check_candidate(candidate)
+    source = dataset or _lifecycle_dir(settings) / "dataset"
+    _check_folder(source, "--dataset", "dataset.json", "authenticator model dataset")
     folder = candidate if candidate.is_dir() else candidate.parent
     _training(
         [
@@ -122,7 +164,7 @@ def evaluate(
             "--champion",
             str(_serving_card(db)),
             "--dataset",
-            str(dataset or _lifecycle_dir(settings) / "dataset"),
+            str(source),
             "--out",
             str(out or folder / "evaluation"),
         ],
@@ -141,8 +183,9 @@ def promote(
     lower): appends model.promoted; running servers switch before their next assessment."""
     from authenticator.services.lifecycle import promote as run
 
+    _check_candidate(candidate)
     folder = candidate if candidate.is_dir() else candidate.parent
-    with open_context(db) as ctx:
+    with open_context(db, create="if_named") as ctx:
         done = run(ctx, candidate, evaluation or folder / "evaluation")
     typer.echo(json.dumps(done.model_dump(exclude={"checks"}), indent=2))
 
@@ -152,7 +195,7 @@ def rollback(db: Db = None) -> None:
     """Serve again the model the serving one replaced (model.promoted, action rollback)."""
     from authenticator.services.lifecycle import rollback as run
 
-    with open_context(db) as ctx:
+    with open_context(db, create="if_named") as ctx:
         typer.echo(json.dumps(run(ctx).model_dump(), indent=2))
 
 
@@ -167,7 +210,9 @@ def shadow(
     GET /v1/models/{sha256}/shadow."""
     from authenticator.services.lifecycle import start_shadow, stop_shadow
 
-    with open_context(db) as ctx:
+    if not stop:
+        _check_candidate(Path(candidate))
+    with open_context(db, create="if_named") as ctx:
         if stop:
             done = stop_shadow(ctx, candidate)
         else:

@@ -11,6 +11,8 @@ from authenticator.cli._context import open_context, settings_for
 
 photos_app = typer.Typer(help="Photos in the blob store: retention.", no_args_is_help=True)
 DbOption = Annotated[str | None, typer.Option("--db", help="Database URL (default: the settings').")]
+MAX_RETENTION_DAYS = 36_525
+"""A hundred years: a cutoff further back than that is a typo (and past year 1 it cannot be computed)."""
 
 
 @photos_app.command("purge")
@@ -20,6 +22,7 @@ def purge(
         typer.Option(
             "--older-than-days",
             min=0,
+            max=MAX_RETENTION_DAYS,
             help="Erase photos recorded more than N days ago (default: AUTHENTICATOR_PHOTO_RETENTION_DAYS).",
         ),
     ] = None,
@@ -32,6 +35,11 @@ def purge(
     if days is None:
         typer.echo(
             "error: no retention period: pass --older-than-days N or set AUTHENTICATOR_PHOTO_RETENTION_DAYS", err=True
+        )
+        raise typer.Exit(2)
+    if days > MAX_RETENTION_DAYS:  # the setting's value; the option has its own range
+        typer.echo(
+            f"error: AUTHENTICATOR_PHOTO_RETENTION_DAYS: at most {MAX_RETENTION_DAYS} days (got {days})", err=True
         )
         raise typer.Exit(2)
     from authenticator.services.erasure import purge_older_than

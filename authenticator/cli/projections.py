@@ -1,4 +1,7 @@
-"""``authenticator projections``: rebuild the query tables from the log and the blob store."""
+"""``authenticator projections``: rebuild the query tables from the log and the blob store.
+
+Both commands work on the server's existing database: one that is not there is an error, not a
+new, empty one that would report "applied 0 of 0"."""
 
 from __future__ import annotations
 

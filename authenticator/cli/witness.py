@@ -16,6 +16,14 @@ import typer
 from authenticator.cli._context import one_line_errors
 from authenticator.witness.witness import open_witness
 
+
+def _folder(data_dir: Path) -> None:
+    """Refuse a --data-dir that is a file, saying so (mkdir would only say "File exists")."""
+    if data_dir.exists() and not data_dir.is_dir():
+        typer.echo(f"error: --data-dir {data_dir}: not a folder", err=True)
+        raise typer.Exit(2)
+
+
 witness_app = typer.Typer(help="An independent witness that cosigns the log's checkpoints.", no_args_is_help=True)
 
 NameOption = Annotated[
@@ -55,6 +63,7 @@ def key(
     from authenticator.ledger.cosignature import CosignatureSigner
     from authenticator.witness.witness import KEY_FILE
 
+    _folder(data_dir)
     with one_line_errors():
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         signer = CosignatureSigner(name, load_or_create_ed25519_key(data_dir / KEY_FILE, "witness key"))
@@ -67,7 +76,7 @@ def serve(
     log: LogOption,
     data_dir: DataDirOption = Path("./witness-data"),
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8381,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8381,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve POST /add-checkpoint: cosign each checkpoint consistent with the last one cosigned."""
@@ -75,6 +84,7 @@ def serve(
 
     from authenticator.witness.asgi import WitnessApp
 
+    _folder(data_dir)
     with one_line_errors():
         witness = open_witness(data_dir, name, [k for entry in log for k in entry.split()])
     typer.echo(f"witness {name}: verifier key {witness.signer.verifier_key}", err=True)
