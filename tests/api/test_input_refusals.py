@@ -170,7 +170,9 @@ def _one_error_line(res: Any) -> str:
         "",
         "log+zz+AQ==",
         "authenticator.local/log+01020304+AQ" + "A" * 42 + "=",  # a key hash that is not this key's
-        CosignatureSigner("witness.example/w", Ed25519PrivateKey.generate()).verifier_key,  # not a log key
+        CosignatureSigner(
+            "witness.example/w", Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+        ).verifier_key,  # not a log key
     ],
 )
 def test_trace_verify_with_an_unusable_key_is_a_usage_error(saved_trace: tuple[str, str], key: str) -> None:
