@@ -65,8 +65,16 @@ def verify(
     ] = None,
 ) -> None:
     """Recompute every leaf, subtree hash, checkpoint and item chain; exit 1 at the first bad index."""
+    from authenticator.errors import CheckpointError
+    from authenticator.ledger.note import NoteVerifier
     from authenticator.ledger.verify import verify_ledger
 
+    if key is not None:  # a key that is no key is a usage error, not a log that fails to verify
+        try:
+            NoteVerifier.from_verifier_key(key.strip())
+        except CheckpointError as exc:
+            typer.echo(f"error: --key is not a log verifier key (NAME+HASH+BASE64): {exc.message}", err=True)
+            raise typer.Exit(2) from exc
     with _ledger(db, check_key=False) as ledger:
         report = verify_ledger(ledger, semantic=not hashes_only, workers=workers, verifier_key=key)
     _emit(report.to_dict())

@@ -93,11 +93,15 @@ def _load(source: str, since: int | None) -> dict[str, Any]:
     return data
 
 
-def _old_size(note: str) -> int | None:
+def _old_size(note: str) -> int:
+    """The tree size of a checkpoint note given with --checkpoint; a file that is not one is a
+    usage error (exit 2), not a trace that failed to verify."""
     try:
         return Checkpoint.parse(note.split("\n\n", 1)[0] + "\n").size
-    except Exception:
-        return None
+    except (CheckpointError, ValueError) as exc:
+        reason = exc.message if isinstance(exc, CheckpointError) else str(exc)
+        typer.echo(f"error: --checkpoint is not a signed checkpoint note: {reason}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @trace_app.command("verify")
@@ -160,7 +164,8 @@ def verify(
         typer.echo(f"error: cannot read the checkpoint {checkpoint}: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
-        trace = _load(source, _old_size(old_note) if old_note else None)
+        since = _old_size(old_note) if old_note is not None else None
+        trace = _load(source, since)
     except OSError as exc:
         typer.echo(f"error: cannot read the trace: {exc.strerror or exc}: {source}", err=True)
         raise typer.Exit(2) from exc

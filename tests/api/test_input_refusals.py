@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from authenticator.cli import app as cli_app
+from authenticator.config import Settings
 from authenticator.ledger.checkpoint import CheckpointSigner
 from authenticator.ledger.cosignature import CosignatureSigner
 from authenticator.text import BLANK_CHARACTERS, is_blank
@@ -198,3 +199,23 @@ def test_trace_verify_with_another_logs_key_is_a_verification_failure(
     res = CliRunner().invoke(cli_app, ["trace", "verify", path, "--key", other])
     assert res.exit_code == 1, (res.stdout, res.stderr)
     assert "FAIL" in res.stdout and "trace NOT verified" in res.stdout
+
+
+def test_trace_verify_with_a_checkpoint_file_that_is_no_checkpoint_is_a_usage_error(
+    saved_trace: tuple[str, str], tmp_path: Path
+) -> None:
+    path, log_key = saved_trace
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes about this item\n")
+    res = CliRunner().invoke(cli_app, ["trace", "verify", path, "--key", log_key, "--checkpoint", str(notes)])
+    assert _one_error_line(res).startswith("error: --checkpoint "), res.stderr
+
+
+def test_ledger_verify_with_an_unusable_key_is_a_usage_error(client: TestClient, api_settings: Settings) -> None:
+    db = api_settings.resolved_database_url
+    env = {"AUTHENTICATOR_DATA_DIR": str(api_settings.data_dir)}  # the deployment's, not ./data
+    res = CliRunner(env=env).invoke(cli_app, ["ledger", "verify", "--db", db, "--key", "garbage"])
+    assert _one_error_line(res).startswith("error: --key "), res.stderr
+    log_key = str(client.get("/v1/log/key").json()["verifier_key"])
+    ok = CliRunner(env=env).invoke(cli_app, ["ledger", "verify", "--db", db, "--key", log_key, "--hashes-only"])
+    assert ok.exit_code == 0, (ok.stdout, ok.stderr)
