@@ -24,8 +24,10 @@ model_app = typer.Typer(help="The model lifecycle's training side (see authentic
 
 
 def _refuse(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    """The CLI's usage error; imported when needed, so that a training run does not load the CLI."""
+    from authenticator.cli._errors import refuse
+
+    refuse(message)
 
 
 @contextmanager

@@ -10,13 +10,19 @@ shows the traceback for a bug report.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from authenticator.errors import AuthenticatorError
+
+
+def refuse(message: str) -> NoReturn:
+    """A usage error: one ``error:`` line on stderr, exit 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
 
 
 def _validation(exc: ValidationError) -> str:

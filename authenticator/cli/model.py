@@ -20,11 +20,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from authenticator.cli._context import existing_database, open_context, settings_for
+from authenticator.cli._errors import refuse as _refuse
 from authenticator.config import Settings
 
 model_app = typer.Typer(help="The model lifecycle: dataset, train, evaluate, promote, rollback, shadow.")
@@ -34,11 +35,6 @@ Db = Annotated[str | None, typer.Option("--db", help="Database URL (default: the
 
 def _lifecycle_dir(settings: Settings) -> Path:
     return settings.data_dir / "lifecycle"
-
-
-def _refuse(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
 
 
 def _check_folder(path: Path, option: str, holding: str, made_by: str) -> None:
